@@ -1,0 +1,284 @@
+//! The job files sink: turns one job's events into its directory — `events.jsonl` (line by
+//! line, flushed), `job.log`, `artifacts/state_history.jsonl`, and at the end the state
+//! snapshots, `results.json` and the final `job_meta.json` (each written atomically).
+//!
+//! `job_meta.json` is written last, so a job whose meta says `ok` has all its files.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::sync::Mutex;
+
+use serde_json::{Value as Json, json};
+
+use super::atomic::{write_atomic, write_json};
+use super::layout::{JobDir, RunDir, StateKind};
+use super::yaml_out::to_yaml;
+use crate::config::model::Kwargs;
+use crate::events::{Event, EventKind, EventSink, JobOutcome, SinkError, StepRecord};
+use crate::llm::LlmInfo;
+use crate::matrix::Job;
+use crate::registry::Registry;
+use crate::results::row::{ResultRow, RowContext};
+
+/// Per-job state while the job runs.
+struct Open {
+    events: BufWriter<File>,
+    log: BufWriter<File>,
+    history_file: BufWriter<File>,
+    history: Vec<StepRecord>,
+    llm: LlmInfo,
+    started_at: String,
+}
+
+/// Writes every job's directory from its events.
+pub struct JobFilesSink {
+    run_dir: RunDir,
+    run_id: String,
+    mode: String,
+    registry: Registry,
+    open: Mutex<HashMap<String, Open>>,
+}
+
+impl JobFilesSink {
+    /// A sink writing under `run_dir`.
+    pub fn new(run_dir: RunDir, run_id: &str, mode: &str, registry: Registry) -> Self {
+        Self {
+            run_dir,
+            run_id: run_id.to_string(),
+            mode: mode.to_string(),
+            registry,
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn start(&self, job: &Job, event: &Event, llm: &LlmInfo) -> Result<Open, SinkError> {
+        let dir = self.run_dir.job(&job.job_id);
+        let io = |what: &str, path: &std::path::Path| {
+            let what = what.to_string();
+            let path = path.display().to_string();
+            move |e| SinkError::io(format!("{what} `{path}`"), e)
+        };
+        std::fs::create_dir_all(dir.artifacts_dir())
+            .map_err(io("cannot create", &dir.artifacts_dir()))?;
+        write_json(
+            &dir.job_meta(),
+            &job_meta(job, "running", None, llm, &event.ts, None),
+        )
+        .map_err(io("cannot write", &dir.job_meta()))?;
+        let create = |p: std::path::PathBuf| {
+            File::create(&p)
+                .map(BufWriter::new)
+                .map_err(io("cannot create", &p))
+        };
+        Ok(Open {
+            events: create(dir.events_jsonl())?,
+            log: create(dir.job_log())?,
+            history_file: create(dir.state_history())?,
+            history: Vec::new(),
+            llm: llm.clone(),
+            started_at: event.ts.clone(),
+        })
+    }
+
+    fn finish(
+        &self,
+        job: &Job,
+        event: &Event,
+        outcome: &JobOutcome,
+        open: Open,
+    ) -> Result<(), SinkError> {
+        let dir = self.run_dir.job(&job.job_id);
+        let io = |path: &std::path::Path| {
+            let path = path.display().to_string();
+            move |e| SinkError::io(format!("cannot write `{path}`"), e)
+        };
+        for mut w in [open.events, open.log, open.history_file] {
+            w.flush().map_err(io(dir.root()))?;
+            w.get_ref().sync_all().map_err(io(dir.root()))?;
+        }
+        let states = [
+            (StateKind::Initial, &outcome.initial_params),
+            (StateKind::Best, &outcome.best_params),
+            (StateKind::Final, &outcome.final_params),
+        ];
+        for (kind, params) in states {
+            if let Some(params) = params {
+                let state = state_json(params);
+                write_json(&dir.state_json(kind), &state).map_err(io(&dir.state_json(kind)))?;
+                write_atomic(&dir.state_yaml(kind), to_yaml(&state).as_bytes())
+                    .map_err(io(&dir.state_yaml(kind)))?;
+            }
+        }
+        let row = ResultRow::new(job, outcome, &self.row_context(job, &open.llm, &dir));
+        let mut results = serde_json::to_value(&row).unwrap_or(Json::Null);
+        results["history"] = serde_json::to_value(&open.history).unwrap_or(Json::Null);
+        write_json(&dir.results_json(), &results).map_err(io(&dir.results_json()))?;
+        let meta = job_meta(
+            job,
+            outcome.status.as_str(),
+            Some(outcome),
+            &open.llm,
+            &open.started_at,
+            Some(&event.ts),
+        );
+        write_json(&dir.job_meta(), &meta).map_err(io(&dir.job_meta()))
+    }
+
+    fn row_context<'a>(&'a self, job: &Job, llm: &'a LlmInfo, dir: &'a JobDir) -> RowContext<'a> {
+        let task = self.registry.task(&job.task_id);
+        let mut optimizer_kwargs = Kwargs::new();
+        if let Some(t) = &task {
+            optimizer_kwargs.insert("objective".into(), json!(t.manifest.objective));
+            optimizer_kwargs.insert("memory_size".into(), json!(t.manifest.memory_size));
+        }
+        optimizer_kwargs.extend(job.resolved.optimizer_kwargs.clone());
+        optimizer_kwargs.insert(
+            "llm".into(),
+            json!({"provider": llm.provider, "model": llm.model}),
+        );
+        RowContext {
+            run_id: &self.run_id,
+            mode: &self.mode,
+            llm,
+            job_dir: dir,
+            optimizer_kwargs,
+            guide: task.map_or_else(String::new, |t| {
+                format!("builtin:{}", t.manifest.evaluator.name)
+            }),
+        }
+    }
+}
+
+impl EventSink for JobFilesSink {
+    fn on_event(&self, job: &Job, event: &Event) -> Result<(), SinkError> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let EventKind::JobStarted { llm, .. } = &event.kind {
+            let state = self.start(job, event, llm)?;
+            open.insert(job.job_id.clone(), state);
+        }
+        let Some(state) = open.get_mut(&job.job_id) else {
+            return Ok(());
+        };
+        let path = self.run_dir.job(&job.job_id).root().display().to_string();
+        let io = |e| SinkError::io(format!("cannot append to job files in `{path}`"), e);
+        let line = serde_json::to_string(event).unwrap_or_default();
+        writeln!(state.events, "{line}").map_err(io)?;
+        state.events.flush().map_err(io)?;
+        if let Some(text) = log_line(event) {
+            writeln!(state.log, "[{:>9.3}s] {text}", event.elapsed_s).map_err(io)?;
+        }
+        match &event.kind {
+            EventKind::Step(step) => {
+                let line = json!({"step": step.step, "score": step.best_score, "score_train": step.score_train, "params": step.best_params});
+                writeln!(state.history_file, "{line}").map_err(io)?;
+                state.history_file.flush().map_err(io)?;
+                state.history.push(step.clone());
+            }
+            EventKind::JobFinished(outcome) => {
+                let state = open.remove(&job.job_id).expect("present");
+                drop(open);
+                self.finish(job, event, outcome, state)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// A state snapshot file: the parameter values in declaration order.
+fn state_json(params: &Kwargs) -> Json {
+    let parameters: Vec<Json> = params
+        .iter()
+        .enumerate()
+        .map(|(i, (name, value))| json!({"index": i, "name": name, "value": value}))
+        .collect();
+    json!({"kind": "Parameters", "parameters": parameters})
+}
+
+/// `job_meta.json`: identity, resolved kwargs, status, error, LLM info.
+fn job_meta(
+    job: &Job,
+    status: &str,
+    outcome: Option<&JobOutcome>,
+    llm: &LlmInfo,
+    started_at: &str,
+    finished_at: Option<&str>,
+) -> Json {
+    let r = &job.resolved;
+    json!({
+        "job_id": job.job_id,
+        "job_index": job.index,
+        "task_id": job.task_id,
+        "suite": job.suite,
+        "trainer_id": job.trainer_id,
+        "seed": job.seed,
+        "status": status,
+        "error_kind": outcome.and_then(|o| o.error_kind.clone()),
+        "error": outcome.and_then(|o| o.error.clone()),
+        "raw_params": job.raw_params,
+        "variant_index": job.variant_index,
+        "resolved_optimizer": outcome.and_then(|o| o.resolved_optimizer.clone()),
+        "resolved_trainer_kwargs": r.trainer_kwargs,
+        "optimizer": r.optimizer,
+        "optimizer_kwargs": r.optimizer_kwargs,
+        "guide": r.guide,
+        "guide_kwargs": r.guide_kwargs,
+        "logger": r.logger,
+        "logger_kwargs": r.logger_kwargs,
+        "eval_kwargs": r.eval_kwargs,
+        "feedback": outcome.map(|o| o.feedback.clone()).unwrap_or_default(),
+        "llm": {"llm_provider": llm.provider, "llm_model": llm.model, "llm_base_url": llm.base_url, "stub": llm.stub},
+        "started_at": started_at,
+        "finished_at": finished_at,
+    })
+}
+
+/// The human line of an event in `job.log`.
+fn log_line(event: &Event) -> Option<String> {
+    let f = |x: Option<f64>| x.map_or_else(|| "-".to_string(), |v| format!("{v:.6}"));
+    Some(match &event.kind {
+        EventKind::JobStarted {
+            task_id,
+            trainer_id,
+            seed,
+            mode,
+            llm,
+            ..
+        } => {
+            format!(
+                "job started: {task_id} x {trainer_id} (seed {seed}, mode {mode}, llm {}/{})",
+                llm.provider, llm.model
+            )
+        }
+        EventKind::Step(s) => format!(
+            "step {}: train {} val {} best {} ({} candidates, {} evals, {} llm calls, {:.3}s)",
+            s.step,
+            f(s.score_train),
+            f(s.score_val),
+            f(s.best_score),
+            s.candidates,
+            s.evaluator_calls,
+            s.llm_calls,
+            s.step_seconds
+        ),
+        EventKind::Warning { step, message } => match step {
+            Some(s) => format!("warning (step {s}): {message}"),
+            None => format!("warning: {message}"),
+        },
+        EventKind::JobFinished(o) => format!(
+            "job finished: {} score_val {} (initial {}, final {}){}",
+            o.status.as_str(),
+            f(o.score_val),
+            f(o.score_val_initial),
+            f(o.score_val_final),
+            o.error
+                .as_ref()
+                .map(|e| format!("; {e}"))
+                .unwrap_or_default()
+        ),
+        EventKind::Candidate { .. } | EventKind::Eval { .. } | EventKind::LlmCall { .. } => {
+            return None;
+        }
+    })
+}

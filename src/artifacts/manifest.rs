@@ -1,0 +1,54 @@
+//! `meta/manifest.json`: the plan of a run (every job with its identity) and, once the
+//! run ends, each job's status. Single jobs of a planned run directory can be executed
+//! from it alone.
+
+use serde::{Deserialize, Serialize};
+
+use crate::matrix::Job;
+
+/// Status of a job in the manifest (job statuses plus the run-level ones).
+pub mod status {
+    /// Planned, not yet run.
+    pub const PENDING: &str = "pending";
+    /// Skipped by resume: its earlier result is kept.
+    pub const REUSED: &str = "reused";
+    /// Never started (fail-fast, resume filter, ...).
+    pub const NOT_EXECUTED: &str = "not_executed";
+}
+
+/// One job entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ManifestJob {
+    /// Identity and kwargs.
+    #[serde(flatten)]
+    pub job: Job,
+    /// `pending`, a job status (`ok`, `failed`, ...), `reused` or `not_executed`.
+    pub status: String,
+    /// Why, for anything but `ok`/`pending`.
+    pub reason: Option<String>,
+}
+
+/// The whole manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Run id (the directory name).
+    pub run_id: String,
+    /// `trace-bench`.
+    pub tool: String,
+    /// Version of the tool that planned the run.
+    pub tool_version: String,
+    /// SHA-256 of the canonical config snapshot (resume compares it).
+    pub config_hash: String,
+    /// `stub` or `real`.
+    pub mode: String,
+    /// Config tags.
+    pub tags: Vec<String>,
+    /// When the run was planned.
+    pub created_at: String,
+    /// When this file was written.
+    pub generated_at: String,
+    /// When the last invocation finished executing (absent while running).
+    pub finished_at: Option<String>,
+    /// Every planned job in matrix order.
+    pub jobs: Vec<ManifestJob>,
+}

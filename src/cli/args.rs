@@ -1,0 +1,146 @@
+//! Command-line definitions (clap derive). Flag names and aliases follow the Python
+//! reference so its invocations keep working.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const EXIT_CODES: &str = "Exit codes: 0 all jobs ok (or nothing wrong found), 1 some job failed or validation found errors, 2 usage, config or I/O error, 130 cancelled by the user.";
+
+/// Benchmark LLM-as-optimizer algorithms: a YAML config names tasks, trainers with
+/// hyper-parameter variants, and seeds; trace-bench runs the matrix and writes a
+/// canonical run directory.
+#[derive(Debug, Parser)]
+#[command(name = "trace-bench", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List task ids, one per line, grouped by suite.
+    ListTasks(ListTasksArgs),
+    /// List trainers as `id<TAB>available`, sorted by id.
+    ListTrainers(ListTrainersArgs),
+    /// Load, expand and check a config without running it.
+    Validate(ValidateArgs),
+    /// Run a matrix (with no --config: the embedded smoke matrix, stub mode).
+    Run(RunArgs),
+    /// Rebuild results.csv, iterations.csv, summary.json and leaderboard.csv of a run directory.
+    Report(ReportArgs),
+}
+
+/// `list-tasks`
+#[derive(Debug, Args)]
+pub struct ListTasksArgs {
+    /// Only these suites, comma- or `+`-separated (llm4ad, trace_examples, internal, veribench, hf, terminal_bench).
+    #[arg(long, visible_alias = "dataset-name")]
+    pub bench: Option<String>,
+    /// Print JSON with description, parameters and evaluator kind.
+    #[arg(long)]
+    pub json: bool,
+    /// Accepted for compatibility with the Python reference (LLM4AD task root); unused.
+    #[arg(long, hide = true)]
+    pub root: Option<PathBuf>,
+}
+
+/// `list-trainers`
+#[derive(Debug, Args)]
+pub struct ListTrainersArgs {
+    /// Print JSON with every knob, its default and meaning.
+    #[arg(long)]
+    pub json: bool,
+    /// Include unavailable trainers (all built-in trainers are available).
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// Options shared by commands that read a config.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Override a config value: `key.path=value` (value read as YAML; repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// Directory for run directories (overrides `runs_dir`).
+    #[arg(long, visible_alias = "output-dir", value_name = "DIR")]
+    pub runs_dir: Option<String>,
+}
+
+/// `validate`
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The config file (YAML or JSON).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Unknown keys and knobs become errors; check task parameters; write the would-be meta/manifest.json.
+    #[arg(long)]
+    pub strict: bool,
+    /// Only check tasks of these suites.
+    #[arg(long, visible_alias = "dataset-name")]
+    pub bench: Option<String>,
+    #[command(flatten)]
+    pub config_args: ConfigArgs,
+}
+
+/// Resume policies.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ResumeArg {
+    /// Skip jobs already ok or skipped.
+    Auto,
+    /// Rerun only failed jobs.
+    Failed,
+    /// Rerun everything.
+    None,
+}
+
+/// `run`
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The config file (YAML or JSON); without it the embedded smoke matrix runs.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub config_args: ConfigArgs,
+    /// Fixed run directory name (needed to resume a run).
+    #[arg(long)]
+    pub run_id: Option<String>,
+    /// Jobs in flight.
+    #[arg(long, visible_alias = "n-concurrent")]
+    pub max_workers: Option<usize>,
+    /// Which jobs of an existing run directory run again.
+    #[arg(long, value_enum)]
+    pub resume: Option<ResumeArg>,
+    /// Rerun every job (same as `--resume none`).
+    #[arg(long)]
+    pub force: bool,
+    /// Hard per-job time limit in seconds (recorded; enforcement arrives with the runner robustness work).
+    #[arg(long)]
+    pub job_timeout: Option<f64>,
+    /// Stop starting jobs after the first failure.
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Unknown keys and knobs are errors.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+/// `report`
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The run directory (`<runs_dir>/<run_id>`).
+    pub run_dir: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,95 @@
+//! `list-tasks` and `list-trainers`: the reference's plain output, `--json` for detail.
+
+use serde_json::json;
+
+use super::args::{ListTasksArgs, ListTrainersArgs};
+use super::exit::{CliError, OK};
+use crate::registry::{Registry, UNIVERSAL_KNOBS, parse_bench_selector};
+
+/// Print the task ids (or JSON details).
+pub fn list_tasks(args: &ListTasksArgs, registry: &Registry) -> Result<u8, CliError> {
+    let suites = match &args.bench {
+        Some(sel) => {
+            Some(parse_bench_selector(sel).map_err(|e| CliError::usage(format!("error: {e}")))?)
+        }
+        None => None,
+    };
+    let tasks: Vec<_> = registry
+        .tasks()
+        .iter()
+        .filter(|t| {
+            suites
+                .as_ref()
+                .is_none_or(|s| s.iter().any(|x| x == t.manifest.suite()))
+        })
+        .collect();
+    if args.json {
+        let items: Vec<_> = tasks
+            .iter()
+            .map(|t| {
+                let m = &t.manifest;
+                json!({
+                    "id": m.id,
+                    "suite": m.suite(),
+                    "description": m.description,
+                    "objective": m.objective,
+                    "evaluator_kind": m.evaluator.kind,
+                    "evaluator": m.evaluator.name,
+                    "parameters": m.parameters,
+                    "splits": {"train": m.splits.train.len(), "validation": m.splits.validation.len(), "test": m.splits.test.len()},
+                    "trainable": t.has_trainable_params(),
+                    "available": m.skip_reason.is_none(),
+                    "skip_reason": m.skip_reason,
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&items).unwrap_or_default()
+        );
+    } else {
+        for t in tasks {
+            println!("{}", t.id());
+        }
+    }
+    Ok(OK)
+}
+
+/// Print the trainers (or JSON details with every knob).
+pub fn list_trainers(args: &ListTrainersArgs, registry: &Registry) -> Result<u8, CliError> {
+    if args.json {
+        let universal: Vec<_> = UNIVERSAL_KNOBS
+            .iter()
+            .map(|(n, h)| json!({"name": n, "default": null, "help": h}))
+            .collect();
+        let items: Vec<_> = registry
+            .trainers()
+            .iter()
+            .map(|t| {
+                let mut knobs = serde_json::to_value(&t.knobs).unwrap_or_default();
+                if let Some(list) = knobs.as_array_mut() {
+                    list.extend(universal.iter().cloned());
+                }
+                json!({
+                    "id": t.id,
+                    "available": true,
+                    "description": t.description,
+                    "loop": t.loop_kind,
+                    "loop_note": t.loop_note,
+                    "defaults": t.defaults,
+                    "aliases": t.aliases,
+                    "knobs": knobs,
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&items).unwrap_or_default()
+        );
+    } else {
+        for t in registry.trainers() {
+            println!("{}\tavailable", t.id);
+        }
+    }
+    Ok(OK)
+}

@@ -1,0 +1,28 @@
+//! `report RUN_DIR`: rebuild the run-level files from the job directories.
+
+use super::args::ReportArgs;
+use super::exit::{CliError, OK};
+use crate::artifacts::layout::RunDir;
+use crate::results::write_run_files;
+
+/// Rebuild and print where the files are.
+pub fn report(args: &ReportArgs) -> Result<u8, CliError> {
+    let run_dir = RunDir::at(&args.run_dir);
+    if !run_dir.manifest().is_file() {
+        return Err(CliError::usage(format!(
+            "error: `{}` is not a run directory (no meta/manifest.json)\n  = hint: pass `<runs_dir>/<run_id>`",
+            args.run_dir.display()
+        )));
+    }
+    let summary = write_run_files(&run_dir).map_err(|e| CliError::usage(format!("error: {e}")))?;
+    println!("Rebuilt from {} job result(s):", summary.rows());
+    for p in [
+        run_dir.results_csv(),
+        run_dir.iterations_csv(),
+        run_dir.summary_json(),
+        run_dir.leaderboard_csv(),
+    ] {
+        println!("  {}", p.display());
+    }
+    Ok(OK)
+}

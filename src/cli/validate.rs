@@ -1,0 +1,113 @@
+//! `validate`: load, expand and check a config without running it (DESIGN §3.4).
+
+use std::time::SystemTime;
+
+use super::args::ValidateArgs;
+use super::exit::{CliError, FAILURES, OK};
+use super::{git_commit, load_source};
+use crate::artifacts::atomic::write_json;
+use crate::artifacts::manifest::status;
+use crate::config::Severity;
+use crate::registry::{Registry, parse_bench_selector};
+use crate::runner::{CliOverrides, Plan, prepare};
+
+/// Check a config; print every problem and every job; exit 1 on any error.
+pub fn validate(args: &ValidateArgs, registry: &Registry) -> Result<u8, CliError> {
+    let source = load_source(Some(&args.config))?;
+    let suites = match &args.bench {
+        Some(sel) => {
+            Some(parse_bench_selector(sel).map_err(|e| CliError::usage(format!("error: {e}")))?)
+        }
+        None => None,
+    };
+    let cli = CliOverrides {
+        runs_dir: args.config_args.runs_dir.clone(),
+        ..CliOverrides::default()
+    };
+    let prepared = prepare(&source, &args.config_args.sets, &cli, args.strict, registry);
+    eprint!("{}", prepared.diagnostics.render());
+    let mut errors = prepared.diagnostics.error_count();
+    let Some(config) = &prepared.config else {
+        println!("[FAIL] config: {}", source.name);
+        return Ok(FAILURES);
+    };
+    for task in &config.tasks {
+        if suites
+            .as_ref()
+            .is_some_and(|s| !s.iter().any(|x| x == crate::task::manifest_suite(&task.id)))
+        {
+            continue;
+        }
+        let Some(t) = registry.task(&task.id) else {
+            if crate::config::check::in_reference_catalog(&task.id) {
+                println!("[SKIP] {}: not available in this build", task.id);
+            }
+            continue;
+        };
+        if let Some(reason) = &t.manifest.skip_reason {
+            println!("[SKIP] {}: {reason}", task.id);
+        } else if args.strict && !t.has_trainable_params() {
+            if task.id == "internal:non_trainable" {
+                println!("[EXPECTED] {}: no_trainable_parameters", task.id);
+            } else {
+                println!("[FAIL] {}: no_trainable_parameters", task.id);
+                errors += 1;
+            }
+        } else {
+            println!("[OK] {}", task.id);
+        }
+    }
+    for trainer in &config.trainers {
+        let state = if registry.trainer(&trainer.id).is_some() {
+            "OK"
+        } else {
+            "FAIL"
+        };
+        println!("[{state}] trainer {}", trainer.id);
+    }
+    let jobs = &prepared.jobs;
+    if jobs.is_empty() {
+        println!("[FAIL] matrix: no jobs expanded");
+    } else {
+        println!(
+            "\n[OK] matrix: {} jobs expanded deterministically",
+            jobs.len()
+        );
+        for j in jobs {
+            println!(
+                "  job {}: {} x {} (seed={})",
+                j.job_id, j.task_id, j.trainer_id, j.seed
+            );
+        }
+        let mut tasks: Vec<&str> = config.tasks.iter().map(|t| t.id.as_str()).collect();
+        tasks.sort_unstable();
+        tasks.dedup();
+        let mut trainers: Vec<&str> = config.trainers.iter().map(|t| t.id.as_str()).collect();
+        trainers.sort_unstable();
+        trainers.dedup();
+        println!("  tasks:    {tasks:?}");
+        println!("  trainers: {trainers:?}");
+    }
+    let warnings = prepared
+        .diagnostics
+        .items
+        .iter()
+        .filter(|d| d.severity == Severity::Warning)
+        .count();
+    if args.strict && errors == 0 {
+        let plan = Plan::new(
+            config.clone(),
+            jobs.clone(),
+            &git_commit(),
+            SystemTime::now(),
+        );
+        let manifest = plan.manifest(|_| (status::PENDING.to_string(), None), None);
+        let path = plan.run_dir.manifest();
+        write_json(&path, &manifest).map_err(|e| {
+            CliError::usage(format!("error: cannot write `{}`: {e}", path.display()))
+        })?;
+        println!("[OK] manifest written: {}", path.display());
+    }
+    println!("\n{errors} error(s), {warnings} warning(s)");
+    Ok(if errors > 0 { FAILURES } else { OK })
+}

@@ -1,0 +1,246 @@
+//! Semantic checks of a decoded config against the registry (DESIGN §3.4): task and
+//! trainer ids, trainer knobs, optimizer/guide/logger names, mode. Every problem is
+//! collected with its location; `strict` turns the strict-relevant warnings into errors.
+
+use std::collections::HashSet;
+
+use super::diag::{Diagnostic, suggestion};
+use super::model::{Config, Mode};
+use crate::optimizer::KNOWN_OPTIMIZERS;
+use crate::registry::Registry;
+use crate::trainer::LoopSettings;
+
+/// Logger names the reference's configs use; trace-bench always writes its own logs.
+pub const KNOWN_LOGGERS: &[&str] = &[
+    "ConsoleLogger",
+    "TensorboardLogger",
+    "WandbLogger",
+    "NullLogger",
+    "none",
+    "null",
+    "off",
+    "disable",
+    "disabled",
+];
+
+/// Task ids the Python reference lists (for configs naming tasks this build lacks).
+const REFERENCE_CATALOG: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tasks/reference_catalog.txt"
+));
+
+/// Whether the Python reference knows this task id (so it is a real task, just not here).
+pub fn in_reference_catalog(id: &str) -> bool {
+    REFERENCE_CATALOG.lines().any(|l| l.trim() == id)
+}
+
+/// Run every check; strict-relevant problems are errors when `strict`.
+pub fn check(config: &Config, registry: &Registry, strict: bool) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let strictly = |key: String, span, msg: String| {
+        if strict {
+            Diagnostic::error(key, span, msg)
+        } else {
+            Diagnostic::warning(key, span, msg)
+        }
+    };
+    if config.mode == Mode::Real {
+        out.push(
+            Diagnostic::error("mode", Default::default(), "mode `real` is not available in this build yet")
+                .with_hint("use `mode: stub` (offline, seeded); the OpenAI-compatible client is tracked as a separate issue"),
+        );
+    }
+    for (i, task) in config.tasks.iter().enumerate() {
+        if registry.task(&task.id).is_some() {
+            continue;
+        }
+        let key = format!("tasks[{i}]");
+        if in_reference_catalog(&task.id) {
+            out.push(
+                Diagnostic::warning(
+                    key,
+                    task.span,
+                    format!(
+                        "task `{}` is not available in this build; its jobs will be skipped",
+                        task.id
+                    ),
+                )
+                .with_hint("`trace-bench list-tasks` shows the tasks this build runs"),
+            );
+        } else {
+            out.push(
+                Diagnostic::error(key, task.span, format!("unknown task `{}`", task.id))
+                    .with_optional_hint(suggestion(&task.id, registry.task_ids()).or_else(|| {
+                        Some("`trace-bench list-tasks` shows the known task ids".into())
+                    })),
+            );
+        }
+    }
+    for (t, trainer) in config.trainers.iter().enumerate() {
+        let key = format!("trainers[{t}]");
+        let Some(preset) = registry.trainer(&trainer.id) else {
+            out.push(
+                Diagnostic::error(
+                    key,
+                    trainer.span,
+                    format!("unknown trainer `{}`", trainer.id),
+                )
+                .with_optional_hint(
+                    suggestion(&trainer.id, registry.trainer_ids()).or_else(|| {
+                        Some(format!(
+                            "available trainers: {}",
+                            registry.trainer_ids().collect::<Vec<_>>().join(", ")
+                        ))
+                    }),
+                ),
+            );
+            continue;
+        };
+        let mut reported = HashSet::new();
+        for (v, variant) in trainer.params_variants.iter().enumerate() {
+            for (name, span) in &variant.key_spans {
+                if name == "eval_kwargs" || name == "optimizer_kwargs" {
+                    continue;
+                }
+                let knob = preset.canonical_knob(name);
+                if preset.has_knob(knob) || !reported.insert(name.clone()) {
+                    continue;
+                }
+                let names = preset.knob_names();
+                let hint = suggestion(name, names.iter().copied())
+                    .unwrap_or_else(|| format!("its knobs: {}", names.join(", ")));
+                out.push(
+                    strictly(
+                        format!("{key}.params_variants[{v}].{name}"),
+                        *span,
+                        format!(
+                            "trainer `{}` has no knob `{name}`; it is ignored",
+                            trainer.id
+                        ),
+                    )
+                    .with_hint(hint),
+                );
+            }
+            if let Err(e) = LoopSettings::from_preset(preset, &preset.resolve(&variant.params)) {
+                out.push(Diagnostic::error(
+                    format!("{key}.params_variants[{v}]"),
+                    trainer.span,
+                    e,
+                ));
+            }
+        }
+        if let Some(opt) = &trainer.optimizer {
+            if !KNOWN_OPTIMIZERS.contains(&opt.as_str()) {
+                out.push(
+                    strictly(
+                        format!("{key}.optimizer"),
+                        trainer.span,
+                        format!("optimizer not found: `{opt}`"),
+                    )
+                    .with_optional_hint(suggestion(opt, KNOWN_OPTIMIZERS.iter().copied())),
+                );
+            } else if opt != "OptoPrime" {
+                out.push(Diagnostic::warning(
+                    format!("{key}.optimizer"),
+                    trainer.span,
+                    format!("optimizer `{opt}` is not implemented yet; its jobs use the OptoPrime (JSON) protocol"),
+                ));
+            }
+        }
+        if let Some(guide) = &trainer.guide {
+            out.push(
+                strictly(format!("{key}.guide"), trainer.span, format!("guide override `{guide}` is not supported; the task's evaluator scores the jobs"))
+                    .with_hint("remove `guide:`; each task defines its evaluator"),
+            );
+        }
+        if let Some(logger) = &trainer.logger
+            && !KNOWN_LOGGERS.contains(&logger.as_str())
+        {
+            {
+                out.push(
+                    strictly(
+                        format!("{key}.logger"),
+                        trainer.span,
+                        format!("logger not found: `{logger}`"),
+                    )
+                    .with_optional_hint(suggestion(logger, KNOWN_LOGGERS.iter().copied())),
+                );
+            }
+        }
+    }
+    if config.job_timeout.is_some_and(|t| t > 0.0) {
+        out.push(Diagnostic::warning(
+            "job_timeout",
+            Default::default(),
+            "`job_timeout` is recorded but not enforced by this build yet",
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::diag::Severity;
+    use crate::config::load::{Source, load};
+
+    fn run(text: &str, strict: bool) -> Vec<Diagnostic> {
+        let l = load(
+            &Source {
+                name: "t".into(),
+                text: text.into(),
+            },
+            &[],
+        );
+        check(&l.config.unwrap(), &Registry::builtin(), strict)
+    }
+
+    #[test]
+    fn unknown_ids_are_errors_with_suggestions() {
+        let d = run(
+            "tasks: [internal:numeric_parm]\ntrainers: [PrioritySerch]\n",
+            false,
+        );
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[0].message, "unknown task `internal:numeric_parm`");
+        assert_eq!(
+            d[0].hint.as_deref(),
+            Some("did you mean `internal:numeric_param`?")
+        );
+        assert_eq!(d[1].message, "unknown trainer `PrioritySerch`");
+        assert_eq!(d[1].hint.as_deref(), Some("did you mean `PrioritySearch`?"));
+    }
+
+    #[test]
+    fn reference_tasks_missing_here_are_warnings() {
+        let d = run("tasks: [llm4ad:circle_packing]\n", false);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].severity, Severity::Warning);
+    }
+
+    #[test]
+    fn unknown_knobs_name_the_trainer_and_escalate_under_strict() {
+        let text = "tasks: [internal:numeric_param]\ntrainers:\n  - id: GEPA-Base\n    params_variants: [{ps_steps: 2, gepa_iters: 1}]\n";
+        let d = run(text, false);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].severity, Severity::Warning);
+        assert_eq!(
+            d[0].message,
+            "trainer `GEPA-Base` has no knob `ps_steps`; it is ignored"
+        );
+        assert_eq!(d[0].span.line, 4);
+        assert_eq!(run(text, true)[0].severity, Severity::Error);
+    }
+
+    #[test]
+    fn mode_real_and_bad_knob_types_are_errors() {
+        let d = run(
+            "mode: real\ntasks: [internal:numeric_param]\ntrainers:\n  - id: PrioritySearch\n    params_variants: [{ps_steps: many}]\n",
+            false,
+        );
+        assert_eq!(
+            d.iter().filter(|d| d.severity == Severity::Error).count(),
+            2
+        );
+    }
+}

@@ -1,0 +1,241 @@
+//! The decoded config: the Python reference's keys with their aliases and defaults
+//! applied, tasks deduplicated and trainer variants merged. It is what the run directory's
+//! `meta/config.snapshot.yaml` records and what the matrix is expanded from.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde_json::{Map, Value, json};
+
+use super::yaml::Span;
+
+/// A JSON object with insertion order kept (kwargs are reported in the order written).
+pub type Kwargs = Map<String, Value>;
+
+/// Where the LLM answers come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The seeded, offline stub proposer (default).
+    Stub,
+    /// An OpenAI-compatible endpoint.
+    Real,
+}
+
+impl Mode {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Stub => "stub",
+            Mode::Real => "real",
+        }
+    }
+}
+
+/// Which jobs of an existing run directory are executed again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResumeMode {
+    /// Skip jobs already `ok` or `skipped` (default).
+    Auto,
+    /// Rerun only `failed` (and timed-out) jobs.
+    Failed,
+    /// Rerun everything.
+    None,
+}
+
+impl ResumeMode {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResumeMode::Auto => "auto",
+            ResumeMode::Failed => "failed",
+            ResumeMode::None => "none",
+        }
+    }
+
+    /// Parse the config / CLI spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "auto" => Some(Self::Auto),
+            "failed" => Some(Self::Failed),
+            "none" => Some(Self::None),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ResumeMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One entry of `tasks:`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskEntry {
+    /// Normalised id (`suite:name`).
+    pub id: String,
+    /// Global `eval_kwargs` shallow-merged under the entry's own.
+    pub eval_kwargs: Kwargs,
+    /// Where the entry is written.
+    pub span: Span,
+}
+
+/// One params variant of a trainer entry, with the location of each key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Variant {
+    /// Merged knobs: global defaults, then entry-level knobs, then the variant itself.
+    pub params: Kwargs,
+    /// Location of each key, for knob diagnostics.
+    pub key_spans: BTreeMap<String, Span>,
+}
+
+/// One entry of `trainers:`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainerEntry {
+    /// Trainer id as written (e.g. `PrioritySearch`, `GEPA-Base`).
+    pub id: String,
+    /// One job per variant (and per seed).
+    pub params_variants: Vec<Variant>,
+    /// Optimizer (prompt protocol) name.
+    pub optimizer: Option<String>,
+    /// Optimizer keyword arguments.
+    pub optimizer_kwargs: Kwargs,
+    /// Guide override name.
+    pub guide: Option<String>,
+    /// Guide keyword arguments.
+    pub guide_kwargs: Kwargs,
+    /// Logger name.
+    pub logger: Option<String>,
+    /// Logger keyword arguments.
+    pub logger_kwargs: Kwargs,
+    /// Where the entry is written.
+    pub span: Span,
+}
+
+/// The whole decoded config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Fixed run directory name.
+    pub run_id: Option<String>,
+    /// Parent directory of run directories. Defaults to `runs`.
+    pub runs_dir: String,
+    /// Stub or real LLM. Defaults to stub.
+    pub mode: Mode,
+    /// One job per seed. Defaults to `[123]`.
+    pub seeds: Vec<i64>,
+    /// Jobs in flight. Defaults to 1.
+    pub max_workers: usize,
+    /// Stop starting jobs after the first failure. Defaults to false.
+    pub fail_fast: bool,
+    /// Resume policy for an existing run directory. Defaults to auto.
+    pub resume: ResumeMode,
+    /// Hard per-job wall-clock limit in seconds.
+    pub job_timeout: Option<f64>,
+    /// Tasks, deduplicated on (id, eval_kwargs).
+    pub tasks: Vec<TaskEntry>,
+    /// The `llm` block as written (secrets redacted only when written out).
+    pub llm: Kwargs,
+    /// Free-form tags, copied to the manifest and summary.
+    pub tags: Vec<String>,
+    /// Trainers with their merged variants.
+    pub trainers: Vec<TrainerEntry>,
+    /// Global task arguments.
+    pub eval_kwargs: Kwargs,
+    /// Global trainer defaults, including the reference's top-level knobs.
+    pub trainer_kwargs: Kwargs,
+}
+
+impl Config {
+    /// The snapshot in the reference's key order; secrets are not yet redacted.
+    pub fn snapshot(&self) -> Value {
+        let tasks: Vec<Value> = self
+            .tasks
+            .iter()
+            .map(|t| json!({"id": t.id, "eval_kwargs": t.eval_kwargs}))
+            .collect();
+        let trainers: Vec<Value> = self
+            .trainers
+            .iter()
+            .map(|t| {
+                json!({
+                    "id": t.id,
+                    "params_variants": t.params_variants.iter().map(|v| Value::Object(v.params.clone())).collect::<Vec<_>>(),
+                    "optimizer": t.optimizer,
+                    "optimizer_kwargs": t.optimizer_kwargs,
+                    "guide": t.guide,
+                    "guide_kwargs": t.guide_kwargs,
+                    "logger": t.logger,
+                    "logger_kwargs": t.logger_kwargs,
+                })
+            })
+            .collect();
+        json!({
+            "run_id": self.run_id,
+            "runs_dir": self.runs_dir,
+            "mode": self.mode.as_str(),
+            "seeds": self.seeds,
+            "max_workers": self.max_workers,
+            "fail_fast": self.fail_fast,
+            "resume": self.resume.as_str(),
+            "job_timeout": self.job_timeout,
+            "tasks": tasks,
+            "llm": self.llm,
+            "tags": self.tags,
+            "trainers": trainers,
+            "eval_kwargs": self.eval_kwargs,
+            "trainer_kwargs": self.trainer_kwargs,
+        })
+    }
+}
+
+/// Whether a config key holds a secret that must never be written out.
+///
+/// `api_key_env` names a variable (not a secret) and `max_tokens`-like keys are counts,
+/// although both contain a secret-looking word.
+pub fn is_secret_config_key(key: &str) -> bool {
+    let lower = key.to_ascii_lowercase();
+    if lower.ends_with("_env") || lower.contains("tokens") {
+        return false;
+    }
+    crate::provenance::env::is_secret_name(key)
+}
+
+/// A copy of `v` with every secret-keyed value replaced by the redaction marker.
+pub fn redact_secret_keys(v: &Value) -> Value {
+    match v {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let v = if is_secret_config_key(k) && !v.is_null() {
+                        Value::String(crate::provenance::env::REDACTED.to_string())
+                    } else {
+                        redact_secret_keys(v)
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(redact_secret_keys).collect()),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_keys_exclude_env_names_and_token_counts() {
+        assert!(is_secret_config_key("api_key"));
+        assert!(is_secret_config_key("OPENAI_API_KEY"));
+        assert!(!is_secret_config_key("api_key_env"));
+        assert!(!is_secret_config_key("max_tokens"));
+        assert!(!is_secret_config_key("tokens_per_minute"));
+        let v =
+            json!({"llm": {"api_key": "sk-123", "api_key_env": "OPENAI_API_KEY", "max_tokens": 5}});
+        assert_eq!(
+            redact_secret_keys(&v),
+            json!({"llm": {"api_key": "***REDACTED***", "api_key_env": "OPENAI_API_KEY", "max_tokens": 5}})
+        );
+    }
+}

@@ -1,0 +1,36 @@
+//! trace-bench: benchmark LLM-as-optimizer algorithms.
+//!
+//! A YAML config names tasks, trainers with hyper-parameter variants, and seeds. Data
+//! flows one way:
+//!
+//! ```text
+//! config ─► spec (checked Config) ─► matrix (Jobs with SHA-256 ids) ─► runner
+//!        ─► typed events ─► sinks (job files, progress) ─► files ─► results (csv/json)
+//! ```
+//!
+//! * [`config`] reads YAML exactly as the Python reference does, with located errors.
+//! * [`matrix`] expands jobs and computes the reference-compatible ids.
+//! * [`registry`] holds the embedded tasks and trainer presets.
+//! * [`task`], [`trainer`], [`optimizer`], [`llm`] are what a job is made of.
+//! * [`runner`] plans run directories and executes jobs in a worker pool.
+//! * [`events`] is the only channel from the runner to its sinks.
+//! * [`artifacts`] names every path and writes files atomically; [`results`] rebuilds the
+//!   run-level files from job directories; [`provenance`] records git, environment and
+//!   machine; [`tb`] writes TensorBoard event files.
+//! * [`cli`] is the command line; `main.rs` only calls it.
+
+pub mod artifacts;
+pub mod cli;
+pub mod config;
+pub mod events;
+pub mod llm;
+pub mod matrix;
+pub mod optimizer;
+pub mod provenance;
+pub mod registry;
+pub mod results;
+pub mod rng;
+pub mod runner;
+pub mod task;
+pub mod tb;
+pub mod trainer;

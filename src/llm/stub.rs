@@ -1,0 +1,277 @@
+//! The stub LLM: a seeded mutation proposer for offline runs.
+//!
+//! It is not a model and never pretends to be one (provider `stub`, reasoning text says
+//! so). Each call mutates some trainable variables of the request (numbers get noise,
+//! text gets a word from the feedback or a small vocabulary, code gets an alternative
+//! body) and renders the change as a well-formed reply in the trainer's protocol, which
+//! the real parser then reads. A seeded share of replies is junk (`TERMINATE`, empty,
+//! prose, truncated JSON, an unknown variable) so every fallback path runs in stub mode.
+//! Nothing here knows a task's target: improvement comes from the trainer's selection.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{Value as Json, json};
+
+use super::{
+    ChatRequest, ChatResponse, Llm, LlmError, LlmInfo, Usage, VariableHint, estimate_tokens,
+};
+use crate::config::model::Kwargs;
+use crate::optimizer::Protocol;
+use crate::rng::Rng;
+use crate::task::ParamKind;
+
+/// Share of replies that are deliberately malformed.
+pub const JUNK_SHARE: f64 = 0.1;
+
+/// Model name recorded for stub calls.
+pub const STUB_MODEL: &str = "stub-seeded-mutation";
+
+const WORDS: &[&str] = &[
+    "Hello",
+    "Hi",
+    "Hey",
+    "Greetings",
+    "Welcome",
+    "Good day",
+    "Howdy",
+];
+const SENTENCES: &[&str] = &[
+    "Think step by step.",
+    "Answer concisely.",
+    "Check the result before answering.",
+    "Use the examples as a guide.",
+];
+
+/// The seeded stub proposer.
+pub struct StubLlm {
+    rng: Rng,
+    protocol: Arc<dyn Protocol>,
+}
+
+impl StubLlm {
+    /// A stub for one job: `seed` is the job seed, `protocol` renders the replies.
+    pub fn new(seed: i64, protocol: Arc<dyn Protocol>) -> Self {
+        Self {
+            rng: Rng::stream(seed, "stub-llm"),
+            protocol,
+        }
+    }
+
+    fn junk(&mut self, variables: &[VariableHint]) -> String {
+        let first = variables.first().map_or("x", |v| v.name.as_str());
+        match self.rng.below(5) {
+            0 => "TERMINATE".to_string(),
+            1 => String::new(),
+            2 => {
+                format!("I would adjust `{first}` a little, but I am not sure in which direction.")
+            }
+            3 => format!("{{\"reasoning\": \"stub junk reply\", \"suggestion\": {{\"{first}\": "),
+            _ => "{\"reasoning\": \"stub junk reply\", \"suggestion\": {\"not_a_variable\": 1}}"
+                .to_string(),
+        }
+    }
+
+    fn mutate(&mut self, var: &VariableHint, feedback: &str) -> Json {
+        match var.kind {
+            ParamKind::Number => self.mutate_number(&var.value),
+            ParamKind::Text => {
+                Json::String(self.mutate_text(var.value.as_str().unwrap_or_default(), feedback))
+            }
+            ParamKind::Code => {
+                Json::String(self.mutate_code(var.value.as_str().unwrap_or_default()))
+            }
+        }
+    }
+
+    fn mutate_number(&mut self, value: &Json) -> Json {
+        let x = value.as_f64().unwrap_or(0.0);
+        if value.is_i64() || value.is_u64() {
+            let mut step = (self.rng.gaussian() * 2.0).round() as i64;
+            if step == 0 {
+                step = if self.rng.chance(0.5) { 1 } else { -1 };
+            }
+            json!(x as i64 + step)
+        } else {
+            let scale = 1.0 + 0.25 * x.abs();
+            let y = x + self.rng.gaussian() * scale;
+            json!((y * 1e4).round() / 1e4)
+        }
+    }
+
+    fn mutate_text(&mut self, value: &str, feedback: &str) -> String {
+        let quoted = quoted_words(feedback);
+        let short = value.split_whitespace().count() <= 3;
+        match self.rng.below(3) {
+            0 if !quoted.is_empty() && short => self.rng.pick(&quoted).clone(),
+            0 | 1 if short => (*self.rng.pick(WORDS)).to_string(),
+            _ => {
+                let sentence = *self.rng.pick(SENTENCES);
+                if value.contains(sentence) {
+                    value.replace(sentence, "").trim().to_string()
+                } else {
+                    format!("{} {sentence}", value.trim()).trim().to_string()
+                }
+            }
+        }
+    }
+
+    fn mutate_code(&mut self, value: &str) -> String {
+        match self.rng.below(3) {
+            0 => format!("{value}\n# revised"),
+            1 => value.replacen("return x", "return x + 0", 1),
+            _ => value.replacen("(x)", "(x, *args)", 1),
+        }
+    }
+}
+
+/// Words quoted in feedback text ('...', "..." or `...`): what a reader would pick up.
+fn quoted_words(feedback: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for quote in ['\'', '"', '`'] {
+        let parts: Vec<&str> = feedback.split(quote).collect();
+        for inner in parts
+            .iter()
+            .skip(1)
+            .step_by(2)
+            .take(parts.len().saturating_sub(1) / 2)
+        {
+            let w = inner.trim();
+            if !w.is_empty() && w.len() <= 40 && !w.contains(',') {
+                out.push(w.to_string());
+            }
+        }
+    }
+    out
+}
+
+impl Llm for StubLlm {
+    fn info(&self) -> LlmInfo {
+        LlmInfo {
+            provider: "stub".into(),
+            model: STUB_MODEL.into(),
+            base_url: String::new(),
+            stub: true,
+        }
+    }
+
+    fn complete(&mut self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
+        let started = Instant::now();
+        let content = if request.variables.is_empty() || self.rng.chance(JUNK_SHARE) {
+            self.junk(&request.variables)
+        } else {
+            let mut update = Kwargs::new();
+            let n = request.variables.len();
+            let forced = self.rng.below(n);
+            for (i, var) in request.variables.iter().enumerate() {
+                if i == forced || self.rng.chance(0.5) {
+                    update.insert(var.name.clone(), self.mutate(var, &request.feedback));
+                }
+            }
+            let names: Vec<&str> = update.keys().map(String::as_str).collect();
+            let reasoning = format!(
+                "Stub proposal (seeded mutation, not a language model): changing {}.",
+                names.join(", ")
+            );
+            self.protocol.render(&reasoning, &update)
+        };
+        let prompt: String = request
+            .messages
+            .iter()
+            .map(|m| m.content.as_str())
+            .collect();
+        Ok(ChatResponse {
+            usage: Usage {
+                prompt_tokens: estimate_tokens(&prompt),
+                completion_tokens: estimate_tokens(&content),
+            },
+            content,
+            latency_s: started.elapsed().as_secs_f64(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optimizer::OptoPrime;
+    use crate::task::Param;
+
+    fn request(vars: Vec<VariableHint>) -> ChatRequest {
+        ChatRequest {
+            messages: vec![],
+            temperature: None,
+            max_tokens: None,
+            variables: vars,
+            feedback: "Expected a greeting in language `es` (such as 'Hola'), got 'Hello, Juan!'"
+                .into(),
+        }
+    }
+
+    fn number_var() -> VariableHint {
+        VariableHint {
+            name: "value".into(),
+            kind: ParamKind::Number,
+            value: json!(0.0),
+        }
+    }
+
+    #[test]
+    fn same_seed_same_replies_and_different_seeds_differ() {
+        let replies = |seed| {
+            let mut s = StubLlm::new(seed, Arc::new(OptoPrime));
+            (0..20)
+                .map(|_| s.complete(&request(vec![number_var()])).unwrap().content)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(replies(1), replies(1));
+        assert_ne!(replies(1), replies(2));
+    }
+
+    #[test]
+    fn replies_parse_and_junk_share_is_about_ten_percent() {
+        let mut s = StubLlm::new(7, Arc::new(OptoPrime));
+        let params = vec![Param {
+            name: "value".into(),
+            kind: ParamKind::Number,
+            initial: json!(0.0),
+            trainable: true,
+            description: String::new(),
+        }];
+        let mut empty = 0;
+        for _ in 0..1000 {
+            let reply = s.complete(&request(vec![number_var()])).unwrap();
+            let parsed = OptoPrime.parse(&reply.content, &params);
+            if parsed.update.is_empty() {
+                empty += 1;
+                assert!(parsed.terminated || !parsed.problems.is_empty());
+            }
+            assert!(reply.usage.completion_tokens > 0 || reply.content.is_empty());
+        }
+        assert!(
+            (60..=140).contains(&empty),
+            "{empty} empty updates out of 1000"
+        );
+    }
+
+    #[test]
+    fn text_mutations_can_pick_up_words_from_feedback() {
+        let mut s = StubLlm::new(3, Arc::new(OptoPrime));
+        let var = VariableHint {
+            name: "spanish_greeting".into(),
+            kind: ParamKind::Text,
+            value: json!("Hello"),
+        };
+        let seen_hola = (0..200).any(|_| {
+            s.complete(&request(vec![var.clone()]))
+                .unwrap()
+                .content
+                .contains("\"Hola\"")
+        });
+        assert!(seen_hola);
+        assert_eq!(
+            quoted_words("say 'Hola' or `Hi`"),
+            vec!["Hola".to_string(), "Hi".to_string()]
+        );
+    }
+}

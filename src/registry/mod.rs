@@ -1,0 +1,188 @@
+//! The built-in tasks and trainer presets, embedded in the binary so that `cargo install`
+//! gives a working tool anywhere (the reference crashed when started outside its repo).
+
+mod trainers;
+
+use std::sync::Arc;
+
+use crate::task::{Task, parse_manifest};
+
+pub use trainers::{KnobSpec, TrainerPreset, UNIVERSAL_KNOBS};
+
+/// Suites in the order `list-tasks` prints them (the reference's fixed order).
+pub const SUITE_ORDER: &[&str] = &[
+    "llm4ad",
+    "trace_examples",
+    "internal",
+    "veribench",
+    "hf",
+    "terminal_bench",
+];
+
+macro_rules! embedded {
+    ($($path:literal),* $(,)?) => {
+        &[$(($path, include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/", $path)))),*]
+    };
+}
+
+/// Task manifests shipped with the binary.
+const TASK_FILES: &[(&str, &str)] = embedded!(
+    "tasks/trace_examples/greeting_stub.yaml",
+    "tasks/trace_examples/train_single_node_stub.yaml",
+    "tasks/trace_examples/opentrace_greeting.yaml",
+    "tasks/trace_examples/opentrace_train_single_node.yaml",
+    "tasks/internal/code_param.yaml",
+    "tasks/internal/numeric_param.yaml",
+    "tasks/internal/multi_param.yaml",
+    "tasks/internal/non_trainable.yaml",
+    "tasks/veribench/smoke_placeholder.yaml",
+);
+
+/// Trainer presets shipped with the binary.
+const TRAINER_FILES: &[(&str, &str)] = embedded!(
+    "trainers/PrioritySearch.yaml",
+    "trainers/GEPA-Base.yaml",
+    "trainers/GEPA-UCB.yaml",
+    "trainers/GEPA-Beam.yaml",
+);
+
+/// Known tasks and trainers.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    tasks: Vec<Arc<Task>>,
+    trainers: Vec<TrainerPreset>,
+}
+
+impl Registry {
+    /// The embedded tasks and presets. They are tested to load, so a failure is a bug.
+    pub fn builtin() -> Self {
+        let mut tasks: Vec<Arc<Task>> = TASK_FILES
+            .iter()
+            .map(|(name, text)| {
+                let manifest =
+                    parse_manifest(name, text).unwrap_or_else(|e| panic!("embedded task: {e}"));
+                Arc::new(
+                    Task::from_manifest(manifest).unwrap_or_else(|e| panic!("embedded task: {e}")),
+                )
+            })
+            .collect();
+        tasks.sort_by_key(|t| suite_rank(t.manifest.suite()));
+        let mut trainers: Vec<TrainerPreset> = TRAINER_FILES
+            .iter()
+            .map(|(name, text)| {
+                TrainerPreset::parse(name, text).unwrap_or_else(|e| panic!("embedded trainer: {e}"))
+            })
+            .collect();
+        trainers.sort_by(|a, b| a.id.cmp(&b.id));
+        Self { tasks, trainers }
+    }
+
+    /// Tasks grouped by suite in [`SUITE_ORDER`], declaration order within a suite.
+    pub fn tasks(&self) -> &[Arc<Task>] {
+        &self.tasks
+    }
+
+    /// A task by id.
+    pub fn task(&self, id: &str) -> Option<Arc<Task>> {
+        self.tasks.iter().find(|t| t.id() == id).cloned()
+    }
+
+    /// Trainer presets sorted by id.
+    pub fn trainers(&self) -> &[TrainerPreset] {
+        &self.trainers
+    }
+
+    /// A trainer preset by id.
+    pub fn trainer(&self, id: &str) -> Option<&TrainerPreset> {
+        self.trainers.iter().find(|t| t.id == id)
+    }
+
+    /// All task ids.
+    pub fn task_ids(&self) -> impl Iterator<Item = &str> {
+        self.tasks.iter().map(|t| t.id())
+    }
+
+    /// All trainer ids.
+    pub fn trainer_ids(&self) -> impl Iterator<Item = &str> {
+        self.trainers.iter().map(|t| t.id.as_str())
+    }
+}
+
+fn suite_rank(suite: &str) -> usize {
+    SUITE_ORDER
+        .iter()
+        .position(|s| *s == suite)
+        .unwrap_or(SUITE_ORDER.len())
+}
+
+/// Parse a `--bench` selector (`internal,trace_examples` or `internal+veribench`).
+pub fn parse_bench_selector(selector: &str) -> Result<Vec<String>, String> {
+    let parts: Vec<String> = selector
+        .split([',', '+'])
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let unknown: Vec<&String> = parts
+        .iter()
+        .filter(|p| !SUITE_ORDER.contains(&p.as_str()))
+        .collect();
+    if unknown.is_empty() {
+        Ok(parts)
+    } else {
+        Err(format!(
+            "unknown bench selector(s): {}; allowed: {}",
+            unknown
+                .iter()
+                .map(|s| format!("`{s}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            SUITE_ORDER.join(", ")
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_embedded_file_loads_and_ids_are_unique() {
+        let reg = Registry::builtin();
+        assert_eq!(reg.tasks().len(), TASK_FILES.len());
+        let mut ids: Vec<&str> = reg.task_ids().collect();
+        ids.dedup();
+        assert_eq!(ids.len(), TASK_FILES.len());
+        assert_eq!(
+            reg.trainer_ids().collect::<Vec<_>>(),
+            ["GEPA-Base", "GEPA-Beam", "GEPA-UCB", "PrioritySearch"]
+        );
+        for t in reg.trainers() {
+            for (k, v) in &t.defaults {
+                assert!(
+                    t.has_knob(k),
+                    "{}: default `{k}` is not a documented knob",
+                    t.id
+                );
+                assert_eq!(
+                    t.knobs.iter().find(|s| &s.name == k).map(|s| &s.default),
+                    Some(v),
+                    "{}: {k}",
+                    t.id
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn bench_selectors_are_checked() {
+        assert_eq!(
+            parse_bench_selector("internal+veribench").unwrap(),
+            ["internal", "veribench"]
+        );
+        assert!(
+            parse_bench_selector("internal,nope")
+                .unwrap_err()
+                .contains("`nope`")
+        );
+    }
+}

@@ -1,0 +1,159 @@
+//! Trainer presets (`trainers/*.yaml`): id, description, the reference's resolution
+//! defaults and aliases (part of every job id), and every knob with its meaning.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+use crate::config::model::Kwargs;
+use crate::config::yaml;
+
+/// Knobs every trainer accepts (runner-level settings).
+pub const UNIVERSAL_KNOBS: &[(&str, &str)] = &[
+    (
+        "num_threads",
+        "Parallel evaluations inside a job (accepted for compatibility; jobs run their evaluations serially).",
+    ),
+    (
+        "verbose",
+        "More detail in job.log (accepted for compatibility).",
+    ),
+];
+
+/// One documented knob.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KnobSpec {
+    /// Name after alias resolution.
+    pub name: String,
+    /// Effective default.
+    pub default: Json,
+    /// What it does.
+    pub help: String,
+}
+
+/// A trainer preset as shipped in `trainers/`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainerPreset {
+    /// Id used in configs.
+    pub id: String,
+    /// One line for `list-trainers --json`.
+    pub description: String,
+    /// Which loop implementation runs it.
+    #[serde(rename = "loop")]
+    pub loop_kind: String,
+    /// How faithful that loop is to the named algorithm.
+    #[serde(default)]
+    pub loop_note: String,
+    /// The knob that counts iterations.
+    pub steps_knob: String,
+    /// The knob giving explored candidates per step, if any.
+    #[serde(default)]
+    pub candidates_knob: Option<String>,
+    /// The knob giving proposals per candidate, if any.
+    #[serde(default)]
+    pub proposals_knob: Option<String>,
+    /// The knob giving the minibatch size, if any.
+    #[serde(default)]
+    pub batch_knob: Option<String>,
+    /// Candidates per step when there is no knob.
+    #[serde(default)]
+    pub fixed_candidates: Option<u64>,
+    /// Proposals per candidate when there is no knob.
+    #[serde(default)]
+    pub fixed_proposals: Option<u64>,
+    /// The reference's resolution defaults (hashed into job ids), in order.
+    pub defaults: Kwargs,
+    /// Alias → knob.
+    #[serde(default)]
+    pub aliases: Kwargs,
+    /// Every knob with default and meaning.
+    pub knobs: Vec<KnobSpec>,
+}
+
+impl TrainerPreset {
+    /// Parse a preset's YAML text.
+    pub fn parse(name: &str, text: &str) -> Result<Self, String> {
+        let node = yaml::parse(text)
+            .map_err(|e| format!("{name}:{}:{}: {}", e.span.line, e.span.col, e.message))?
+            .ok_or_else(|| format!("{name}: empty trainer preset"))?;
+        let json = node
+            .to_json()
+            .map_err(|e| format!("{name}: {}", e.message))?;
+        serde_json::from_value(json).map_err(|e| format!("{name}: invalid trainer preset: {e}"))
+    }
+
+    /// The knob a raw params key means for this trainer (`threads` is universal).
+    pub fn canonical_knob<'a>(&'a self, key: &'a str) -> &'a str {
+        if key == "threads" {
+            return "num_threads";
+        }
+        self.aliases.get(key).and_then(Json::as_str).unwrap_or(key)
+    }
+
+    /// Whether the trainer has this knob (after alias resolution).
+    pub fn has_knob(&self, knob: &str) -> bool {
+        self.knobs.iter().any(|k| k.name == knob) || UNIVERSAL_KNOBS.iter().any(|(k, _)| *k == knob)
+    }
+
+    /// All knob names, for hints.
+    pub fn knob_names(&self) -> Vec<&str> {
+        self.knobs
+            .iter()
+            .map(|k| k.name.as_str())
+            .chain(UNIVERSAL_KNOBS.iter().map(|(k, _)| *k))
+            .collect()
+    }
+
+    /// The reference's resolved trainer kwargs: defaults, then each params key (except
+    /// `eval_kwargs` and `optimizer_kwargs`) renamed through the aliases.
+    pub fn resolve(&self, params: &Kwargs) -> Kwargs {
+        let mut out = self.defaults.clone();
+        for (k, v) in params {
+            if k == "eval_kwargs" || k == "optimizer_kwargs" {
+                continue;
+            }
+            out.insert(self.canonical_knob(k).to_string(), v.clone());
+        }
+        out
+    }
+
+    /// The effective value of a knob for resolved kwargs (resolved value, else default).
+    pub fn knob_value(&self, resolved: &Kwargs, knob: &str) -> Option<Json> {
+        resolved.get(knob).cloned().or_else(|| {
+            self.knobs
+                .iter()
+                .find(|k| k.name == knob)
+                .map(|k| k.default.clone())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::Registry;
+    use serde_json::json;
+
+    #[test]
+    fn resolution_matches_the_reference_table() {
+        let reg = Registry::builtin();
+        let ps = reg.trainer("PrioritySearch").unwrap();
+        let params: Kwargs = serde_json::from_value(
+            json!({"ps_steps": 1, "ps_batches": 1, "threads": 2, "eval_kwargs": {"x": 1}}),
+        )
+        .unwrap();
+        assert_eq!(
+            Json::Object(ps.resolve(&params)),
+            json!({"num_epochs": 1, "num_steps": 1, "num_batches": 1, "num_candidates": 2, "num_proposals": 2, "num_threads": 2})
+        );
+        let ucb = reg.trainer("GEPA-UCB").unwrap();
+        let params: Kwargs =
+            serde_json::from_value(json!({"gepa_iters": 3, "ps_steps": 2})).unwrap();
+        assert_eq!(
+            Json::Object(ucb.resolve(&params)),
+            json!({"num_search_iterations": 3, "train_batch_size": 2, "merge_every": 2, "pareto_subset_size": 2, "ps_steps": 2})
+        );
+        assert!(!ucb.has_knob("ps_steps"));
+    }
+}

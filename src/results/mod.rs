@@ -1,0 +1,161 @@
+//! Run-level results, always rebuilt from the job directories: `results.csv` (one row per
+//! job, matrix order, never duplicated), `iterations.csv` (one row per job per step),
+//! `summary.json` and `leaderboard.csv`. The same code serves the end of `run` and
+//! `report`, so rebuilding an intact run gives byte-identical files.
+//!
+//! Jobs are streamed one at a time: memory stays flat in the number of jobs except for
+//! one score per job kept for the per-group statistics.
+
+pub mod row;
+mod summary;
+
+use std::io::Write as _;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::artifacts::atomic::{read_json, write_atomic, write_json};
+use crate::artifacts::layout::RunDir;
+use crate::artifacts::manifest::Manifest;
+use crate::events::StepRecord;
+use crate::matrix::canonical::python_float_repr;
+
+pub use row::ResultRow;
+pub use summary::{GroupStats, Summary};
+
+/// `iterations.csv` columns.
+pub const ITERATION_COLUMNS: &[&str] = &[
+    "run_id",
+    "job_id",
+    "task_id",
+    "trainer_id",
+    "seed",
+    "step",
+    "score_train",
+    "score_val",
+    "best_score",
+    "step_seconds",
+    "elapsed_seconds",
+    "evaluator_calls",
+    "llm_calls",
+    "tokens",
+    "candidates",
+];
+
+/// `leaderboard.csv` columns (the reference's).
+pub const LEADERBOARD_COLUMNS: &[&str] = &[
+    "rank",
+    "task_id",
+    "suite",
+    "job_id",
+    "trainer_id",
+    "resolved_optimizer",
+    "score_val",
+    "score_test",
+    "time_seconds",
+];
+
+/// A job's `results.json`: its row plus its learning curve.
+#[derive(Debug, Clone, Deserialize)]
+pub struct JobResults {
+    /// The row.
+    #[serde(flatten)]
+    pub row: ResultRow,
+    /// One record per step.
+    #[serde(default)]
+    pub history: Vec<StepRecord>,
+}
+
+/// Read a job's results, if the job has finished.
+pub fn read_job_results(path: &Path) -> Option<JobResults> {
+    read_json(path).ok()
+}
+
+/// Rebuild every run-level results file from the manifest and the job directories.
+pub fn write_run_files(run_dir: &RunDir) -> Result<Summary, String> {
+    let manifest: Manifest = read_json(&run_dir.manifest())
+        .map_err(|e| format!("cannot read `{}`: {e}", run_dir.manifest().display()))?;
+    let io = |p: &Path| {
+        let p = p.display().to_string();
+        move |e: std::io::Error| format!("cannot write `{p}`: {e}")
+    };
+    let mut results = csv_writer(row::COLUMNS);
+    let mut iterations = csv_writer(ITERATION_COLUMNS);
+    let mut summary = Summary::new(&manifest);
+    for entry in &manifest.jobs {
+        let path = run_dir.job(&entry.job.job_id).results_json();
+        let Some(job) = read_job_results(&path) else {
+            summary.add_missing();
+            continue;
+        };
+        results
+            .write_record(job.row.cells())
+            .map_err(|e| e.to_string())?;
+        for s in &job.history {
+            iterations
+                .write_record(iteration_cells(&job.row, s))
+                .map_err(|e| e.to_string())?;
+        }
+        summary.add(&job.row);
+    }
+    write_atomic(&run_dir.results_csv(), &finish_csv(results))
+        .map_err(io(&run_dir.results_csv()))?;
+    write_atomic(&run_dir.iterations_csv(), &finish_csv(iterations))
+        .map_err(io(&run_dir.iterations_csv()))?;
+    let mut leaderboard = csv_writer(LEADERBOARD_COLUMNS);
+    for (rank, e) in summary.leaderboard().iter().enumerate() {
+        let f = |x: Option<f64>| x.map(python_float_repr).unwrap_or_default();
+        leaderboard
+            .write_record([
+                (rank + 1).to_string(),
+                e.task_id.clone(),
+                e.suite.clone(),
+                e.job_id.clone(),
+                e.trainer_id.clone(),
+                e.resolved_optimizer.clone(),
+                f(e.score_val),
+                f(e.score_test),
+                python_float_repr(e.time_seconds),
+            ])
+            .map_err(|e| e.to_string())?;
+    }
+    write_atomic(&run_dir.leaderboard_csv(), &finish_csv(leaderboard))
+        .map_err(io(&run_dir.leaderboard_csv()))?;
+    write_json(&run_dir.summary_json(), &summary.to_json()).map_err(io(&run_dir.summary_json()))?;
+    Ok(summary)
+}
+
+fn csv_writer(header: &[&str]) -> csv::Writer<Vec<u8>> {
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
+    w.write_record(header).expect("in-memory write");
+    w
+}
+
+fn finish_csv(w: csv::Writer<Vec<u8>>) -> Vec<u8> {
+    let mut bytes = w.into_inner().unwrap_or_default();
+    bytes.flush().ok();
+    bytes
+}
+
+fn iteration_cells(row: &ResultRow, s: &StepRecord) -> Vec<String> {
+    let f = |x: Option<f64>| x.map(python_float_repr).unwrap_or_default();
+    vec![
+        row.run_id.clone(),
+        row.job_id.clone(),
+        row.task_id.clone(),
+        row.trainer_id.clone(),
+        row.seed.to_string(),
+        s.step.to_string(),
+        f(s.score_train),
+        f(s.score_val),
+        f(s.best_score),
+        python_float_repr(s.step_seconds),
+        python_float_repr(s.elapsed_seconds),
+        s.evaluator_calls.to_string(),
+        s.llm_calls.to_string(),
+        s.tokens.to_string(),
+        s.candidates.to_string(),
+    ]
+}

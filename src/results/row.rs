@@ -1,0 +1,277 @@
+//! One job's result row: the reference's 33 `results.csv` columns in their order, then
+//! ours. The column list is defined once, here, next to the struct.
+
+use serde::{Deserialize, Serialize};
+
+use crate::artifacts::layout::{JobDir, StateKind};
+use crate::config::model::Kwargs;
+use crate::events::{JobOutcome, JobStatus};
+use crate::llm::LlmInfo;
+use crate::matrix::Job;
+use crate::matrix::canonical::{canonical_json, python_float_repr};
+
+/// `token_scope` for rows whose tokens were spent by an LLM optimizer.
+pub const TOKEN_SCOPE_REAL: &str = "trace_optimization_only";
+/// `token_scope` for stub rows: the counts are estimates of stub exchanges, not model usage.
+pub const TOKEN_SCOPE_STUB: &str = "stub_estimate";
+
+/// A job's results, as `results.json` stores them and `results.csv` flattens them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultRow {
+    pub run_id: String,
+    pub job_id: String,
+    pub task_id: String,
+    pub suite: String,
+    pub trainer_id: String,
+    pub seed: i64,
+    pub status: JobStatus,
+    pub score_val_initial: Option<f64>,
+    pub score_val_final: Option<f64>,
+    pub score_val: Option<f64>,
+    pub score_test: Option<f64>,
+    pub time_seconds: f64,
+    pub resolved_optimizer: Option<String>,
+    pub resolved_guide: Option<String>,
+    pub resolved_logger: Option<String>,
+    pub resolved_trainer_kwargs: Kwargs,
+    pub resolved_optimizer_kwargs: Kwargs,
+    pub resolved_guide_kwargs: Kwargs,
+    pub resolved_logger_kwargs: Kwargs,
+    pub eval_kwargs: Kwargs,
+    pub feedback: String,
+    pub llm_provider: String,
+    pub llm_model: String,
+    pub llm_base_url: String,
+    pub token_scope: String,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+    pub initial_state_path: String,
+    pub best_state_path: String,
+    pub final_state_path: String,
+    pub state_history_path: String,
+    pub tb_logdir: String,
+    // --- trace-bench additions (after the reference's columns) ---
+    pub job_index: usize,
+    pub variant_index: usize,
+    pub mode: String,
+    pub llm_stub: bool,
+    pub steps: u64,
+    pub best_step: Option<u64>,
+    pub evaluator_calls: u64,
+    pub llm_calls: u64,
+    pub cost_usd: Option<f64>,
+    pub error_kind: Option<String>,
+    pub error: Option<String>,
+    pub attempts: u32,
+    pub raw_params: Kwargs,
+}
+
+/// Column names in `results.csv` order.
+pub const COLUMNS: &[&str] = &[
+    "run_id",
+    "job_id",
+    "task_id",
+    "suite",
+    "trainer_id",
+    "seed",
+    "status",
+    "score_val_initial",
+    "score_val_final",
+    "score_val",
+    "score_test",
+    "time_seconds",
+    "resolved_optimizer",
+    "resolved_guide",
+    "resolved_logger",
+    "resolved_trainer_kwargs",
+    "resolved_optimizer_kwargs",
+    "resolved_guide_kwargs",
+    "resolved_logger_kwargs",
+    "eval_kwargs",
+    "feedback",
+    "llm_provider",
+    "llm_model",
+    "llm_base_url",
+    "token_scope",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "initial_state_path",
+    "best_state_path",
+    "final_state_path",
+    "state_history_path",
+    "tb_logdir",
+    "job_index",
+    "variant_index",
+    "mode",
+    "llm_stub",
+    "steps",
+    "best_step",
+    "evaluator_calls",
+    "llm_calls",
+    "cost_usd",
+    "error_kind",
+    "error",
+    "attempts",
+    "raw_params",
+];
+
+/// Number of leading columns shared with the Python reference.
+pub const REFERENCE_COLUMNS: usize = 33;
+
+/// What the row needs besides the job and its outcome.
+pub struct RowContext<'a> {
+    /// Run id.
+    pub run_id: &'a str,
+    /// `stub` or `real`.
+    pub mode: &'a str,
+    /// Who answered the prompts.
+    pub llm: &'a LlmInfo,
+    /// The job's directory (for relative paths).
+    pub job_dir: &'a JobDir,
+    /// The task's optimizer kwargs (objective, memory size) merged with the trainer's.
+    pub optimizer_kwargs: Kwargs,
+    /// The evaluator that scored the job.
+    pub guide: String,
+}
+
+impl ResultRow {
+    /// Build the row of a finished job.
+    pub fn new(job: &Job, outcome: &JobOutcome, ctx: &RowContext<'_>) -> Self {
+        let r = &job.resolved;
+        let has_states = outcome.initial_params.is_some();
+        let state = |kind| {
+            if has_states {
+                ctx.job_dir.rel_state_yaml(kind)
+            } else {
+                String::new()
+            }
+        };
+        Self {
+            run_id: ctx.run_id.to_string(),
+            job_id: job.job_id.clone(),
+            task_id: job.task_id.clone(),
+            suite: job.suite.clone(),
+            trainer_id: job.trainer_id.clone(),
+            seed: job.seed,
+            status: outcome.status,
+            score_val_initial: outcome.score_val_initial,
+            score_val_final: outcome.score_val_final,
+            score_val: outcome.score_val,
+            score_test: outcome.score_test,
+            time_seconds: (outcome.time_seconds * 1e6).round() / 1e6,
+            resolved_optimizer: outcome.resolved_optimizer.clone(),
+            resolved_guide: Some(ctx.guide.clone()),
+            resolved_logger: Some(r.logger.clone().unwrap_or_else(|| "EventLog".to_string())),
+            resolved_trainer_kwargs: r.trainer_kwargs.clone(),
+            resolved_optimizer_kwargs: ctx.optimizer_kwargs.clone(),
+            resolved_guide_kwargs: r.guide_kwargs.clone(),
+            resolved_logger_kwargs: r.logger_kwargs.clone(),
+            eval_kwargs: r.eval_kwargs.clone(),
+            feedback: outcome.feedback.clone(),
+            llm_provider: ctx.llm.provider.clone(),
+            llm_model: ctx.llm.model.clone(),
+            llm_base_url: ctx.llm.base_url.clone(),
+            token_scope: if ctx.llm.stub {
+                TOKEN_SCOPE_STUB
+            } else {
+                TOKEN_SCOPE_REAL
+            }
+            .to_string(),
+            prompt_tokens: outcome.prompt_tokens,
+            completion_tokens: outcome.completion_tokens,
+            total_tokens: outcome.prompt_tokens + outcome.completion_tokens,
+            initial_state_path: state(StateKind::Initial),
+            best_state_path: state(StateKind::Best),
+            final_state_path: state(StateKind::Final),
+            state_history_path: if has_states {
+                ctx.job_dir.rel_state_history()
+            } else {
+                String::new()
+            },
+            tb_logdir: ctx.job_dir.rel_tb(),
+            job_index: job.index,
+            variant_index: job.variant_index,
+            mode: ctx.mode.to_string(),
+            llm_stub: ctx.llm.stub,
+            steps: outcome.steps,
+            best_step: outcome.best_step,
+            evaluator_calls: outcome.evaluator_calls,
+            llm_calls: outcome.llm_calls,
+            cost_usd: None,
+            error_kind: outcome.error_kind.clone(),
+            error: outcome.error.clone(),
+            attempts: 1,
+            raw_params: job.raw_params.clone(),
+        }
+    }
+
+    /// The CSV cells, in [`COLUMNS`] order.
+    pub fn cells(&self) -> Vec<String> {
+        let f = |x: Option<f64>| x.map(python_float_repr).unwrap_or_default();
+        let s = |x: &Option<String>| x.clone().unwrap_or_default();
+        let k = |m: &Kwargs| canonical_json(&serde_json::Value::Object(m.clone()));
+        vec![
+            self.run_id.clone(),
+            self.job_id.clone(),
+            self.task_id.clone(),
+            self.suite.clone(),
+            self.trainer_id.clone(),
+            self.seed.to_string(),
+            self.status.as_str().to_string(),
+            f(self.score_val_initial),
+            f(self.score_val_final),
+            f(self.score_val),
+            f(self.score_test),
+            python_float_repr(self.time_seconds),
+            s(&self.resolved_optimizer),
+            s(&self.resolved_guide),
+            s(&self.resolved_logger),
+            k(&self.resolved_trainer_kwargs),
+            k(&self.resolved_optimizer_kwargs),
+            k(&self.resolved_guide_kwargs),
+            k(&self.resolved_logger_kwargs),
+            k(&self.eval_kwargs),
+            self.feedback.clone(),
+            self.llm_provider.clone(),
+            self.llm_model.clone(),
+            self.llm_base_url.clone(),
+            self.token_scope.clone(),
+            self.prompt_tokens.to_string(),
+            self.completion_tokens.to_string(),
+            self.total_tokens.to_string(),
+            self.initial_state_path.clone(),
+            self.best_state_path.clone(),
+            self.final_state_path.clone(),
+            self.state_history_path.clone(),
+            self.tb_logdir.clone(),
+            self.job_index.to_string(),
+            self.variant_index.to_string(),
+            self.mode.clone(),
+            self.llm_stub.to_string(),
+            self.steps.to_string(),
+            self.best_step.map(|b| b.to_string()).unwrap_or_default(),
+            self.evaluator_calls.to_string(),
+            self.llm_calls.to_string(),
+            f(self.cost_usd),
+            s(&self.error_kind),
+            s(&self.error),
+            self.attempts.to_string(),
+            k(&self.raw_params),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reference_columns_come_first_in_order() {
+        let reference = "run_id,job_id,task_id,suite,trainer_id,seed,status,score_val_initial,score_val_final,score_val,score_test,time_seconds,resolved_optimizer,resolved_guide,resolved_logger,resolved_trainer_kwargs,resolved_optimizer_kwargs,resolved_guide_kwargs,resolved_logger_kwargs,eval_kwargs,feedback,llm_provider,llm_model,llm_base_url,token_scope,prompt_tokens,completion_tokens,total_tokens,initial_state_path,best_state_path,final_state_path,state_history_path,tb_logdir";
+        assert_eq!(COLUMNS[..REFERENCE_COLUMNS].join(","), reference);
+        let names: std::collections::HashSet<_> = COLUMNS.iter().collect();
+        assert_eq!(names.len(), COLUMNS.len());
+    }
+}

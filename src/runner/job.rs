@@ -1,0 +1,192 @@
+//! Execute one job: fresh task, seeded stub LLM, the trainer loop, the reference's
+//! initial/final/test evaluations, and a `job_finished` event whatever happens (an error
+//! or a panic becomes a failed job with its message; the batch goes on).
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::config::model::Mode;
+use crate::events::{Emitter, EventKind, EventSink, JobOutcome, JobStatus, SinkError};
+use crate::llm::Llm;
+use crate::llm::stub::StubLlm;
+use crate::matrix::Job;
+use crate::optimizer::{Protocol, protocol_for};
+use crate::registry::Registry;
+use crate::task::{Example, Task};
+use crate::trainer::{LoopSettings, SearchLoop};
+
+/// What a job needs from its run.
+pub struct JobContext<'a> {
+    /// Stub or real.
+    pub mode: Mode,
+    /// Tasks and trainers.
+    pub registry: &'a Registry,
+    /// Where events go.
+    pub sink: &'a dyn EventSink,
+}
+
+/// Run one job to its end; only a sink failure (files cannot be written) is an error.
+pub fn run_job(job: &Job, ctx: &JobContext<'_>) -> Result<JobStatus, SinkError> {
+    let mut emitter = Emitter::new(job, ctx.sink);
+    let (protocol, fallback_note) = protocol_for(job.resolved.optimizer.as_deref());
+    let protocol: Arc<dyn Protocol> = Arc::from(protocol);
+    let mut llm = StubLlm::new(job.seed, protocol.clone());
+    emitter.emit(EventKind::JobStarted {
+        job_index: job.index,
+        task_id: job.task_id.clone(),
+        trainer_id: job.trainer_id.clone(),
+        seed: job.seed,
+        mode: ctx.mode.as_str().to_string(),
+        llm: llm.info(),
+    });
+    if let Some(note) = fallback_note {
+        emitter.emit(EventKind::Warning {
+            step: None,
+            message: note,
+        });
+    }
+    let started = Instant::now();
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        execute(job, ctx.registry, &mut llm, protocol.as_ref(), &mut emitter)
+    }));
+    let mut outcome = match result {
+        Ok(outcome) => outcome,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            failed("panic", format!("the job panicked: {message}"))
+        }
+    };
+    outcome.time_seconds = started.elapsed().as_secs_f64();
+    let status = outcome.status;
+    emitter.emit(EventKind::JobFinished(Box::new(outcome)));
+    match emitter.take_error() {
+        Some(e) => Err(e),
+        None => Ok(status),
+    }
+}
+
+fn execute(
+    job: &Job,
+    registry: &Registry,
+    llm: &mut dyn Llm,
+    protocol: &dyn Protocol,
+    emitter: &mut Emitter<'_>,
+) -> JobOutcome {
+    let Some(task) = registry.task(&job.task_id) else {
+        return skipped(format!(
+            "task `{}` is not available in this build",
+            job.task_id
+        ));
+    };
+    if let Some(reason) = &task.manifest.skip_reason {
+        return skipped(reason.clone());
+    }
+    if !task.has_trainable_params() {
+        return failed("no_trainable_parameters", "no_trainable_parameters".into());
+    }
+    let Some(preset) = registry.trainer(&job.trainer_id) else {
+        return failed(
+            "unknown_trainer",
+            format!("trainer `{}` is not available", job.trainer_id),
+        );
+    };
+    let settings = match LoopSettings::from_preset(preset, &job.resolved.trainer_kwargs) {
+        Ok(s) => s,
+        Err(e) => return failed("invalid_knob", e),
+    };
+    let initial = task.initial_values();
+    let (initial_score, _, calls_initial) = eval_split(&task, &initial);
+    let result = SearchLoop {
+        task: &task,
+        settings,
+        llm,
+        protocol,
+        seed: job.seed,
+        emitter,
+    }
+    .run();
+    let (final_score, feedback, calls_final) = eval_split(&task, &result.best_params);
+    let test = &task.manifest.splits.test;
+    let score_test = (!test.is_empty()).then(|| {
+        let refs: Vec<&Example> = test.iter().collect();
+        task.evaluate(&result.best_params, crate::task::SplitName::Test, &refs)
+            .score
+    });
+    let score_val = match (initial_score, final_score) {
+        (Some(i), Some(f)) => Some(i.max(f)),
+        (i, f) => f.or(i),
+    };
+    // The final parameters are the best ones; the reference's best state is the better
+    // of initial and final, which with selection is always the final one.
+    let best = if final_score >= initial_score {
+        result.best_params.clone()
+    } else {
+        initial.clone()
+    };
+    JobOutcome {
+        status: JobStatus::Ok,
+        error_kind: None,
+        error: None,
+        score_val_initial: initial_score,
+        score_val_final: final_score,
+        score_val,
+        score_test: score_test.flatten(),
+        feedback,
+        time_seconds: 0.0,
+        steps: result.steps,
+        best_step: Some(result.best_step),
+        evaluator_calls: result.evaluator_calls + calls_initial + calls_final + test.len() as u64,
+        llm_calls: result.llm_calls,
+        prompt_tokens: result.prompt_tokens,
+        completion_tokens: result.completion_tokens,
+        resolved_optimizer: Some(protocol.name().to_string()),
+        initial_params: Some(initial),
+        best_params: Some(best),
+        final_params: Some(result.best_params),
+    }
+}
+
+/// Score `values` on the task's evaluation split: (score, summary, evaluator calls).
+fn eval_split(task: &Task, values: &crate::config::model::Kwargs) -> (Option<f64>, String, u64) {
+    let (split, examples) = task.eval_split();
+    let refs: Vec<&Example> = examples.iter().collect();
+    let e = task.evaluate(values, split, &refs);
+    (e.score, e.summary, refs.len() as u64)
+}
+
+fn ended(status: JobStatus, kind: Option<&str>, message: String) -> JobOutcome {
+    JobOutcome {
+        status,
+        error_kind: kind.map(str::to_string),
+        error: kind.map(|_| message.clone()),
+        score_val_initial: None,
+        score_val_final: None,
+        score_val: None,
+        score_test: None,
+        feedback: message,
+        time_seconds: 0.0,
+        steps: 0,
+        best_step: None,
+        evaluator_calls: 0,
+        llm_calls: 0,
+        prompt_tokens: 0,
+        completion_tokens: 0,
+        resolved_optimizer: None,
+        initial_params: None,
+        best_params: None,
+        final_params: None,
+    }
+}
+
+fn failed(kind: &str, message: String) -> JobOutcome {
+    ended(JobStatus::Failed, Some(kind), message)
+}
+
+fn skipped(reason: String) -> JobOutcome {
+    ended(JobStatus::Skipped, None, reason)
+}

@@ -1,0 +1,194 @@
+//! Executing a planned run: a pool of `max_workers` threads runs the jobs (each isolated:
+//! an error or panic is a failed job, the batch goes on), resume decides which jobs run,
+//! and the run-level files are rebuilt from the job directories at the end.
+
+mod job;
+pub mod plan;
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
+
+use rayon::prelude::*;
+
+use crate::artifacts::atomic::{read_json, write_json};
+use crate::artifacts::manifest::status;
+use crate::config::model::ResumeMode;
+use crate::events::{EventSink, JobStatus};
+use crate::matrix::Job;
+use crate::registry::Registry;
+use crate::results::{self, Summary};
+
+pub use job::{JobContext, run_job};
+pub use plan::{CliOverrides, Plan, Prepared, prepare};
+
+/// What happened to a job in this invocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disposition {
+    /// It ran and ended with this status.
+    Executed(JobStatus),
+    /// Resume kept its earlier result.
+    Reused(String),
+    /// It did not start.
+    NotExecuted(String),
+}
+
+/// The end of a run.
+#[derive(Debug)]
+pub struct RunReport {
+    /// One disposition per job, in matrix order.
+    pub dispositions: Vec<Disposition>,
+    /// Rebuilt run summary.
+    pub summary: Summary,
+}
+
+/// The status a job directory records, if the job finished before.
+pub fn recorded_status(plan: &Plan, job: &Job) -> Option<String> {
+    let meta: serde_json::Value = read_json(&plan.run_dir.job(&job.job_id).job_meta()).ok()?;
+    meta.get("status")?.as_str().map(str::to_string)
+}
+
+/// Whether resume keeps a job's earlier result instead of running it.
+fn resume_decision(mode: ResumeMode, recorded: Option<&str>) -> Option<Disposition> {
+    match (mode, recorded) {
+        (ResumeMode::None, _) => None,
+        (ResumeMode::Auto, Some(s @ ("ok" | "skipped"))) => {
+            Some(Disposition::Reused(s.to_string()))
+        }
+        (ResumeMode::Auto, _) => None,
+        (ResumeMode::Failed, Some("failed" | "timeout")) => None,
+        (ResumeMode::Failed, Some(s)) if s != "running" => Some(Disposition::Reused(s.to_string())),
+        (ResumeMode::Failed, _) => Some(Disposition::NotExecuted(
+            "resume `failed`: the job never ran".into(),
+        )),
+    }
+}
+
+/// Run every job of a plan whose meta files exist, then rebuild the run-level files.
+pub fn execute(
+    plan: &Plan,
+    registry: &Registry,
+    sink: &dyn EventSink,
+) -> Result<RunReport, String> {
+    let workers = plan.config.max_workers.max(1);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(workers)
+        .thread_name(|i| format!("trace-bench-worker-{i}"))
+        .build()
+        .map_err(|e| format!("cannot start {workers} worker threads: {e}"))?;
+    let ctx = JobContext {
+        mode: plan.config.mode,
+        registry,
+        sink,
+    };
+    let stop_after_failure = AtomicBool::new(false);
+    let sink_error: Mutex<Option<String>> = Mutex::new(None);
+    let dispositions: Vec<Disposition> = pool.install(|| {
+        plan.jobs
+            .par_iter()
+            .with_max_len(1)
+            .map(|job| {
+                if let Some(d) =
+                    resume_decision(plan.config.resume, recorded_status(plan, job).as_deref())
+                {
+                    return d;
+                }
+                if sink_error.lock().map(|e| e.is_some()).unwrap_or(true) {
+                    return Disposition::NotExecuted(
+                        "run aborted: job files could not be written".into(),
+                    );
+                }
+                if stop_after_failure.load(Ordering::SeqCst) {
+                    return Disposition::NotExecuted("fail_fast_stopped".into());
+                }
+                match run_job(job, &ctx) {
+                    Ok(status) => {
+                        if plan.config.fail_fast
+                            && matches!(status, JobStatus::Failed | JobStatus::Timeout)
+                        {
+                            stop_after_failure.store(true, Ordering::SeqCst);
+                        }
+                        Disposition::Executed(status)
+                    }
+                    Err(e) => {
+                        if let Ok(mut slot) = sink_error.lock() {
+                            slot.get_or_insert(e.to_string());
+                        }
+                        Disposition::NotExecuted(format!("job files could not be written: {e}"))
+                    }
+                }
+            })
+            .collect()
+    });
+    finalize(plan, &dispositions)?;
+    if let Some(e) = sink_error.into_inner().ok().flatten() {
+        return Err(e);
+    }
+    let summary = results::write_run_files(&plan.run_dir)?;
+    Ok(RunReport {
+        dispositions,
+        summary,
+    })
+}
+
+/// Write the final manifest: each job's status and why.
+fn finalize(plan: &Plan, dispositions: &[Disposition]) -> Result<(), String> {
+    let finished = humantime::format_rfc3339_micros(SystemTime::now()).to_string();
+    let manifest = plan.manifest(
+        |job| match &dispositions[job.index] {
+            Disposition::Executed(s) => {
+                let reason = (*s != JobStatus::Ok).then(|| {
+                    read_json::<serde_json::Value>(&plan.run_dir.job(&job.job_id).job_meta())
+                        .ok()
+                        .and_then(|m| {
+                            m.get("feedback")
+                                .and_then(|f| f.as_str())
+                                .map(str::to_string)
+                        })
+                        .unwrap_or_default()
+                });
+                (s.as_str().to_string(), reason)
+            }
+            Disposition::Reused(previous) => (
+                status::REUSED.to_string(),
+                Some(format!("resume: kept the earlier `{previous}` result")),
+            ),
+            Disposition::NotExecuted(reason) => {
+                (status::NOT_EXECUTED.to_string(), Some(reason.clone()))
+            }
+        },
+        Some(finished),
+    );
+    write_json(&plan.run_dir.manifest(), &manifest)
+        .map_err(|e| format!("cannot write `{}`: {e}", plan.run_dir.manifest().display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resume_modes_follow_the_reference_table() {
+        use Disposition::*;
+        assert_eq!(
+            resume_decision(ResumeMode::Auto, Some("ok")),
+            Some(Reused("ok".into()))
+        );
+        assert_eq!(
+            resume_decision(ResumeMode::Auto, Some("skipped")),
+            Some(Reused("skipped".into()))
+        );
+        assert_eq!(resume_decision(ResumeMode::Auto, Some("failed")), None);
+        assert_eq!(resume_decision(ResumeMode::Auto, None), None);
+        assert_eq!(resume_decision(ResumeMode::None, Some("ok")), None);
+        assert_eq!(resume_decision(ResumeMode::Failed, Some("failed")), None);
+        assert_eq!(
+            resume_decision(ResumeMode::Failed, Some("ok")),
+            Some(Reused("ok".into()))
+        );
+        assert!(matches!(
+            resume_decision(ResumeMode::Failed, None),
+            Some(NotExecuted(_))
+        ));
+    }
+}

@@ -1,0 +1,217 @@
+//! Planning: config → checked spec → job matrix → run directory with its `meta/` files.
+//!
+//! Planning is separate from executing: a planned run directory (its manifest) is enough to
+//! execute any single job by index, which is what cluster array tasks and resume need.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde_json::Value as Json;
+
+use crate::artifacts::atomic::{write_atomic, write_json};
+use crate::artifacts::layout::RunDir;
+use crate::artifacts::manifest::{Manifest, ManifestJob, status};
+use crate::artifacts::yaml_out::to_yaml;
+use crate::config::check::check;
+use crate::config::load::{Source, load_with};
+use crate::config::model::{Config, ResumeMode, redact_secret_keys};
+use crate::config::{Diagnostic, Diagnostics};
+use crate::matrix::{self, Job, canonical};
+use crate::provenance;
+use crate::registry::Registry;
+
+/// Command-line settings that override the config (they are recorded in the snapshot).
+#[derive(Debug, Clone, Default)]
+pub struct CliOverrides {
+    /// `--runs-dir`
+    pub runs_dir: Option<String>,
+    /// `--run-id`
+    pub run_id: Option<String>,
+    /// `--max-workers`
+    pub max_workers: Option<usize>,
+    /// `--resume` (`--force` means `none`)
+    pub resume: Option<ResumeMode>,
+    /// `--fail-fast`
+    pub fail_fast: bool,
+    /// `--job-timeout`
+    pub job_timeout: Option<f64>,
+}
+
+/// A checked config and its jobs.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The decoded config with CLI overrides applied (`None` if it could not be decoded).
+    pub config: Option<Config>,
+    /// Jobs in matrix order.
+    pub jobs: Vec<Job>,
+    /// Every problem found.
+    pub diagnostics: Diagnostics,
+}
+
+impl Prepared {
+    /// Whether planning may go on.
+    pub fn is_ok(&self) -> bool {
+        self.config.is_some() && !self.diagnostics.has_errors()
+    }
+}
+
+/// Load, override, check and expand a config. Nothing is written.
+pub fn prepare(
+    source: &Source,
+    sets: &[String],
+    cli: &CliOverrides,
+    strict: bool,
+    registry: &Registry,
+) -> Prepared {
+    let loaded = load_with(source, sets, strict);
+    let mut diagnostics = loaded.diagnostics;
+    let Some(mut config) = loaded.config else {
+        return Prepared {
+            config: None,
+            jobs: Vec::new(),
+            diagnostics,
+        };
+    };
+    apply_cli(&mut config, cli);
+    for d in check(&config, registry, strict) {
+        diagnostics.push(d);
+    }
+    let (jobs, warnings) = matrix::expand(&config, registry);
+    for d in warnings {
+        diagnostics.push(d);
+    }
+    if jobs.is_empty() && !config.tasks.is_empty() {
+        diagnostics.push(Diagnostic::error(
+            "",
+            Default::default(),
+            "the matrix is empty: no jobs expanded",
+        ));
+    }
+    Prepared {
+        config: Some(config),
+        jobs,
+        diagnostics,
+    }
+}
+
+fn apply_cli(config: &mut Config, cli: &CliOverrides) {
+    if let Some(d) = &cli.runs_dir {
+        config.runs_dir = d.clone();
+    }
+    if let Some(id) = &cli.run_id {
+        config.run_id = Some(id.clone());
+    }
+    if let Some(w) = cli.max_workers {
+        config.max_workers = w.max(1);
+    }
+    if let Some(r) = cli.resume {
+        config.resume = r;
+    }
+    if cli.fail_fast {
+        config.fail_fast = true;
+    }
+    if cli.job_timeout.is_some() {
+        config.job_timeout = cli.job_timeout;
+    }
+}
+
+/// A planned run: where it goes and what it runs.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Run id.
+    pub run_id: String,
+    /// Its directory.
+    pub run_dir: RunDir,
+    /// The config.
+    pub config: Config,
+    /// The snapshot as written (secrets redacted, `run_id` set).
+    pub snapshot: Json,
+    /// SHA-256 of the canonical snapshot without `run_id`.
+    pub config_hash: String,
+    /// Jobs in matrix order.
+    pub jobs: Vec<Job>,
+    /// When the plan was made.
+    pub created_at: String,
+}
+
+impl Plan {
+    /// Fix the run id (configured, or generated from the snapshot and git commit).
+    pub fn new(config: Config, jobs: Vec<Job>, git_commit: &str, now: SystemTime) -> Self {
+        let mut snapshot = redact_secret_keys(&config.snapshot());
+        let run_id = config
+            .run_id
+            .clone()
+            .unwrap_or_else(|| matrix::generate_run_id(&snapshot, git_commit, now));
+        let mut hashed = snapshot.clone();
+        if let Json::Object(m) = &mut hashed {
+            m.shift_remove("run_id");
+        }
+        let config_hash = canonical::sha256_hex(&canonical::canonical_json(&hashed));
+        snapshot["run_id"] = Json::String(run_id.clone());
+        Self {
+            run_dir: RunDir::new(&config.runs_dir, &run_id),
+            run_id,
+            config,
+            snapshot,
+            config_hash,
+            jobs,
+            created_at: humantime::format_rfc3339_micros(now).to_string(),
+        }
+    }
+
+    /// The manifest with every job in the given state.
+    pub fn manifest(
+        &self,
+        statuses: impl Fn(&Job) -> (String, Option<String>),
+        finished_at: Option<String>,
+    ) -> Manifest {
+        Manifest {
+            run_id: self.run_id.clone(),
+            tool: "trace-bench".into(),
+            tool_version: env!("CARGO_PKG_VERSION").into(),
+            config_hash: self.config_hash.clone(),
+            mode: self.config.mode.as_str().into(),
+            tags: self.config.tags.clone(),
+            created_at: self.created_at.clone(),
+            generated_at: humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
+            finished_at,
+            jobs: self
+                .jobs
+                .iter()
+                .map(|job| {
+                    let (status, reason) = statuses(job);
+                    ManifestJob {
+                        job: job.clone(),
+                        status,
+                        reason,
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    /// Create the run directory with `meta/` (snapshot, env, git, system, pending
+    /// manifest) and `jobs/`. Secrets from the environment are scrubbed from every file.
+    pub fn write_meta(&self, cwd: &Path) -> Result<(), String> {
+        let io =
+            |p: PathBuf| move |e: std::io::Error| format!("cannot write `{}`: {e}", p.display());
+        let root = self.run_dir.root();
+        std::fs::create_dir_all(self.run_dir.jobs_dir()).map_err(io(self.run_dir.jobs_dir()))?;
+        let vars: Vec<(String, String)> = std::env::vars().collect();
+        let secrets = provenance::env::secret_values(vars.clone());
+        let scrub = |text: String| provenance::env::redact_secrets_in_text(&text, &secrets);
+        let snapshot = scrub(to_yaml(&self.snapshot));
+        write_atomic(&self.run_dir.config_snapshot(), snapshot.as_bytes())
+            .map_err(io(self.run_dir.config_snapshot()))?;
+        let env = provenance::env::capture_env(vars, SystemTime::now());
+        write_json(&self.run_dir.env_json(), &env).map_err(io(self.run_dir.env_json()))?;
+        let git = provenance::git::capture_git(cwd);
+        write_json(&self.run_dir.git_json(), &git).map_err(io(self.run_dir.git_json()))?;
+        let system = provenance::system::capture_system();
+        write_json(&self.run_dir.system_json(), &system).map_err(io(self.run_dir.system_json()))?;
+        let manifest = self.manifest(|_| (status::PENDING.to_string(), None), None);
+        write_json(&self.run_dir.manifest(), &manifest).map_err(io(self.run_dir.manifest()))?;
+        debug_assert!(root.exists());
+        Ok(())
+    }
+}

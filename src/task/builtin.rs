@@ -1,0 +1,174 @@
+//! Evaluators implemented in Rust for the built-in tasks (reference §10.3): each maps a
+//! parameter set and one example to an output, a score and feedback text.
+
+use serde_json::Value as Json;
+
+use super::{Example, ExampleResult, Param, ParamKind, TaskManifest};
+use crate::config::model::Kwargs;
+use crate::matrix::canonical::python_float_repr;
+
+/// The built-in scoring rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Evaluator {
+    /// Output = sum of the numeric parameters; score = -|output - target|.
+    NumericDistance,
+    /// Output = the first text/code parameter; score 1 on an exact match.
+    ExactMatch,
+    /// Output = `<greeting>, <last word of the input>!`; score 1 on an exact match.
+    GreetingTemplate,
+    /// Output = the greeting of the input's language plus the name; score 1 when the
+    /// expected greeting word for that language appears.
+    LanguageGreeting,
+}
+
+impl Evaluator {
+    /// Look up the evaluator a manifest names.
+    pub fn from_manifest(m: &TaskManifest) -> Result<Self, String> {
+        if m.evaluator.kind != "builtin" {
+            return Err(format!(
+                "task `{}`: evaluator kind `{}` is not supported yet (only `builtin`)",
+                m.id, m.evaluator.kind
+            ));
+        }
+        match m.evaluator.name.as_str() {
+            "numeric_distance" => Ok(Self::NumericDistance),
+            "exact_match" => Ok(Self::ExactMatch),
+            "greeting_template" => Ok(Self::GreetingTemplate),
+            "language_greeting" => Ok(Self::LanguageGreeting),
+            other => Err(format!(
+                "task `{}`: unknown builtin evaluator `{other}`",
+                m.id
+            )),
+        }
+    }
+
+    /// Score one example.
+    pub fn evaluate(self, params: &[Param], values: &Kwargs, ex: &Example) -> ExampleResult {
+        match self {
+            Self::NumericDistance => numeric_distance(params, values, ex),
+            Self::ExactMatch => exact_match(params, values, ex),
+            Self::GreetingTemplate => greeting_template(values, ex),
+            Self::LanguageGreeting => language_greeting(values, ex),
+        }
+    }
+}
+
+fn text_of(v: Option<&Json>) -> String {
+    match v {
+        Some(Json::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    }
+}
+
+/// A target given as a number, or as text ending in a number (`Correct answer is: 3`).
+fn numeric_target(info: &Json) -> Option<f64> {
+    match info {
+        Json::Number(n) => n.as_f64(),
+        Json::String(s) => s.rsplit(':').next()?.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn numeric_distance(params: &[Param], values: &Kwargs, ex: &Example) -> ExampleResult {
+    let target = numeric_target(&ex.info);
+    let mut sum = 0.0;
+    for p in params.iter().filter(|p| p.kind == ParamKind::Number) {
+        match values.get(&p.name).and_then(Json::as_f64) {
+            Some(x) if x.is_finite() => sum += x,
+            other => {
+                return ExampleResult {
+                    output: text_of(values.get(&p.name)),
+                    score: -1.0,
+                    feedback: format!(
+                        "parameter `{}` is not a number ({})",
+                        p.name,
+                        other.map_or_else(|| text_of(values.get(&p.name)), |x| x.to_string())
+                    ),
+                };
+            }
+        }
+    }
+    let output = python_float_repr(sum);
+    match target {
+        Some(t) => ExampleResult {
+            score: -(sum - t).abs(),
+            feedback: format!("output={output}, target={}", python_float_repr(t)),
+            output,
+        },
+        None => ExampleResult {
+            output,
+            score: -1.0,
+            feedback: "the example has no numeric target".into(),
+        },
+    }
+}
+
+fn exact_match(params: &[Param], values: &Kwargs, ex: &Example) -> ExampleResult {
+    let output = params
+        .iter()
+        .find(|p| p.kind != ParamKind::Number)
+        .map(|p| text_of(values.get(&p.name)))
+        .unwrap_or_default();
+    let ok = output == text_of(Some(&ex.info));
+    ExampleResult {
+        output,
+        score: if ok { 1.0 } else { 0.0 },
+        feedback: if ok { "Correct" } else { "Mismatch" }.into(),
+    }
+}
+
+fn last_word(input: &Json) -> String {
+    text_of(Some(input))
+        .split_whitespace()
+        .last()
+        .unwrap_or("")
+        .trim_matches(|c: char| !c.is_alphanumeric())
+        .to_string()
+}
+
+fn greeting_template(values: &Kwargs, ex: &Example) -> ExampleResult {
+    let output = format!(
+        "{}, {}!",
+        text_of(values.get("greeting")),
+        last_word(&ex.input)
+    );
+    let expected = text_of(Some(&ex.info));
+    let ok = output == expected;
+    ExampleResult {
+        score: if ok { 1.0 } else { 0.0 },
+        feedback: if ok {
+            "Correct".into()
+        } else {
+            format!("Expected: {expected}")
+        },
+        output,
+    }
+}
+
+fn language_greeting(values: &Kwargs, ex: &Example) -> ExampleResult {
+    let input = text_of(Some(&ex.input)).to_lowercase();
+    let is_spanish = ["soy", "hola", "me llamo"]
+        .iter()
+        .any(|w| input.contains(w));
+    let param = if is_spanish {
+        "spanish_greeting"
+    } else {
+        "english_greeting"
+    };
+    let output = format!("{}, {}!", text_of(values.get(param)), last_word(&ex.input));
+    let (lang, word) = match text_of(Some(&ex.info)).as_str() {
+        "es" => ("es", "Hola"),
+        _ => ("en", "Hello"),
+    };
+    let ok = output.contains(word);
+    ExampleResult {
+        score: if ok { 1.0 } else { 0.0 },
+        feedback: if ok {
+            "Correct".into()
+        } else {
+            format!("Expected a greeting in language `{lang}` (such as '{word}'), got '{output}'")
+        },
+        output,
+    }
+}

@@ -1,0 +1,69 @@
+//! The task manifest format (one YAML file per task, documented in `docs/tasks.md`).
+
+use serde::{Deserialize, Serialize};
+
+use super::{Param, Splits};
+use crate::config::yaml;
+
+/// How a task scores a candidate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvaluatorSpec {
+    /// `builtin` (evaluated in Rust); `command` and `dataset` arrive with later work.
+    pub kind: String,
+    /// Which built-in evaluator.
+    pub name: String,
+}
+
+/// A task as described on disk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskManifest {
+    /// `suite:name`.
+    pub id: String,
+    /// One line for `list-tasks --json`.
+    pub description: String,
+    /// The sentence the optimizer is given as its instruction.
+    pub objective: String,
+    /// Parameters in declaration order.
+    #[serde(default)]
+    pub parameters: Vec<Param>,
+    /// Examples.
+    #[serde(default)]
+    pub splits: Splits,
+    /// The scorer.
+    pub evaluator: EvaluatorSpec,
+    /// How many past rounds the optimizer prompt may include.
+    #[serde(default = "default_memory")]
+    pub memory_size: u32,
+    /// Set for tasks that cannot run here; jobs are reported `skipped` with this reason.
+    #[serde(default)]
+    pub skip_reason: Option<String>,
+}
+
+fn default_memory() -> u32 {
+    5
+}
+
+impl TaskManifest {
+    /// The suite: the part of the id before the first `:`.
+    pub fn suite(&self) -> &str {
+        suite_of(&self.id)
+    }
+}
+
+/// The suite of a task id (`llm4ad` when there is no colon, as in the reference).
+pub fn suite_of(id: &str) -> &str {
+    id.split_once(':').map_or("llm4ad", |(s, _)| s)
+}
+
+/// Parse a manifest's YAML text.
+pub fn parse_manifest(name: &str, text: &str) -> Result<TaskManifest, String> {
+    let node = yaml::parse(text)
+        .map_err(|e| format!("{name}:{}:{}: {}", e.span.line, e.span.col, e.message))?
+        .ok_or_else(|| format!("{name}: empty task manifest"))?;
+    let json = node
+        .to_json()
+        .map_err(|e| format!("{name}: {}", e.message))?;
+    serde_json::from_value(json).map_err(|e| format!("{name}: invalid task manifest: {e}"))
+}

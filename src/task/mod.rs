@@ -1,0 +1,271 @@
+//! Tasks: trainable parameters, data splits and an evaluator returning a score and the
+//! feedback text an optimizer reads.
+//!
+//! A task is immutable once loaded; a job's parameter values live in the trainer's
+//! candidates, so no job can leak trained state into another (a defect of the reference,
+//! which cached and mutated one task object across jobs).
+
+mod builtin;
+pub mod manifest;
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+use crate::config::model::Kwargs;
+
+pub use manifest::{EvaluatorSpec, TaskManifest, parse_manifest, suite_of as manifest_suite};
+
+/// What kind of value a parameter holds (it shapes prompts and stub mutations).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamKind {
+    /// A real or integer number.
+    Number,
+    /// Free text (a prompt, a word).
+    Text,
+    /// Program source.
+    Code,
+}
+
+impl ParamKind {
+    /// The type label used in optimizer prompts.
+    pub fn label(self, value: &Json) -> &'static str {
+        match self {
+            ParamKind::Number if value.is_i64() || value.is_u64() => "int",
+            ParamKind::Number => "float",
+            ParamKind::Text => "str",
+            ParamKind::Code => "code",
+        }
+    }
+}
+
+/// One parameter of a task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Param {
+    /// Name used in prompts, replies and state files.
+    pub name: String,
+    /// Number, text or code.
+    pub kind: ParamKind,
+    /// Starting value.
+    pub initial: Json,
+    /// Whether optimizers may change it.
+    #[serde(default = "yes")]
+    pub trainable: bool,
+    /// What the value means (shown to the optimizer as a constraint).
+    #[serde(default)]
+    pub description: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One example: an input and the reference information the evaluator compares against.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Example {
+    /// What the agent receives.
+    #[serde(default)]
+    pub input: Json,
+    /// The evaluator's reference (target, expected answer, ...).
+    #[serde(default)]
+    pub info: Json,
+}
+
+/// Train / validation / test examples.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Splits {
+    /// Examples the optimizer learns from.
+    #[serde(default)]
+    pub train: Vec<Example>,
+    /// Examples for the reported score (`score_val_*`); the train split when empty.
+    #[serde(default)]
+    pub validation: Vec<Example>,
+    /// Held-out examples, scored once with the best parameters.
+    #[serde(default)]
+    pub test: Vec<Example>,
+}
+
+/// Which split an evaluation ran on; the names are the reference's feedback prefixes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SplitName {
+    /// `train_dataset`
+    Train,
+    /// `validate_dataset`
+    Validation,
+    /// `test_dataset`
+    Test,
+}
+
+impl SplitName {
+    /// The reference's name for the split, used in feedback strings.
+    pub fn dataset_name(self) -> &'static str {
+        match self {
+            SplitName::Train => "train_dataset",
+            SplitName::Validation => "validate_dataset",
+            SplitName::Test => "test_dataset",
+        }
+    }
+}
+
+/// The outcome of one example.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExampleResult {
+    /// What the agent produced, rendered as text for prompts.
+    pub output: String,
+    /// The score (higher is better).
+    pub score: f64,
+    /// What the evaluator says about it.
+    pub feedback: String,
+}
+
+/// The outcome of evaluating one parameter set on a list of examples.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    /// Mean score; `None` for an empty split.
+    pub score: Option<f64>,
+    /// The reference's summary: `<split>: mean over N examples. <first feedbacks>`.
+    pub summary: String,
+    /// Per-example results, in example order.
+    pub examples: Vec<ExampleResult>,
+}
+
+/// A loaded task.
+#[derive(Debug, Clone)]
+pub struct Task {
+    /// The manifest it was built from.
+    pub manifest: TaskManifest,
+    evaluator: builtin::Evaluator,
+}
+
+impl Task {
+    /// Build a task from its manifest; fails when the evaluator is unknown.
+    pub fn from_manifest(manifest: TaskManifest) -> Result<Self, String> {
+        let evaluator = builtin::Evaluator::from_manifest(&manifest)?;
+        Ok(Self {
+            manifest,
+            evaluator,
+        })
+    }
+
+    /// Task id (`suite:name`).
+    pub fn id(&self) -> &str {
+        &self.manifest.id
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &[Param] {
+        &self.manifest.parameters
+    }
+
+    /// Whether any parameter may be optimised.
+    pub fn has_trainable_params(&self) -> bool {
+        self.manifest.parameters.iter().any(|p| p.trainable)
+    }
+
+    /// The starting parameter values, in declaration order.
+    pub fn initial_values(&self) -> Kwargs {
+        self.manifest
+            .parameters
+            .iter()
+            .map(|p| (p.name.clone(), p.initial.clone()))
+            .collect()
+    }
+
+    /// The split the reported `score_val_*` columns use: validation, else train.
+    pub fn eval_split(&self) -> (SplitName, &[Example]) {
+        let s = &self.manifest.splits;
+        if s.validation.is_empty() {
+            (SplitName::Train, &s.train)
+        } else {
+            (SplitName::Validation, &s.validation)
+        }
+    }
+
+    /// Evaluate `values` on `examples`, summarised like the reference does.
+    pub fn evaluate(&self, values: &Kwargs, split: SplitName, examples: &[&Example]) -> Evaluation {
+        let results: Vec<ExampleResult> = examples
+            .iter()
+            .map(|ex| {
+                self.evaluator
+                    .evaluate(&self.manifest.parameters, values, ex)
+            })
+            .collect();
+        let name = split.dataset_name();
+        if results.is_empty() {
+            return Evaluation {
+                score: None,
+                summary: format!("{name}: empty_dataset"),
+                examples: results,
+            };
+        }
+        let mean = results.iter().map(|r| r.score).sum::<f64>() / results.len() as f64;
+        let mut summary = format!("{name}: mean over {} examples. ", results.len());
+        let firsts: Vec<&str> = results
+            .iter()
+            .take(3)
+            .map(|r| r.feedback.as_str())
+            .collect();
+        let _ = write!(summary, "{}", firsts.join(" | "));
+        Evaluation {
+            score: Some(mean),
+            summary,
+            examples: results,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::Registry;
+
+    fn eval_initial(id: &str) -> Evaluation {
+        let reg = Registry::builtin();
+        let task = reg.task(id).unwrap();
+        let (split, examples) = task.eval_split();
+        let refs: Vec<&Example> = examples.iter().collect();
+        task.evaluate(&task.initial_values(), split, &refs)
+    }
+
+    #[test]
+    fn builtin_tasks_score_their_initial_values_as_the_reference_does() {
+        let cases = [
+            ("internal:numeric_param", -3.0),
+            ("internal:code_param", 1.0),
+            ("internal:multi_param", -1.0),
+            ("trace_examples:greeting_stub", 1.0),
+            ("trace_examples:train_single_node_stub", -3.0),
+            ("trace_examples:opentrace_greeting", 0.5),
+            ("trace_examples:opentrace_train_single_node", -3.0),
+        ];
+        for (id, expected) in cases {
+            assert_eq!(eval_initial(id).score, Some(expected), "{id}");
+        }
+        let e = eval_initial("internal:numeric_param");
+        assert_eq!(
+            e.summary,
+            "train_dataset: mean over 1 examples. output=0.0, target=3.0"
+        );
+    }
+
+    #[test]
+    fn evaluations_follow_the_parameter_values() {
+        let reg = Registry::builtin();
+        let task = reg.task("internal:multi_param").unwrap();
+        let mut values = task.initial_values();
+        values.insert("b".into(), serde_json::json!(2.0));
+        let ex: Vec<&Example> = task.manifest.splits.train.iter().collect();
+        assert_eq!(
+            task.evaluate(&values, SplitName::Train, &ex).score,
+            Some(0.0)
+        );
+        values.insert("a".into(), serde_json::json!("not a number"));
+        assert_eq!(
+            task.evaluate(&values, SplitName::Train, &ex).score,
+            Some(-1.0)
+        );
+    }
+}

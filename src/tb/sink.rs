@@ -1,0 +1,109 @@
+//! The TensorBoard sink: one event file per job in `jobs/<id>/tb/`, one point per step
+//! for every curve, flushed each step (TensorBoard shows live runs) and synced at the end.
+//!
+//! Tags: `score/train`, `score/val`, `score/best`, `time/step_seconds`, `llm/calls`,
+//! `llm/tokens`, `param/<name>` for numeric parameters (scalars, f32); text and code
+//! parameters as text summaries `param/<name>`. Exact f64 values stay in the CSV/JSON files.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::Value as Json;
+
+use super::EventFileWriter;
+use crate::artifacts::layout::RunDir;
+use crate::events::{Event, EventKind, EventSink, SinkError, StepRecord};
+use crate::matrix::Job;
+
+/// Writes each job's TensorBoard event file.
+pub struct TbSink {
+    run_dir: RunDir,
+    writers: Mutex<HashMap<String, EventFileWriter>>,
+}
+
+impl TbSink {
+    /// A sink writing under `run_dir`.
+    pub fn new(run_dir: RunDir) -> Self {
+        Self {
+            run_dir,
+            writers: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// (tag, value) pairs of one step: scalars and text summaries.
+pub type StepPoints = (Vec<(String, f64)>, Vec<(String, String)>);
+
+/// The scalars and texts of one step.
+pub fn step_points(s: &StepRecord) -> StepPoints {
+    let mut scalars: Vec<(String, f64)> = [
+        ("score/train", s.score_train),
+        ("score/val", s.score_val),
+        ("score/best", s.best_score),
+        ("time/step_seconds", Some(s.step_seconds)),
+        ("llm/calls", Some(s.llm_calls as f64)),
+        ("llm/tokens", Some(s.tokens as f64)),
+    ]
+    .into_iter()
+    .filter_map(|(tag, v)| v.map(|v| (tag.to_string(), v)))
+    .collect();
+    let mut texts = Vec::new();
+    for (name, value) in &s.best_params {
+        match value {
+            Json::Number(n) => {
+                scalars.push((format!("param/{name}"), n.as_f64().unwrap_or(f64::NAN)))
+            }
+            Json::String(text) => texts.push((format!("param/{name}"), text.clone())),
+            other => texts.push((format!("param/{name}"), other.to_string())),
+        }
+    }
+    (scalars, texts)
+}
+
+impl EventSink for TbSink {
+    fn on_event(&self, job: &Job, event: &Event) -> Result<(), SinkError> {
+        let dir = self.run_dir.job(&job.job_id).tb_dir();
+        let io = |e| {
+            SinkError::io(
+                format!("cannot write TensorBoard events in `{}`", dir.display()),
+                e,
+            )
+        };
+        let mut writers = self.writers.lock().unwrap_or_else(|e| e.into_inner());
+        match &event.kind {
+            EventKind::JobStarted { .. } => {
+                let writer = EventFileWriter::create(&dir, now()).map_err(io)?;
+                writers.insert(job.job_id.clone(), writer);
+            }
+            EventKind::Step(step) => {
+                let Some(w) = writers.get_mut(&job.job_id) else {
+                    return Ok(());
+                };
+                let (scalars, texts) = step_points(step);
+                let t = now();
+                let s = step.step as i64;
+                for (tag, v) in scalars {
+                    w.add_scalar(&tag, s, v as f32, t).map_err(io)?;
+                }
+                for (tag, text) in texts {
+                    w.add_text(&tag, s, &text, t).map_err(io)?;
+                }
+                w.flush().map_err(io)?;
+            }
+            EventKind::JobFinished(_) => {
+                if let Some(w) = writers.remove(&job.job_id) {
+                    w.close().map_err(io)?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
