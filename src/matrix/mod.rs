@@ -58,7 +58,8 @@ pub struct Job {
     pub variant_index: usize,
     /// The merged variant as written (the reference's `raw_params`).
     pub raw_params: Kwargs,
-    /// The identity-bearing kwargs.
+    /// The identity-bearing kwargs (hashed into the job id).
+    #[serde(rename = "resolved_kwargs")]
     pub resolved: ResolvedKwargs,
 }
 

@@ -1,0 +1,108 @@
+//! Helpers shared by the CLI integration tests: a temp workspace with configs, the binary,
+//! and readers for the run directory.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+/// A temporary working directory for one test.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Write a config file and return its path.
+    pub fn config(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path().join(name);
+        std::fs::write(&p, text).expect("write config");
+        p
+    }
+
+    /// The binary, run in this workspace with a clean environment for secrets.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::cargo_bin("trace-bench").expect("binary");
+        c.current_dir(self.path());
+        c.env_remove("OPENAI_API_KEY");
+        c
+    }
+
+    /// The only run directory under `runs/`.
+    pub fn only_run(&self) -> PathBuf {
+        let runs: Vec<PathBuf> = std::fs::read_dir(self.path().join("runs"))
+            .expect("runs dir")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        assert_eq!(
+            runs.len(),
+            1,
+            "expected exactly one run dir, found {runs:?}"
+        );
+        runs.into_iter().next().expect("one")
+    }
+}
+
+/// Rows of a CSV file as maps column → cell, with the header.
+pub fn read_csv(path: &Path) -> (Vec<String>, Vec<std::collections::BTreeMap<String, String>>) {
+    let mut r = csv::Reader::from_path(path).expect("csv");
+    let header: Vec<String> = r
+        .headers()
+        .expect("header")
+        .iter()
+        .map(str::to_string)
+        .collect();
+    let rows = r
+        .records()
+        .map(|rec| {
+            let rec = rec.expect("record");
+            header
+                .iter()
+                .cloned()
+                .zip(rec.iter().map(str::to_string))
+                .collect()
+        })
+        .collect();
+    (header, rows)
+}
+
+/// Parse a JSON file.
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()))
+}
+
+/// Every line of a JSONL file, parsed.
+pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("jsonl line"))
+        .collect()
+}
+
+/// The 2 tasks x 2 trainers matrix used by several tests.
+pub const MATRIX_2X2: &str = "runs_dir: runs
+mode: stub
+seeds: [7]
+max_workers: 2
+tasks:
+  - internal:numeric_param
+  - internal:multi_param
+trainers:
+  - id: PrioritySearch
+    params_variants: [{ps_steps: 3}]
+  - id: GEPA-Base
+    params_variants: [{gepa_iters: 4}]
+";

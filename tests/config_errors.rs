@@ -1,0 +1,337 @@
+//! Bad input gets a clear, located error and exit 2, and leaves no run directory; validate
+//! prints every job; secrets never reach the run directory.
+
+mod common;
+
+use common::{Workspace, read_json};
+use predicates::prelude::*;
+use predicates::str::contains;
+
+fn assert_refused(ws: &Workspace, text: &str, expected_stderr: &str) {
+    ws.config("bad.yaml", text);
+    let out = ws
+        .cmd()
+        .args(["run", "--config", "bad.yaml"])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        stderr.contains(expected_stderr),
+        "expected {expected_stderr:?} in:\n{stderr}"
+    );
+    assert!(stderr.contains("nothing was run"), "{stderr}");
+    assert!(
+        !ws.path().join("runs").exists(),
+        "a bad config must leave no run directory"
+    );
+}
+
+#[test]
+fn wrong_type_is_located() {
+    let ws = Workspace::new();
+    assert_refused(
+        &ws,
+        "tasks: [internal:numeric_param]\nmax_workers: lots\n",
+        "error: `max_workers` must be an integer, found a string `lots`\n  --> bad.yaml:2:14 (key `max_workers`)\n  |\n2 | max_workers: lots\n  |              ^\n",
+    );
+}
+
+#[test]
+fn unknown_trainer_suggests_the_closest() {
+    let ws = Workspace::new();
+    assert_refused(
+        &ws,
+        "tasks: [internal:numeric_param]\ntrainers:\n  - id: PrioritySerch\n",
+        "error: unknown trainer `PrioritySerch`\n  --> bad.yaml:3:5 (key `trainers[0]`)\n  |\n3 |   - id: PrioritySerch\n  |     ^\n  = hint: did you mean `PrioritySearch`?\n",
+    );
+}
+
+#[test]
+fn malformed_yaml_points_at_the_line() {
+    let ws = Workspace::new();
+    assert_refused(
+        &ws,
+        "tasks:\n  - id: internal:numeric_param\n    eval_kwargs: {a: 1\nmode: stub\n",
+        "error: invalid YAML:",
+    );
+    let out = ws
+        .cmd()
+        .args(["run", "--config", "bad.yaml"])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(stderr.contains("--> bad.yaml:4:"), "{stderr}");
+}
+
+#[test]
+fn unknown_mode_lists_the_choices() {
+    let ws = Workspace::new();
+    assert_refused(
+        &ws,
+        "mode: turbo\ntasks: [internal:numeric_param]\n",
+        "error: unknown mode `turbo`\n  --> bad.yaml:1:7 (key `mode`)\n  |\n1 | mode: turbo\n  |       ^\n  = hint: use `stub` (offline, seeded) or `real` (an OpenAI-compatible endpoint)\n",
+    );
+}
+
+#[test]
+fn unknown_keys_warn_and_strict_refuses() {
+    let ws = Workspace::new();
+    let cfg = ws.config("w.yaml", "tasks: [internal:numeric_param]\nmax_worker: 2\ntrainers:\n  - id: GEPA-Base\n    params_variants: [{ps_steps: 2}]\n");
+    ws.cmd()
+        .args(["validate", "--config"])
+        .arg(&cfg)
+        .assert()
+        .success()
+        .stderr(
+            contains("warning: unknown run-level key `max_worker`")
+                .and(contains("did you mean `max_workers`?")),
+        )
+        .stderr(contains(
+            "warning: trainer `GEPA-Base` has no knob `ps_steps`; it is ignored",
+        ));
+    ws.cmd()
+        .args(["validate", "--strict", "--config"])
+        .arg(&cfg)
+        .assert()
+        .code(1)
+        .stderr(contains("error: unknown run-level key `max_worker`"))
+        .stderr(contains(
+            "error: trainer `GEPA-Base` has no knob `ps_steps`",
+        ));
+    ws.cmd()
+        .args(["run", "--strict", "--config"])
+        .arg(&cfg)
+        .assert()
+        .code(2);
+    assert!(!ws.path().join("runs").exists());
+}
+
+#[test]
+fn bad_set_override_is_a_usage_error() {
+    let ws = Workspace::new();
+    ws.cmd()
+        .args(["run", "--set", "max_workers"])
+        .assert()
+        .code(2)
+        .stderr(contains("`--set max_workers` has no `=`"));
+    ws.cmd()
+        .args(["run", "--set", "mode=rael"])
+        .assert()
+        .code(2)
+        .stderr(contains("did you mean `real`?"));
+    assert!(!ws.path().join("runs").exists());
+}
+
+#[test]
+fn validate_prints_every_job_with_reference_ids() {
+    let ws = Workspace::new();
+    let smoke = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/smoke.yaml");
+    ws.cmd()
+        .args(["validate", "--config", smoke])
+        .assert()
+        .success()
+        .stdout(contains("[OK] internal:numeric_param"))
+        .stdout(contains(
+            "job 806f391306ae: internal:numeric_param x PrioritySearch (seed=123)",
+        ));
+    assert!(
+        !ws.path().join("runs").exists(),
+        "plain validate writes nothing"
+    );
+    ws.cmd()
+        .args([
+            "validate",
+            "--strict",
+            "--runs-dir",
+            "out",
+            "--config",
+            smoke,
+        ])
+        .assert()
+        .success()
+        .stdout(contains("[OK] manifest written:"));
+    let runs: Vec<_> = std::fs::read_dir(ws.path().join("out")).unwrap().collect();
+    assert_eq!(runs.len(), 1);
+    let manifest = read_json(&runs[0].as_ref().unwrap().path().join("meta/manifest.json"));
+    assert_eq!(manifest["jobs"][0]["job_id"], "806f391306ae");
+    assert_eq!(manifest["jobs"][0]["status"], "pending");
+}
+
+#[test]
+fn reference_validation_config_is_accepted() {
+    let ws = Workspace::new();
+    let cfg = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/m1_validation.yaml");
+    ws.cmd()
+        .args(["validate", "--strict", "--config", cfg])
+        .assert()
+        .success()
+        .stdout(contains(
+            "[EXPECTED] internal:non_trainable: no_trainable_parameters",
+        ))
+        .stdout(contains("[SKIP] veribench:smoke_placeholder"))
+        .stdout(contains(
+            "[SKIP] llm4ad:circle_packing: not available in this build",
+        ))
+        .stdout(contains("28 jobs expanded"));
+}
+
+#[test]
+fn secrets_never_reach_the_run_directory() {
+    let ws = Workspace::new();
+    let env_secret = "sk-test-ENVSECRET-0123456789abcdef";
+    let inline_secret = "sk-inline-SECRET-9876543210fedcba";
+    let cfg = ws.config(
+        "s.yaml",
+        &format!("tasks: [internal:numeric_param]\ntags: [x]\nllm:\n  provider: openai\n  api_key_env: OPENAI_API_KEY\n  api_key: {inline_secret}\n  model: gpt-4o-mini\n"),
+    );
+    ws.cmd()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .env("OPENAI_API_KEY", env_secret)
+        .env(
+            "TRACE_CUSTOMLLM_URL",
+            format!("https://proxy.example/v1?key={env_secret}"),
+        )
+        .assert()
+        .success()
+        .stderr(contains("an API key is written inline in the config"));
+    let run = ws.only_run();
+    let mut checked = 0;
+    for entry in walk(&run) {
+        let bytes = std::fs::read(&entry).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains(env_secret),
+            "env secret in {}",
+            entry.display()
+        );
+        assert!(
+            !text.contains(inline_secret),
+            "inline secret in {}",
+            entry.display()
+        );
+        checked += 1;
+    }
+    assert!(checked > 10);
+    let env = read_json(&run.join("meta/env.json"));
+    assert_eq!(env["env"]["OPENAI_API_KEY"], "***REDACTED***");
+    assert!(
+        env["env"]["TRACE_CUSTOMLLM_URL"]
+            .as_str()
+            .unwrap()
+            .contains("***REDACTED***")
+    );
+    let snapshot = std::fs::read_to_string(run.join("meta/config.snapshot.yaml")).unwrap();
+    assert!(
+        snapshot.contains("api_key_env: OPENAI_API_KEY"),
+        "the variable name is kept:\n{snapshot}"
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn list_commands_match_the_reference_format() {
+    let ws = Workspace::new();
+    let out = ws
+        .cmd()
+        .arg("list-trainers")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "GEPA-Base\tavailable\nGEPA-Beam\tavailable\nGEPA-UCB\tavailable\nPrioritySearch\tavailable\n"
+    );
+    let out = ws
+        .cmd()
+        .args(["list-tasks", "--bench", "internal"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "internal:code_param\ninternal:numeric_param\ninternal:multi_param\ninternal:non_trainable\n"
+    );
+    let out = ws
+        .cmd()
+        .arg("list-tasks")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let ids: Vec<String> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        ids.first().unwrap(),
+        "trace_examples:greeting_stub",
+        "suites in the reference's order"
+    );
+    assert_eq!(ids.last().unwrap(), "veribench:smoke_placeholder");
+    let json: serde_json::Value = serde_json::from_slice(
+        &ws.cmd()
+            .args(["list-tasks", "--json"])
+            .assert()
+            .success()
+            .get_output()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(json[0]["evaluator_kind"], "builtin");
+    let json: serde_json::Value = serde_json::from_slice(
+        &ws.cmd()
+            .args(["list-trainers", "--json"])
+            .assert()
+            .success()
+            .get_output()
+            .stdout,
+    )
+    .unwrap();
+    let ps = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "PrioritySearch")
+        .unwrap();
+    assert!(
+        ps["knobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["name"] == "num_steps" && k["default"] == 1)
+    );
+    assert!(
+        ps["loop_note"]
+            .as_str()
+            .unwrap()
+            .contains("shared search loop")
+    );
+    ws.cmd()
+        .args(["list-tasks", "--bench", "nope"])
+        .assert()
+        .code(2)
+        .stderr(contains("unknown bench selector"));
+}

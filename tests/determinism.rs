@@ -1,0 +1,154 @@
+//! Same config + seed ⇒ same numbers; `max_workers` never changes results; the full
+//! 9-task x 4-trainer x 3-seed matrix runs; search improves `numeric_param` for most seeds.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::{MATRIX_2X2, Workspace, read_csv};
+
+/// Columns that legitimately differ between two runs of the same config.
+const VOLATILE: &[&str] = &["run_id", "time_seconds"];
+
+fn stable_rows(run: &Path) -> Vec<BTreeMap<String, String>> {
+    let (_, rows) = read_csv(&run.join("results.csv"));
+    rows.into_iter()
+        .map(|mut r| {
+            for c in VOLATILE {
+                r.remove(*c);
+            }
+            r
+        })
+        .collect()
+}
+
+fn stable_iterations(run: &Path) -> Vec<Vec<String>> {
+    let (_, rows) = read_csv(&run.join("iterations.csv"));
+    rows.into_iter()
+        .map(|r| {
+            [
+                "job_id",
+                "step",
+                "score_train",
+                "score_val",
+                "best_score",
+                "evaluator_calls",
+                "llm_calls",
+                "tokens",
+            ]
+            .iter()
+            .map(|c| r[*c].clone())
+            .collect()
+        })
+        .collect()
+}
+
+fn run_with(ws: &Workspace, cfg: &Path, run_id: &str, workers: &str) -> std::path::PathBuf {
+    ws.cmd()
+        .args(["run", "--config"])
+        .arg(cfg)
+        .args(["--run-id", run_id, "--max-workers", workers])
+        .assert()
+        .success();
+    ws.path().join("runs").join(run_id)
+}
+
+#[test]
+fn two_runs_and_any_worker_count_give_identical_results() {
+    let ws = Workspace::new();
+    let cfg = ws.config("m.yaml", MATRIX_2X2);
+    let a = run_with(&ws, &cfg, "a", "1");
+    let b = run_with(&ws, &cfg, "b", "1");
+    let c = run_with(&ws, &cfg, "c", "2");
+    assert_eq!(stable_rows(&a), stable_rows(&b));
+    assert_eq!(stable_rows(&a), stable_rows(&c));
+    assert_eq!(stable_iterations(&a), stable_iterations(&c));
+    let events = |run: &Path| -> Vec<String> {
+        let (_, rows) = read_csv(&run.join("results.csv"));
+        rows.iter().map(|r| r["job_id"].clone()).collect()
+    };
+    assert_eq!(events(&a), events(&c));
+}
+
+#[test]
+fn matrix_9_tasks_4_trainers_3_seeds() {
+    let ws = Workspace::new();
+    let cfg = ws.config(
+        "big.yaml",
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/configs/matrix_9x4x3.yaml"
+        ))
+        .unwrap(),
+    );
+    // internal:non_trainable fails by design, so the run exits 1.
+    ws.cmd()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .args(["--run-id", "big"])
+        .assert()
+        .code(1);
+    let (_, rows) = read_csv(&ws.path().join("runs/big/results.csv"));
+    assert_eq!(rows.len(), 9 * 4 * 3);
+    for r in &rows {
+        let expected = match r["task_id"].as_str() {
+            "internal:non_trainable" => "failed",
+            "veribench:smoke_placeholder" => "skipped",
+            _ => "ok",
+        };
+        assert_eq!(
+            r["status"], expected,
+            "{} {}",
+            r["task_id"], r["trainer_id"]
+        );
+    }
+    let non_trainable = rows
+        .iter()
+        .find(|r| r["task_id"] == "internal:non_trainable")
+        .unwrap();
+    assert_eq!(non_trainable["error_kind"], "no_trainable_parameters");
+    let skipped = rows.iter().find(|r| r["status"] == "skipped").unwrap();
+    assert!(skipped["feedback"].contains("VeriBench is not available"));
+}
+
+#[test]
+fn search_improves_numeric_param_for_most_seeds() {
+    let ws = Workspace::new();
+    let seeds: Vec<String> = (1..=20).map(|s| s.to_string()).collect();
+    let cfg = ws.config(
+        "s.yaml",
+        &format!(
+            "seeds: [{}]\ntasks: [internal:numeric_param]\ntrainers:\n  - id: PrioritySearch\n    params_variants: [{{ps_steps: 5}}]\n",
+            seeds.join(", ")
+        ),
+    );
+    ws.cmd()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .args(["--run-id", "s"])
+        .assert()
+        .success();
+    let (_, rows) = read_csv(&ws.path().join("runs/s/results.csv"));
+    assert_eq!(rows.len(), 20);
+    let improved = rows
+        .iter()
+        .filter(|r| {
+            r["score_val_final"].parse::<f64>().unwrap()
+                > r["score_val_initial"].parse::<f64>().unwrap()
+        })
+        .count();
+    assert!(improved >= 16, "only {improved}/20 seeds improved");
+    let (_, it) = read_csv(&ws.path().join("runs/s/iterations.csv"));
+    for job in rows.iter().map(|r| &r["job_id"]) {
+        let best: Vec<f64> = it
+            .iter()
+            .filter(|r| &r["job_id"] == job)
+            .map(|r| r["best_score"].parse().unwrap())
+            .collect();
+        assert!(
+            best.windows(2).all(|w| w[1] >= w[0]),
+            "best-so-far never decreases: {best:?}"
+        );
+    }
+}
