@@ -8,7 +8,9 @@ Usage: check_outputs.py RUN_DIR
 * the real TensorBoard (EventAccumulator, via check_tensorboard.py) lists, for every job,
   the tags score/train, score/best, time/step_seconds, llm/calls, llm/tokens and param/<name>
   with one point per step and values equal (to float32) to iterations.csv / results.json,
-  and text parameters as text summaries.
+  and text parameters as text summaries;
+* `tensorboard --logdir RUN_DIR/jobs` serves them: its HTTP data API on loopback lists one
+  run per job and returns score/best with the same values.
 
 Exits non-zero with a message on the first kind of mismatch.
 """
@@ -16,9 +18,14 @@ Exits non-zero with a message on the first kind of mismatch.
 import json
 import math
 import os
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.parse
+import urllib.request
 
 import pandas as pd
 
@@ -91,9 +98,67 @@ def main():
     os.unlink(path)
     if proc.returncode != 0:
         fail("TensorBoard check failed:\n" + proc.stdout + proc.stderr)
+    served = check_served(run, expect)
     n_points = sum(len(v) for r in expect["runs"] for v in r["scalars"].values())
     print(f"check_outputs: OK: {len(res)} jobs, {len(it)} iteration rows; TensorBoard read "
-          f"{len(expect['runs'])} event files with {n_points} scalar points as expected")
+          f"{len(expect['runs'])} event files with {n_points} scalar points as expected; "
+          f"tensorboard served {served} runs over HTTP")
+
+
+def f32(v):
+    return struct.unpack("<f", struct.pack("<f", float(v)))[0]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get_json(url):
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return json.loads(r.read().decode())
+
+
+def check_served(run, expect):
+    """Start the real tensorboard on RUN/jobs and compare score/best over its HTTP API."""
+    jobs_dir = os.path.abspath(os.path.join(run, "jobs"))
+    port = free_port()
+    exe = os.path.join(os.path.dirname(sys.executable), "tensorboard")
+    proc = subprocess.Popen([exe, "--logdir", jobs_dir, "--host", "127.0.0.1", "--port", str(port),
+                             "--reload_interval", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    wanted = {os.path.relpath(r["logdir"], jobs_dir): r for r in expect["runs"] if r["scalars"]}
+    try:
+        deadline = time.time() + 90
+        runs = []
+        while time.time() < deadline:
+            if proc.poll() is not None:
+                fail("tensorboard exited: " + proc.stderr.read().decode()[-2000:])
+            try:
+                runs = get_json(base + "/data/runs")
+                tags = get_json(base + "/data/plugin/scalars/tags")
+                if set(wanted) <= set(runs) and all("score/best" in tags.get(r, {}) for r in wanted):
+                    break
+            except OSError:
+                pass
+            time.sleep(1)
+        else:
+            fail(f"tensorboard did not serve every job within 90 s (serving {len(runs)} of {len(wanted)})")
+        for name, r in wanted.items():
+            q = urllib.parse.urlencode({"run": name, "tag": "score/best"})
+            points = get_json(f"{base}/data/plugin/scalars/scalars?{q}")
+            got = [(p[1], p[2]) for p in points]
+            exp = [(s, f32(v)) for s, v in r["scalars"]["score/best"]]
+            if got != exp:
+                fail(f"tensorboard serves {name} score/best as {got}, expected {exp}")
+        return len(wanted)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 if __name__ == "__main__":

@@ -156,16 +156,14 @@ pub fn check(config: &Config, registry: &Registry, strict: bool) -> Vec<Diagnost
         if let Some(logger) = &trainer.logger
             && !KNOWN_LOGGERS.contains(&logger.as_str())
         {
-            {
-                out.push(
-                    strictly(
-                        format!("{key}.logger"),
-                        trainer.span,
-                        format!("logger not found: `{logger}`"),
-                    )
-                    .with_optional_hint(suggestion(logger, KNOWN_LOGGERS.iter().copied())),
-                );
-            }
+            out.push(
+                strictly(
+                    format!("{key}.logger"),
+                    trainer.span,
+                    format!("logger not found: `{logger}`"),
+                )
+                .with_optional_hint(suggestion(logger, KNOWN_LOGGERS.iter().copied())),
+            );
         }
     }
     if config.job_timeout.is_some_and(|t| t > 0.0) {

@@ -241,14 +241,12 @@ impl Decoder<'_> {
             if TOP_LEVEL_KNOBS.contains(&key.as_str())
                 && let Some(value) = self.json(&e.value, &key)
             {
-                {
-                    trainer_kwargs.insert(key.clone(), value.clone());
-                    defaults.push(Knob {
-                        key,
-                        value,
-                        span: e.key_span,
-                    });
-                }
+                trainer_kwargs.insert(key.clone(), value.clone());
+                defaults.push(Knob {
+                    key,
+                    value,
+                    span: e.key_span,
+                });
             }
         }
         let tasks = self.tasks(root.get("tasks"), &eval_kwargs);

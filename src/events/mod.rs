@@ -266,7 +266,149 @@ impl EventSink for Fanout {
     }
 }
 
-/// Helper for sinks that look at a field of a serialised event.
-pub fn event_json(event: &Event) -> Json {
-    serde_json::to_value(event).unwrap_or(Json::Null)
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn envelope(seq: u64, kind: EventKind) -> Event {
+        Event {
+            v: SCHEMA_VERSION,
+            seq,
+            ts: "2026-11-21T15:02:11.120301Z".into(),
+            elapsed_s: 0.5,
+            kind,
+        }
+    }
+
+    fn one_of_each() -> Vec<EventKind> {
+        let params: Kwargs = serde_json::from_value(json!({"value": 1.5})).unwrap();
+        vec![
+            EventKind::JobStarted {
+                job_index: 0,
+                task_id: "internal:numeric_param".into(),
+                trainer_id: "PrioritySearch".into(),
+                seed: 1,
+                mode: "stub".into(),
+                llm: crate::llm::LlmInfo {
+                    provider: "stub".into(),
+                    model: "m".into(),
+                    base_url: String::new(),
+                    stub: true,
+                },
+            },
+            EventKind::Eval {
+                step: 0,
+                candidate_id: 0,
+                split: crate::task::SplitName::Train,
+                examples: 1,
+                score: Some(-3.0),
+                seconds: 0.001,
+            },
+            EventKind::Candidate {
+                step: 1,
+                candidate_id: 1,
+                parent_id: Some(0),
+                score: Some(-1.5),
+                best: true,
+            },
+            EventKind::LlmCall {
+                step: 1,
+                model: "m".into(),
+                stub: true,
+                prompt_tokens: 10,
+                completion_tokens: 5,
+                latency_s: 0.01,
+                cached: false,
+                retries: 0,
+                updated: vec!["value".into()],
+            },
+            EventKind::Warning {
+                step: Some(1),
+                message: "junk".into(),
+            },
+            EventKind::Step(StepRecord {
+                step: 1,
+                score_train: Some(-1.5),
+                score_val: None,
+                best_score: Some(-1.5),
+                step_seconds: 0.1,
+                elapsed_seconds: 0.2,
+                evaluator_calls: 2,
+                llm_calls: 1,
+                tokens: 15,
+                candidates: 2,
+                best_params: params.clone(),
+            }),
+            EventKind::JobFinished(Box::new(JobOutcome {
+                status: JobStatus::Ok,
+                error_kind: None,
+                error: None,
+                score_val_initial: Some(-3.0),
+                score_val_final: Some(-1.5),
+                score_val: Some(-1.5),
+                score_test: None,
+                feedback: "ok".into(),
+                time_seconds: 0.3,
+                steps: 1,
+                best_step: Some(1),
+                evaluator_calls: 4,
+                llm_calls: 1,
+                prompt_tokens: 10,
+                completion_tokens: 5,
+                resolved_optimizer: Some("OptoPrime".into()),
+                initial_params: Some(params.clone()),
+                best_params: Some(params.clone()),
+                final_params: Some(params),
+            })),
+        ]
+    }
+
+    #[test]
+    fn every_event_type_has_the_envelope_and_round_trips() {
+        let types = [
+            "job_started",
+            "eval",
+            "candidate",
+            "llm_call",
+            "warning",
+            "step",
+            "job_finished",
+        ];
+        for (i, (kind, ty)) in one_of_each().into_iter().zip(types).enumerate() {
+            let event = envelope(i as u64, kind);
+            let line = serde_json::to_string(&event).unwrap();
+            assert!(!line.contains('\n'), "one line per event");
+            let value: Json = serde_json::from_str(&line).unwrap();
+            assert_eq!(value["type"], ty);
+            assert_eq!(value["v"], 1);
+            assert_eq!(value["seq"], i);
+            assert_eq!(value["ts"], "2026-11-21T15:02:11.120301Z");
+            assert_eq!(value["elapsed_s"], 0.5);
+            let back: Event = serde_json::from_str(&line).unwrap();
+            assert_eq!(back, event, "{ty} round-trips");
+        }
+    }
+
+    #[test]
+    fn step_and_outcome_fields_are_named_as_documented() {
+        let step = serde_json::to_value(envelope(0, one_of_each().swap_remove(5))).unwrap();
+        for key in [
+            "step",
+            "score_train",
+            "score_val",
+            "best_score",
+            "step_seconds",
+            "elapsed_seconds",
+            "evaluator_calls",
+            "llm_calls",
+            "tokens",
+            "best_params",
+        ] {
+            assert!(step.get(key).is_some(), "step event lacks `{key}`");
+        }
+        let done = serde_json::to_value(envelope(0, one_of_each().swap_remove(6))).unwrap();
+        assert_eq!(done["status"], "ok");
+        assert_eq!(done["score_val"], -1.5);
+    }
 }

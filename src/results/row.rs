@@ -274,4 +274,79 @@ mod tests {
         let names: std::collections::HashSet<_> = COLUMNS.iter().collect();
         assert_eq!(names.len(), COLUMNS.len());
     }
+
+    #[test]
+    fn struct_fields_cells_and_columns_agree() {
+        use crate::config::load::{Source, load};
+        use crate::registry::Registry;
+        let text = "tasks: [internal:numeric_param]\n";
+        let config = load(
+            &Source {
+                name: "t".into(),
+                text: text.into(),
+            },
+            &[],
+        )
+        .config
+        .unwrap();
+        let job = crate::matrix::expand(&config, &Registry::builtin())
+            .0
+            .remove(0);
+        let outcome = JobOutcome {
+            status: JobStatus::Ok,
+            error_kind: None,
+            error: None,
+            score_val_initial: Some(-3.0),
+            score_val_final: Some(-0.5),
+            score_val: Some(-0.5),
+            score_test: None,
+            feedback: "f".into(),
+            time_seconds: 1.23456789,
+            steps: 2,
+            best_step: Some(2),
+            evaluator_calls: 5,
+            llm_calls: 4,
+            prompt_tokens: 100,
+            completion_tokens: 20,
+            resolved_optimizer: Some("OptoPrime".into()),
+            initial_params: Some(Kwargs::new()),
+            best_params: Some(Kwargs::new()),
+            final_params: Some(Kwargs::new()),
+        };
+        let llm = LlmInfo {
+            provider: "stub".into(),
+            model: "m".into(),
+            base_url: String::new(),
+            stub: true,
+        };
+        let dir = crate::artifacts::layout::RunDir::new("runs", "r").job(&job.job_id);
+        let ctx = RowContext {
+            run_id: "r",
+            mode: "stub",
+            llm: &llm,
+            job_dir: &dir,
+            optimizer_kwargs: Kwargs::new(),
+            guide: "g".into(),
+        };
+        let row = ResultRow::new(&job, &outcome, &ctx);
+        let json = serde_json::to_value(&row).unwrap();
+        let keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys, COLUMNS,
+            "serialised field order is the CSV column order"
+        );
+        let cells = row.cells();
+        assert_eq!(cells.len(), COLUMNS.len());
+        assert_eq!(cells[11], "1.234568", "time_seconds rounded to 6 decimals");
+        assert_eq!(cells[27], "120");
+        assert_eq!(
+            cells[28],
+            format!("jobs/{}/artifacts/initial_state.yaml", job.job_id)
+        );
+    }
 }

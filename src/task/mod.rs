@@ -238,12 +238,18 @@ mod tests {
             ("internal:multi_param", -1.0),
             ("trace_examples:greeting_stub", 1.0),
             ("trace_examples:train_single_node_stub", -3.0),
-            ("trace_examples:opentrace_greeting", 0.5),
             ("trace_examples:opentrace_train_single_node", -3.0),
         ];
         for (id, expected) in cases {
             assert_eq!(eval_initial(id).score, Some(expected), "{id}");
         }
+        // opentrace_greeting reports on its validation split: 1 of 3 greetings is right.
+        let g = eval_initial("trace_examples:opentrace_greeting");
+        assert!((g.score.unwrap() - 1.0 / 3.0).abs() < 1e-12);
+        assert!(
+            g.summary
+                .starts_with("validate_dataset: mean over 3 examples. ")
+        );
         let e = eval_initial("internal:numeric_param");
         assert_eq!(
             e.summary,
