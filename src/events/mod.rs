@@ -8,7 +8,6 @@
 mod emitter;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value as Json;
 
 use crate::config::model::Kwargs;
 use crate::matrix::Job;
@@ -269,7 +268,7 @@ impl EventSink for Fanout {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value as Json, json};
 
     fn envelope(seq: u64, kind: EventKind) -> Event {
         Event {
