@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Value as Json, json};
 
@@ -37,7 +37,8 @@ pub struct JobFilesSink {
     run_id: String,
     mode: String,
     registry: Registry,
-    open: Mutex<HashMap<String, Open>>,
+    /// Running jobs; each has its own lock so workers never wait on each other's I/O.
+    open: Mutex<HashMap<String, Arc<Mutex<Open>>>>,
 }
 
 impl JobFilesSink {
@@ -152,14 +153,15 @@ impl JobFilesSink {
 
 impl EventSink for JobFilesSink {
     fn on_event(&self, job: &Job, event: &Event) -> Result<(), SinkError> {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let running = || self.open.lock().unwrap_or_else(|e| e.into_inner());
         if let EventKind::JobStarted { llm, .. } = &event.kind {
             let state = self.start(job, event, llm)?;
-            open.insert(job.job_id.clone(), state);
+            running().insert(job.job_id.clone(), Arc::new(Mutex::new(state)));
         }
-        let Some(state) = open.get_mut(&job.job_id) else {
+        let Some(slot) = running().get(&job.job_id).cloned() else {
             return Ok(());
         };
+        let mut state = slot.lock().unwrap_or_else(|e| e.into_inner());
         let path = self.run_dir.job(&job.job_id).root().display().to_string();
         let io = |e| SinkError::io(format!("cannot append to job files in `{path}`"), e);
         let line = serde_json::to_string(event).unwrap_or_default();
@@ -176,8 +178,13 @@ impl EventSink for JobFilesSink {
                 state.history.push(step.clone());
             }
             EventKind::JobFinished(outcome) => {
-                let state = open.remove(&job.job_id).expect("present");
-                drop(open);
+                drop(state);
+                running().remove(&job.job_id);
+                let state = Arc::try_unwrap(slot)
+                    .ok()
+                    .expect("a finished job's state has no other owner")
+                    .into_inner()
+                    .unwrap_or_else(|e| e.into_inner());
                 self.finish(job, event, outcome, state)?;
             }
             _ => {}

@@ -5,7 +5,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use crate::config::model::Kwargs;
-use crate::config::yaml;
 
 /// Knobs every trainer accepts (runner-level settings).
 pub const UNIVERSAL_KNOBS: &[(&str, &str)] = &[
@@ -74,13 +73,7 @@ pub struct TrainerPreset {
 impl TrainerPreset {
     /// Parse a preset's YAML text.
     pub fn parse(name: &str, text: &str) -> Result<Self, String> {
-        let node = yaml::parse(text)
-            .map_err(|e| format!("{name}:{}:{}: {}", e.span.line, e.span.col, e.message))?
-            .ok_or_else(|| format!("{name}: empty trainer preset"))?;
-        let json = node
-            .to_json()
-            .map_err(|e| format!("{name}: {}", e.message))?;
-        serde_json::from_value(json).map_err(|e| format!("{name}: invalid trainer preset: {e}"))
+        crate::config::decode_yaml(name, text).map_err(|e| format!("invalid trainer preset {e}"))
     }
 
     /// The knob a raw params key means for this trainer (`threads` is universal).

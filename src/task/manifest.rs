@@ -3,7 +3,6 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Param, Splits};
-use crate::config::yaml;
 
 /// How a task scores a candidate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,11 +58,5 @@ pub fn suite_of(id: &str) -> &str {
 
 /// Parse a manifest's YAML text.
 pub fn parse_manifest(name: &str, text: &str) -> Result<TaskManifest, String> {
-    let node = yaml::parse(text)
-        .map_err(|e| format!("{name}:{}:{}: {}", e.span.line, e.span.col, e.message))?
-        .ok_or_else(|| format!("{name}: empty task manifest"))?;
-    let json = node
-        .to_json()
-        .map_err(|e| format!("{name}: {}", e.message))?;
-    serde_json::from_value(json).map_err(|e| format!("{name}: invalid task manifest: {e}"))
+    crate::config::decode_yaml(name, text).map_err(|e| format!("invalid task manifest {e}"))
 }

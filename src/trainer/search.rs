@@ -51,7 +51,7 @@ impl Candidate {
     }
 }
 
-#[derive(Default)]
+#[derive(Debug, Clone, Default)]
 struct Counters {
     evaluator_calls: u64,
     llm_calls: u64,
@@ -62,6 +62,16 @@ struct Counters {
 impl Counters {
     fn tokens(&self) -> u64 {
         self.prompt_tokens + self.completion_tokens
+    }
+
+    /// What was spent since `before`.
+    fn since(&self, before: &Counters) -> Counters {
+        Counters {
+            evaluator_calls: self.evaluator_calls - before.evaluator_calls,
+            llm_calls: self.llm_calls - before.llm_calls,
+            prompt_tokens: self.prompt_tokens - before.prompt_tokens,
+            completion_tokens: self.completion_tokens - before.completion_tokens,
+        }
     }
 }
 
@@ -105,11 +115,20 @@ impl SearchLoop<'_, '_> {
             best: true,
         });
         let mut best = 0usize;
-        self.emit_step(0, &pool, best, eval.score, step_started, &mut counters, 1);
+        let score_val = self.validate(&pool[best].params, &mut counters);
+        self.emit_step(
+            0,
+            &pool[best],
+            eval.score,
+            score_val,
+            step_started,
+            &counters,
+            1,
+        );
         let mut next_id = 1;
         for step in 1..=self.settings.steps {
             let step_started = Instant::now();
-            let before = counters_snapshot(&counters);
+            let before = counters.clone();
             let batch = self.minibatch(&mut data_rng);
             let mut step_best: Option<f64> = None;
             let mut evaluated = 0;
@@ -162,22 +181,16 @@ impl SearchLoop<'_, '_> {
                 step_best = max_opt(step_best, parent_eval.score);
             }
             best = ranked(&pool)[0];
-            let mut step_counters = Counters {
-                evaluator_calls: counters.evaluator_calls - before.evaluator_calls,
-                llm_calls: counters.llm_calls - before.llm_calls,
-                prompt_tokens: counters.prompt_tokens - before.prompt_tokens,
-                completion_tokens: counters.completion_tokens - before.completion_tokens,
-            };
-            let val = self.emit_step(
+            let score_val = self.validate(&pool[best].params, &mut counters);
+            self.emit_step(
                 step,
-                &pool,
-                best,
+                &pool[best],
                 step_best,
+                score_val,
                 step_started,
-                &mut step_counters,
+                &counters.since(&before),
                 evaluated,
             );
-            counters.evaluator_calls += val;
         }
         TrainResult {
             best_params: pool[best].params.clone(),
@@ -300,46 +313,44 @@ impl SearchLoop<'_, '_> {
         Some(child)
     }
 
-    /// Emit the step record; returns the evaluator calls spent on validation.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one call site; the values are the step's"
-    )]
+    /// Score the best-so-far parameters on the validation split, when the task has one.
+    fn validate(&self, params: &Kwargs, counters: &mut Counters) -> Option<f64> {
+        let validation = &self.task.manifest.splits.validation;
+        if validation.is_empty() {
+            return None;
+        }
+        let refs: Vec<&Example> = validation.iter().collect();
+        counters.evaluator_calls += refs.len() as u64;
+        self.task
+            .evaluate(params, SplitName::Validation, &refs)
+            .score
+    }
+
+    /// Emit one learning-curve point; `spent` holds the step's counters.
+    #[expect(clippy::too_many_arguments, reason = "the fields of one step record")]
     fn emit_step(
         &mut self,
         step: u64,
-        pool: &[Candidate],
-        best: usize,
+        best: &Candidate,
         score_train: Option<f64>,
+        score_val: Option<f64>,
         started: Instant,
-        counters: &mut Counters,
+        spent: &Counters,
         evaluated: u64,
-    ) -> u64 {
-        let validation = &self.task.manifest.splits.validation;
-        let (score_val, val_calls) = if validation.is_empty() {
-            (None, 0)
-        } else {
-            let refs: Vec<&Example> = validation.iter().collect();
-            let e = self
-                .task
-                .evaluate(&pool[best].params, SplitName::Validation, &refs);
-            (e.score, validation.len() as u64)
-        };
-        counters.evaluator_calls += val_calls;
+    ) {
         self.emitter.emit(EventKind::Step(StepRecord {
             step,
             score_train,
             score_val,
-            best_score: pool[best].mean(),
+            best_score: best.mean(),
             step_seconds: started.elapsed().as_secs_f64(),
             elapsed_seconds: self.emitter.elapsed(),
-            evaluator_calls: counters.evaluator_calls,
-            llm_calls: counters.llm_calls,
-            tokens: counters.tokens(),
+            evaluator_calls: spent.evaluator_calls,
+            llm_calls: spent.llm_calls,
+            tokens: spent.tokens(),
             candidates: evaluated,
-            best_params: pool[best].params.clone(),
+            best_params: best.params.clone(),
         }));
-        val_calls
     }
 }
 
@@ -368,14 +379,5 @@ fn max_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
         (Some(x), Some(y)) => Some(x.max(y)),
         (x, None) => x,
         (None, y) => y,
-    }
-}
-
-fn counters_snapshot(c: &Counters) -> Counters {
-    Counters {
-        evaluator_calls: c.evaluator_calls,
-        llm_calls: c.llm_calls,
-        prompt_tokens: c.prompt_tokens,
-        completion_tokens: c.completion_tokens,
     }
 }
