@@ -53,13 +53,7 @@ fn embedded_default_run_writes_the_whole_layout() {
 #[test]
 fn matrix_2x2_every_file_and_column() {
     let ws = Workspace::new();
-    let cfg = ws.config("m.yaml", MATRIX_2X2);
-    ws.cmd()
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .assert()
-        .success();
-    let run = ws.only_run();
+    let run = ws.run_ok(MATRIX_2X2);
     let run_id = run.file_name().unwrap().to_str().unwrap().to_string();
 
     let (header, rows) = read_csv(&run.join("results.csv"));
@@ -219,13 +213,7 @@ fn matrix_2x2_every_file_and_column() {
 #[test]
 fn report_rebuilds_run_files_byte_for_byte() {
     let ws = Workspace::new();
-    let cfg = ws.config("m.yaml", MATRIX_2X2);
-    ws.cmd()
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .assert()
-        .success();
-    let run = ws.only_run();
+    let run = ws.run_ok(MATRIX_2X2);
     let files = [
         "results.csv",
         "iterations.csv",

@@ -38,6 +38,17 @@ impl Workspace {
         c
     }
 
+    /// Run a config that must succeed and return its (only) run directory.
+    pub fn run_ok(&self, text: &str) -> PathBuf {
+        let cfg = self.config("run.yaml", text);
+        self.cmd()
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .assert()
+            .success();
+        self.only_run()
+    }
+
     /// The only run directory under `runs/`.
     pub fn only_run(&self) -> PathBuf {
         let runs: Vec<PathBuf> = std::fs::read_dir(self.path().join("runs"))
