@@ -248,43 +248,18 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 #[test]
 fn list_commands_match_the_reference_format() {
     let ws = Workspace::new();
-    let out = ws
-        .cmd()
-        .arg("list-trainers")
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
+    let out = ws.stdout_of(&["list-trainers"]);
     assert_eq!(
-        String::from_utf8(out).unwrap(),
+        out,
         "GEPA-Base\tavailable\nGEPA-Beam\tavailable\nGEPA-UCB\tavailable\nPrioritySearch\tavailable\n"
     );
-    let out = ws
-        .cmd()
-        .args(["list-tasks", "--bench", "internal"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
+    let out = ws.stdout_of(&["list-tasks", "--bench", "internal"]);
     assert_eq!(
-        String::from_utf8(out).unwrap(),
+        out,
         "internal:code_param\ninternal:numeric_param\ninternal:multi_param\ninternal:non_trainable\n"
     );
-    let out = ws
-        .cmd()
-        .arg("list-tasks")
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let ids: Vec<String> = String::from_utf8(out)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect();
+    let out = ws.stdout_of(&["list-tasks"]);
+    let ids: Vec<String> = out.lines().map(str::to_string).collect();
     assert_eq!(
         ids.first().unwrap(),
         "trace_examples:greeting_stub",

@@ -49,6 +49,19 @@ impl Workspace {
         self.only_run()
     }
 
+    /// Run the binary with `args`; it must succeed; return its stdout.
+    pub fn stdout_of(&self, args: &[&str]) -> String {
+        let out = self
+            .cmd()
+            .args(args)
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        String::from_utf8(out).expect("utf-8 stdout")
+    }
+
     /// The only run directory under `runs/`.
     pub fn only_run(&self) -> PathBuf {
         let runs: Vec<PathBuf> = std::fs::read_dir(self.path().join("runs"))
