@@ -11,7 +11,7 @@ fi
 "$venv/bin/pip" install --quiet --disable-pip-version-check "tensorboard>=2.16" "pandas>=2.0"
 
 cargo build --quiet --manifest-path "$root/Cargo.toml"
-bin="$root/target/debug/trace-bench"
+bin="${CARGO_TARGET_DIR:-$root/target}/debug/trace-bench"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 cat > "$work/check.yaml" <<'YAML'
