@@ -60,16 +60,8 @@ impl StubLlm {
 
     fn junk(&mut self, variables: &[VariableHint]) -> String {
         let first = variables.first().map_or("x", |v| v.name.as_str());
-        match self.rng.below(5) {
-            0 => "TERMINATE".to_string(),
-            1 => String::new(),
-            2 => {
-                format!("I would adjust `{first}` a little, but I am not sure in which direction.")
-            }
-            3 => format!("{{\"reasoning\": \"stub junk reply\", \"suggestion\": {{\"{first}\": "),
-            _ => "{\"reasoning\": \"stub junk reply\", \"suggestion\": {\"not_a_variable\": 1}}"
-                .to_string(),
-        }
+        let catalogue = self.protocol.junk_replies(first);
+        self.rng.pick(&catalogue).clone()
     }
 
     fn mutate(&mut self, var: &VariableHint, feedback: &str) -> Json {

@@ -42,6 +42,20 @@ pub struct ProblemInstance<'a> {
     pub variables: Vec<(&'a Param, Json)>,
     /// The examples of the batch.
     pub examples: Vec<ExampleTrace>,
+    /// Earlier candidates with their scores, oldest first (OPROv2's value/score history,
+    /// OptoPrime's optional memory). Empty when the trainer keeps none.
+    pub history: Vec<HistoryEntry>,
+}
+
+/// One earlier candidate shown to the optimizer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryEntry {
+    /// The values of the trainable parameters.
+    pub values: Kwargs,
+    /// Its mean score, when it was evaluated.
+    pub score: Option<f64>,
+    /// The feedback it received (batched), possibly empty.
+    pub feedback: String,
 }
 
 impl ProblemInstance<'_> {
@@ -77,6 +91,10 @@ pub trait Protocol: Send + Sync {
     fn parse(&self, reply: &str, params: &[Param]) -> ParsedUpdate;
     /// Render an update as a well-formed reply (used by the stub proposer).
     fn render(&self, reasoning: &str, update: &Kwargs) -> String;
+    /// Malformed replies typical of this protocol (`TERMINATE`, empty, prose, truncated,
+    /// an unknown variable, ...), about `first_variable`; the stub sends them so every
+    /// fallback of `parse` runs. Each must parse to an empty update.
+    fn junk_replies(&self, first_variable: &str) -> Vec<String>;
 }
 
 /// The protocol for a configured optimizer name, plus a note when it had to fall back.

@@ -120,6 +120,16 @@ impl Protocol for OptoPrime {
         let reply = json!({"reasoning": reasoning, "suggestion": update});
         serde_json::to_string_pretty(&reply).unwrap_or_default()
     }
+
+    fn junk_replies(&self, first: &str) -> Vec<String> {
+        vec![
+            "TERMINATE".to_string(),
+            String::new(),
+            format!("I would adjust `{first}` a little, but I am not sure in which direction."),
+            format!("{{\"reasoning\": \"stub junk reply\", \"suggestion\": {{\"{first}\": "),
+            "{\"reasoning\": \"stub junk reply\", \"suggestion\": {\"not_a_variable\": 1}}".to_string(),
+        ]
+    }
 }
 
 fn user_prompt(instance: &ProblemInstance<'_>, feedback: &str) -> String {
@@ -346,6 +356,7 @@ mod tests {
                 output: "0.0".into(),
                 feedback: "output=0.0, target=3.0".into(),
             }],
+            history: vec![],
         };
         let req = OptoPrime.request(&instance);
         let user = &req.messages[1].content;

@@ -271,6 +271,7 @@ impl SearchLoop<'_, '_> {
                     feedback: r.feedback.clone(),
                 })
                 .collect(),
+            history: vec![],
         };
         let request = self.protocol.request(&instance);
         counters.llm_calls += 1;
