@@ -59,6 +59,26 @@ impl Rng {
     pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len())]
     }
+
+    /// Shuffle in place (Fisher-Yates).
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            let j = self.below(i + 1);
+            items.swap(i, j);
+        }
+    }
+
+    /// `k` distinct indices of `0..n` in draw order (`k` is capped at `n`).
+    pub fn sample_indices(&mut self, n: usize, k: usize) -> Vec<usize> {
+        let mut idx: Vec<usize> = (0..n).collect();
+        let k = k.min(n);
+        for i in 0..k {
+            let j = i + self.below(n - i);
+            idx.swap(i, j);
+        }
+        idx.truncate(k);
+        idx
+    }
 }
 
 #[cfg(test)]
@@ -74,12 +94,32 @@ mod tests {
         assert_eq!(first, b.next_u64());
         assert_ne!(first, c.next_u64());
         // Pinned: a change here changes every stub result ever published.
-        assert_eq!(
-            Rng::stream(0, "x").next_u64(),
-            Rng::stream(0, "x").next_u64()
-        );
+        let mut pinned = Rng::stream(0, "x");
+        let draws: Vec<u64> = (0..3).map(|_| pinned.next_u64() % 1_000_000).collect();
+        assert_eq!(draws, PINNED_DRAWS);
         let values: Vec<u64> = (0..3).map(|_| a.next_u64() % 1000).collect();
         assert_eq!(values.len(), 3);
+    }
+
+    const PINNED_DRAWS: [u64; 3] = [832_929, 627_603, 781_418];
+
+    #[test]
+    fn shuffles_and_samples_are_permutations() {
+        let mut r = Rng::stream(5, "s");
+        let mut v: Vec<u32> = (0..20).collect();
+        r.shuffle(&mut v);
+        let mut sorted = v.clone();
+        sorted.sort();
+        assert_eq!(sorted, (0..20).collect::<Vec<_>>());
+        assert_ne!(v, sorted);
+        let s = r.sample_indices(10, 4);
+        assert_eq!(s.len(), 4);
+        assert!(s.iter().all(|&i| i < 10));
+        let mut d = s.clone();
+        d.sort();
+        d.dedup();
+        assert_eq!(d.len(), 4);
+        assert_eq!(r.sample_indices(3, 9).len(), 3);
     }
 
     #[test]

@@ -251,7 +251,8 @@ fn list_commands_match_the_reference_format() {
     let out = ws.stdout_of(&["list-trainers"]);
     assert_eq!(
         out,
-        "GEPA-Base\tavailable\nGEPA-Beam\tavailable\nGEPA-UCB\tavailable\nPrioritySearch\tavailable\n"
+        "BasicSearch\tavailable\nGEPA\tavailable\nGEPA-Base\tavailable\nGEPA-Beam\tavailable\n\
+         GEPA-UCB\tavailable\nMinibatchAlgorithm\tavailable\nNoOp\tavailable\nPrioritySearch\tavailable\n"
     );
     let out = ws.stdout_of(&["list-tasks", "--bench", "internal"]);
     assert_eq!(
@@ -298,12 +299,14 @@ fn list_commands_match_the_reference_format() {
             .iter()
             .any(|k| k["name"] == "num_steps" && k["default"] == 1)
     );
-    assert!(
-        ps["loop_note"]
-            .as_str()
-            .unwrap()
-            .contains("shared search loop")
-    );
+    assert_eq!(ps["algorithm"], "priority_search");
+    assert_eq!(ps["default_optimizer"], "OptoPrimeV2");
+    // Every trainer documents every knob it reads, with a default and a meaning.
+    for t in json.as_array().unwrap() {
+        for k in t["knobs"].as_array().unwrap() {
+            assert!(k["help"].as_str().is_some_and(|h| !h.is_empty()), "{t}");
+        }
+    }
     ws.cmd()
         .args(["list-tasks", "--bench", "nope"])
         .assert()

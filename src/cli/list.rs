@@ -4,6 +4,7 @@ use serde_json::json;
 
 use super::args::{ListTasksArgs, ListTrainersArgs};
 use super::exit::{CliError, OK};
+use crate::optimizer::DEFAULT_OPTIMIZER;
 use crate::registry::{Registry, UNIVERSAL_KNOBS, parse_bench_selector};
 
 /// Print the task ids (or JSON details).
@@ -74,8 +75,10 @@ pub fn list_trainers(args: &ListTrainersArgs, registry: &Registry) -> Result<u8,
                     "id": t.id,
                     "available": true,
                     "description": t.description,
-                    "loop": t.loop_kind,
-                    "loop_note": t.loop_note,
+                    "id_aliases": t.id_aliases,
+                    "algorithm": t.algorithm,
+                    "default_optimizer": t.default_optimizer.as_deref().unwrap_or(DEFAULT_OPTIMIZER),
+                    "notes": t.notes,
                     "defaults": t.defaults,
                     "aliases": t.aliases,
                     "knobs": knobs,

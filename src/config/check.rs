@@ -8,7 +8,7 @@ use super::diag::{Diagnostic, suggestion};
 use super::model::{Config, Mode};
 use crate::optimizer::KNOWN_OPTIMIZERS;
 use crate::registry::Registry;
-use crate::trainer::LoopSettings;
+use crate::trainer::Algorithm;
 
 /// Logger names the reference's configs use; trace-bench always writes its own logs.
 pub const KNOWN_LOGGERS: &[&str] = &[
@@ -107,8 +107,11 @@ pub fn check(config: &Config, registry: &Registry, strict: bool) -> Vec<Diagnost
                     continue;
                 }
                 let names = preset.knob_names();
-                let hint = suggestion(name, names.iter().copied())
-                    .unwrap_or_else(|| format!("its knobs: {}", names.join(", ")));
+                let knobs = format!("`{}` knobs: {}", preset.id, names.join(", "));
+                let hint = match suggestion(name, names.iter().copied()) {
+                    Some(s) => format!("{s}; {knobs}"),
+                    None => knobs,
+                };
                 out.push(
                     strictly(
                         format!("{key}.params_variants[{v}].{name}"),
@@ -121,7 +124,7 @@ pub fn check(config: &Config, registry: &Registry, strict: bool) -> Vec<Diagnost
                     .with_hint(hint),
                 );
             }
-            if let Err(e) = LoopSettings::from_preset(preset, &preset.resolve(&variant.params)) {
+            if let Err(e) = Algorithm::from_preset(preset, &preset.resolve(&variant.params)) {
                 out.push(Diagnostic::error(
                     format!("{key}.params_variants[{v}]"),
                     trainer.span,

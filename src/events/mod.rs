@@ -161,6 +161,9 @@ pub enum EventKind {
         candidate_id: u64,
         /// The candidate it was derived from.
         parent_id: Option<u64>,
+        /// The second parent of a merge (crossover), if it is one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        merged_with: Option<u64>,
         /// Mean training score.
         score: Option<f64>,
         /// Whether it became the new best.
@@ -308,6 +311,7 @@ mod tests {
                 step: 1,
                 candidate_id: 1,
                 parent_id: Some(0),
+                merged_with: None,
                 score: Some(-1.5),
                 best: true,
             },

@@ -12,6 +12,10 @@ use crate::task::Param;
 
 pub use optoprime::OptoPrime;
 
+/// The protocol a trainer uses when neither the config nor its preset names one: the
+/// reference's default for module-like tasks.
+pub const DEFAULT_OPTIMIZER: &str = "OptoPrimeV2";
+
 /// Optimizer names of the reference ecosystem that configs may name.
 pub const KNOWN_OPTIMIZERS: &[&str] = &[
     "OptoPrime",

@@ -127,7 +127,8 @@ impl Protocol for OptoPrime {
             String::new(),
             format!("I would adjust `{first}` a little, but I am not sure in which direction."),
             format!("{{\"reasoning\": \"stub junk reply\", \"suggestion\": {{\"{first}\": "),
-            "{\"reasoning\": \"stub junk reply\", \"suggestion\": {\"not_a_variable\": 1}}".to_string(),
+            "{\"reasoning\": \"stub junk reply\", \"suggestion\": {\"not_a_variable\": 1}}"
+                .to_string(),
         ]
     }
 }

@@ -44,6 +44,10 @@ const TRAINER_FILES: &[(&str, &str)] = embedded!(
     "trainers/GEPA-Base.yaml",
     "trainers/GEPA-UCB.yaml",
     "trainers/GEPA-Beam.yaml",
+    "trainers/GEPA.yaml",
+    "trainers/MinibatchAlgorithm.yaml",
+    "trainers/BasicSearch.yaml",
+    "trainers/NoOp.yaml",
 );
 
 /// Known tasks and trainers.
@@ -94,7 +98,9 @@ impl Registry {
 
     /// A trainer preset by id.
     pub fn trainer(&self, id: &str) -> Option<&TrainerPreset> {
-        self.trainers.iter().find(|t| t.id == id)
+        self.trainers
+            .iter()
+            .find(|t| t.id == id || t.id_aliases.iter().any(|a| a == id))
     }
 
     /// All task ids.
@@ -154,7 +160,16 @@ mod tests {
         assert_eq!(ids.len(), TASK_FILES.len());
         assert_eq!(
             reg.trainer_ids().collect::<Vec<_>>(),
-            ["GEPA-Base", "GEPA-Beam", "GEPA-UCB", "PrioritySearch"]
+            [
+                "BasicSearch",
+                "GEPA",
+                "GEPA-Base",
+                "GEPA-Beam",
+                "GEPA-UCB",
+                "MinibatchAlgorithm",
+                "NoOp",
+                "PrioritySearch"
+            ]
         );
         for t in reg.trainers() {
             for (k, v) in &t.defaults {
@@ -169,6 +184,16 @@ mod tests {
                     "{}: {k}",
                     t.id
                 );
+            }
+            // Every preset names a real algorithm and its documented defaults are valid.
+            crate::trainer::Algorithm::from_preset(
+                t,
+                &t.resolve(&crate::config::model::Kwargs::new()),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(reg.trainer(&t.id).map(|p| &p.id), Some(&t.id));
+            for alias in &t.id_aliases {
+                assert_eq!(reg.trainer(alias).map(|p| &p.id), Some(&t.id));
             }
         }
     }

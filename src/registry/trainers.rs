@@ -38,30 +38,19 @@ pub struct TrainerPreset {
     pub id: String,
     /// One line for `list-trainers --json`.
     pub description: String,
-    /// Which loop implementation runs it.
-    #[serde(rename = "loop")]
-    pub loop_kind: String,
-    /// How faithful that loop is to the named algorithm.
+    /// Other ids that name it in configs (the reference's class names).
     #[serde(default)]
-    pub loop_note: String,
-    /// The knob that counts iterations.
-    pub steps_knob: String,
-    /// The knob giving explored candidates per step, if any.
+    pub id_aliases: Vec<String>,
+    /// Which algorithm implementation runs it (see `trainer::Algorithm`).
+    pub algorithm: String,
+    /// The optimizer protocol used when a config names none.
     #[serde(default)]
-    pub candidates_knob: Option<String>,
-    /// The knob giving proposals per candidate, if any.
+    pub default_optimizer: Option<String>,
+    /// What differs from the reference, in a sentence or two (details in docs/trainers.md).
     #[serde(default)]
-    pub proposals_knob: Option<String>,
-    /// The knob giving the minibatch size, if any.
-    #[serde(default)]
-    pub batch_knob: Option<String>,
-    /// Candidates per step when there is no knob.
-    #[serde(default)]
-    pub fixed_candidates: Option<u64>,
-    /// Proposals per candidate when there is no knob.
-    #[serde(default)]
-    pub fixed_proposals: Option<u64>,
+    pub notes: String,
     /// The reference's resolution defaults (hashed into job ids), in order.
+    #[serde(default)]
     pub defaults: Kwargs,
     /// Alias → knob.
     #[serde(default)]

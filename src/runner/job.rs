@@ -13,8 +13,8 @@ use crate::llm::stub::StubLlm;
 use crate::matrix::Job;
 use crate::optimizer::{Protocol, protocol_for};
 use crate::registry::Registry;
-use crate::task::{Example, Task};
-use crate::trainer::{LoopSettings, SearchLoop};
+use crate::task::Example;
+use crate::trainer::{Algorithm, Ctx, Monitor};
 
 /// What a job needs from its run.
 pub struct JobContext<'a> {
@@ -29,7 +29,12 @@ pub struct JobContext<'a> {
 /// Run one job to its end; only a sink failure (files cannot be written) is an error.
 pub fn run_job(job: &Job, ctx: &JobContext<'_>) -> Result<JobStatus, SinkError> {
     let mut emitter = Emitter::new(job, ctx.sink);
-    let (protocol, fallback_note) = protocol_for(job.resolved.optimizer.as_deref());
+    let preset_optimizer = ctx
+        .registry
+        .trainer(&job.trainer_id)
+        .and_then(|p| p.default_optimizer.as_deref());
+    let (protocol, fallback_note) =
+        protocol_for(job.resolved.optimizer.as_deref().or(preset_optimizer));
     let protocol: Arc<dyn Protocol> = Arc::from(protocol);
     let mut llm = StubLlm::new(job.seed, protocol.clone());
     emitter.emit(EventKind::JobStarted {
@@ -95,22 +100,16 @@ fn execute(
             format!("trainer `{}` is not available", job.trainer_id),
         );
     };
-    let settings = match LoopSettings::from_preset(preset, &job.resolved.trainer_kwargs) {
-        Ok(s) => s,
+    let algorithm = match Algorithm::from_preset(preset, &job.resolved.trainer_kwargs) {
+        Ok(a) => a,
         Err(e) => return failed("invalid_knob", e),
     };
     let initial = task.initial_values();
-    let (initial_score, _, calls_initial) = eval_split(&task, &initial);
-    let result = SearchLoop {
-        task: &task,
-        settings,
-        llm,
-        protocol,
-        seed: job.seed,
-        emitter,
-    }
-    .run();
-    let (final_score, feedback, calls_final) = eval_split(&task, &result.best_params);
+    let mut monitor = Monitor::default();
+    let (initial_score, _) = monitor.score(&task, &initial);
+    let ctx = Ctx::new(&task, llm, protocol, emitter, &mut monitor, job.seed);
+    let result = algorithm.run(ctx);
+    let (final_score, feedback) = monitor.score(&task, &result.best_params);
     let test = &task.manifest.splits.test;
     let score_test = (!test.is_empty()).then(|| {
         let refs: Vec<&Example> = test.iter().collect();
@@ -140,23 +139,15 @@ fn execute(
         time_seconds: 0.0,
         steps: result.steps,
         best_step: Some(result.best_step),
-        evaluator_calls: result.evaluator_calls + calls_initial + calls_final + test.len() as u64,
-        llm_calls: result.llm_calls,
-        prompt_tokens: result.prompt_tokens,
-        completion_tokens: result.completion_tokens,
+        evaluator_calls: result.counters.metric_calls + monitor.calls + test.len() as u64,
+        llm_calls: result.counters.llm_calls,
+        prompt_tokens: result.counters.prompt_tokens,
+        completion_tokens: result.counters.completion_tokens,
         resolved_optimizer: Some(protocol.name().to_string()),
         initial_params: Some(initial),
         best_params: Some(best),
         final_params: Some(result.best_params),
     }
-}
-
-/// Score `values` on the task's evaluation split: (score, summary, evaluator calls).
-fn eval_split(task: &Task, values: &crate::config::model::Kwargs) -> (Option<f64>, String, u64) {
-    let (split, examples) = task.eval_split();
-    let refs: Vec<&Example> = examples.iter().collect();
-    let e = task.evaluate(values, split, &refs);
-    (e.score, e.summary, refs.len() as u64)
 }
 
 fn ended(status: JobStatus, kind: Option<&str>, message: String) -> JobOutcome {

@@ -1,0 +1,369 @@
+//! What every trainer shares: evaluation with metric-call counting, one LLM proposal
+//! through the job's protocol, candidate and step events, and the monitor that scores
+//! each step's chosen parameters on the task's evaluation split for the learning curve.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use serde_json::Value as Json;
+
+use crate::config::model::Kwargs;
+use crate::events::{Emitter, EventKind, StepRecord};
+use crate::llm::Llm;
+use crate::optimizer::{ExampleTrace, HistoryEntry, ProblemInstance, Protocol};
+use crate::rng::Rng;
+use crate::task::{Evaluation, Example, SplitName, Task};
+
+/// What a trainer has spent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Evaluator calls made by the algorithm (one per example scored): its budget unit.
+    pub metric_calls: u64,
+    /// LLM calls.
+    pub llm_calls: u64,
+    /// Prompt tokens.
+    pub prompt_tokens: u64,
+    /// Completion tokens.
+    pub completion_tokens: u64,
+}
+
+impl Counters {
+    fn since(&self, before: &Counters) -> Counters {
+        Counters {
+            metric_calls: self.metric_calls - before.metric_calls,
+            llm_calls: self.llm_calls - before.llm_calls,
+            prompt_tokens: self.prompt_tokens - before.prompt_tokens,
+            completion_tokens: self.completion_tokens - before.completion_tokens,
+        }
+    }
+}
+
+/// Scores parameter sets on the task's evaluation split (validation, else train), once
+/// per distinct set: the learning curve's `score_val` and the job's initial/final scores.
+/// Its evaluator calls are reported but never charged to a trainer's budget.
+#[derive(Debug, Default)]
+pub struct Monitor {
+    cache: HashMap<String, (Option<f64>, String)>,
+    /// Evaluator calls made by the monitor.
+    pub calls: u64,
+}
+
+impl Monitor {
+    /// Score and summary of `params` on the evaluation split.
+    pub fn score(&mut self, task: &Task, params: &Kwargs) -> (Option<f64>, String) {
+        let key = serde_json::to_string(params).unwrap_or_default();
+        if let Some(hit) = self.cache.get(&key) {
+            return hit.clone();
+        }
+        let (split, examples) = task.eval_split();
+        let refs: Vec<&Example> = examples.iter().collect();
+        self.calls += refs.len() as u64;
+        let e = task.evaluate(params, split, &refs);
+        let out = (e.score, e.summary);
+        self.cache.insert(key, out.clone());
+        out
+    }
+}
+
+/// One entry of a trainer's final pool (memory, buffer or program list).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolEntry {
+    /// Candidate id.
+    pub id: u64,
+    /// The score the trainer ranks it by.
+    pub score: Option<f64>,
+}
+
+/// How a trainer ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finish {
+    /// The parameters the trainer hands back.
+    pub best: Kwargs,
+    /// Step at which they were created.
+    pub best_step: u64,
+    /// The final pool, in the trainer's order.
+    pub pool: Vec<PoolEntry>,
+}
+
+/// What a finished trainer hands back to the job runner.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainResult {
+    /// The chosen parameters.
+    pub best_params: Kwargs,
+    /// Step at which they were created.
+    pub best_step: u64,
+    /// Iterations run after step 0.
+    pub steps: u64,
+    /// Everything spent by the algorithm.
+    pub counters: Counters,
+    /// Parent ids in the order they were selected for expansion.
+    pub selections: Vec<u64>,
+    /// The final pool.
+    pub pool: Vec<PoolEntry>,
+}
+
+/// A trainer's view of its job.
+pub struct Ctx<'a, 'e> {
+    /// The task being optimised.
+    pub task: &'a Task,
+    llm: &'a mut dyn Llm,
+    protocol: &'a dyn Protocol,
+    emitter: &'a mut Emitter<'e>,
+    monitor: &'a mut Monitor,
+    seed: i64,
+    /// Spent so far.
+    pub counters: Counters,
+    selections: Vec<u64>,
+    next_id: u64,
+    step: u64,
+    step_started: Instant,
+    step_before: Counters,
+    step_evaluations: u64,
+}
+
+impl<'a, 'e> Ctx<'a, 'e> {
+    /// A context for one job; `seed` drives every random draw of the trainer.
+    pub fn new(
+        task: &'a Task,
+        llm: &'a mut dyn Llm,
+        protocol: &'a dyn Protocol,
+        emitter: &'a mut Emitter<'e>,
+        monitor: &'a mut Monitor,
+        seed: i64,
+    ) -> Self {
+        Self {
+            task,
+            llm,
+            protocol,
+            emitter,
+            monitor,
+            seed,
+            counters: Counters::default(),
+            selections: Vec::new(),
+            next_id: 0,
+            step: 0,
+            step_started: Instant::now(),
+            step_before: Counters::default(),
+            step_evaluations: 0,
+        }
+    }
+
+    /// A random stream of this job, named by its use (data, selection, merge, ...).
+    pub fn rng(&self, label: &str) -> Rng {
+        Rng::stream(self.seed, label)
+    }
+
+    /// The current step (0 = initial).
+    pub fn step(&self) -> u64 {
+        self.step
+    }
+
+    /// A fresh candidate id (0, 1, 2, ... in creation order).
+    pub fn new_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id - 1
+    }
+
+    /// The examples of a split.
+    pub fn split(&self, split: SplitName) -> &'a [Example] {
+        let s = &self.task.manifest.splits;
+        match split {
+            SplitName::Train => &s.train,
+            SplitName::Validation => &s.validation,
+            SplitName::Test => &s.test,
+        }
+    }
+
+    /// Score `params` on the examples `ids` of `split`, charging one metric call each.
+    pub fn evaluate(
+        &mut self,
+        candidate_id: u64,
+        params: &Kwargs,
+        split: SplitName,
+        ids: &[usize],
+    ) -> Evaluation {
+        let started = Instant::now();
+        let examples = self.split(split);
+        let refs: Vec<&Example> = ids.iter().map(|&i| &examples[i]).collect();
+        let eval = self.task.evaluate(params, split, &refs);
+        self.counters.metric_calls += refs.len() as u64;
+        self.step_evaluations += 1;
+        self.emitter.emit(EventKind::Eval {
+            step: self.step,
+            candidate_id,
+            split,
+            examples: refs.len() as u64,
+            score: eval.score,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+        eval
+    }
+
+    /// Record that `parent` was selected for expansion (golden tests pin this order).
+    pub fn selected(&mut self, parent: u64) {
+        self.selections.push(parent);
+    }
+
+    /// Ask the LLM for an update of `parent` from its results on `ids` (train split).
+    /// `only` restricts the request to one parameter (GEPA's component). Returns the
+    /// complete child (parent values plus the update), or `None` when the reply proposes
+    /// nothing usable; problems with the reply become warnings.
+    pub fn propose(
+        &mut self,
+        parent: &Kwargs,
+        ids: &[usize],
+        eval: &Evaluation,
+        only: Option<&str>,
+        history: &[HistoryEntry],
+    ) -> Option<Kwargs> {
+        let params: Vec<_> = self
+            .task
+            .params()
+            .iter()
+            .filter(|p| p.trainable && only.is_none_or(|name| p.name == name))
+            .cloned()
+            .collect();
+        let train = self.split(SplitName::Train);
+        let instance = ProblemInstance {
+            objective: &self.task.manifest.objective,
+            variables: params
+                .iter()
+                .map(|p| (p, parent.get(&p.name).cloned().unwrap_or(Json::Null)))
+                .collect(),
+            examples: ids
+                .iter()
+                .zip(&eval.examples)
+                .map(|(&i, r)| ExampleTrace {
+                    input: input_text(&train[i].input),
+                    output: r.output.clone(),
+                    feedback: r.feedback.clone(),
+                })
+                .collect(),
+            history: history.to_vec(),
+        };
+        let request = self.protocol.request(&instance);
+        self.counters.llm_calls += 1;
+        let info = self.llm.info();
+        let reply = match self.llm.complete(&request) {
+            Ok(r) => r,
+            Err(e) => {
+                self.warn(e.to_string());
+                return None;
+            }
+        };
+        self.counters.prompt_tokens += reply.usage.prompt_tokens;
+        self.counters.completion_tokens += reply.usage.completion_tokens;
+        let parsed = self.protocol.parse(&reply.content, &params);
+        self.emitter.emit(EventKind::LlmCall {
+            step: self.step,
+            model: info.model,
+            stub: info.stub,
+            prompt_tokens: reply.usage.prompt_tokens,
+            completion_tokens: reply.usage.completion_tokens,
+            latency_s: reply.latency_s,
+            cached: false,
+            retries: 0,
+            updated: parsed.update.keys().cloned().collect(),
+        });
+        for problem in &parsed.problems {
+            let message = format!("{} reply: {problem}", self.protocol.name());
+            self.warn(message);
+        }
+        if parsed.update.is_empty() {
+            return None;
+        }
+        let mut child = parent.clone();
+        child.extend(parsed.update);
+        Some(child)
+    }
+
+    /// Emit a warning for the current step.
+    pub fn warn(&mut self, message: String) {
+        self.emitter.emit(EventKind::Warning {
+            step: Some(self.step),
+            message,
+        });
+    }
+
+    /// Report a candidate: created from `parent` (and `merged_with` for a merge).
+    pub fn candidate(
+        &mut self,
+        id: u64,
+        parent: Option<u64>,
+        merged_with: Option<u64>,
+        score: Option<f64>,
+        best: bool,
+    ) {
+        self.emitter.emit(EventKind::Candidate {
+            step: self.step,
+            candidate_id: id,
+            parent_id: parent,
+            merged_with,
+            score,
+            best,
+        });
+    }
+
+    /// Close the current step: one learning-curve point for the chosen parameters
+    /// (`best_score` is the trainer's own estimate of them, `score_train` the step's
+    /// best training score), then start the next step.
+    pub fn end_step(&mut self, best: &Kwargs, best_score: Option<f64>, score_train: Option<f64>) {
+        let (score_val, _) = self.monitor.score(self.task, best);
+        let spent = self.counters.since(&self.step_before);
+        self.emitter.emit(EventKind::Step(StepRecord {
+            step: self.step,
+            score_train,
+            score_val,
+            best_score,
+            step_seconds: self.step_started.elapsed().as_secs_f64(),
+            elapsed_seconds: self.emitter.elapsed(),
+            evaluator_calls: spent.metric_calls,
+            llm_calls: spent.llm_calls,
+            tokens: spent.prompt_tokens + spent.completion_tokens,
+            candidates: self.step_evaluations,
+            best_params: best.clone(),
+        }));
+        self.step += 1;
+        self.step_started = Instant::now();
+        self.step_before = self.counters.clone();
+        self.step_evaluations = 0;
+    }
+
+    /// Wrap up: the trainer's finish plus what was spent.
+    pub fn finish(self, finish: Finish) -> TrainResult {
+        TrainResult {
+            best_params: finish.best,
+            best_step: finish.best_step,
+            steps: self.step.saturating_sub(1),
+            counters: self.counters,
+            selections: self.selections,
+            pool: finish.pool,
+        }
+    }
+}
+
+/// An example input as prompt text (`None` for inputs the agent ignores, as in Python).
+fn input_text(input: &Json) -> String {
+    match input {
+        Json::String(s) => s.clone(),
+        Json::Null => "None".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Mean of some scores; `None` when empty.
+pub fn mean(scores: impl IntoIterator<Item = f64>) -> Option<f64> {
+    let (sum, n) = scores
+        .into_iter()
+        .fold((0.0, 0u64), |(s, n), x| (s + x, n + 1));
+    (n > 0).then(|| sum / n as f64)
+}
+
+/// The larger of two optional scores.
+pub fn max_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}

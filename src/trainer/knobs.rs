@@ -1,0 +1,113 @@
+//! Typed access to a job's trainer knobs: the resolved kwargs, falling back to the
+//! preset's documented defaults. A knob of the wrong type is an error naming the trainer
+//! and the knob, so `validate` can report it before anything runs.
+
+use serde_json::Value as Json;
+
+use crate::config::model::Kwargs;
+use crate::registry::TrainerPreset;
+
+/// The knobs of one job.
+#[derive(Debug, Clone, Copy)]
+pub struct Knobs<'a> {
+    preset: &'a TrainerPreset,
+    resolved: &'a Kwargs,
+}
+
+impl<'a> Knobs<'a> {
+    /// Knobs of `preset` as resolved for a job.
+    pub fn new(preset: &'a TrainerPreset, resolved: &'a Kwargs) -> Self {
+        Self { preset, resolved }
+    }
+
+    /// The trainer's id (for messages).
+    pub fn trainer(&self) -> &str {
+        &self.preset.id
+    }
+
+    fn value(&self, name: &str) -> Result<Json, String> {
+        self.preset
+            .knob_value(self.resolved, name)
+            .ok_or_else(|| format!("trainer `{}` has no knob `{name}`", self.preset.id))
+    }
+
+    fn wrong(&self, name: &str, wanted: &str, found: &Json) -> String {
+        format!(
+            "trainer `{}`: knob `{name}` must be {wanted}, found {found}",
+            self.preset.id
+        )
+    }
+
+    /// A non-negative integer (integral floats such as `2.0` are accepted).
+    pub fn count(&self, name: &str) -> Result<u64, String> {
+        let v = self.value(name)?;
+        as_count(&v).ok_or_else(|| self.wrong(name, "a non-negative integer", &v))
+    }
+
+    /// A positive integer.
+    pub fn positive(&self, name: &str) -> Result<u64, String> {
+        match self.count(name)? {
+            0 => Err(self.wrong(name, "a positive integer", &Json::from(0))),
+            n => Ok(n),
+        }
+    }
+
+    /// A non-negative integer, or `None` when the knob is null (unbounded).
+    pub fn optional_count(&self, name: &str) -> Result<Option<u64>, String> {
+        match self.value(name)? {
+            Json::Null => Ok(None),
+            v => as_count(&v)
+                .map(Some)
+                .ok_or_else(|| self.wrong(name, "a non-negative integer or null", &v)),
+        }
+    }
+
+    /// A finite number.
+    pub fn number(&self, name: &str) -> Result<f64, String> {
+        let v = self.value(name)?;
+        v.as_f64()
+            .filter(|x| x.is_finite())
+            .ok_or_else(|| self.wrong(name, "a number", &v))
+    }
+
+    /// A boolean.
+    pub fn flag(&self, name: &str) -> Result<bool, String> {
+        let v = self.value(name)?;
+        v.as_bool()
+            .ok_or_else(|| self.wrong(name, "true or false", &v))
+    }
+
+    /// One of `allowed`.
+    pub fn choice(&self, name: &str, allowed: &[&str]) -> Result<String, String> {
+        let v = self.value(name)?;
+        match v.as_str() {
+            Some(s) if allowed.contains(&s) => Ok(s.to_string()),
+            _ => Err(self.wrong(name, &format!("one of {}", allowed.join(", ")), &v)),
+        }
+    }
+
+    /// A `[low, high]` pair with `low < high`, or `None` when null.
+    pub fn optional_range(&self, name: &str) -> Result<Option<(f64, f64)>, String> {
+        let v = self.value(name)?;
+        if v.is_null() {
+            return Ok(None);
+        }
+        let pair = v.as_array().and_then(|a| match a.as_slice() {
+            [lo, hi] => Some((lo.as_f64()?, hi.as_f64()?)),
+            _ => None,
+        });
+        match pair {
+            Some((lo, hi)) if lo.is_finite() && hi.is_finite() && lo < hi => Ok(Some((lo, hi))),
+            _ => Err(self.wrong(name, "null or [low, high] with low < high", &v)),
+        }
+    }
+}
+
+/// A JSON value as a count (integers, or integral floats as YAML may give them).
+fn as_count(v: &Json) -> Option<u64> {
+    v.as_u64().or_else(|| {
+        v.as_f64()
+            .filter(|f| *f >= 0.0 && f.fract() == 0.0)
+            .map(|f| f as u64)
+    })
+}

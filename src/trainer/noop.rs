@@ -1,0 +1,23 @@
+//! The NoOp baseline: evaluates the initial parameters on the training split and
+//! changes nothing, so every table has a floor to compare trainers against.
+
+use super::core::{Ctx, Finish, PoolEntry};
+use crate::task::SplitName;
+
+/// Run the baseline.
+pub fn run(ctx: &mut Ctx<'_, '_>) -> Finish {
+    let id = ctx.new_id();
+    let initial = ctx.task.initial_values();
+    let all: Vec<usize> = (0..ctx.split(SplitName::Train).len()).collect();
+    let eval = ctx.evaluate(id, &initial, SplitName::Train, &all);
+    ctx.candidate(id, None, None, eval.score, true);
+    ctx.end_step(&initial, eval.score, eval.score);
+    Finish {
+        best: initial,
+        best_step: 0,
+        pool: vec![PoolEntry {
+            id,
+            score: eval.score,
+        }],
+    }
+}
