@@ -105,7 +105,7 @@ fn matrix_2x2_every_file_and_column() {
         assert_eq!(best, initial.max(fin));
         assert_eq!(r["score_test"], "", "no test split");
         assert!(r["time_seconds"].parse::<f64>().unwrap() >= 0.0);
-        assert_eq!(r["resolved_optimizer"], "OptoPrime");
+        assert_eq!(r["resolved_optimizer"], "OptoPrimeV2");
         assert_eq!(r["resolved_guide"], "builtin:numeric_distance");
         for k in [
             "resolved_trainer_kwargs",

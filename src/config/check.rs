@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use super::diag::{Diagnostic, suggestion};
 use super::model::{Config, Mode};
-use crate::optimizer::KNOWN_OPTIMIZERS;
+use crate::optimizer::{KNOWN_OPTIMIZERS, protocol_for};
 use crate::registry::Registry;
 use crate::trainer::Algorithm;
 
@@ -142,11 +142,11 @@ pub fn check(config: &Config, registry: &Registry, strict: bool) -> Vec<Diagnost
                     )
                     .with_optional_hint(suggestion(opt, KNOWN_OPTIMIZERS.iter().copied())),
                 );
-            } else if opt != "OptoPrime" {
+            } else if let (_, Some(note)) = protocol_for(Some(opt)) {
                 out.push(Diagnostic::warning(
                     format!("{key}.optimizer"),
                     trainer.span,
-                    format!("optimizer `{opt}` is not implemented yet; its jobs use the OptoPrime (JSON) protocol"),
+                    note,
                 ));
             }
         }

@@ -186,7 +186,7 @@ impl Llm for StubLlm {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::optimizer::OptoPrime;
+    use crate::optimizer::{GepaReflection, OPROv2, OptoPrime, OptoPrimeV2};
     use crate::task::Param;
 
     fn request(vars: Vec<VariableHint>) -> ChatRequest {
@@ -244,6 +244,46 @@ mod tests {
             (60..=140).contains(&empty),
             "{empty} empty updates out of 1000"
         );
+    }
+
+    #[test]
+    fn every_protocol_reads_about_ninety_percent_of_stub_replies() {
+        let params = vec![Param {
+            name: "value".into(),
+            kind: ParamKind::Number,
+            initial: json!(0.0),
+            trainable: true,
+            description: String::new(),
+        }];
+        let protocols: [Arc<dyn Protocol>; 4] = [
+            Arc::new(OptoPrime),
+            Arc::new(OptoPrimeV2),
+            Arc::new(OPROv2),
+            Arc::new(GepaReflection),
+        ];
+        for protocol in protocols {
+            let mut s = StubLlm::new(11, protocol.clone());
+            let mut empty = 0;
+            for _ in 0..500 {
+                let reply = s.complete(&request(vec![number_var()])).unwrap().content;
+                let parsed = protocol.parse(&reply, &params);
+                if parsed.update.is_empty() {
+                    empty += 1;
+                    assert!(
+                        parsed.terminated || !parsed.problems.is_empty(),
+                        "{}: {reply:?}",
+                        protocol.name()
+                    );
+                } else {
+                    assert!(parsed.update["value"].is_number(), "{reply:?}");
+                }
+            }
+            assert!(
+                (25..=75).contains(&empty),
+                "{}: {empty} empty updates out of 500",
+                protocol.name()
+            );
+        }
     }
 
     #[test]

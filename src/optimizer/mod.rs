@@ -2,7 +2,11 @@
 //! the reply is read back. A malformed reply is never an error: it is an empty update and
 //! a list of problems the trainer reports as warnings.
 
+mod common;
+mod opro_v2;
 mod optoprime;
+mod optoprime_v2;
+mod reflection;
 
 use serde_json::Value as Json;
 
@@ -10,7 +14,10 @@ use crate::config::model::Kwargs;
 use crate::llm::ChatRequest;
 use crate::task::Param;
 
+pub use opro_v2::OPROv2;
 pub use optoprime::OptoPrime;
+pub use optoprime_v2::OptoPrimeV2;
+pub use reflection::GepaReflection;
 
 /// The protocol a trainer uses when neither the config nor its preset names one: the
 /// reference's default for module-like tasks.
@@ -24,6 +31,7 @@ pub const KNOWN_OPTIMIZERS: &[&str] = &[
     "OPRO",
     "OPROv2",
     "TextGrad",
+    "GEPAReflection",
 ];
 
 /// One example of the batch the optimizer sees.
@@ -99,17 +107,70 @@ pub trait Protocol: Send + Sync {
     /// an unknown variable, ...), about `first_variable`; the stub sends them so every
     /// fallback of `parse` runs. Each must parse to an empty update.
     fn junk_replies(&self, first_variable: &str) -> Vec<String>;
+    /// Whether prompts show earlier candidates with their scores. Only OPRO-style
+    /// protocols do by default (OptoPrime's memory is off in the reference), so trainers
+    /// do not pay for history in prompts that would not use it.
+    fn uses_history(&self) -> bool {
+        false
+    }
 }
 
 /// The protocol for a configured optimizer name, plus a note when it had to fall back.
+/// No name means OptoPrimeV2, the reference's default for module-like tasks.
 pub fn protocol_for(name: Option<&str>) -> (Box<dyn Protocol>, Option<String>) {
     match name {
-        None | Some("OptoPrime") => (Box::new(OptoPrime), None),
+        None | Some("OptoPrimeV2") => (Box::new(OptoPrimeV2), None),
+        Some("OptoPrime") => (Box::new(OptoPrime), None),
+        Some("OPROv2") => (Box::new(OPROv2), None),
+        Some("GEPAReflection") => (Box::new(GepaReflection), None),
+        Some("OPRO") => (
+            Box::new(OPROv2),
+            Some("optimizer `OPRO` (v1) is served by OPROv2".to_string()),
+        ),
         Some(other) => (
-            Box::new(OptoPrime),
+            Box::new(OptoPrimeV2),
             Some(format!(
-                "optimizer `{other}` is not implemented yet; its jobs use the OptoPrime (JSON) protocol"
+                "optimizer `{other}` is not implemented; its jobs use OptoPrimeV2"
             )),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_resolve_to_protocols_with_notes_for_fallbacks() {
+        for (name, protocol, note) in [
+            (None, "OptoPrimeV2", None),
+            (Some("OptoPrime"), "OptoPrime", None),
+            (Some("OptoPrimeV2"), "OptoPrimeV2", None),
+            (Some("OPROv2"), "OPROv2", None),
+            (Some("GEPAReflection"), "GEPAReflection", None),
+            (
+                Some("OPRO"),
+                "OPROv2",
+                Some("optimizer `OPRO` (v1) is served by OPROv2"),
+            ),
+            (
+                Some("TextGrad"),
+                "OptoPrimeV2",
+                Some("optimizer `TextGrad` is not implemented; its jobs use OptoPrimeV2"),
+            ),
+            (
+                Some("OptoPrimeMulti"),
+                "OptoPrimeV2",
+                Some("optimizer `OptoPrimeMulti` is not implemented; its jobs use OptoPrimeV2"),
+            ),
+        ] {
+            let (p, n) = protocol_for(name);
+            assert_eq!(p.name(), protocol, "{name:?}");
+            assert_eq!(n.as_deref(), note, "{name:?}");
+        }
+        for name in KNOWN_OPTIMIZERS {
+            let (p, note) = protocol_for(Some(name));
+            assert!(note.is_some() || p.name() == *name, "{name}");
+        }
     }
 }

@@ -9,9 +9,12 @@ use std::fmt::Write as _;
 
 use serde_json::{Map, Value as Json, json};
 
+use super::common::{
+    apply_suggestion, call_graph, display, fenced_block, note_if_no_change, variable_hints,
+};
 use super::{ParsedUpdate, ProblemInstance, Protocol};
 use crate::config::model::Kwargs;
-use crate::llm::{ChatRequest, Message, VariableHint};
+use crate::llm::{ChatRequest, Message};
 use crate::task::{Param, ParamKind};
 
 /// The OptoPrime JSON protocol.
@@ -52,15 +55,7 @@ impl Protocol for OptoPrime {
             ],
             temperature: None,
             max_tokens: Some(4096),
-            variables: instance
-                .variables
-                .iter()
-                .map(|(p, v)| VariableHint {
-                    name: p.name.clone(),
-                    kind: p.kind,
-                    value: v.clone(),
-                })
-                .collect(),
+            variables: variable_hints(&instance.variables),
             feedback,
         }
     }
@@ -92,27 +87,9 @@ impl Protocol for OptoPrime {
                 .collect(),
         };
         for (key, value) in suggestion {
-            let key = key.trim();
-            let Some(param) = find_param(params, key) else {
-                out.problems
-                    .push(format!("unknown variable `{key}` ignored"));
-                continue;
-            };
-            if !param.trainable {
-                out.problems
-                    .push(format!("variable `{key}` is not trainable; ignored"));
-                continue;
-            }
-            match coerce(param, value) {
-                Ok(v) => {
-                    out.update.insert(param.name.clone(), v);
-                }
-                Err(problem) => out.problems.push(problem),
-            }
+            apply_suggestion(&mut out, params, key.trim(), value);
         }
-        if out.update.is_empty() && out.problems.is_empty() {
-            out.problems.push("reply suggests no change".into());
-        }
+        note_if_no_change(&mut out);
         out
     }
 
@@ -136,19 +113,7 @@ impl Protocol for OptoPrime {
 fn user_prompt(instance: &ProblemInstance<'_>, feedback: &str) -> String {
     let mut s = String::from("Now you see problem instance:\n\n================================\n");
     let _ = writeln!(s, "#Instruction\n{}\n", instance.objective);
-    let names: Vec<String> = instance
-        .variables
-        .iter()
-        .map(|(p, _)| format!("{0}={0}", p.name))
-        .collect();
-    s.push_str("#Code\n");
-    for i in 0..instance.examples.len() {
-        let _ = writeln!(
-            s,
-            "output_{i} = agent(input=input_{i}, {})",
-            names.join(", ")
-        );
-    }
+    let _ = write!(s, "#Code\n{}", call_graph(instance));
     s.push_str("\n#Variables\n");
     for (p, v) in &instance.variables {
         let sep = if p.kind == ParamKind::Code { ":" } else { "=" };
@@ -177,13 +142,6 @@ fn user_prompt(instance: &ProblemInstance<'_>, feedback: &str) -> String {
     s
 }
 
-fn display(v: &Json) -> String {
-    match v {
-        Json::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
 /// The JSON object of a reply: first fenced block if any, else the whole text, else the
 /// widest `{...}` span.
 fn extract_object(reply: &str) -> Option<Map<String, Json>> {
@@ -197,58 +155,6 @@ fn extract_object(reply: &str) -> Option<Map<String, Json>> {
         let end = body.rfind('}')?;
         (end > start).then(|| parse(&body[start..=end])).flatten()
     })
-}
-
-fn fenced_block(reply: &str) -> Option<&str> {
-    let start = reply.find("```")? + 3;
-    let rest = &reply[start..];
-    let end = rest.find("```")?;
-    let block = &rest[..end];
-    // Drop a language tag such as `json` on the opening line.
-    Some(match block.split_once('\n') {
-        Some((first, body)) if !first.trim_start().starts_with('{') => body,
-        _ => block,
-    })
-}
-
-fn find_param<'a>(params: &'a [Param], key: &str) -> Option<&'a Param> {
-    params.iter().find(|p| p.name == key).or_else(|| {
-        // OpenTrace strips `:` from node names (`value:0` → `value0`): accept both spellings.
-        let stripped = key.replace(':', "");
-        params.iter().find(|p| p.name.replace(':', "") == stripped)
-    })
-}
-
-/// Coerce a suggested value to the parameter's kind.
-fn coerce(param: &Param, value: Json) -> Result<Json, String> {
-    let name = &param.name;
-    match param.kind {
-        ParamKind::Number => {
-            let x = match &value {
-                Json::Number(n) => n.as_f64(),
-                Json::String(s) => s.trim().parse::<f64>().ok(),
-                _ => None,
-            }
-            .filter(|x| x.is_finite())
-            .ok_or_else(|| format!("value for `{name}` is not a number: {value}"))?;
-            let wants_int = param.initial.is_i64() || param.initial.is_u64();
-            Ok(if wants_int && x.fract() == 0.0 && x.abs() < 9.0e15 {
-                json!(x as i64)
-            } else {
-                json!(x)
-            })
-        }
-        ParamKind::Text => Ok(match value {
-            Json::String(s) => Json::String(s),
-            other => Json::String(other.to_string()),
-        }),
-        ParamKind::Code => match value {
-            Json::String(s) if !s.trim().is_empty() => Ok(Json::String(s)),
-            _ => Err(format!(
-                "code for `{name}` is empty or not a string; ignored"
-            )),
-        },
-    }
 }
 
 #[cfg(test)]

@@ -239,7 +239,11 @@ impl<'a, 'e> Ctx<'a, 'e> {
                     feedback: r.feedback.clone(),
                 })
                 .collect(),
-            history: history.to_vec(),
+            history: if self.protocol.uses_history() {
+                history.to_vec()
+            } else {
+                Vec::new()
+            },
         };
         let request = self.protocol.request(&instance);
         self.counters.llm_calls += 1;

@@ -32,8 +32,13 @@ struct Run {
 }
 
 fn run(task: &str, trainer: &str, params: &str, seed: i64) -> Run {
+    run_with(task, trainer, params, seed, None)
+}
+
+fn run_with(task: &str, trainer: &str, params: &str, seed: i64, optimizer: Option<&str>) -> Run {
+    let optimizer = optimizer.map_or(String::new(), |o| format!("    optimizer: {o}\n"));
     let text = format!(
-        "tasks: [\"{task}\"]\ntrainers:\n  - id: {trainer}\n    params_variants: [{params}]\nseeds: [{seed}]\n"
+        "tasks: [\"{task}\"]\ntrainers:\n  - id: {trainer}\n{optimizer}    params_variants: [{params}]\nseeds: [{seed}]\n"
     );
     let loaded = load(
         &Source {
@@ -291,6 +296,31 @@ fn trainers_improve_on_the_initial_score_in_stub_mode() {
         }
     }
     println!("{table}");
+}
+
+#[test]
+fn every_protocol_drives_the_search() {
+    for optimizer in ["OptoPrime", "OptoPrimeV2", "OPROv2", "GEPAReflection"] {
+        for (trainer, params) in [
+            ("PrioritySearch", "{ps_steps: 5}"),
+            ("GEPA", "{max_metric_calls: 30}"),
+        ] {
+            let improved = (1..=5)
+                .filter(|&seed| {
+                    let r = run_with(
+                        "internal:numeric_param",
+                        trainer,
+                        params,
+                        seed,
+                        Some(optimizer),
+                    );
+                    assert!(r.result.counters.llm_calls > 0);
+                    r.last > r.initial
+                })
+                .count();
+            assert!(improved >= 4, "{trainer} with {optimizer}: {improved}/5");
+        }
+    }
 }
 
 #[test]
