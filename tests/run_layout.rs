@@ -36,18 +36,18 @@ fn embedded_default_run_writes_the_whole_layout() {
         assert!(run.join(f).is_file(), "missing {f}");
     }
     let (_, rows) = read_csv(&run.join("results.csv"));
-    assert_eq!(rows.len(), 12);
+    assert_eq!(rows.len(), 24);
     assert!(rows.iter().all(|r| r["status"] == "ok"));
     let summary = read_json(&run.join("summary.json"));
-    assert_eq!(summary["total_jobs"], 12);
-    assert_eq!(summary["counts"]["ok"], 12);
+    assert_eq!(summary["total_jobs"], 24);
+    assert_eq!(summary["counts"]["ok"], 24);
     // The snapshot loads again as a config and plans the same jobs.
     ws.cmd()
         .args(["validate", "--config"])
         .arg(run.join("meta/config.snapshot.yaml"))
         .assert()
         .success()
-        .stdout(contains("12 jobs expanded"));
+        .stdout(contains("24 jobs expanded"));
 }
 
 #[test]
