@@ -1,10 +1,21 @@
 //! The LLM seam: one chat-completion request type and one trait, implemented by the
 //! seeded stub (offline, deterministic) and, in real mode, by an OpenAI-compatible client.
+//!
+//! Real mode is assembled from small pieces so each can be tested alone:
+//! [`openai::OpenAiClient`] talks HTTP (retries, backoff, typed errors),
+//! [`ratelimit::RateLimiter`] is shared by all workers to stay under the provider's
+//! per-minute budgets, and [`cache::CachedLlm`] wraps any [`Llm`] with an on-disk,
+//! content-addressed response cache (record once, replay offline).
 
+pub mod cache;
+#[cfg(any(test, feature = "mock-server"))]
+pub mod mock_server;
+pub mod openai;
+pub mod ratelimit;
 pub mod stub;
 
-use serde::Serialize;
-use serde_json::Value as Json;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value as Json, json};
 
 use crate::task::ParamKind;
 
@@ -57,7 +68,7 @@ pub struct ChatRequest {
 }
 
 /// Token counts of one call.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
     /// Prompt tokens.
     pub prompt_tokens: u64,
@@ -79,8 +90,16 @@ pub struct ChatResponse {
     pub content: String,
     /// Token counts (estimated for the stub, reported by the endpoint otherwise).
     pub usage: Usage,
-    /// Seconds from request to answer.
+    /// Seconds from request to answer (the successful HTTP attempt for real clients;
+    /// about zero for a cache hit).
     pub latency_s: f64,
+    /// True when the answer came from the response cache, not from the endpoint.
+    pub cached: bool,
+    /// Failed attempts (429, 5xx, timeouts, connection errors) before this answer.
+    pub retries: u32,
+    /// False when the endpoint sent no `usage` and the counts were estimated with
+    /// [`estimate_tokens`] (always false for the stub), so token totals can be flagged.
+    pub usage_reported: bool,
 }
 
 /// Who answers and how it is recorded in results.
@@ -96,12 +115,157 @@ pub struct LlmInfo {
     pub stub: bool,
 }
 
-/// A failed call.
+/// A failed call, typed so the runner can decide what to do (stop the run on bad
+/// credentials, record a warning otherwise) and the user gets an actionable message.
+///
+/// Messages never contain the API key: clients redact it from every server-supplied text
+/// before building an error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LlmError {
-    /// The endpoint could not be used (network, auth, malformed reply, ...).
+    /// 401/403: the key is missing, wrong, or lacks access. Stops the whole run.
+    #[error("authentication failed (HTTP {status}) at {url}: {message}")]
+    Auth {
+        /// HTTP status.
+        status: u16,
+        /// The chat-completions URL.
+        url: String,
+        /// The endpoint's error message (redacted, shortened).
+        message: String,
+    },
+    /// 400/404/422 and other non-retryable 4xx: the request or the model name is wrong.
+    #[error("request rejected (HTTP {status}) at {url}: {message}")]
+    BadRequest {
+        /// HTTP status.
+        status: u16,
+        /// The chat-completions URL.
+        url: String,
+        /// The endpoint's error message (redacted, shortened).
+        message: String,
+    },
+    /// 429 on every attempt.
+    #[error("rate limited (HTTP 429) at {url} after {retries} retries: {message}")]
+    RateLimited {
+        /// The chat-completions URL.
+        url: String,
+        /// Retries made before giving up.
+        retries: u32,
+        /// The endpoint's error message (redacted, shortened).
+        message: String,
+    },
+    /// 5xx on every attempt.
+    #[error("server error (HTTP {status}) at {url} after {retries} retries: {message}")]
+    Server {
+        /// HTTP status of the last attempt.
+        status: u16,
+        /// The chat-completions URL.
+        url: String,
+        /// Retries made before giving up.
+        retries: u32,
+        /// The endpoint's error message (redacted, shortened).
+        message: String,
+    },
+    /// No complete answer within the client timeout, on every attempt.
+    #[error("no answer from {url} within {timeout_ms} ms after {retries} retries")]
+    Timeout {
+        /// The chat-completions URL.
+        url: String,
+        /// The per-attempt timeout.
+        timeout_ms: u64,
+        /// Retries made before giving up.
+        retries: u32,
+    },
+    /// Connection refused, DNS failure, reset, TLS failure ... on every attempt.
+    #[error("cannot reach {url} after {retries} retries: {message}")]
+    Connection {
+        /// The chat-completions URL.
+        url: String,
+        /// Retries made before giving up.
+        retries: u32,
+        /// What the network layer said.
+        message: String,
+    },
+    /// A 2xx answer that is not a chat completion (not JSON, no choices, no content).
+    #[error("malformed reply from {url}: {message}")]
+    Malformed {
+        /// The chat-completions URL.
+        url: String,
+        /// What is wrong, with a short excerpt of the body.
+        message: String,
+    },
+    /// Replay mode and the response cache has no entry for this call.
+    #[error("replay mode: no cached response for call {call_index} of seed {seed} (key {key})")]
+    Replay {
+        /// The cache key (SHA-256 hex).
+        key: String,
+        /// Job seed.
+        seed: i64,
+        /// Index of the call within the job (0-based).
+        call_index: u64,
+    },
+    /// Anything else (invalid configuration, unexpected client error).
     #[error("llm call failed: {0}")]
     Failed(String),
+}
+
+impl LlmError {
+    /// A short stable name (`auth`, `rate_limited`, ...) for events and result tables.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Auth { .. } => "auth",
+            Self::BadRequest { .. } => "bad_request",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Server { .. } => "server",
+            Self::Timeout { .. } => "timeout",
+            Self::Connection { .. } => "connection",
+            Self::Malformed { .. } => "malformed",
+            Self::Replay { .. } => "replay",
+            Self::Failed(_) => "failed",
+        }
+    }
+
+    /// True when no later call can succeed either, so the whole run must stop early
+    /// instead of burning through every job (bad or missing credentials).
+    pub fn stops_run(&self) -> bool {
+        matches!(self, Self::Auth { .. })
+    }
+
+    /// Retries made before the error was returned (0 for errors that are never retried).
+    pub fn retries(&self) -> u32 {
+        match self {
+            Self::RateLimited { retries, .. }
+            | Self::Server { retries, .. }
+            | Self::Timeout { retries, .. }
+            | Self::Connection { retries, .. } => *retries,
+            _ => 0,
+        }
+    }
+
+    /// What the user can do about it, when there is something useful to say.
+    pub fn hint(&self) -> Option<String> {
+        let text = match self {
+            Self::Auth { .. } => {
+                "check that the variable named by llm.api_key_env holds a valid key with access to llm.model".to_string()
+            }
+            Self::BadRequest { status: 404, .. } => "check llm.base_url (the API root, e.g. https://api.openai.com/v1) and llm.model".to_string(),
+            Self::BadRequest { .. } => {
+                "check llm.model and the request parameters (temperature, max_tokens) against what the endpoint accepts".to_string()
+            }
+            Self::RateLimited { .. } => {
+                "lower llm.requests_per_minute / llm.tokens_per_minute or the number of workers, or raise llm.max_retries".to_string()
+            }
+            Self::Server { .. } => "the endpoint is failing; retry later or raise llm.max_retries".to_string(),
+            Self::Timeout { .. } => "raise llm.timeout_s, or check whether the server is overloaded".to_string(),
+            Self::Connection { url, .. } => format!("is the server at {url} running and reachable?"),
+            Self::Malformed { .. } => {
+                "is llm.base_url the root of an OpenAI-compatible API (most servers: ending in /v1)?".to_string()
+            }
+            Self::Replay { .. } => {
+                "record the responses first with llm.cache: read_write, or check that model, prompts and seeds match the recorded run".to_string()
+            }
+            Self::Failed(_) => return None,
+        };
+        Some(text)
+    }
 }
 
 /// Anything that answers chat requests.
@@ -110,9 +274,144 @@ pub trait Llm: Send {
     fn info(&self) -> LlmInfo;
     /// Answer one request.
     fn complete(&mut self, request: &ChatRequest) -> Result<ChatResponse, LlmError>;
+
+    /// What identifies the answer to `request` for the response cache: everything that
+    /// is sent to the endpoint and changes the reply (model, messages, sampling
+    /// parameters, endpoint), and nothing that does not (API key, trailing slashes).
+    ///
+    /// The default covers clients that send the request as is; clients that add
+    /// defaults (e.g. a configured temperature) override it with what they really send.
+    fn request_fingerprint(&self, request: &ChatRequest) -> Json {
+        let info = self.info();
+        json!({
+            "provider": info.provider,
+            "base_url": info.base_url.trim().trim_end_matches('/'),
+            "model": info.model,
+            "messages": request.messages,
+            "temperature": request.temperature,
+            "max_tokens": request.max_tokens,
+        })
+    }
+}
+
+/// Lets wrappers such as [`cache::CachedLlm`] hold a `Box<dyn Llm>` chosen at run time.
+impl<L: Llm + ?Sized> Llm for Box<L> {
+    fn info(&self) -> LlmInfo {
+        (**self).info()
+    }
+
+    fn complete(&mut self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
+        (**self).complete(request)
+    }
+
+    fn request_fingerprint(&self, request: &ChatRequest) -> Json {
+        (**self).request_fingerprint(request)
+    }
 }
 
 /// A rough token count (4 characters per token), used where no tokenizer is available.
 pub fn estimate_tokens(text: &str) -> u64 {
     (text.chars().count() as u64).div_ceil(4)
+}
+
+/// [`estimate_tokens`] of all message contents of a request.
+pub fn estimate_prompt_tokens(messages: &[Message]) -> u64 {
+    messages.iter().map(|m| estimate_tokens(&m.content)).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all_errors() -> Vec<LlmError> {
+        let url = "http://localhost:8000/v1/chat/completions".to_string();
+        vec![
+            LlmError::Auth {
+                status: 401,
+                url: url.clone(),
+                message: "bad key".into(),
+            },
+            LlmError::BadRequest {
+                status: 400,
+                url: url.clone(),
+                message: "bad".into(),
+            },
+            LlmError::RateLimited {
+                url: url.clone(),
+                retries: 3,
+                message: "slow down".into(),
+            },
+            LlmError::Server {
+                status: 503,
+                url: url.clone(),
+                retries: 3,
+                message: "down".into(),
+            },
+            LlmError::Timeout {
+                url: url.clone(),
+                timeout_ms: 1000,
+                retries: 3,
+            },
+            LlmError::Connection {
+                url: url.clone(),
+                retries: 3,
+                message: "refused".into(),
+            },
+            LlmError::Malformed {
+                url,
+                message: "not JSON".into(),
+            },
+            LlmError::Replay {
+                key: "ab".repeat(32),
+                seed: 1,
+                call_index: 0,
+            },
+            LlmError::Failed("x".into()),
+        ]
+    }
+
+    #[test]
+    fn errors_are_one_line_with_kind_and_only_auth_stops_the_run() {
+        let errors = all_errors();
+        let mut kinds: Vec<&str> = errors.iter().map(LlmError::kind).collect();
+        kinds.dedup();
+        assert_eq!(kinds.len(), errors.len());
+        for e in &errors {
+            let text = e.to_string();
+            assert!(!text.contains('\n'), "{text}");
+            assert_eq!(e.stops_run(), e.kind() == "auth");
+            if let Some(h) = e.hint() {
+                assert!(!h.contains('\n'));
+            }
+        }
+        assert_eq!(errors[2].retries(), 3);
+        assert_eq!(errors[0].retries(), 0);
+        assert_eq!(
+            errors[5].hint().as_deref(),
+            Some(
+                "is the server at http://localhost:8000/v1/chat/completions running and reachable?"
+            )
+        );
+    }
+
+    #[test]
+    fn boxed_llms_delegate() {
+        let mut b: Box<dyn Llm> = Box::new(stub::StubLlm::new(
+            1,
+            std::sync::Arc::new(crate::optimizer::OptoPrime),
+        ));
+        assert!(b.info().stub);
+        let req = ChatRequest {
+            messages: vec![Message::new("user", "hi")],
+            temperature: None,
+            max_tokens: None,
+            variables: vec![],
+            feedback: String::new(),
+        };
+        assert!(b.complete(&req).is_ok());
+        assert_eq!(
+            b.request_fingerprint(&req)["model"],
+            json!(stub::STUB_MODEL)
+        );
+    }
 }

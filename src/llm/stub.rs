@@ -179,6 +179,9 @@ impl Llm for StubLlm {
             },
             content,
             latency_s: started.elapsed().as_secs_f64(),
+            cached: false,
+            retries: 0,
+            usage_reported: false,
         })
     }
 }

@@ -265,8 +265,8 @@ impl<'a, 'e> Ctx<'a, 'e> {
             prompt_tokens: reply.usage.prompt_tokens,
             completion_tokens: reply.usage.completion_tokens,
             latency_s: reply.latency_s,
-            cached: false,
-            retries: 0,
+            cached: reply.cached,
+            retries: reply.retries,
             updated: parsed.update.keys().cloned().collect(),
         });
         for problem in &parsed.problems {

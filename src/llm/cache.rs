@@ -1,0 +1,624 @@
+//! An on-disk, content-addressed cache of LLM responses.
+//!
+//! Real-model runs cost money and are not repeatable: the same prompt gives another
+//! answer tomorrow. Recording every answer lets a run be resumed or re-run without
+//! paying twice, and `replay` mode re-runs a recorded benchmark fully offline, answer
+//! for answer, so results can be reproduced and debugged.
+//!
+//! **Key.** SHA-256 hex of the canonical JSON ([`canonical_json`]) of
+//! `{"format", "request", "seed", "call_index"}`, where `request` is
+//! [`Llm::request_fingerprint`]: the endpoint URL (normalised, so `.../v1` and `.../v1/`
+//! agree) and the body that is sent (model, messages, temperature, max_tokens), never the
+//! API key. The job seed and the index of the call within the job are part of the key so
+//! that a job asking the same question twice gets two independently sampled answers, as
+//! it would from the live model, and a replay gets them back in order.
+//!
+//! **Layout.** `<dir>/<first two hex chars>/<key>.json`, written atomically (temp file +
+//! rename), holding the response (model, content, usage) as JSON. A file that cannot be
+//! read or parsed, or belongs to another key, is a miss (and is overwritten in
+//! `read_write` mode), never a crash.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value as Json, json};
+
+use super::{ChatRequest, ChatResponse, Llm, LlmError, LlmInfo, Usage};
+use crate::artifacts::atomic::write_atomic;
+use crate::matrix::canonical::{canonical_json, sha256_hex};
+
+/// Version of the key derivation and file format; bump to invalidate old entries.
+pub const CACHE_FORMAT: u32 = 1;
+
+/// How the response cache is used (`llm.cache`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheMode {
+    /// Never read or write.
+    Off,
+    /// Answer hits from disk, record misses (the default: re-runs are free).
+    #[default]
+    ReadWrite,
+    /// Answer only from disk; a miss is [`LlmError::Replay`] (offline reproduction).
+    Replay,
+}
+
+impl CacheMode {
+    /// The config spelling: `off`, `read_write` or `replay`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::ReadWrite => "read_write",
+            Self::Replay => "replay",
+        }
+    }
+}
+
+impl std::fmt::Display for CacheMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for CacheMode {
+    type Err = String;
+
+    /// Parses `off`, `read_write` (also `read-write`, `readwrite`) and `replay`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "off" => Ok(Self::Off),
+            "read_write" | "read-write" | "readwrite" => Ok(Self::ReadWrite),
+            "replay" => Ok(Self::Replay),
+            other => Err(format!(
+                "unknown cache mode `{other}`: expected `off`, `read_write` or `replay`"
+            )),
+        }
+    }
+}
+
+/// The default cache directory: `$TRACE_BENCH_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/trace-bench/llm`, else `$HOME/.cache/trace-bench/llm`; `None` when
+/// none is set. User-level, so recorded answers are shared by all runs of the user.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    default_cache_dir_from(|name| std::env::var_os(name))
+}
+
+/// [`default_cache_dir`] with an injected environment lookup (tests).
+pub fn default_cache_dir_from(get: impl Fn(&str) -> Option<OsString>) -> Option<PathBuf> {
+    let set = |name: &str| get(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(dir) = set("TRACE_BENCH_CACHE_DIR") {
+        return Some(dir);
+    }
+    // The XDG spec says relative values are invalid and must be ignored.
+    if let Some(xdg) = set("XDG_CACHE_HOME").filter(|p| p.is_absolute()) {
+        return Some(xdg.join("trace-bench").join("llm"));
+    }
+    set("HOME").map(|home| home.join(".cache").join("trace-bench").join("llm"))
+}
+
+/// One recorded answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CachedResponse {
+    /// Model that answered (as configured).
+    pub model: String,
+    /// The assistant's text.
+    pub content: String,
+    /// Token counts as recorded.
+    pub usage: Usage,
+    /// Whether the endpoint reported the usage (false: estimated).
+    pub usage_reported: bool,
+}
+
+/// The on-disk file: the response plus what it is for, to detect misplaced files.
+#[derive(Serialize, Deserialize)]
+struct CacheFile {
+    format: u32,
+    key: String,
+    #[serde(flatten)]
+    response: CachedResponse,
+}
+
+/// A cache directory and how to use it; share one per run (`Arc`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseCache {
+    dir: PathBuf,
+    mode: CacheMode,
+}
+
+impl ResponseCache {
+    /// A cache rooted at `dir` (created on first write).
+    pub fn new(dir: impl Into<PathBuf>, mode: CacheMode) -> Self {
+        Self {
+            dir: dir.into(),
+            mode,
+        }
+    }
+
+    /// The root directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The mode.
+    pub fn mode(&self) -> CacheMode {
+        self.mode
+    }
+
+    /// The key of call `call_index` of the job with `seed`, for a request fingerprint.
+    pub fn key(fingerprint: &Json, seed: i64, call_index: u64) -> String {
+        sha256_hex(&canonical_json(&json!({
+            "format": CACHE_FORMAT,
+            "request": fingerprint,
+            "seed": seed,
+            "call_index": call_index,
+        })))
+    }
+
+    /// Where the entry for `key` lives: `<dir>/<key[..2]>/<key>.json`.
+    pub fn path(&self, key: &str) -> PathBuf {
+        let shard = key.get(..2).unwrap_or("xx");
+        self.dir.join(shard).join(format!("{key}.json"))
+    }
+
+    /// The recorded answer for `key`; `None` when absent, unreadable, corrupt or
+    /// recorded for another key.
+    pub fn get(&self, key: &str) -> Option<CachedResponse> {
+        let text = std::fs::read_to_string(self.path(key)).ok()?;
+        let file: CacheFile = serde_json::from_str(&text).ok()?;
+        (file.format == CACHE_FORMAT && file.key == key).then_some(file.response)
+    }
+
+    /// Record an answer (atomically; a concurrent writer of the same key just wins).
+    pub fn put(&self, key: &str, response: &CachedResponse) -> std::io::Result<()> {
+        let file = CacheFile {
+            format: CACHE_FORMAT,
+            key: key.to_string(),
+            response: response.clone(),
+        };
+        let mut text = serde_json::to_string_pretty(&file).map_err(std::io::Error::other)?;
+        text.push('\n');
+        write_atomic(&self.path(key), text.as_bytes())
+    }
+}
+
+/// Any [`Llm`] with the response cache in front: numbers the calls of one job, answers
+/// hits from disk (`cached = true`, latency about zero, usage as recorded) and records
+/// misses. Build one per job, with the job seed.
+pub struct CachedLlm<L: Llm> {
+    inner: L,
+    cache: Arc<ResponseCache>,
+    seed: i64,
+    next_call: u64,
+    warnings: Vec<String>,
+}
+
+impl<L: Llm> CachedLlm<L> {
+    /// Wrap `inner` for the job with `seed`; call indices start at 0.
+    pub fn new(inner: L, cache: Arc<ResponseCache>, seed: i64) -> Self {
+        Self {
+            inner,
+            cache,
+            seed,
+            next_call: 0,
+            warnings: Vec::new(),
+        }
+    }
+
+    /// Calls made so far (hits, misses and errors alike).
+    pub fn calls(&self) -> u64 {
+        self.next_call
+    }
+
+    /// The wrapped client.
+    pub fn inner(&self) -> &L {
+        &self.inner
+    }
+
+    /// Problems that did not fail a call (e.g. a cache file that could not be written),
+    /// for the runner to report as warnings; drains the list.
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
+    }
+}
+
+impl<L: Llm> Llm for CachedLlm<L> {
+    fn info(&self) -> LlmInfo {
+        self.inner.info()
+    }
+
+    fn complete(&mut self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
+        let call_index = self.next_call;
+        self.next_call += 1;
+        let mode = self.cache.mode();
+        if mode == CacheMode::Off {
+            return self.inner.complete(request);
+        }
+        let started = Instant::now();
+        let key = ResponseCache::key(
+            &self.inner.request_fingerprint(request),
+            self.seed,
+            call_index,
+        );
+        if let Some(hit) = self.cache.get(&key) {
+            return Ok(ChatResponse {
+                content: hit.content,
+                usage: hit.usage,
+                latency_s: started.elapsed().as_secs_f64(),
+                cached: true,
+                retries: 0,
+                usage_reported: hit.usage_reported,
+            });
+        }
+        if mode == CacheMode::Replay {
+            return Err(LlmError::Replay {
+                key,
+                seed: self.seed,
+                call_index,
+            });
+        }
+        let response = self.inner.complete(request)?;
+        let record = CachedResponse {
+            model: self.inner.info().model,
+            content: response.content.clone(),
+            usage: response.usage,
+            usage_reported: response.usage_reported,
+        };
+        if let Err(e) = self.cache.put(&key, &record) {
+            self.warnings.push(format!(
+                "cannot write the LLM response cache at {}: {e}",
+                self.cache.path(&key).display()
+            ));
+        }
+        Ok(response)
+    }
+
+    fn request_fingerprint(&self, request: &ChatRequest) -> Json {
+        self.inner.request_fingerprint(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::Message;
+    use crate::llm::mock_server::{MockServer, ScriptedResponse as R};
+    use crate::llm::openai::{ClientConfig, OpenAiClient, Secret};
+
+    /// A fake model that numbers its answers.
+    struct Counting {
+        calls: u64,
+    }
+
+    impl Llm for Counting {
+        fn info(&self) -> LlmInfo {
+            LlmInfo {
+                provider: "fake".into(),
+                model: "counting".into(),
+                base_url: "http://fake/v1".into(),
+                stub: false,
+            }
+        }
+
+        fn complete(&mut self, _: &ChatRequest) -> Result<ChatResponse, LlmError> {
+            self.calls += 1;
+            Ok(ChatResponse {
+                content: format!("answer {}", self.calls),
+                usage: Usage {
+                    prompt_tokens: 10,
+                    completion_tokens: self.calls,
+                },
+                latency_s: 1.5,
+                cached: false,
+                retries: 2,
+                usage_reported: true,
+            })
+        }
+    }
+
+    fn request(text: &str) -> ChatRequest {
+        ChatRequest {
+            messages: vec![Message::new("user", text)],
+            temperature: Some(0.7),
+            max_tokens: None,
+            variables: vec![],
+            feedback: String::new(),
+        }
+    }
+
+    fn cached(dir: &Path, mode: CacheMode, seed: i64) -> CachedLlm<Counting> {
+        CachedLlm::new(
+            Counting { calls: 0 },
+            Arc::new(ResponseCache::new(dir, mode)),
+            seed,
+        )
+    }
+
+    fn files(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return out;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files(&p));
+            } else {
+                out.push(p);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn mode_parsing_and_default() {
+        assert_eq!(CacheMode::default(), CacheMode::ReadWrite);
+        for m in [CacheMode::Off, CacheMode::ReadWrite, CacheMode::Replay] {
+            assert_eq!(m.as_str().parse::<CacheMode>(), Ok(m));
+            assert_eq!(serde_json::to_value(m).unwrap(), json!(m.as_str()));
+        }
+        assert_eq!("Read-Write".parse::<CacheMode>(), Ok(CacheMode::ReadWrite));
+        assert!(
+            "sometimes"
+                .parse::<CacheMode>()
+                .unwrap_err()
+                .contains("read_write")
+        );
+    }
+
+    #[test]
+    fn default_dir_resolution_order() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| OsString::from(*v))
+            }
+        };
+        let all = env(&[
+            ("TRACE_BENCH_CACHE_DIR", "/c"),
+            ("XDG_CACHE_HOME", "/x"),
+            ("HOME", "/h"),
+        ]);
+        assert_eq!(default_cache_dir_from(all), Some(PathBuf::from("/c")));
+        let xdg = env(&[
+            ("TRACE_BENCH_CACHE_DIR", ""),
+            ("XDG_CACHE_HOME", "/x"),
+            ("HOME", "/h"),
+        ]);
+        assert_eq!(
+            default_cache_dir_from(xdg),
+            Some(PathBuf::from("/x/trace-bench/llm"))
+        );
+        let home = env(&[("XDG_CACHE_HOME", "relative"), ("HOME", "/h")]);
+        assert_eq!(
+            default_cache_dir_from(home),
+            Some(PathBuf::from("/h/.cache/trace-bench/llm"))
+        );
+        assert_eq!(default_cache_dir_from(env(&[])), None);
+    }
+
+    #[test]
+    fn hits_are_served_from_disk_with_recorded_usage() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut first = cached(dir.path(), CacheMode::ReadWrite, 1);
+        let a = first.complete(&request("q")).unwrap();
+        let b = first.complete(&request("q")).unwrap();
+        assert_eq!(
+            (a.content.as_str(), b.content.as_str()),
+            ("answer 1", "answer 2")
+        );
+        assert!(!a.cached && a.retries == 2);
+        assert_eq!(files(dir.path()).len(), 2);
+
+        // A re-run of the same job: both answers come back in order, nothing is asked.
+        let mut again = cached(dir.path(), CacheMode::ReadWrite, 1);
+        let a2 = again.complete(&request("q")).unwrap();
+        let b2 = again.complete(&request("q")).unwrap();
+        assert_eq!(again.inner().calls, 0);
+        assert_eq!((a2.content, b2.content), (a.content, b.content));
+        assert!(a2.cached && a2.retries == 0 && a2.usage_reported);
+        assert_eq!(a2.usage, a.usage);
+        assert!(a2.latency_s < 1.0);
+        assert_eq!(again.calls(), 2);
+        // The third call of the job is new: it goes to the model.
+        again.complete(&request("q")).unwrap();
+        assert_eq!(again.inner().calls, 1);
+    }
+
+    #[test]
+    fn seed_call_index_and_request_change_the_key() {
+        let fp = json!({"body": {"model": "m"}});
+        let k = ResponseCache::key(&fp, 1, 0);
+        assert_eq!(k, ResponseCache::key(&fp, 1, 0));
+        assert_eq!(k.len(), 64);
+        assert_ne!(k, ResponseCache::key(&fp, 2, 0));
+        assert_ne!(k, ResponseCache::key(&fp, 1, 1));
+        assert_ne!(
+            k,
+            ResponseCache::key(&json!({"body": {"model": "n"}}), 1, 0)
+        );
+        let cache = ResponseCache::new("/c", CacheMode::ReadWrite);
+        assert_eq!(
+            cache.path(&k),
+            PathBuf::from(format!("/c/{}/{k}.json", &k[..2]))
+        );
+
+        // Through the wrapper: another seed misses.
+        let dir = tempfile::tempdir().unwrap();
+        cached(dir.path(), CacheMode::ReadWrite, 1)
+            .complete(&request("q"))
+            .unwrap();
+        let mut other = cached(dir.path(), CacheMode::ReadWrite, 2);
+        assert!(!other.complete(&request("q")).unwrap().cached);
+    }
+
+    #[test]
+    fn key_ignores_api_key_and_trailing_slash_but_not_sampling() {
+        let client = |base: &str, key: &str, temperature: Option<f64>| {
+            let mut c = ClientConfig::new("openai", base, "gpt");
+            c.api_key = Some(Secret::new(key));
+            c.temperature = temperature;
+            OpenAiClient::new(c, None).unwrap()
+        };
+        let fp = |c: &OpenAiClient| ResponseCache::key(&c.request_fingerprint(&request("q")), 0, 0);
+        let base = fp(&client("https://api.example.com/v1", "sk-aaaaaaaaaa", None));
+        assert_eq!(
+            base,
+            fp(&client(
+                "https://api.example.com/v1/",
+                "sk-bbbbbbbbbb",
+                None
+            ))
+        );
+        assert_ne!(
+            base,
+            fp(&client(
+                "https://api.example.com/v1",
+                "sk-aaaaaaaaaa",
+                Some(0.0)
+            ))
+        );
+        assert_ne!(
+            base,
+            fp(&client(
+                "https://other.example.com/v1",
+                "sk-aaaaaaaaaa",
+                None
+            ))
+        );
+    }
+
+    #[test]
+    fn replay_answers_hits_and_fails_on_misses() {
+        let dir = tempfile::tempdir().unwrap();
+        cached(dir.path(), CacheMode::ReadWrite, 5)
+            .complete(&request("q"))
+            .unwrap();
+        let mut replay = cached(dir.path(), CacheMode::Replay, 5);
+        assert_eq!(replay.complete(&request("q")).unwrap().content, "answer 1");
+        let e = replay.complete(&request("q")).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                LlmError::Replay {
+                    seed: 5,
+                    call_index: 1,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("replay"));
+        assert!(e.hint().unwrap().contains("read_write"));
+        assert_eq!(replay.inner().calls, 0);
+        // Nothing is written in replay mode.
+        assert_eq!(files(dir.path()).len(), 1);
+    }
+
+    #[test]
+    fn off_mode_neither_reads_nor_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut off = cached(dir.path(), CacheMode::Off, 1);
+        off.complete(&request("q")).unwrap();
+        off.complete(&request("q")).unwrap();
+        assert_eq!(off.inner().calls, 2);
+        assert!(files(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn corrupt_or_misplaced_files_are_misses_and_get_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ResponseCache::new(dir.path(), CacheMode::ReadWrite);
+        let key = ResponseCache::key(
+            &Counting { calls: 0 }.request_fingerprint(&request("q")),
+            3,
+            0,
+        );
+        let path = cache.path(&key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        for garbage in ["{not json", "", "{\"format\": 1}", "\u{0}\u{1}binary"] {
+            std::fs::write(&path, garbage).unwrap();
+            assert_eq!(cache.get(&key), None);
+        }
+        // A valid file recorded under another key is a miss too.
+        let other = CachedResponse {
+            model: "m".into(),
+            content: "wrong".into(),
+            usage: Usage::default(),
+            usage_reported: true,
+        };
+        cache.put("ab".repeat(32).as_str(), &other).unwrap();
+        std::fs::copy(cache.path(&"ab".repeat(32)), &path).unwrap();
+        assert_eq!(cache.get(&key), None);
+
+        let mut llm = cached(dir.path(), CacheMode::ReadWrite, 3);
+        let r = llm.complete(&request("q")).unwrap();
+        assert!(!r.cached && r.content == "answer 1");
+        assert_eq!(cache.get(&key).map(|c| c.content), Some("answer 1".into()));
+        // Corrupt file in replay mode: a replay miss, not a crash.
+        std::fs::write(&path, "{").unwrap();
+        let e = cached(dir.path(), CacheMode::Replay, 3)
+            .complete(&request("q"))
+            .unwrap_err();
+        assert!(matches!(e, LlmError::Replay { .. }));
+    }
+
+    #[test]
+    fn unwritable_cache_is_a_warning_not_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("file");
+        std::fs::write(&blocker, "not a directory").unwrap();
+        let mut llm = cached(&blocker, CacheMode::ReadWrite, 1);
+        let r = llm.complete(&request("q")).unwrap();
+        assert_eq!(r.content, "answer 1");
+        let w = llm.take_warnings();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("cannot write"));
+        assert!(llm.take_warnings().is_empty());
+    }
+
+    #[test]
+    fn end_to_end_hit_skips_the_server_and_the_key_never_reaches_disk() {
+        const KEY: &str = "sk-test-SECRET-123";
+        let server = MockServer::start(vec![R::chat("x = 42", Some((20, 4)))]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Arc::new(ResponseCache::new(dir.path(), CacheMode::ReadWrite));
+        let make = || {
+            let mut c = ClientConfig::new("openai", &server.base_url(), "gpt-test");
+            c.api_key = Some(Secret::new(KEY));
+            c.max_retries = 0;
+            CachedLlm::new(OpenAiClient::new(c, None).unwrap(), cache.clone(), 9)
+        };
+        let first = make().complete(&request("q")).unwrap();
+        assert!(!first.cached);
+        let again = make().complete(&request("q")).unwrap();
+        assert!(again.cached);
+        assert_eq!(again.content, "x = 42");
+        assert_eq!(
+            again.usage,
+            Usage {
+                prompt_tokens: 20,
+                completion_tokens: 4
+            }
+        );
+        assert_eq!(server.requests().len(), 1);
+        let all = files(dir.path());
+        assert_eq!(all.len(), 1);
+        for f in all {
+            let bytes = std::fs::read(&f).unwrap();
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(!text.contains("SECRET"), "key in {}", f.display());
+            let v: Json = serde_json::from_str(&text).unwrap();
+            assert_eq!(v["model"], json!("gpt-test"));
+            assert_eq!(v["content"], json!("x = 42"));
+            assert_eq!(
+                v["usage"],
+                json!({"prompt_tokens": 20, "completion_tokens": 4})
+            );
+        }
+    }
+}

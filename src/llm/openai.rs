@@ -1,0 +1,1061 @@
+//! A blocking client for any OpenAI-compatible `/chat/completions` endpoint (OpenAI,
+//! OpenRouter, vLLM, Ollama, LiteLLM, llama.cpp ...).
+//!
+//! Benchmarks run for hours against endpoints that rate-limit, fail and stall, so this
+//! client retries what is transient (429, 5xx, timeouts, connection errors) with seeded
+//! exponential backoff honouring `Retry-After`, fails fast on what is not (400, 401, 403,
+//! 404), and turns every outcome into a typed [`LlmError`] with a short, key-free message.
+//!
+//! **URL rule.** `base_url` is the API root, e.g. `https://api.openai.com/v1`,
+//! `https://openrouter.ai/api/v1`, `http://localhost:8000/v1`; the client appends
+//! `/chat/completions`. Trailing slashes are ignored; a bare host (`http://localhost:11434`,
+//! no path) gets `/v1` first, since every common compatible server lives there; a URL
+//! that already ends in `/chat/completions` is used as is; a query string
+//! (`?api-version=...`) is kept at the end. See [`chat_completions_url`].
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Map, Value as Json, json};
+
+use super::ratelimit::{Clock, RateLimiter, SystemClock};
+use super::{
+    ChatRequest, ChatResponse, Llm, LlmError, LlmInfo, Usage, estimate_prompt_tokens,
+    estimate_tokens,
+};
+use crate::provenance::env::REDACTED;
+use crate::rng::Rng;
+
+/// Longest server text quoted in an error message.
+const EXCERPT_CHARS: usize = 200;
+
+/// A secret string (an API key): usable, but never printed. `Debug` shows
+/// `***REDACTED***`; there is no `Display` and no `Serialize`, so it cannot reach a log
+/// line or a file by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wrap a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+/// Exponential backoff between retries: `min(cap, base * factor^n)` plus up to 25 %
+/// seeded jitter (still capped), or the server's `Retry-After` (429/503) when longer,
+/// capped at `retry_after_cap`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Backoff {
+    /// Delay before the first retry.
+    pub base: Duration,
+    /// Growth per retry.
+    pub factor: f64,
+    /// Longest computed delay.
+    pub cap: Duration,
+    /// Longest honoured `Retry-After`.
+    pub retry_after_cap: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            base: Duration::from_millis(500),
+            factor: 2.0,
+            cap: Duration::from_secs(30),
+            retry_after_cap: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Backoff {
+    /// The delay before retry number `retry` (0-based), jittered from `rng`.
+    pub fn delay(&self, retry: u32, rng: &mut Rng) -> Duration {
+        let exp = self.factor.max(1.0).powi(retry.min(64) as i32);
+        let secs = (self.base.as_secs_f64() * exp).min(self.cap.as_secs_f64());
+        let jittered = secs * (1.0 + 0.25 * rng.next_f64());
+        Duration::from_secs_f64(jittered.min(self.cap.as_secs_f64()))
+    }
+}
+
+/// Everything needed to talk to one endpoint with one model.
+#[derive(Clone)]
+pub struct ClientConfig {
+    /// `openai`, `openrouter`, `vllm`, `ollama`, ... (recorded, not interpreted).
+    pub provider: String,
+    /// The API root, see the module docs.
+    pub base_url: String,
+    /// Model name as the endpoint knows it.
+    pub model: String,
+    /// Sent as `Authorization: Bearer ...` when present (local servers need none).
+    pub api_key: Option<Secret>,
+    /// Sampling temperature; when set it overrides the request's.
+    pub temperature: Option<f64>,
+    /// Reply length limit; when set it overrides the request's.
+    pub max_tokens: Option<u32>,
+    /// Per-attempt timeout, end to end (connect, send, wait, read).
+    pub timeout: Duration,
+    /// Retries after the first attempt for 429, 5xx, timeouts and connection errors.
+    pub max_retries: u32,
+    /// Delays between retries.
+    pub backoff: Backoff,
+    /// Extra request headers (e.g. OpenRouter's `HTTP-Referer`); values are not printed
+    /// by `Debug` since some providers put keys there.
+    pub headers: Vec<(String, String)>,
+    /// Seed of the jitter stream (the job seed), so runs do not depend on global
+    /// randomness.
+    pub seed: i64,
+}
+
+impl ClientConfig {
+    /// A config with defaults: no key, no sampling overrides, 60 s timeout, 3 retries.
+    pub fn new(provider: &str, base_url: &str, model: &str) -> Self {
+        Self {
+            provider: provider.to_string(),
+            base_url: base_url.to_string(),
+            model: model.to_string(),
+            api_key: None,
+            temperature: None,
+            max_tokens: None,
+            timeout: Duration::from_secs(60),
+            max_retries: 3,
+            backoff: Backoff::default(),
+            headers: Vec::new(),
+            seed: 0,
+        }
+    }
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: Vec<String> = self
+            .headers
+            .iter()
+            .map(|(n, _)| format!("{n}: {REDACTED}"))
+            .collect();
+        f.debug_struct("ClientConfig")
+            .field("provider", &self.provider)
+            .field("base_url", &redact(&self.base_url, self.api_key.as_ref()))
+            .field("model", &self.model)
+            .field("api_key", &self.api_key)
+            .field("temperature", &self.temperature)
+            .field("max_tokens", &self.max_tokens)
+            .field("timeout", &self.timeout)
+            .field("max_retries", &self.max_retries)
+            .field("backoff", &self.backoff)
+            .field("headers", &headers)
+            .field("seed", &self.seed)
+            .finish()
+    }
+}
+
+/// The chat-completions URL for an API root (rule in the module docs), or why
+/// `base_url` is unusable.
+pub fn chat_completions_url(base_url: &str) -> Result<String, String> {
+    let trimmed = base_url.trim();
+    let lower = trimmed.to_ascii_lowercase();
+    let scheme_len = if lower.starts_with("https://") {
+        8
+    } else if lower.starts_with("http://") {
+        7
+    } else {
+        return Err(format!(
+            "base_url `{trimmed}` must start with http:// or https:// (e.g. https://api.openai.com/v1)"
+        ));
+    };
+    let (main, query) = match trimmed.split_once('?') {
+        Some((m, q)) => (m, Some(q)),
+        None => (trimmed, None),
+    };
+    let main = main.trim_end_matches('/');
+    let after_scheme = &main[scheme_len.min(main.len())..];
+    let (host, path) = match after_scheme.find('/') {
+        Some(i) => (&after_scheme[..i], &after_scheme[i..]),
+        None => (after_scheme, ""),
+    };
+    if host.is_empty() {
+        return Err(format!("base_url `{trimmed}` has no host"));
+    }
+    let mut url = main.to_string();
+    if path.is_empty() {
+        url.push_str("/v1/chat/completions");
+    } else if !path.ends_with("/chat/completions") {
+        url.push_str("/chat/completions");
+    }
+    if let Some(q) = query.filter(|q| !q.is_empty()) {
+        url.push('?');
+        url.push_str(q);
+    }
+    Ok(url)
+}
+
+/// The delay a `Retry-After` value asks for: delta-seconds (`"2"`, also `"1.5"`) or an
+/// HTTP-date (`"Wed, 21 Oct 2015 07:28:00 GMT"`, relative to `now`). `None` if unusable.
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let v = value.trim();
+    if let Ok(secs) = v.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+    }
+    let at = parse_http_date(v)?;
+    let now = now.duration_since(UNIX_EPOCH).ok()?.as_secs();
+    Some(Duration::from_secs(at.saturating_sub(now)))
+}
+
+/// Seconds since the epoch of an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
+fn parse_http_date(v: &str) -> Option<u64> {
+    let parts: Vec<&str> = v.split_whitespace().collect();
+    let [_, day, month, year, time, zone] = parts.as_slice() else {
+        return None;
+    };
+    if !zone.eq_ignore_ascii_case("GMT") && *zone != "UTC" {
+        return None;
+    }
+    const MONTHS: [&str; 12] = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ];
+    let month = MONTHS.iter().position(|m| m.eq_ignore_ascii_case(month))? as i64 + 1;
+    let day: i64 = day.parse().ok()?;
+    let year: i64 = year.parse().ok()?;
+    let hms: Vec<u64> = time
+        .split(':')
+        .map(|t| t.parse().ok())
+        .collect::<Option<_>>()?;
+    let [h, m, s] = hms.as_slice() else {
+        return None;
+    };
+    if !(1..=31).contains(&day) || *h > 23 || *m > 59 || *s > 60 {
+        return None;
+    }
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days)
+        .ok()
+        .map(|d| d * 86_400 + h * 3600 + m * 60 + s)
+}
+
+/// Replace the key (if any) in `text`.
+fn redact(text: &str, key: Option<&Secret>) -> String {
+    match key {
+        Some(k) if !k.expose().is_empty() => text.replace(k.expose(), REDACTED),
+        _ => text.to_string(),
+    }
+}
+
+/// At most [`EXCERPT_CHARS`] characters of `text`, whitespace collapsed.
+fn excerpt(text: &str) -> String {
+    let collapsed = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if collapsed.is_empty() {
+        return "(empty body)".to_string();
+    }
+    let mut out: String = collapsed.chars().take(EXCERPT_CHARS).collect();
+    if collapsed.chars().count() > EXCERPT_CHARS {
+        out.push('…');
+    }
+    out
+}
+
+/// The human message of an error body in the usual shapes (`{"error": {"message"}}`,
+/// `{"error": "..."}`, `{"message"}`, `{"detail"}`), else an excerpt of the body.
+fn error_message(body: &str) -> String {
+    if let Ok(v) = serde_json::from_str::<Json>(body) {
+        let candidates = [
+            v.pointer("/error/message"),
+            v.get("error"),
+            v.get("message"),
+            v.get("detail"),
+        ];
+        for c in candidates.into_iter().flatten() {
+            match c {
+                Json::String(s) if !s.trim().is_empty() => return excerpt(s),
+                Json::Null | Json::Object(_) | Json::String(_) => {}
+                other => return excerpt(&other.to_string()),
+            }
+        }
+    }
+    excerpt(body)
+}
+
+/// Content and reported usage of a chat-completion body, or what is wrong with it.
+fn parse_completion(body: &str) -> Result<(String, Option<Usage>), String> {
+    let v: Json = serde_json::from_str(body)
+        .map_err(|_| format!("the body is not JSON: {}", excerpt(body)))?;
+    let first = v
+        .get("choices")
+        .and_then(Json::as_array)
+        .and_then(|c| c.first())
+        .ok_or_else(|| format!("no `choices` in the reply: {}", excerpt(body)))?;
+    let content = match first.pointer("/message/content") {
+        Some(Json::String(s)) => s.clone(),
+        // Some servers send content as a list of typed parts.
+        Some(Json::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Json::as_str))
+            .collect(),
+        _ => {
+            return Err(format!(
+                "`choices[0].message.content` is missing or not text: {}",
+                excerpt(&first.to_string())
+            ));
+        }
+    };
+    let usage = v.get("usage").and_then(|u| {
+        Some(Usage {
+            prompt_tokens: u.get("prompt_tokens")?.as_u64()?,
+            completion_tokens: u.get("completion_tokens")?.as_u64()?,
+        })
+    });
+    Ok((content, usage))
+}
+
+/// Why one HTTP attempt failed.
+#[derive(Debug)]
+enum Failure {
+    Status {
+        status: u16,
+        retry_after: Option<Duration>,
+        message: String,
+    },
+    Timeout,
+    Connection(String),
+    Malformed(String),
+    Other(String),
+}
+
+impl Failure {
+    fn retryable(&self) -> bool {
+        match self {
+            Self::Status { status, .. } => matches!(status, 408 | 429) || *status >= 500,
+            Self::Timeout | Self::Connection(_) => true,
+            Self::Malformed(_) | Self::Other(_) => false,
+        }
+    }
+
+    fn from_ureq(e: ureq::Error) -> Self {
+        use std::io::ErrorKind;
+        match e {
+            ureq::Error::Timeout(_) => Self::Timeout,
+            ureq::Error::Io(io)
+                if matches!(io.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) =>
+            {
+                Self::Timeout
+            }
+            ureq::Error::Io(io) => Self::Connection(io.to_string()),
+            ureq::Error::HostNotFound => Self::Connection("host not found".into()),
+            ureq::Error::ConnectionFailed => Self::Connection("connection failed".into()),
+            ureq::Error::Tls(m) => Self::Connection(format!("TLS error: {m}")),
+            ureq::Error::Protocol(p) => Self::Connection(format!("HTTP protocol error: {p}")),
+            other => Self::Other(other.to_string()),
+        }
+    }
+}
+
+/// An [`Llm`] backed by an OpenAI-compatible HTTP endpoint.
+pub struct OpenAiClient {
+    config: ClientConfig,
+    url: String,
+    agent: ureq::Agent,
+    limiter: Option<Arc<RateLimiter>>,
+    clock: Arc<dyn Clock>,
+    rng: Rng,
+}
+
+impl std::fmt::Debug for OpenAiClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenAiClient")
+            .field("config", &self.config)
+            .field("url", &self.redact(&self.url))
+            .field("limiter", &self.limiter)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OpenAiClient {
+    /// A client for one job. `limiter` is the run-wide rate limiter, if any. Fails only
+    /// on an unusable `base_url`.
+    pub fn new(config: ClientConfig, limiter: Option<Arc<RateLimiter>>) -> Result<Self, LlmError> {
+        let url = chat_completions_url(&config.base_url)
+            .map_err(|e| LlmError::Failed(redact(&e, config.api_key.as_ref())))?;
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(config.timeout))
+            .http_status_as_error(false)
+            .user_agent(concat!("trace-bench/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        Ok(Self {
+            rng: Rng::stream(config.seed, "llm-backoff"),
+            config,
+            url,
+            agent,
+            limiter,
+            clock: SystemClock::shared(),
+        })
+    }
+
+    /// Use another clock for backoff sleeps (tests: a
+    /// [`ManualClock`](super::ratelimit::ManualClock) makes retries instant).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The URL requests go to.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn redact(&self, text: &str) -> String {
+        redact(text, self.config.api_key.as_ref())
+    }
+
+    /// The JSON body sent for `request` (config overrides applied).
+    pub fn body(&self, request: &ChatRequest) -> Json {
+        let mut body = Map::new();
+        body.insert("model".into(), json!(self.config.model));
+        body.insert("messages".into(), json!(request.messages));
+        if let Some(t) = self.config.temperature.or(request.temperature) {
+            body.insert("temperature".into(), json!(t));
+        }
+        if let Some(m) = self.config.max_tokens.or(request.max_tokens) {
+            body.insert("max_tokens".into(), json!(m));
+        }
+        Json::Object(body)
+    }
+
+    /// One HTTP exchange: the parsed answer, or why it failed.
+    fn attempt(&self, body: &[u8]) -> Result<(String, Option<Usage>), Failure> {
+        let mut req = self
+            .agent
+            .post(&self.url)
+            .header("Content-Type", "application/json");
+        if let Some(key) = &self.config.api_key {
+            req = req.header("Authorization", format!("Bearer {}", key.expose()));
+        }
+        for (name, value) in &self.config.headers {
+            req = req.header(name.as_str(), value.as_str());
+        }
+        let mut resp = req.send(body).map_err(Failure::from_ureq)?;
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        let bytes = resp.body_mut().read_to_vec().map_err(Failure::from_ureq)?;
+        let text = String::from_utf8_lossy(&bytes);
+        match status {
+            200..=299 => parse_completion(&text).map_err(Failure::Malformed),
+            _ => Err(Failure::Status {
+                status,
+                retry_after: retry_after.filter(|_| matches!(status, 429 | 503)),
+                message: error_message(&text),
+            }),
+        }
+    }
+
+    /// The final error for `failure` after `retries` retries; every text is redacted.
+    fn error(&self, failure: Failure, retries: u32) -> LlmError {
+        let url = self.redact(&self.url);
+        match failure {
+            Failure::Status {
+                status, message, ..
+            } => {
+                let message = self.redact(&message);
+                match status {
+                    401 | 403 => LlmError::Auth {
+                        status,
+                        url,
+                        message,
+                    },
+                    429 => LlmError::RateLimited {
+                        url,
+                        retries,
+                        message,
+                    },
+                    408 => LlmError::Timeout {
+                        url,
+                        timeout_ms: self.config.timeout.as_millis() as u64,
+                        retries,
+                    },
+                    s if s >= 500 => LlmError::Server {
+                        status,
+                        url,
+                        retries,
+                        message,
+                    },
+                    400..=499 => LlmError::BadRequest {
+                        status,
+                        url,
+                        message,
+                    },
+                    _ => LlmError::Malformed {
+                        url,
+                        message: format!("unexpected HTTP status {status}: {message}"),
+                    },
+                }
+            }
+            Failure::Timeout => LlmError::Timeout {
+                url,
+                timeout_ms: self.config.timeout.as_millis() as u64,
+                retries,
+            },
+            Failure::Connection(m) => LlmError::Connection {
+                url,
+                retries,
+                message: self.redact(&m),
+            },
+            Failure::Malformed(m) => LlmError::Malformed {
+                url,
+                message: self.redact(&m),
+            },
+            Failure::Other(m) => LlmError::Failed(self.redact(&format!("{url}: {m}"))),
+        }
+    }
+}
+
+impl Llm for OpenAiClient {
+    fn info(&self) -> LlmInfo {
+        LlmInfo {
+            provider: self.config.provider.clone(),
+            model: self.config.model.clone(),
+            base_url: self.redact(self.config.base_url.trim()),
+            stub: false,
+        }
+    }
+
+    fn complete(&mut self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
+        let body = self.body(request);
+        let bytes = serde_json::to_vec(&body)
+            .map_err(|e| LlmError::Failed(format!("cannot encode the request: {e}")))?;
+        let prompt_estimate = estimate_prompt_tokens(&request.messages);
+        let limiter_estimate =
+            prompt_estimate + body.get("max_tokens").and_then(Json::as_u64).unwrap_or(0);
+        let mut retries = 0;
+        loop {
+            let permit = self.limiter.as_ref().map(|l| l.acquire(limiter_estimate));
+            let started = Instant::now();
+            let outcome = self.attempt(&bytes);
+            let latency_s = started.elapsed().as_secs_f64();
+            match outcome {
+                Ok((content, usage)) => {
+                    let usage_reported = usage.is_some();
+                    let usage = usage.unwrap_or(Usage {
+                        prompt_tokens: prompt_estimate,
+                        completion_tokens: estimate_tokens(&content),
+                    });
+                    if let (Some(l), Some(p)) = (&self.limiter, permit) {
+                        l.record(p, usage.total());
+                    }
+                    return Ok(ChatResponse {
+                        content,
+                        usage,
+                        latency_s,
+                        cached: false,
+                        retries,
+                        usage_reported,
+                    });
+                }
+                Err(failure) => {
+                    if let (Some(l), Some(p)) = (&self.limiter, permit) {
+                        // A rejected request used no tokens; a timed-out one may have.
+                        let used = if matches!(failure, Failure::Timeout) {
+                            limiter_estimate
+                        } else {
+                            0
+                        };
+                        l.record(p, used);
+                    }
+                    if !failure.retryable() || retries >= self.config.max_retries {
+                        return Err(self.error(failure, retries));
+                    }
+                    let backoff = &self.config.backoff;
+                    let mut delay = backoff.delay(retries, &mut self.rng);
+                    if let Failure::Status {
+                        retry_after: Some(ra),
+                        ..
+                    } = failure
+                    {
+                        delay = delay.max(ra.min(backoff.retry_after_cap));
+                    }
+                    self.clock.sleep(delay);
+                    retries += 1;
+                }
+            }
+        }
+    }
+
+    fn request_fingerprint(&self, request: &ChatRequest) -> Json {
+        json!({
+            "endpoint": self.redact(&self.url),
+            "body": self.body(request),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::Message;
+    use crate::llm::mock_server::{MockServer, ScriptedResponse as R};
+    use crate::llm::ratelimit::{ManualClock, RateLimits};
+
+    const KEY: &str = "sk-test-SECRET-123";
+
+    fn request() -> ChatRequest {
+        ChatRequest {
+            messages: vec![
+                Message::new("system", "You optimize parameters."),
+                Message::new("user", "Improve x."),
+            ],
+            temperature: Some(0.2),
+            max_tokens: Some(64),
+            variables: vec![],
+            feedback: String::new(),
+        }
+    }
+
+    fn client(server: &MockServer) -> (OpenAiClient, Arc<ManualClock>) {
+        let mut config = ClientConfig::new("openai", &server.base_url(), "gpt-test");
+        config.api_key = Some(Secret::new(KEY));
+        config.max_retries = 2;
+        config.timeout = Duration::from_secs(5);
+        config.seed = 7;
+        client_with(config)
+    }
+
+    fn client_with(config: ClientConfig) -> (OpenAiClient, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new());
+        let c = OpenAiClient::new(config, None)
+            .unwrap()
+            .with_clock(clock.clone());
+        (c, clock)
+    }
+
+    #[test]
+    fn success_parses_content_and_usage_and_sends_bearer_and_body() {
+        let server = MockServer::start(vec![R::chat("x = 3", Some((12, 5)))]).unwrap();
+        let (mut c, clock) = client(&server);
+        let r = c.complete(&request()).unwrap();
+        assert_eq!(r.content, "x = 3");
+        assert_eq!(
+            r.usage,
+            Usage {
+                prompt_tokens: 12,
+                completion_tokens: 5
+            }
+        );
+        assert!(r.usage_reported && !r.cached);
+        assert_eq!(r.retries, 0);
+        assert!(r.latency_s > 0.0);
+        assert!(clock.sleeps().is_empty());
+        let seen = server.requests();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].method, "POST");
+        assert_eq!(seen[0].path, "/v1/chat/completions");
+        assert_eq!(
+            seen[0].header("authorization"),
+            Some("Bearer sk-test-SECRET-123")
+        );
+        assert_eq!(
+            seen[0].json().unwrap(),
+            json!({
+                "model": "gpt-test",
+                "messages": [
+                    {"role": "system", "content": "You optimize parameters."},
+                    {"role": "user", "content": "Improve x."}
+                ],
+                "temperature": 0.2,
+                "max_tokens": 64
+            })
+        );
+        let info = c.info();
+        assert_eq!(
+            (info.provider.as_str(), info.model.as_str(), info.stub),
+            ("openai", "gpt-test", false)
+        );
+    }
+
+    #[test]
+    fn no_key_sends_no_auth_header_and_config_overrides_sampling() {
+        let server = MockServer::start(vec![R::chat("ok", Some((1, 1)))]).unwrap();
+        let mut config = ClientConfig::new("ollama", &server.base_url(), "llama");
+        config.temperature = Some(0.0);
+        config.max_tokens = Some(10);
+        config.headers = vec![("X-Title".into(), "trace-bench".into())];
+        let (mut c, _) = client_with(config);
+        let mut req = request();
+        req.temperature = None;
+        c.complete(&req).unwrap();
+        let seen = &server.requests()[0];
+        assert_eq!(seen.header("authorization"), None);
+        assert_eq!(seen.header("x-title"), Some("trace-bench"));
+        let body = seen.json().unwrap();
+        assert_eq!(body["temperature"], json!(0.0));
+        assert_eq!(body["max_tokens"], json!(10));
+    }
+
+    #[test]
+    fn rate_limited_then_success_waits_retry_after() {
+        let server = MockServer::start(vec![
+            R::error(429, "slow down").with_header("Retry-After", "1"),
+            R::chat("done", Some((3, 1))),
+        ])
+        .unwrap();
+        let (mut c, clock) = client(&server);
+        let r = c.complete(&request()).unwrap();
+        assert_eq!(r.content, "done");
+        assert_eq!(r.retries, 1);
+        assert_eq!(clock.sleeps().len(), 1);
+        assert!(
+            clock.slept() >= Duration::from_secs(1),
+            "{:?}",
+            clock.sleeps()
+        );
+        assert_eq!(server.requests().len(), 2);
+    }
+
+    #[test]
+    fn server_error_then_success_backs_off_with_jitter() {
+        let server =
+            MockServer::start(vec![R::error(500, "boom"), R::chat("ok", Some((1, 1)))]).unwrap();
+        let (mut c, clock) = client(&server);
+        let r = c.complete(&request()).unwrap();
+        assert_eq!((r.content.as_str(), r.retries), ("ok", 1));
+        let slept = clock.slept();
+        assert!(
+            slept >= Duration::from_millis(500) && slept <= Duration::from_millis(625),
+            "{slept:?}"
+        );
+    }
+
+    #[test]
+    fn retries_exhausted_give_typed_errors() {
+        let server = MockServer::start(vec![
+            R::error(503, "overloaded"),
+            R::error(502, "bad gateway"),
+            R::error(500, "still down"),
+        ])
+        .unwrap();
+        let (mut c, clock) = client(&server);
+        let e = c.complete(&request()).unwrap_err();
+        assert!(
+            matches!(&e, LlmError::Server { status: 500, retries: 2, message, .. } if message == "still down"),
+            "{e:?}"
+        );
+        assert_eq!(e.retries(), 2);
+        assert_eq!(clock.sleeps().len(), 2);
+        assert_eq!(server.requests().len(), 3);
+
+        // 429 forever: RateLimited, and a huge Retry-After is capped.
+        let server = MockServer::start(vec![
+            R::error(429, "quota").with_header("Retry-After", "100000"),
+            R::error(429, "quota"),
+            R::error(429, "quota"),
+        ])
+        .unwrap();
+        let (mut c, clock) = client(&server);
+        let e = c.complete(&request()).unwrap_err();
+        assert!(
+            matches!(e, LlmError::RateLimited { retries: 2, .. }),
+            "{e:?}"
+        );
+        assert_eq!(clock.sleeps()[0], Backoff::default().retry_after_cap);
+        assert!(e.hint().unwrap().contains("requests_per_minute"));
+        assert!(!e.stops_run());
+    }
+
+    #[test]
+    fn slow_server_times_out_after_retries() {
+        let slow = Duration::from_millis(400);
+        let server = MockServer::start(vec![
+            R::chat("late", None).with_delay(slow),
+            R::chat("late", None).with_delay(slow),
+        ])
+        .unwrap();
+        let mut config = ClientConfig::new("vllm", &server.base_url(), "m");
+        config.timeout = Duration::from_millis(100);
+        config.max_retries = 1;
+        let (mut c, clock) = client_with(config);
+        let e = c.complete(&request()).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                LlmError::Timeout {
+                    timeout_ms: 100,
+                    retries: 1,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert_eq!(clock.sleeps().len(), 1);
+        assert_eq!(server.requests().len(), 2);
+    }
+
+    #[test]
+    fn malformed_bodies_are_malformed_errors_without_retry() {
+        for body in [
+            R::json(200, &json!({"foo": 1})),
+            R::raw(200, "<html>not json</html>"),
+            R::json(200, &json!({"choices": []})),
+            R::json(
+                200,
+                &json!({"choices": [{"message": {"role": "assistant", "content": null}}]}),
+            ),
+        ] {
+            let server = MockServer::start(vec![body.clone()]).unwrap();
+            let (mut c, _) = client(&server);
+            let e = c.complete(&request()).unwrap_err();
+            assert!(matches!(e, LlmError::Malformed { .. }), "{body:?} -> {e:?}");
+            assert_eq!(server.requests().len(), 1);
+            assert!(e.hint().is_some());
+        }
+    }
+
+    #[test]
+    fn missing_usage_is_estimated_and_flagged() {
+        let server = MockServer::start(vec![R::chat("abcdefgh", None)]).unwrap();
+        let (mut c, _) = client(&server);
+        let r = c.complete(&request()).unwrap();
+        assert!(!r.usage_reported);
+        assert_eq!(r.usage.completion_tokens, 2);
+        assert_eq!(
+            r.usage.prompt_tokens,
+            estimate_prompt_tokens(&request().messages)
+        );
+        // Content given as typed parts is joined.
+        let parts = json!({"choices": [{"message": {"content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}}]});
+        let server = MockServer::start(vec![R::json(200, &parts)]).unwrap();
+        let (mut c, _) = client(&server);
+        assert_eq!(c.complete(&request()).unwrap().content, "ab");
+    }
+
+    #[test]
+    fn connection_refused_is_a_connection_error_after_retries() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let mut config = ClientConfig::new("vllm", &format!("http://{addr}/v1/"), "m");
+        config.max_retries = 2;
+        let (mut c, clock) = client_with(config);
+        let e = c.complete(&request()).unwrap_err();
+        assert!(
+            matches!(e, LlmError::Connection { retries: 2, .. }),
+            "{e:?}"
+        );
+        assert_eq!(clock.sleeps().len(), 2);
+        let hint = e.hint().unwrap();
+        assert!(
+            hint.contains(&format!("http://{addr}/v1/chat/completions")),
+            "{hint}"
+        );
+    }
+
+    #[test]
+    fn unauthorized_stops_the_run_without_retry() {
+        let server = MockServer::start(vec![
+            R::error(401, "Incorrect API key provided"),
+            R::chat("never", None),
+        ])
+        .unwrap();
+        let (mut c, clock) = client(&server);
+        let e = c.complete(&request()).unwrap_err();
+        assert!(matches!(e, LlmError::Auth { status: 401, .. }), "{e:?}");
+        assert!(e.stops_run());
+        assert!(e.hint().unwrap().contains("llm.api_key_env"));
+        assert_eq!(server.requests().len(), 1);
+        assert!(clock.sleeps().is_empty());
+    }
+
+    #[test]
+    fn bad_request_carries_the_server_message() {
+        let server = MockServer::start(vec![
+            R::error(400, "max_tokens is too large: 99999999"),
+            R::json(404, &json!({"detail": "Not Found"})),
+            R::json(422, &json!({"error": "model 'nope' not found"})),
+        ])
+        .unwrap();
+        let (mut c, _) = client(&server);
+        let e = c.complete(&request()).unwrap_err();
+        match &e {
+            LlmError::BadRequest {
+                status, message, ..
+            } => {
+                assert_eq!(*status, 400);
+                assert_eq!(message, "max_tokens is too large: 99999999");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(e.to_string().contains("max_tokens is too large"));
+        let e = c.complete(&request()).unwrap_err();
+        assert!(
+            matches!(&e, LlmError::BadRequest { status: 404, message, .. } if message == "Not Found")
+        );
+        assert!(e.hint().unwrap().contains("base_url"));
+        let e = c.complete(&request()).unwrap_err();
+        assert!(
+            matches!(&e, LlmError::BadRequest { status: 422, message, .. } if message == "model 'nope' not found")
+        );
+        assert_eq!(server.requests().len(), 3);
+    }
+
+    #[test]
+    fn the_key_never_appears_in_errors_or_debug_output() {
+        let echo = format!("Incorrect API key provided: {KEY}");
+        let server = MockServer::start(vec![
+            R::error(401, &echo),
+            R::error(400, &echo),
+            R::error(500, &echo),
+            R::error(500, &echo),
+            R::error(500, &echo),
+            R::raw(200, &echo),
+        ])
+        .unwrap();
+        let (mut c, _) = client(&server);
+        let mut texts = vec![
+            format!("{c:?}"),
+            format!("{:?}", c.config),
+            format!("{:?}", c.info()),
+        ];
+        for _ in 0..4 {
+            let e = c.complete(&request()).unwrap_err();
+            texts.push(e.to_string());
+            texts.push(format!("{e:?}"));
+            texts.extend(e.hint());
+        }
+        for t in &texts {
+            assert!(!t.contains(KEY), "key leaked in: {t}");
+            assert!(!t.contains("SECRET-123"), "key leaked in: {t}");
+        }
+        assert!(texts.iter().any(|t| t.contains(REDACTED)));
+        assert_eq!(format!("{:?}", Secret::new(KEY)), REDACTED);
+        // A key inside the URL (some providers use ?key=) is redacted too.
+        let mut config = ClientConfig::new(
+            "gemini",
+            "https://example.invalid/v1?key=sk-test-SECRET-123",
+            "m",
+        );
+        config.api_key = Some(Secret::new(KEY));
+        let c = OpenAiClient::new(config, None).unwrap();
+        assert!(!format!("{c:?}").contains(KEY));
+        assert!(!c.info().base_url.contains(KEY));
+    }
+
+    #[test]
+    fn shared_rate_limiter_is_consulted_per_call() {
+        let server =
+            MockServer::start(vec![R::chat("a", Some((1, 1))), R::chat("b", Some((1, 1)))])
+                .unwrap();
+        let limiter_clock = Arc::new(ManualClock::new());
+        let limiter = Arc::new(RateLimiter::with_clock(
+            RateLimits {
+                requests_per_minute: Some(1),
+                tokens_per_minute: None,
+            },
+            limiter_clock.clone(),
+        ));
+        let c1 = OpenAiClient::new(
+            ClientConfig::new("x", &server.base_url(), "m"),
+            Some(limiter.clone()),
+        )
+        .unwrap();
+        let c2 = OpenAiClient::new(
+            ClientConfig::new("x", &server.base_url(), "m"),
+            Some(limiter),
+        )
+        .unwrap();
+        for mut c in [c1, c2] {
+            c.complete(&request()).unwrap();
+        }
+        assert_eq!(limiter_clock.slept(), crate::llm::ratelimit::WINDOW);
+    }
+
+    #[test]
+    fn url_join_rule() {
+        let ok = |b: &str| chat_completions_url(b).unwrap();
+        let want = "https://api.openai.com/v1/chat/completions";
+        assert_eq!(ok("https://api.openai.com/v1"), want);
+        assert_eq!(ok("https://api.openai.com/v1/"), want);
+        assert_eq!(ok(" https://api.openai.com/v1// "), want);
+        assert_eq!(ok("https://api.openai.com"), want);
+        assert_eq!(ok("https://api.openai.com/"), want);
+        assert_eq!(ok("https://api.openai.com/v1/chat/completions"), want);
+        assert_eq!(
+            ok("https://openrouter.ai/api/v1"),
+            "https://openrouter.ai/api/v1/chat/completions"
+        );
+        assert_eq!(
+            ok("http://localhost:11434"),
+            "http://localhost:11434/v1/chat/completions"
+        );
+        assert_eq!(
+            ok("https://x.example/openai/deployments/d?api-version=2024-06-01"),
+            "https://x.example/openai/deployments/d/chat/completions?api-version=2024-06-01"
+        );
+        assert!(chat_completions_url("api.openai.com/v1").is_err());
+        assert!(chat_completions_url("http:///v1").is_err());
+        assert!(chat_completions_url("").is_err());
+    }
+
+    #[test]
+    fn retry_after_parsing() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_445_412_470); // 2015-10-21 07:27:50 GMT
+        assert_eq!(parse_retry_after("1", now), Some(Duration::from_secs(1)));
+        assert_eq!(
+            parse_retry_after(" 2.5 ", now),
+            Some(Duration::from_millis(2500))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("-1", now), None);
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777)
+        );
+    }
+
+    #[test]
+    fn backoff_grows_is_capped_and_is_seeded() {
+        let b = Backoff::default();
+        let delays = |seed| {
+            let mut rng = Rng::stream(seed, "llm-backoff");
+            (0..10).map(|n| b.delay(n, &mut rng)).collect::<Vec<_>>()
+        };
+        let d = delays(1);
+        assert_eq!(d, delays(1));
+        assert_ne!(d, delays(2));
+        for (n, delay) in d.iter().enumerate() {
+            let nominal = (0.5 * 2f64.powi(n as i32)).min(30.0);
+            let s = delay.as_secs_f64();
+            assert!(
+                s >= nominal && s <= (nominal * 1.25).min(30.0),
+                "retry {n}: {s}"
+            );
+        }
+        assert_eq!(d[9], Duration::from_secs(30));
+    }
+}
