@@ -10,6 +10,7 @@ use super::{git_commit, load_source};
 use crate::artifacts::job_files::JobFilesSink;
 use crate::config::model::ResumeMode;
 use crate::events::{EventSink, Fanout, JobStatus};
+use crate::llm::settings::LlmFactory;
 use crate::registry::Registry;
 use crate::results::Summary;
 use crate::runner::{CliOverrides, Disposition, Plan, execute, prepare};
@@ -45,6 +46,10 @@ pub fn run(args: &RunArgs, registry: &Registry) -> Result<u8, CliError> {
     }
     eprint!("{rendered}");
     let config = prepared.config.expect("checked by is_ok");
+    // Real mode: the key and endpoint settings are checked before any file is written.
+    let env = |name: &str| std::env::var(name).ok();
+    let llm = LlmFactory::new(config.mode, &config.llm, &env)
+        .map_err(|e| CliError::usage(format!("error: {e}; nothing was run\n")))?;
     let plan = Plan::new(config, prepared.jobs, &git_commit(), SystemTime::now());
     let cwd = std::env::current_dir().unwrap_or_default();
     plan.write_meta(&cwd)
@@ -67,8 +72,8 @@ pub fn run(args: &RunArgs, registry: &Registry) -> Result<u8, CliError> {
     let sinks: Vec<Box<dyn EventSink>> =
         vec![Box::new(files), Box::new(tb), Box::new(progress.clone())];
     let fanout = Fanout::new(sinks);
-    let report =
-        execute(&plan, registry, &fanout).map_err(|e| CliError::usage(format!("error: {e}")))?;
+    let report = execute(&plan, registry, &fanout, &llm)
+        .map_err(|e| CliError::usage(format!("error: {e}")))?;
     progress.finish();
     print_table(&report.summary);
     let executed = report

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 
 use super::diag::{Diagnostic, suggestion};
 use super::model::{Config, Mode};
+use crate::llm::settings::LlmSettings;
 use crate::optimizer::{KNOWN_OPTIMIZERS, protocol_for};
 use crate::registry::Registry;
 use crate::trainer::Algorithm;
@@ -45,10 +46,20 @@ pub fn check(config: &Config, registry: &Registry, strict: bool) -> Vec<Diagnost
         }
     };
     if config.mode == Mode::Real {
-        out.push(
-            Diagnostic::error("mode", Default::default(), "mode `real` is not available in this build yet")
-                .with_hint("use `mode: stub` (offline, seeded); the OpenAI-compatible client is tracked as a separate issue"),
-        );
+        let env = |name: &str| std::env::var(name).ok();
+        match LlmSettings::from_config(&config.llm, &env) {
+            Err(e) => out.push(Diagnostic::error("llm", Default::default(), e)),
+            Ok(settings) => {
+                if let Err(e) = settings.api_key(&env) {
+                    out.push(Diagnostic::error("llm.api_key_env", Default::default(), e).with_hint(
+                        format!("export {}=... before running, or use `mode: stub` (offline, seeded)", settings.api_key_env),
+                    ));
+                }
+                if let Err(e) = crate::llm::openai::chat_completions_url(&settings.base_url) {
+                    out.push(Diagnostic::error("llm.base_url", Default::default(), e));
+                }
+            }
+        }
     }
     for (i, task) in config.tasks.iter().enumerate() {
         if registry.task(&task.id).is_some() {

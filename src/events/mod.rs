@@ -130,6 +130,9 @@ pub struct JobOutcome {
     pub best_params: Option<Kwargs>,
     /// Final parameter values.
     pub final_params: Option<Kwargs>,
+    /// USD spent on LLM calls, when prices are configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
 }
 
 /// What happened.
@@ -363,6 +366,7 @@ mod tests {
                 initial_params: Some(params.clone()),
                 best_params: Some(params.clone()),
                 final_params: Some(params),
+                cost_usd: None,
             })),
         ]
     }

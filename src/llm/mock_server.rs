@@ -6,7 +6,7 @@
 //! (status, headers, body, delay) and records what it received ([`RecordedRequest`]), so
 //! tests can check the bearer header and the JSON body. Only `std` is used.
 //!
-//! Built for unit tests, and for integration tests with `--features mock-server`.
+//! Built for unit tests; `tests/real_mode.rs` compiles this file by path to test whole runs.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -8,10 +8,12 @@
 //! content-addressed response cache (record once, replay offline).
 
 pub mod cache;
-#[cfg(any(test, feature = "mock-server"))]
+/// Also compiled into `tests/real_mode.rs` by path, so runs are tested against it.
+#[cfg(test)]
 pub mod mock_server;
 pub mod openai;
 pub mod ratelimit;
+pub mod settings;
 pub mod stub;
 
 use serde::{Deserialize, Serialize};

@@ -137,14 +137,21 @@ fn quoted_words(feedback: &str) -> Vec<String> {
     out
 }
 
-impl Llm for StubLlm {
-    fn info(&self) -> LlmInfo {
+impl StubLlm {
+    /// How stub calls are recorded (the same for every job).
+    pub fn info_static() -> LlmInfo {
         LlmInfo {
             provider: "stub".into(),
             model: STUB_MODEL.into(),
             base_url: String::new(),
             stub: true,
         }
+    }
+}
+
+impl Llm for StubLlm {
+    fn info(&self) -> LlmInfo {
+        Self::info_static()
     }
 
     fn complete(&mut self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {

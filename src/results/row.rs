@@ -199,7 +199,7 @@ impl ResultRow {
             best_step: outcome.best_step,
             evaluator_calls: outcome.evaluator_calls,
             llm_calls: outcome.llm_calls,
-            cost_usd: None,
+            cost_usd: outcome.cost_usd,
             error_kind: outcome.error_kind.clone(),
             error: outcome.error.clone(),
             attempts: 1,
@@ -312,6 +312,7 @@ mod tests {
             initial_params: Some(Kwargs::new()),
             best_params: Some(Kwargs::new()),
             final_params: Some(Kwargs::new()),
+            cost_usd: None,
         };
         let llm = LlmInfo {
             provider: "stub".into(),

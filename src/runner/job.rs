@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use crate::config::model::Mode;
 use crate::events::{Emitter, EventKind, EventSink, JobOutcome, JobStatus, SinkError};
-use crate::llm::Llm;
-use crate::llm::stub::StubLlm;
+use crate::llm::settings::LlmFactory;
+use crate::llm::{Llm, LlmError};
 use crate::matrix::Job;
 use crate::optimizer::{Protocol, protocol_for};
 use crate::registry::Registry;
@@ -24,10 +24,21 @@ pub struct JobContext<'a> {
     pub registry: &'a Registry,
     /// Where events go.
     pub sink: &'a dyn EventSink,
+    /// Builds each job's LLM (stub, or the real client sharing the run's limiter/cache).
+    pub llm: &'a LlmFactory,
+}
+
+/// How a job ended, for the scheduler.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobEnd {
+    /// Final status.
+    pub status: JobStatus,
+    /// Set when the whole run must stop (an LLM auth error): why, with a hint.
+    pub stop_run: Option<String>,
 }
 
 /// Run one job to its end; only a sink failure (files cannot be written) is an error.
-pub fn run_job(job: &Job, ctx: &JobContext<'_>) -> Result<JobStatus, SinkError> {
+pub fn run_job(job: &Job, ctx: &JobContext<'_>) -> Result<JobEnd, SinkError> {
     let mut emitter = Emitter::new(job, ctx.sink);
     let preset_optimizer = ctx
         .registry
@@ -36,14 +47,14 @@ pub fn run_job(job: &Job, ctx: &JobContext<'_>) -> Result<JobStatus, SinkError> 
     let (protocol, fallback_note) =
         protocol_for(job.resolved.optimizer.as_deref().or(preset_optimizer));
     let protocol: Arc<dyn Protocol> = Arc::from(protocol);
-    let mut llm = StubLlm::new(job.seed, protocol.clone());
+    let llm = ctx.llm.for_job(job.seed, protocol.clone());
     emitter.emit(EventKind::JobStarted {
         job_index: job.index,
         task_id: job.task_id.clone(),
         trainer_id: job.trainer_id.clone(),
         seed: job.seed,
         mode: ctx.mode.as_str().to_string(),
-        llm: llm.info(),
+        llm: ctx.llm.info(),
     });
     if let Some(note) = fallback_note {
         emitter.emit(EventKind::Warning {
@@ -52,9 +63,31 @@ pub fn run_job(job: &Job, ctx: &JobContext<'_>) -> Result<JobStatus, SinkError> 
         });
     }
     let started = Instant::now();
-    let result = catch_unwind(AssertUnwindSafe(|| {
-        execute(job, ctx.registry, &mut llm, protocol.as_ref(), &mut emitter)
-    }));
+    let mut failure: Option<LlmError> = None;
+    let result = match llm {
+        Ok(mut llm) => catch_unwind(AssertUnwindSafe(|| {
+            let llm = llm.as_mut();
+            execute(
+                job,
+                ctx.registry,
+                llm,
+                protocol.as_ref(),
+                &mut emitter,
+                &mut failure,
+            )
+        })),
+        Err(e) => {
+            failure = Some(e.clone());
+            Ok(failed(&format!("llm_{}", e.kind()), e.to_string()))
+        }
+    };
+    let stop_run = failure.filter(LlmError::stops_run).map(|e| {
+        let hint = e
+            .hint()
+            .map(|h| format!(" (hint: {h})"))
+            .unwrap_or_default();
+        format!("{e}{hint}")
+    });
     let mut outcome = match result {
         Ok(outcome) => outcome,
         Err(panic) => {
@@ -67,11 +100,14 @@ pub fn run_job(job: &Job, ctx: &JobContext<'_>) -> Result<JobStatus, SinkError> 
         }
     };
     outcome.time_seconds = started.elapsed().as_secs_f64();
+    if let (Some(settings), false) = (ctx.llm.settings(), outcome.llm_calls == 0) {
+        outcome.cost_usd = settings.cost(outcome.prompt_tokens, outcome.completion_tokens);
+    }
     let status = outcome.status;
     emitter.emit(EventKind::JobFinished(Box::new(outcome)));
     match emitter.take_error() {
         Some(e) => Err(e),
-        None => Ok(status),
+        None => Ok(JobEnd { status, stop_run }),
     }
 }
 
@@ -81,6 +117,7 @@ fn execute(
     llm: &mut dyn Llm,
     protocol: &dyn Protocol,
     emitter: &mut Emitter<'_>,
+    llm_failure: &mut Option<LlmError>,
 ) -> JobOutcome {
     let Some(task) = registry.task(&job.task_id) else {
         return skipped(format!(
@@ -109,6 +146,14 @@ fn execute(
     let (initial_score, _) = monitor.score(&task, &initial);
     let ctx = Ctx::new(&task, llm, protocol, emitter, &mut monitor, job.seed);
     let result = algorithm.run(ctx);
+    if let Some(e) = &result.llm_failure {
+        *llm_failure = Some(e.clone());
+        let mut outcome = failed(&format!("llm_{}", e.kind()), e.to_string());
+        outcome.llm_calls = result.counters.llm_calls;
+        outcome.evaluator_calls = result.counters.metric_calls + monitor.calls;
+        outcome.score_val_initial = initial_score;
+        return outcome;
+    }
     let (final_score, feedback) = monitor.score(&task, &result.best_params);
     let test = &task.manifest.splits.test;
     let score_test = (!test.is_empty()).then(|| {
@@ -147,6 +192,7 @@ fn execute(
         initial_params: Some(initial),
         best_params: Some(best),
         final_params: Some(result.best_params),
+        cost_usd: None,
     }
 }
 
@@ -171,6 +217,7 @@ fn ended(status: JobStatus, kind: Option<&str>, message: String) -> JobOutcome {
         initial_params: None,
         best_params: None,
         final_params: None,
+        cost_usd: None,
     }
 }
 

@@ -15,11 +15,12 @@ use crate::artifacts::atomic::{read_json, write_json};
 use crate::artifacts::manifest::status;
 use crate::config::model::ResumeMode;
 use crate::events::{EventSink, JobStatus};
+use crate::llm::settings::LlmFactory;
 use crate::matrix::Job;
 use crate::registry::Registry;
 use crate::results::{self, Summary};
 
-pub use job::{JobContext, run_job};
+pub use job::{JobContext, JobEnd, run_job};
 pub use plan::{CliOverrides, Plan, Prepared, prepare};
 
 /// What happened to a job in this invocation.
@@ -69,6 +70,7 @@ pub fn execute(
     plan: &Plan,
     registry: &Registry,
     sink: &dyn EventSink,
+    llm: &LlmFactory,
 ) -> Result<RunReport, String> {
     let workers = plan.config.max_workers.max(1);
     let pool = rayon::ThreadPoolBuilder::new()
@@ -80,8 +82,10 @@ pub fn execute(
         mode: plan.config.mode,
         registry,
         sink,
+        llm,
     };
     let stop_after_failure = AtomicBool::new(false);
+    let run_stopped: Mutex<Option<String>> = Mutex::new(None);
     let sink_error: Mutex<Option<String>> = Mutex::new(None);
     let dispositions: Vec<Disposition> = pool.install(|| {
         plan.jobs
@@ -98,11 +102,21 @@ pub fn execute(
                         "run aborted: job files could not be written".into(),
                     );
                 }
+                if let Some(reason) = run_stopped.lock().ok().and_then(|r| r.clone()) {
+                    return Disposition::NotExecuted(format!("run stopped: {reason}"));
+                }
                 if stop_after_failure.load(Ordering::SeqCst) {
                     return Disposition::NotExecuted("fail_fast_stopped".into());
                 }
                 match run_job(job, &ctx) {
-                    Ok(status) => {
+                    Ok(JobEnd { status, stop_run }) => {
+                        if let Some(reason) = stop_run
+                            && let Ok(mut slot) = run_stopped.lock()
+                            && slot.is_none()
+                        {
+                            eprintln!("trace-bench: stopping the run: {reason}");
+                            *slot = Some(reason);
+                        }
                         if plan.config.fail_fast
                             && matches!(status, JobStatus::Failed | JobStatus::Timeout)
                         {

@@ -9,7 +9,7 @@ use serde_json::Value as Json;
 
 use crate::config::model::Kwargs;
 use crate::events::{Emitter, EventKind, StepRecord};
-use crate::llm::Llm;
+use crate::llm::{Llm, LlmError};
 use crate::optimizer::{ExampleTrace, HistoryEntry, ProblemInstance, Protocol};
 use crate::rng::Rng;
 use crate::task::{Evaluation, Example, SplitName, Task};
@@ -100,7 +100,12 @@ pub struct TrainResult {
     pub selections: Vec<u64>,
     /// The final pool.
     pub pool: Vec<PoolEntry>,
+    /// The LLM error that ended the job's LLM use (an auth error, or repeated failures).
+    pub llm_failure: Option<LlmError>,
 }
+
+/// LLM failures in a row after which a job stops calling (the endpoint is not usable).
+const MAX_FAILURES_IN_A_ROW: u32 = 3;
 
 /// A trainer's view of its job.
 pub struct Ctx<'a, 'e> {
@@ -119,6 +124,8 @@ pub struct Ctx<'a, 'e> {
     step_started: Instant,
     step_before: Counters,
     step_evaluations: u64,
+    failures_in_a_row: u32,
+    llm_failure: Option<LlmError>,
 }
 
 impl<'a, 'e> Ctx<'a, 'e> {
@@ -145,6 +152,8 @@ impl<'a, 'e> Ctx<'a, 'e> {
             step_started: Instant::now(),
             step_before: Counters::default(),
             step_evaluations: 0,
+            failures_in_a_row: 0,
+            llm_failure: None,
         }
     }
 
@@ -245,13 +254,23 @@ impl<'a, 'e> Ctx<'a, 'e> {
                 Vec::new()
             },
         };
+        if self.llm_failure.is_some() {
+            return None;
+        }
         let request = self.protocol.request(&instance);
         self.counters.llm_calls += 1;
         let info = self.llm.info();
         let reply = match self.llm.complete(&request) {
-            Ok(r) => r,
+            Ok(r) => {
+                self.failures_in_a_row = 0;
+                r
+            }
             Err(e) => {
                 self.warn(e.to_string());
+                self.failures_in_a_row += 1;
+                if e.stops_run() || self.failures_in_a_row >= MAX_FAILURES_IN_A_ROW {
+                    self.llm_failure = Some(e);
+                }
                 return None;
             }
         };
@@ -342,6 +361,7 @@ impl<'a, 'e> Ctx<'a, 'e> {
             counters: self.counters,
             selections: self.selections,
             pool: finish.pool,
+            llm_failure: self.llm_failure,
         }
     }
 }

@@ -1,0 +1,294 @@
+//! The config's `llm` block, typed, and the LLM each job gets: the seeded stub in stub
+//! mode; in real mode the OpenAI-compatible client behind the response cache, sharing one
+//! rate limiter with every other job of the run.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value as Json;
+
+use super::cache::{CacheMode, CachedLlm, ResponseCache, default_cache_dir};
+use super::openai::{ClientConfig, OpenAiClient, Secret};
+use super::ratelimit::{RateLimiter, RateLimits};
+use super::stub::StubLlm;
+use super::{Llm, LlmError, LlmInfo};
+use crate::config::model::{Kwargs, Mode};
+use crate::optimizer::Protocol;
+
+/// Where an API root comes from when the config gives none.
+const BASE_URL_VARS: &[&str] = &["OPENAI_BASE_URL", "OPENAI_API_BASE"];
+/// The reference's model variables, read when the config names no model.
+const MODEL_VARS: &[&str] = &["TRACE_LITELLM_MODEL", "TRACE_CUSTOMLLM_MODEL"];
+/// Defaults matching the OpenAI API.
+const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
+const DEFAULT_MODEL: &str = "gpt-4o-mini";
+const DEFAULT_KEY_VAR: &str = "OPENAI_API_KEY";
+
+/// The `llm` block with defaults and environment fallbacks applied.
+#[derive(Debug, Clone)]
+pub struct LlmSettings {
+    /// `openai`, `openrouter`, `vllm`, `ollama`, ... (recorded in results).
+    pub provider: String,
+    /// API root, e.g. `https://api.openai.com/v1`.
+    pub base_url: String,
+    /// Model name sent to the endpoint.
+    pub model: String,
+    /// Name of the environment variable holding the key.
+    pub api_key_env: String,
+    inline_key: Option<Secret>,
+    /// Sampling temperature for every call, if set.
+    pub temperature: Option<f64>,
+    /// Reply length limit for every call, if set.
+    pub max_tokens: Option<u32>,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Retries on 429, 5xx, timeouts and connection errors.
+    pub max_retries: u32,
+    /// Shared request and token budgets.
+    pub limits: RateLimits,
+    /// Response cache mode.
+    pub cache: CacheMode,
+    /// Cache directory (user-level by default).
+    pub cache_dir: Option<PathBuf>,
+    /// USD per million prompt tokens.
+    pub price_prompt: Option<f64>,
+    /// USD per million completion tokens.
+    pub price_completion: Option<f64>,
+}
+
+impl LlmSettings {
+    /// Read the block; `env` looks up environment variables (injected for tests).
+    pub fn from_config(llm: &Kwargs, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let text = |key: &str| llm.get(key).and_then(Json::as_str).map(str::to_string);
+        let from_env = |vars: &[&str]| vars.iter().find_map(|v| env(v).filter(|s| !s.is_empty()));
+        let number = |key: &str| -> Result<Option<f64>, String> {
+            match llm.get(key) {
+                None | Some(Json::Null) => Ok(None),
+                Some(v) => v
+                    .as_f64()
+                    .filter(|x| x.is_finite() && *x >= 0.0)
+                    .map(Some)
+                    .ok_or_else(|| format!("llm.{key} must be a non-negative number, found {v}")),
+            }
+        };
+        let count =
+            |key: &str| -> Result<Option<u64>, String> { Ok(number(key)?.map(|x| x as u64)) };
+        let cache = match text("cache") {
+            None => CacheMode::default(),
+            Some(s) => s.parse().map_err(|_| {
+                format!("llm.cache must be one of off, read_write, replay; found `{s}`")
+            })?,
+        };
+        Ok(Self {
+            provider: text("provider").unwrap_or_else(|| "openai".into()),
+            base_url: text("base_url")
+                .or_else(|| text("api_base"))
+                .or_else(|| from_env(BASE_URL_VARS))
+                .unwrap_or_else(|| DEFAULT_BASE_URL.into()),
+            model: text("model")
+                .or_else(|| from_env(MODEL_VARS))
+                .unwrap_or_else(|| DEFAULT_MODEL.into()),
+            api_key_env: text("api_key_env").unwrap_or_else(|| DEFAULT_KEY_VAR.into()),
+            inline_key: text("api_key").map(Secret::new),
+            temperature: number("temperature")?,
+            max_tokens: count("max_tokens")?.map(|n| n as u32),
+            timeout: Duration::from_secs_f64(number("timeout_s")?.unwrap_or(60.0).max(0.001)),
+            max_retries: count("max_retries")?.unwrap_or(3) as u32,
+            limits: RateLimits {
+                requests_per_minute: count("requests_per_minute")?.map(|n| n as u32),
+                tokens_per_minute: count("tokens_per_minute")?,
+            },
+            cache,
+            cache_dir: text("cache_dir").map(PathBuf::from),
+            price_prompt: number("price_prompt_per_million")?,
+            price_completion: number("price_completion_per_million")?,
+        })
+    }
+
+    /// The key: the variable named by `api_key_env`, else an inline key. The error says
+    /// which variable to set.
+    pub fn api_key(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Secret, String> {
+        match env(&self.api_key_env).filter(|k| !k.is_empty()) {
+            Some(key) => Ok(Secret::new(key)),
+            None => self.inline_key.clone().ok_or_else(|| {
+                format!(
+                    "mode `real` needs an API key: set the environment variable `{}` (named by llm.api_key_env)",
+                    self.api_key_env
+                )
+            }),
+        }
+    }
+
+    /// Cost in USD of some tokens, when prices are configured.
+    pub fn cost(&self, prompt_tokens: u64, completion_tokens: u64) -> Option<f64> {
+        if self.price_prompt.is_none() && self.price_completion.is_none() {
+            return None;
+        }
+        Some(
+            prompt_tokens as f64 / 1e6 * self.price_prompt.unwrap_or(0.0)
+                + completion_tokens as f64 / 1e6 * self.price_completion.unwrap_or(0.0),
+        )
+    }
+}
+
+/// Builds each job's LLM; one per run, shared by the workers.
+pub struct LlmFactory {
+    mode: Mode,
+    settings: Option<LlmSettings>,
+    key: Option<Secret>,
+    limiter: Option<Arc<RateLimiter>>,
+    cache: Option<Arc<ResponseCache>>,
+}
+
+impl LlmFactory {
+    /// The stub factory (stub mode).
+    pub fn stub() -> Self {
+        Self {
+            mode: Mode::Stub,
+            settings: None,
+            key: None,
+            limiter: None,
+            cache: None,
+        }
+    }
+
+    /// A factory for `mode`; in real mode the key must be available and the cache
+    /// directory known.
+    pub fn new(
+        mode: Mode,
+        llm: &Kwargs,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, String> {
+        if mode == Mode::Stub {
+            return Ok(Self::stub());
+        }
+        let settings = LlmSettings::from_config(llm, env)?;
+        let key = settings.api_key(env)?;
+        super::openai::chat_completions_url(&settings.base_url)
+            .map_err(|e| format!("llm.base_url: {e}"))?;
+        let cache = match settings.cache {
+            CacheMode::Off => None,
+            mode => {
+                let dir = settings.cache_dir.clone().or_else(default_cache_dir).ok_or(
+                    "no user cache directory: set llm.cache_dir, TRACE_BENCH_CACHE_DIR or HOME (or llm.cache: off)",
+                )?;
+                Some(Arc::new(ResponseCache::new(dir, mode)))
+            }
+        };
+        let limiter = (settings.limits.requests_per_minute.is_some()
+            || settings.limits.tokens_per_minute.is_some())
+        .then(|| Arc::new(RateLimiter::new(settings.limits)));
+        Ok(Self {
+            mode,
+            settings: Some(settings),
+            key: Some(key),
+            limiter,
+            cache,
+        })
+    }
+
+    /// The settings of real mode.
+    pub fn settings(&self) -> Option<&LlmSettings> {
+        self.settings.as_ref()
+    }
+
+    /// Who answers, as recorded before a job runs.
+    pub fn info(&self) -> LlmInfo {
+        match &self.settings {
+            None => StubLlm::info_static(),
+            Some(s) => LlmInfo {
+                provider: s.provider.clone(),
+                model: s.model.clone(),
+                base_url: s.base_url.clone(),
+                stub: false,
+            },
+        }
+    }
+
+    /// The LLM of one job: seeded by the job seed (stub draws, retry jitter, cache keys).
+    pub fn for_job(
+        &self,
+        seed: i64,
+        protocol: Arc<dyn Protocol>,
+    ) -> Result<Box<dyn Llm>, LlmError> {
+        let Some(s) = (self.mode == Mode::Real)
+            .then_some(())
+            .and(self.settings.as_ref())
+        else {
+            return Ok(Box::new(StubLlm::new(seed, protocol)));
+        };
+        let mut config = ClientConfig::new(&s.provider, &s.base_url, &s.model);
+        config.api_key = self.key.clone();
+        config.temperature = s.temperature;
+        config.max_tokens = s.max_tokens;
+        config.timeout = s.timeout;
+        config.max_retries = s.max_retries;
+        config.seed = seed;
+        let client = OpenAiClient::new(config, self.limiter.clone())?;
+        Ok(match &self.cache {
+            Some(cache) => Box::new(CachedLlm::new(client, cache.clone(), seed)),
+            None => Box::new(client),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn kwargs(v: Json) -> Kwargs {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn defaults_and_environment_fallbacks() {
+        let env = |name: &str| match name {
+            "OPENAI_API_BASE" => Some("http://localhost:8000/v1".to_string()),
+            "TRACE_LITELLM_MODEL" => Some("qwen".to_string()),
+            "MY_KEY" => Some("sk-test".to_string()),
+            _ => None,
+        };
+        let s = LlmSettings::from_config(&kwargs(json!({"api_key_env": "MY_KEY"})), &env).unwrap();
+        assert_eq!(s.base_url, "http://localhost:8000/v1");
+        assert_eq!(s.model, "qwen");
+        assert_eq!(s.max_retries, 3);
+        assert_eq!(s.cache, CacheMode::ReadWrite);
+        assert_eq!(s.api_key(&env).unwrap().expose(), "sk-test");
+        let s = LlmSettings::from_config(
+            &kwargs(json!({"base_url": "https://openrouter.ai/api/v1", "model": "m"})),
+            &env,
+        )
+        .unwrap();
+        assert_eq!(
+            (s.base_url.as_str(), s.model.as_str()),
+            ("https://openrouter.ai/api/v1", "m")
+        );
+        let err = s.api_key(&env).unwrap_err();
+        assert!(err.contains("`OPENAI_API_KEY`"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key_and_prices_give_a_cost() {
+        let none = |_: &str| None;
+        let err =
+            LlmSettings::from_config(&kwargs(json!({"cache": "sometimes"})), &none).unwrap_err();
+        assert!(err.contains("llm.cache"), "{err}");
+        let err =
+            LlmSettings::from_config(&kwargs(json!({"timeout_s": "slow"})), &none).unwrap_err();
+        assert!(err.contains("llm.timeout_s"), "{err}");
+        let s = LlmSettings::from_config(
+            &kwargs(json!({"price_prompt_per_million": 2.0, "price_completion_per_million": 8.0})),
+            &none,
+        )
+        .unwrap();
+        assert_eq!(s.cost(1_000_000, 500_000), Some(6.0));
+        assert_eq!(
+            LlmSettings::from_config(&Kwargs::new(), &none)
+                .unwrap()
+                .cost(5, 5),
+            None
+        );
+    }
+}

@@ -1,0 +1,159 @@
+//! `mode: real` against an OpenAI-compatible server on loopback (the scripted mock the
+//! client's unit tests use): token accounting, the response cache, an auth error that
+//! stops the run, and a missing key refused before anything is written. The key never
+//! appears in any file of the run directory.
+
+mod common;
+#[path = "../src/llm/mock_server.rs"]
+#[allow(dead_code)]
+mod mock_server;
+
+use std::path::Path;
+
+use common::{Workspace, read_csv, read_jsonl};
+use mock_server::{MockServer, ScriptedResponse};
+use predicates::str::contains;
+
+const KEY: &str = "sk-test-SECRET-4242";
+
+fn reply(value: f64) -> ScriptedResponse {
+    let content = format!(
+        "<reasoning>Move the value toward the target.</reasoning>\n<variable><name>value</name><value>{value}</value></variable>"
+    );
+    ScriptedResponse::chat(&content, Some((120, 30)))
+}
+
+fn config(ws: &Workspace, server: &MockServer, seeds: &str) -> std::path::PathBuf {
+    ws.config(
+        "real.yaml",
+        &format!(
+            "mode: real\nseeds: [{seeds}]\nllm:\n  provider: mock\n  base_url: {}\n  model: mock-model\n  api_key_env: TB_TEST_KEY\n  max_retries: 0\n  cache_dir: {}\n  price_prompt_per_million: 1.0\n  price_completion_per_million: 2.0\ntasks: [internal:numeric_param]\ntrainers:\n  - id: PrioritySearch\n    params_variants: [{{ps_steps: 3, ps_candidates: 1, ps_proposals: 1}}]\n",
+            server.base_url(),
+            ws.path().join("llm-cache").display()
+        ),
+    )
+}
+
+fn grep_tree(dir: &Path, needle: &str) -> Vec<String> {
+    let mut hits = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            hits.extend(grep_tree(&path, needle));
+        } else if std::fs::read(&path)
+            .map(|b| String::from_utf8_lossy(&b).contains(needle))
+            .unwrap_or(false)
+        {
+            hits.push(path.display().to_string());
+        }
+    }
+    hits
+}
+
+#[test]
+fn real_calls_are_counted_cached_and_never_leak_the_key() {
+    let ws = Workspace::new();
+    let server = MockServer::start(vec![reply(1.5), reply(2.75)]).unwrap();
+    let cfg = config(&ws, &server, "1");
+    ws.cmd()
+        .env("TB_TEST_KEY", KEY)
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .args(["--run-id", "first"])
+        .assert()
+        .success();
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(
+        requests[0].header("authorization"),
+        Some(format!("Bearer {KEY}").as_str())
+    );
+    let run = ws.path().join("runs/first");
+    let (_, rows) = read_csv(&run.join("results.csv"));
+    let row = &rows[0];
+    assert_eq!(row["status"], "ok");
+    assert_eq!(row["llm_provider"], "mock");
+    assert_eq!(row["llm_stub"], "false");
+    assert_eq!(row["token_scope"], "trace_optimization_only");
+    assert_eq!(row["prompt_tokens"], "240");
+    assert_eq!(row["completion_tokens"], "60");
+    assert_eq!(row["llm_calls"], "2");
+    assert_eq!(row["cost_usd"].parse::<f64>().unwrap(), 240e-6 + 120e-6);
+    assert_eq!(row["score_val_final"], "-0.25");
+    assert!(
+        grep_tree(&run, KEY).is_empty(),
+        "{:?}",
+        grep_tree(&run, KEY)
+    );
+    assert!(grep_tree(&ws.path().join("llm-cache"), KEY).is_empty());
+
+    // The same job again: every answer comes from the cache, same numbers.
+    ws.cmd()
+        .env("TB_TEST_KEY", KEY)
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .args(["--run-id", "second"])
+        .assert()
+        .success();
+    assert_eq!(server.requests().len(), 2, "a cached rerun must not call");
+    let second = ws.path().join("runs/second");
+    let (_, again) = read_csv(&second.join("results.csv"));
+    assert_eq!(again[0]["score_val_final"], row["score_val_final"]);
+    assert_eq!(again[0]["prompt_tokens"], row["prompt_tokens"]);
+    let job_dir = second.join("jobs").join(&row["job_id"]);
+    let cached: Vec<bool> = read_jsonl(&job_dir.join("events.jsonl"))
+        .iter()
+        .filter(|e| e["type"] == "llm_call")
+        .map(|e| e["cached"].as_bool().unwrap())
+        .collect();
+    assert_eq!(cached, vec![true, true]);
+}
+
+#[test]
+fn an_auth_error_stops_the_run_early() {
+    let ws = Workspace::new();
+    let server =
+        MockServer::start(vec![ScriptedResponse::error(401, "Incorrect API key")]).unwrap();
+    let cfg = config(&ws, &server, "1, 2, 3");
+    ws.cmd()
+        .env("TB_TEST_KEY", KEY)
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .args(["--run-id", "auth", "--max-workers", "1"])
+        .assert()
+        .code(1)
+        .stderr(contains("stopping the run"));
+    assert_eq!(server.requests().len(), 1, "no call after the 401");
+    let (_, rows) = read_csv(&ws.path().join("runs/auth/results.csv"));
+    assert_eq!(rows[0]["status"], "failed");
+    assert_eq!(rows[0]["error_kind"], "llm_auth");
+    let manifest = common::read_json(&ws.path().join("runs/auth/meta/manifest.json"));
+    let statuses: Vec<&str> = manifest["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, vec!["failed", "not_executed", "not_executed"]);
+}
+
+#[test]
+fn a_missing_key_is_refused_before_anything_is_written() {
+    let ws = Workspace::new();
+    let server = MockServer::start(vec![]).unwrap();
+    let cfg = config(&ws, &server, "1");
+    ws.cmd()
+        .args(["validate", "--config"])
+        .arg(&cfg)
+        .assert()
+        .code(1)
+        .stderr(contains("set the environment variable `TB_TEST_KEY`"));
+    ws.cmd()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .assert()
+        .code(2)
+        .stderr(contains("TB_TEST_KEY"));
+    assert!(!ws.path().join("runs").exists());
+    assert!(server.requests().is_empty());
+}
