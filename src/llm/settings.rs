@@ -134,7 +134,7 @@ impl LlmSettings {
 
 /// Builds each job's LLM; one per run, shared by the workers.
 pub struct LlmFactory {
-    mode: Mode,
+    /// `None` in stub mode.
     settings: Option<LlmSettings>,
     key: Option<Secret>,
     limiter: Option<Arc<RateLimiter>>,
@@ -145,7 +145,6 @@ impl LlmFactory {
     /// The stub factory (stub mode).
     pub fn stub() -> Self {
         Self {
-            mode: Mode::Stub,
             settings: None,
             key: None,
             limiter: None,
@@ -180,7 +179,6 @@ impl LlmFactory {
             || settings.limits.tokens_per_minute.is_some())
         .then(|| Arc::new(RateLimiter::new(settings.limits)));
         Ok(Self {
-            mode,
             settings: Some(settings),
             key: Some(key),
             limiter,
@@ -212,10 +210,7 @@ impl LlmFactory {
         seed: i64,
         protocol: Arc<dyn Protocol>,
     ) -> Result<Box<dyn Llm>, LlmError> {
-        let Some(s) = (self.mode == Mode::Real)
-            .then_some(())
-            .and(self.settings.as_ref())
-        else {
+        let Some(s) = &self.settings else {
             return Ok(Box::new(StubLlm::new(seed, protocol)));
         };
         let mut config = ClientConfig::new(&s.provider, &s.base_url, &s.model);

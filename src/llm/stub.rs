@@ -210,6 +210,16 @@ mod tests {
         }
     }
 
+    fn number_param() -> Param {
+        Param {
+            name: "value".into(),
+            kind: ParamKind::Number,
+            initial: json!(0.0),
+            trainable: true,
+            description: String::new(),
+        }
+    }
+
     fn number_var() -> VariableHint {
         VariableHint {
             name: "value".into(),
@@ -233,13 +243,7 @@ mod tests {
     #[test]
     fn replies_parse_and_junk_share_is_about_ten_percent() {
         let mut s = StubLlm::new(7, Arc::new(OptoPrime));
-        let params = vec![Param {
-            name: "value".into(),
-            kind: ParamKind::Number,
-            initial: json!(0.0),
-            trainable: true,
-            description: String::new(),
-        }];
+        let params = vec![number_param()];
         let mut empty = 0;
         for _ in 0..1000 {
             let reply = s.complete(&request(vec![number_var()])).unwrap();
@@ -258,13 +262,7 @@ mod tests {
 
     #[test]
     fn every_protocol_reads_about_ninety_percent_of_stub_replies() {
-        let params = vec![Param {
-            name: "value".into(),
-            kind: ParamKind::Number,
-            initial: json!(0.0),
-            trainable: true,
-            description: String::new(),
-        }];
+        let params = vec![number_param()];
         let protocols: [Arc<dyn Protocol>; 4] = [
             Arc::new(OptoPrime),
             Arc::new(OptoPrimeV2),
