@@ -16,9 +16,9 @@ use predicates::str::contains;
 
 const KEY: &str = "sk-test-SECRET-4242";
 
-fn reply(value: f64) -> ScriptedResponse {
+fn reply(value: f64, reasoning: &str) -> ScriptedResponse {
     let content = format!(
-        "<reasoning>Move the value toward the target.</reasoning>\n<variable><name>value</name><value>{value}</value></variable>"
+        "<reasoning>{reasoning}</reasoning>\n<variable><name>value</name><value>{value}</value></variable>"
     );
     ScriptedResponse::chat(&content, Some((120, 30)))
 }
@@ -53,7 +53,12 @@ fn grep_tree(dir: &Path, needle: &str) -> Vec<String> {
 #[test]
 fn real_calls_are_counted_cached_and_never_leak_the_key() {
     let ws = Workspace::new();
-    let server = MockServer::start(vec![reply(1.5), reply(2.75)]).unwrap();
+    // The second answer echoes the key, as a confused model might.
+    let server = MockServer::start(vec![
+        reply(1.5, "Move the value toward the target."),
+        reply(2.75, &format!("The key {KEY} is irrelevant.")),
+    ])
+    .unwrap();
     let cfg = config(&ws, &server, "1");
     ws.cmd()
         .env("TB_TEST_KEY", KEY)
@@ -86,6 +91,21 @@ fn real_calls_are_counted_cached_and_never_leak_the_key() {
         grep_tree(&run, KEY)
     );
     assert!(grep_tree(&ws.path().join("llm-cache"), KEY).is_empty());
+    // The transcripts hold both exchanges, the echoed key redacted.
+    let calls = read_jsonl(
+        &run.join("jobs")
+            .join(&row["job_id"])
+            .join("artifacts/llm_calls.jsonl"),
+    );
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[0]["model"], "mock-model");
+    assert_eq!(calls[0]["usage"]["prompt_tokens"], 120);
+    assert!(calls[0]["messages"][0]["content"].as_str().unwrap().len() > 20);
+    let echoed = calls[1]["response"].as_str().unwrap();
+    assert!(
+        echoed.contains("The key ***REDACTED*** is irrelevant."),
+        "{echoed}"
+    );
 
     // The same job again: every answer comes from the cache, same numbers.
     ws.cmd()
@@ -156,4 +176,37 @@ fn a_missing_key_is_refused_before_anything_is_written() {
         .stderr(contains("TB_TEST_KEY"));
     assert!(!ws.path().join("runs").exists());
     assert!(server.requests().is_empty());
+}
+
+#[test]
+fn a_local_server_without_auth_needs_no_key() {
+    let ws = Workspace::new();
+    let server = MockServer::start(vec![]).unwrap();
+    server.set_default(reply(2.0, "Closer."));
+    let cfg = ws.config(
+        "local.yaml",
+        &format!(
+            "mode: real\nseeds: [1]\nllm:\n  provider: ollama\n  base_url: {}\n  model: llama3.1\n  api_key_env: null\n  cache: off\ntasks: [internal:numeric_param]\ntrainers:\n  - id: PrioritySearch\n    params_variants: [{{ps_steps: 2, ps_candidates: 1, ps_proposals: 1}}]\n",
+            server.base_url()
+        ),
+    );
+    ws.cmd()
+        .args(["validate", "--config"])
+        .arg(&cfg)
+        .assert()
+        .success();
+    ws.cmd()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .args(["--run-id", "local"])
+        .assert()
+        .success();
+    let requests = server.requests();
+    assert!(!requests.is_empty());
+    assert!(requests.iter().all(|r| r.header("authorization").is_none()));
+    // `cache: off` (a YAML boolean) really turns the cache off: nothing was written.
+    assert!(!ws.path().join("llm-cache").exists());
+    let (_, rows) = read_csv(&ws.path().join("runs/local/results.csv"));
+    assert_eq!(rows[0]["status"], "ok");
+    assert_eq!(rows[0]["llm_provider"], "ollama");
 }

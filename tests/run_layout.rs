@@ -177,6 +177,20 @@ fn matrix_2x2_every_file_and_column() {
         );
         let history = read_jsonl(&job.join("artifacts/state_history.jsonl"));
         assert_eq!(history.len(), steps + 1);
+        // One transcript per LLM call, joined to its `llm_call` (or failure warning) by seq.
+        let calls = read_jsonl(&job.join("artifacts/llm_calls.jsonl"));
+        assert_eq!(calls.len(), r["llm_calls"].parse::<usize>().unwrap());
+        for (i, c) in calls.iter().enumerate() {
+            assert_eq!(c["type"], "llm_transcript");
+            assert_eq!(c["call"], i);
+            let reporter = &events[c["seq"].as_u64().unwrap() as usize];
+            assert!(
+                reporter["type"] == "llm_call" || reporter["type"] == "warning",
+                "{reporter}"
+            );
+            assert!(!c["messages"].as_array().unwrap().is_empty());
+            assert!(c["response"].is_string() || c["error"].is_string());
+        }
         for kind in ["initial", "best", "final"] {
             let state = read_json(&job.join(format!("artifacts/{kind}_state.json")));
             assert!(

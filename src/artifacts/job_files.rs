@@ -1,5 +1,6 @@
 //! The job files sink: turns one job's events into its directory — `events.jsonl` (line by
-//! line, flushed), `job.log`, `artifacts/state_history.jsonl`, and at the end the state
+//! line, flushed), `job.log`, `artifacts/state_history.jsonl`, `artifacts/llm_calls.jsonl`
+//! (the LLM transcripts, which stay out of `events.jsonl`), and at the end the state
 //! snapshots, `results.json` and the final `job_meta.json` (each written atomically).
 //!
 //! `job_meta.json` is written last, so a job whose meta says `ok` has all its files.
@@ -26,6 +27,7 @@ struct Open {
     events: BufWriter<File>,
     log: BufWriter<File>,
     history_file: BufWriter<File>,
+    llm_calls: BufWriter<File>,
     history: Vec<StepRecord>,
     llm: LlmInfo,
     started_at: String,
@@ -76,6 +78,7 @@ impl JobFilesSink {
             events: create(dir.events_jsonl())?,
             log: create(dir.job_log())?,
             history_file: create(dir.state_history())?,
+            llm_calls: create(dir.llm_calls())?,
             history: Vec::new(),
             llm: llm.clone(),
             started_at: event.ts.clone(),
@@ -94,7 +97,7 @@ impl JobFilesSink {
             let path = path.display().to_string();
             move |e| SinkError::io(format!("cannot write `{path}`"), e)
         };
-        for mut w in [open.events, open.log, open.history_file] {
+        for mut w in [open.events, open.log, open.history_file, open.llm_calls] {
             w.flush().map_err(io(dir.root()))?;
             w.get_ref().sync_all().map_err(io(dir.root()))?;
         }
@@ -165,6 +168,10 @@ impl EventSink for JobFilesSink {
         let path = self.run_dir.job(&job.job_id).root().display().to_string();
         let io = |e| SinkError::io(format!("cannot append to job files in `{path}`"), e);
         let line = serde_json::to_string(event).unwrap_or_default();
+        if let EventKind::LlmTranscript(_) = &event.kind {
+            writeln!(state.llm_calls, "{line}").map_err(io)?;
+            return state.llm_calls.flush().map_err(io);
+        }
         writeln!(state.events, "{line}").map_err(io)?;
         state.events.flush().map_err(io)?;
         if let Some(text) = log_line(event) {
@@ -284,7 +291,10 @@ fn log_line(event: &Event) -> Option<String> {
                 .map(|e| format!("; {e}"))
                 .unwrap_or_default()
         ),
-        EventKind::Candidate { .. } | EventKind::Eval { .. } | EventKind::LlmCall { .. } => {
+        EventKind::Candidate { .. }
+        | EventKind::Eval { .. }
+        | EventKind::LlmCall { .. }
+        | EventKind::LlmTranscript(_) => {
             return None;
         }
     })

@@ -174,6 +174,11 @@ impl JobDir {
         self.artifacts_dir().join("state_history.jsonl")
     }
 
+    /// `artifacts/llm_calls.jsonl`: one `llm_transcript` event per LLM call.
+    pub fn llm_calls(&self) -> PathBuf {
+        self.artifacts_dir().join("llm_calls.jsonl")
+    }
+
     /// `tb/`
     pub fn tb_dir(&self) -> PathBuf {
         self.root.join("tb")

@@ -34,6 +34,18 @@ impl<'a> Emitter<'a> {
 
     /// Emit one event. After a sink failure, further events are dropped.
     pub fn emit(&mut self, kind: EventKind) {
+        self.send(kind);
+        self.seq += 1;
+    }
+
+    /// Emit an event that belongs to the next one emitted (an LLM transcript, written to
+    /// its own file): it carries the next event's `seq`, so `events.jsonl` stays gapless
+    /// and the two records join on `seq`.
+    pub fn emit_attached(&mut self, kind: EventKind) {
+        self.send(kind);
+    }
+
+    fn send(&mut self, kind: EventKind) {
         if self.error.is_some() {
             return;
         }
@@ -44,7 +56,6 @@ impl<'a> Emitter<'a> {
             elapsed_s: self.elapsed(),
             kind,
         };
-        self.seq += 1;
         if let Err(e) = self.sink.on_event(self.job, &event) {
             self.error = Some(e);
         }

@@ -135,6 +135,33 @@ pub struct JobOutcome {
     pub cost_usd: Option<f64>,
 }
 
+/// One LLM request and its answer (or error), secrets redacted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LlmTranscript {
+    /// Step.
+    pub step: u64,
+    /// Index of the call within the job, from 0 (the response cache's call index).
+    pub call: u64,
+    /// Model name.
+    pub model: String,
+    /// The conversation sent.
+    pub messages: Vec<crate::llm::Message>,
+    /// Sampling temperature requested by the optimizer (the llm block may override it).
+    pub temperature: Option<f64>,
+    /// Reply length limit requested by the optimizer (the llm block may override it).
+    pub max_tokens: Option<u32>,
+    /// The assistant's text; `None` when the call failed.
+    pub response: Option<String>,
+    /// Token counts of a successful call.
+    pub usage: Option<crate::llm::Usage>,
+    /// Seconds.
+    pub latency_s: f64,
+    /// Answered from the response cache.
+    pub cached: bool,
+    /// The error of a failed call (`kind: message`).
+    pub error: Option<String>,
+}
+
 /// What happened.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -208,6 +235,10 @@ pub enum EventKind {
         /// Variables the parsed reply updates (empty: no usable proposal).
         updated: Vec<String>,
     },
+    /// The full text of one LLM exchange. Written to `artifacts/llm_calls.jsonl`, not to
+    /// `events.jsonl` (prompts are large); it carries the `seq` of the event that reports
+    /// the call (`llm_call`, or the `warning` of a failed call) so the two files join.
+    LlmTranscript(Box<LlmTranscript>),
     /// Something worth a look that did not stop the job.
     Warning {
         /// Step, when it belongs to one.
@@ -368,6 +399,22 @@ mod tests {
                 final_params: Some(params),
                 cost_usd: None,
             })),
+            EventKind::LlmTranscript(Box::new(LlmTranscript {
+                step: 1,
+                call: 0,
+                model: "m".into(),
+                messages: vec![crate::llm::Message::new("user", "improve x")],
+                temperature: Some(0.0),
+                max_tokens: None,
+                response: Some("x = 2".into()),
+                usage: Some(crate::llm::Usage {
+                    prompt_tokens: 10,
+                    completion_tokens: 5,
+                }),
+                latency_s: 0.01,
+                cached: false,
+                error: None,
+            })),
         ]
     }
 
@@ -381,6 +428,7 @@ mod tests {
             "warning",
             "step",
             "job_finished",
+            "llm_transcript",
         ];
         for (i, (kind, ty)) in one_of_each().into_iter().zip(types).enumerate() {
             let event = envelope(i as u64, kind);

@@ -216,12 +216,6 @@ impl<L: Llm> CachedLlm<L> {
     pub fn inner(&self) -> &L {
         &self.inner
     }
-
-    /// Problems that did not fail a call (e.g. a cache file that could not be written),
-    /// for the runner to report as warnings; drains the list.
-    pub fn take_warnings(&mut self) -> Vec<String> {
-        std::mem::take(&mut self.warnings)
-    }
 }
 
 impl<L: Llm> Llm for CachedLlm<L> {
@@ -277,6 +271,16 @@ impl<L: Llm> Llm for CachedLlm<L> {
 
     fn request_fingerprint(&self, request: &ChatRequest) -> Json {
         self.inner.request_fingerprint(request)
+    }
+
+    fn redact(&self, text: &str) -> String {
+        self.inner.redact(text)
+    }
+
+    fn take_warnings(&mut self) -> Vec<String> {
+        let mut out = std::mem::take(&mut self.warnings);
+        out.extend(self.inner.take_warnings());
+        out
     }
 }
 

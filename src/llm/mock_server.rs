@@ -121,6 +121,8 @@ impl RecordedRequest {
 #[derive(Debug, Default)]
 struct State {
     script: VecDeque<ScriptedResponse>,
+    /// Answer once the script is exhausted (benchmarks: the same reply forever).
+    fallback: Option<ScriptedResponse>,
     requests: Vec<RecordedRequest>,
 }
 
@@ -139,12 +141,14 @@ fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
 
 impl MockServer {
     /// Start on an ephemeral loopback port with a queue of answers. When the queue is
-    /// empty the server answers 500 "script exhausted".
+    /// empty the server answers the [default](Self::set_default), or 500 "script
+    /// exhausted" when there is none.
     pub fn start(script: Vec<ScriptedResponse>) -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         let state = Arc::new(Mutex::new(State {
             script: script.into(),
+            fallback: None,
             requests: Vec::new(),
         }));
         let stop = Arc::new(AtomicBool::new(false));
@@ -185,6 +189,11 @@ impl MockServer {
     /// Append answers to the queue.
     pub fn push(&self, response: ScriptedResponse) {
         lock(&self.state).script.push_back(response);
+    }
+
+    /// Answer `response` whenever the queue is empty.
+    pub fn set_default(&self, response: ScriptedResponse) {
+        lock(&self.state).fallback = Some(response);
     }
 
     /// Requests received so far.
@@ -254,9 +263,13 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
             headers,
             body: String::from_utf8_lossy(&body).into_owned(),
         });
-        st.script
-            .pop_front()
-            .unwrap_or_else(|| ScriptedResponse::error(500, "mock server: script exhausted"))
+        match st.script.pop_front() {
+            Some(r) => r,
+            None => st
+                .fallback
+                .clone()
+                .unwrap_or_else(|| ScriptedResponse::error(500, "mock server: script exhausted")),
+        }
     };
     if !response.delay.is_zero() {
         std::thread::sleep(response.delay);

@@ -22,7 +22,7 @@ use serde_json::{Value as Json, json};
 use crate::task::ParamKind;
 
 /// One chat message.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
     /// `system`, `user` or `assistant`.
     pub role: String,
@@ -294,6 +294,18 @@ pub trait Llm: Send {
             "max_tokens": request.max_tokens,
         })
     }
+
+    /// `text` with every secret this client holds replaced by `***REDACTED***`, for
+    /// anything that is written to disk (transcripts, warnings). The stub holds none.
+    fn redact(&self, text: &str) -> String {
+        text.to_string()
+    }
+
+    /// Problems that did not fail a call (e.g. a cache file that could not be written),
+    /// drained, so the trainer can report them as warnings.
+    fn take_warnings(&mut self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Lets wrappers such as [`cache::CachedLlm`] hold a `Box<dyn Llm>` chosen at run time.
@@ -308,6 +320,14 @@ impl<L: Llm + ?Sized> Llm for Box<L> {
 
     fn request_fingerprint(&self, request: &ChatRequest) -> Json {
         (**self).request_fingerprint(request)
+    }
+
+    fn redact(&self, text: &str) -> String {
+        (**self).redact(text)
+    }
+
+    fn take_warnings(&mut self) -> Vec<String> {
+        (**self).take_warnings()
     }
 }
 

@@ -420,10 +420,6 @@ impl OpenAiClient {
         &self.url
     }
 
-    fn redact(&self, text: &str) -> String {
-        redact(text, self.config.api_key.as_ref())
-    }
-
     /// The JSON body sent for `request` (config overrides applied).
     pub fn body(&self, request: &ChatRequest) -> Json {
         let mut body = Map::new();
@@ -433,7 +429,7 @@ impl OpenAiClient {
             body.insert("temperature".into(), json!(t));
         }
         if let Some(m) = self.config.max_tokens.or(request.max_tokens) {
-            body.insert("max_tokens".into(), json!(m));
+            body.insert(length_limit_field(&self.config.model).into(), json!(m));
         }
         Json::Object(body)
     }
@@ -544,8 +540,11 @@ impl Llm for OpenAiClient {
         let bytes = serde_json::to_vec(&body)
             .map_err(|e| LlmError::Failed(format!("cannot encode the request: {e}")))?;
         let prompt_estimate = estimate_prompt_tokens(&request.messages);
-        let limiter_estimate =
-            prompt_estimate + body.get("max_tokens").and_then(Json::as_u64).unwrap_or(0);
+        let limiter_estimate = prompt_estimate
+            + body
+                .get(length_limit_field(&self.config.model))
+                .and_then(Json::as_u64)
+                .unwrap_or(0);
         let mut retries = 0;
         loop {
             let permit = self.limiter.as_ref().map(|l| l.acquire(limiter_estimate));
@@ -554,6 +553,8 @@ impl Llm for OpenAiClient {
             let latency_s = started.elapsed().as_secs_f64();
             match outcome {
                 Ok((content, usage)) => {
+                    // A model that echoes the key must not carry it into caches or transcripts.
+                    let content = self.redact(&content);
                     let usage_reported = usage.is_some();
                     let usage = usage.unwrap_or(Usage {
                         prompt_tokens: prompt_estimate,
@@ -605,6 +606,30 @@ impl Llm for OpenAiClient {
             "endpoint": self.redact(&self.url),
             "body": self.body(request),
         })
+    }
+
+    fn redact(&self, text: &str) -> String {
+        redact(text, self.config.api_key.as_ref())
+    }
+}
+
+/// The body field that limits the reply length. OpenAI's reasoning models (o1, o3, o4,
+/// gpt-5 families) reject `max_tokens` and want `max_completion_tokens`; everything else,
+/// including most OpenAI-compatible servers, takes `max_tokens`.
+fn length_limit_field(model: &str) -> &'static str {
+    let name = model
+        .rsplit('/')
+        .next()
+        .unwrap_or(model)
+        .to_ascii_lowercase();
+    let reasoning = ["o1", "o3", "o4"]
+        .iter()
+        .any(|p| name == *p || name.starts_with(&format!("{p}-")))
+        || name.starts_with("gpt-5");
+    if reasoning {
+        "max_completion_tokens"
+    } else {
+        "max_tokens"
     }
 }
 
@@ -708,6 +733,51 @@ mod tests {
         let body = seen.json().unwrap();
         assert_eq!(body["temperature"], json!(0.0));
         assert_eq!(body["max_tokens"], json!(10));
+    }
+
+    #[test]
+    fn the_mock_answers_its_default_once_the_script_is_exhausted() {
+        let server = MockServer::start(vec![R::chat("first", Some((1, 1)))]).unwrap();
+        server.set_default(R::chat("again", Some((2, 2))));
+        let (mut c, _) = client(&server);
+        let replies: Vec<String> = (0..3)
+            .map(|_| c.complete(&request()).unwrap().content)
+            .collect();
+        assert_eq!(replies, ["first", "again", "again"]);
+    }
+
+    #[test]
+    fn reasoning_models_get_max_completion_tokens() {
+        for model in [
+            "o1",
+            "o3-mini",
+            "o4-mini-2025-04-16",
+            "openai/gpt-5",
+            "GPT-5-nano",
+        ] {
+            assert_eq!(
+                length_limit_field(model),
+                "max_completion_tokens",
+                "{model}"
+            );
+        }
+        for model in [
+            "gpt-4o-mini",
+            "llama3.1",
+            "Qwen/Qwen2.5-7B",
+            "omni-1",
+            "o1x",
+        ] {
+            assert_eq!(length_limit_field(model), "max_tokens", "{model}");
+        }
+        let server = MockServer::start(vec![R::chat("ok", Some((1, 1)))]).unwrap();
+        let mut config = ClientConfig::new("openai", &server.base_url(), "o3-mini");
+        config.max_tokens = Some(99);
+        let (mut c, _) = client_with(config);
+        c.complete(&request()).unwrap();
+        let body = server.requests()[0].json().unwrap();
+        assert_eq!(body["max_completion_tokens"], json!(99));
+        assert!(body.get("max_tokens").is_none());
     }
 
     #[test]
@@ -925,6 +995,7 @@ mod tests {
             R::error(500, &echo),
             R::error(500, &echo),
             R::raw(200, &echo),
+            R::chat(&format!("x = 1 # my key is {KEY}"), Some((1, 1))),
         ])
         .unwrap();
         let (mut c, _) = client(&server);
@@ -939,6 +1010,9 @@ mod tests {
             texts.push(format!("{e:?}"));
             texts.extend(e.hint());
         }
+        let echoed = c.complete(&request()).unwrap();
+        assert_eq!(echoed.content, format!("x = 1 # my key is {REDACTED}"));
+        assert_eq!(c.redact(&format!("k={KEY}")), format!("k={REDACTED}"));
         for t in &texts {
             assert!(!t.contains(KEY), "key leaked in: {t}");
             assert!(!t.contains("SECRET-123"), "key leaked in: {t}");

@@ -34,7 +34,7 @@ pub struct LlmSettings {
     pub base_url: String,
     /// Model name sent to the endpoint.
     pub model: String,
-    /// Name of the environment variable holding the key.
+    /// Name of the environment variable holding the key; empty: the server needs none.
     pub api_key_env: String,
     inline_key: Option<Secret>,
     /// Sampling temperature for every call, if set.
@@ -74,11 +74,31 @@ impl LlmSettings {
         };
         let count =
             |key: &str| -> Result<Option<u64>, String> { Ok(number(key)?.map(|x| x as u64)) };
-        let cache = match text("cache") {
-            None => CacheMode::default(),
-            Some(s) => s.parse().map_err(|_| {
+        for key in [
+            "provider",
+            "base_url",
+            "api_base",
+            "model",
+            "api_key_env",
+            "api_key",
+            "cache_dir",
+        ] {
+            if let Some(v) = llm.get(key).filter(|v| !v.is_string() && !v.is_null()) {
+                return Err(format!("llm.{key} must be a string, found {v}"));
+            }
+        }
+        // YAML 1.1 (PyYAML, and our loader) reads a bare `off` as `false`: take it as meant.
+        let cache = match llm.get("cache") {
+            None | Some(Json::Null) => CacheMode::default(),
+            Some(Json::Bool(false)) => CacheMode::Off,
+            Some(Json::String(s)) => s.parse().map_err(|_| {
                 format!("llm.cache must be one of off, read_write, replay; found `{s}`")
             })?,
+            Some(v) => {
+                return Err(format!(
+                    "llm.cache must be one of off, read_write, replay; found {v}"
+                ));
+            }
         };
         Ok(Self {
             provider: text("provider").unwrap_or_else(|| "openai".into()),
@@ -89,7 +109,11 @@ impl LlmSettings {
             model: text("model")
                 .or_else(|| from_env(MODEL_VARS))
                 .unwrap_or_else(|| DEFAULT_MODEL.into()),
-            api_key_env: text("api_key_env").unwrap_or_else(|| DEFAULT_KEY_VAR.into()),
+            // An explicit `api_key_env: null` (or "") means a server without auth.
+            api_key_env: match llm.get("api_key_env") {
+                None => DEFAULT_KEY_VAR.into(),
+                Some(v) => v.as_str().unwrap_or_default().to_string(),
+            },
             inline_key: text("api_key").map(Secret::new),
             temperature: number("temperature")?,
             max_tokens: count("max_tokens")?.map(|n| n as u32),
@@ -106,12 +130,16 @@ impl LlmSettings {
         })
     }
 
-    /// The key: the variable named by `api_key_env`, else an inline key. The error says
-    /// which variable to set.
-    pub fn api_key(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Secret, String> {
+    /// The key: the variable named by `api_key_env`, else an inline key; `None` for a
+    /// server without auth (`api_key_env: null` and no inline key). The error says which
+    /// variable to set.
+    pub fn api_key(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Option<Secret>, String> {
+        if self.api_key_env.is_empty() {
+            return Ok(self.inline_key.clone());
+        }
         match env(&self.api_key_env).filter(|k| !k.is_empty()) {
-            Some(key) => Ok(Secret::new(key)),
-            None => self.inline_key.clone().ok_or_else(|| {
+            Some(key) => Ok(Some(Secret::new(key))),
+            None => self.inline_key.clone().map(Some).ok_or_else(|| {
                 format!(
                     "mode `real` needs an API key: set the environment variable `{}` (named by llm.api_key_env)",
                     self.api_key_env
@@ -180,7 +208,7 @@ impl LlmFactory {
         .then(|| Arc::new(RateLimiter::new(settings.limits)));
         Ok(Self {
             settings: Some(settings),
-            key: Some(key),
+            key,
             limiter,
             cache,
         })
@@ -250,7 +278,10 @@ mod tests {
         assert_eq!(s.model, "qwen");
         assert_eq!(s.max_retries, 3);
         assert_eq!(s.cache, CacheMode::ReadWrite);
-        assert_eq!(s.api_key(&env).unwrap().expose(), "sk-test");
+        assert_eq!(s.api_key(&env).unwrap().unwrap().expose(), "sk-test");
+        // A local server without auth: no key, no error.
+        let s = LlmSettings::from_config(&kwargs(json!({"api_key_env": null})), &env).unwrap();
+        assert!(s.api_key(&env).unwrap().is_none());
         let s = LlmSettings::from_config(
             &kwargs(json!({"base_url": "https://openrouter.ai/api/v1", "model": "m"})),
             &env,
@@ -273,6 +304,13 @@ mod tests {
         let err =
             LlmSettings::from_config(&kwargs(json!({"timeout_s": "slow"})), &none).unwrap_err();
         assert!(err.contains("llm.timeout_s"), "{err}");
+        let err = LlmSettings::from_config(&kwargs(json!({"model": 4})), &none).unwrap_err();
+        assert_eq!(err, "llm.model must be a string, found 4");
+        let err = LlmSettings::from_config(&kwargs(json!({"cache": 1})), &none).unwrap_err();
+        assert!(err.contains("llm.cache"), "{err}");
+        // A bare YAML `off` arrives as `false` and means off.
+        let s = LlmSettings::from_config(&kwargs(json!({"cache": false})), &none).unwrap();
+        assert_eq!(s.cache, CacheMode::Off);
         let s = LlmSettings::from_config(
             &kwargs(json!({"price_prompt_per_million": 2.0, "price_completion_per_million": 8.0})),
             &none,

@@ -8,8 +8,8 @@ use std::time::Instant;
 use serde_json::Value as Json;
 
 use crate::config::model::Kwargs;
-use crate::events::{Emitter, EventKind, StepRecord};
-use crate::llm::{Llm, LlmError};
+use crate::events::{Emitter, EventKind, LlmTranscript, StepRecord};
+use crate::llm::{Llm, LlmError, Message};
 use crate::optimizer::{ExampleTrace, HistoryEntry, ProblemInstance, Protocol};
 use crate::rng::Rng;
 use crate::task::{Evaluation, Example, SplitName, Task};
@@ -258,14 +258,42 @@ impl<'a, 'e> Ctx<'a, 'e> {
             return None;
         }
         let request = self.protocol.request(&instance);
+        let call = self.counters.llm_calls;
         self.counters.llm_calls += 1;
         let info = self.llm.info();
-        let reply = match self.llm.complete(&request) {
+        let result = self.llm.complete(&request);
+        for warning in self.llm.take_warnings() {
+            self.warn(warning);
+        }
+        let transcript = |response: Option<&crate::llm::ChatResponse>, error: Option<String>| {
+            EventKind::LlmTranscript(Box::new(LlmTranscript {
+                step: self.step,
+                call,
+                model: info.model.clone(),
+                messages: request
+                    .messages
+                    .iter()
+                    .map(|m| Message::new(&m.role, self.llm.redact(&m.content)))
+                    .collect(),
+                temperature: request.temperature,
+                max_tokens: request.max_tokens,
+                response: response.map(|r| r.content.clone()),
+                usage: response.map(|r| r.usage),
+                latency_s: response.map_or(0.0, |r| r.latency_s),
+                cached: response.is_some_and(|r| r.cached),
+                error,
+            }))
+        };
+        let reply = match result {
             Ok(r) => {
                 self.failures_in_a_row = 0;
+                let event = transcript(Some(&r), None);
+                self.emitter.emit_attached(event);
                 r
             }
             Err(e) => {
+                let event = transcript(None, Some(format!("{}: {e}", e.kind())));
+                self.emitter.emit_attached(event);
                 self.warn(e.to_string());
                 self.failures_in_a_row += 1;
                 if e.stops_run() || self.failures_in_a_row >= MAX_FAILURES_IN_A_ROW {

@@ -35,6 +35,8 @@ impl Workspace {
         let mut c = Command::cargo_bin("trace-bench").expect("binary");
         c.current_dir(self.path());
         c.env_remove("OPENAI_API_KEY");
+        // Real-mode tests must never read or fill the user's own LLM response cache.
+        c.env("TRACE_BENCH_CACHE_DIR", self.path().join("llm-cache"));
         c
     }
 
