@@ -12,7 +12,8 @@
 //! * [`matrix`] expands jobs and computes the reference-compatible ids.
 //! * [`registry`] holds the embedded tasks and trainer presets.
 //! * [`task`], [`trainer`], [`optimizer`], [`llm`] are what a job is made of.
-//! * [`runner`] plans run directories and executes jobs in a worker pool.
+//! * [`runner`] plans run directories and executes jobs in a worker pool; [`stop`] is how
+//!   a running job is told to stop (its deadline, the user's Ctrl-C).
 //! * [`events`] is the only channel from the runner to its sinks.
 //! * [`artifacts`] names every path and writes files atomically; [`results`] rebuilds the
 //!   run-level files from job directories; [`provenance`] records git, environment and
@@ -31,6 +32,7 @@ pub mod registry;
 pub mod results;
 pub mod rng;
 pub mod runner;
+pub mod stop;
 pub mod task;
 pub mod tb;
 pub mod trainer;

@@ -48,6 +48,11 @@ impl RunDir {
         self.meta_dir().join("manifest.json")
     }
 
+    /// `meta/run.lock`: held by the process running this directory.
+    pub fn lock_file(&self) -> PathBuf {
+        self.meta_dir().join("run.lock")
+    }
+
     /// `meta/env.json`
     pub fn env_json(&self) -> PathBuf {
         self.meta_dir().join("env.json")

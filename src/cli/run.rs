@@ -1,10 +1,11 @@
 //! `run`: plan the matrix, create the run directory, execute, rebuild the results, print a
 //! short table and the paths. A config with errors stops before anything is written.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::SystemTime;
 
 use super::args::{ResumeArg, RunArgs};
-use super::exit::{CliError, FAILURES, OK};
+use super::exit::{CANCELLED, CliError, FAILURES, OK};
 use super::progress::ProgressSink;
 use super::{git_commit, load_source};
 use crate::artifacts::job_files::JobFilesSink;
@@ -13,7 +14,9 @@ use crate::events::{EventSink, Fanout, JobStatus};
 use crate::llm::settings::LlmFactory;
 use crate::registry::Registry;
 use crate::results::Summary;
-use crate::runner::{CliOverrides, Disposition, Plan, execute, prepare};
+use crate::runner::lock::RunLock;
+use crate::runner::{CliOverrides, Disposition, Plan, drift, execute, prepare};
+use crate::stop::Cancel;
 use crate::tb::TbSink;
 
 /// Run a config (or the embedded smoke matrix).
@@ -51,17 +54,38 @@ pub fn run(args: &RunArgs, registry: &Registry) -> Result<u8, CliError> {
     let llm = LlmFactory::new(config.mode, &config.llm, &env)
         .map_err(|e| CliError::usage(format!("error: {e}; nothing was run\n")))?;
     let plan = Plan::new(config, prepared.jobs, &git_commit(), SystemTime::now());
+    let fail = |e: String| CliError::usage(format!("error: {e}\n"));
+    // One process per run directory, from before the first file is written.
+    let acquired = RunLock::acquire(&plan.run_dir.lock_file()).map_err(|e| {
+        fail(format!(
+            "{e}\n  = hint: wait for it to finish, or use another --run-id"
+        ))
+    })?;
+    if let Some(holder) = &acquired.took_over {
+        eprintln!("trace-bench: took over the lock of an earlier run that is gone ({holder})");
+    }
+    let fresh = match plan.earlier_snapshot().map_err(fail)? {
+        None => true,
+        Some(_) if args.force => true,
+        Some(earlier) => {
+            refuse_drift(&plan, &earlier)?;
+            false
+        }
+    };
     let cwd = std::env::current_dir().unwrap_or_default();
-    plan.write_meta(&cwd)
-        .map_err(|e| CliError::usage(format!("error: {e}")))?;
+    plan.write_meta(&cwd, fresh).map_err(fail)?;
     eprintln!(
-        "trace-bench: run {} — {} job(s), mode {}, {} worker(s)",
+        "trace-bench: run {} — {} job(s), mode {}, {} worker(s){}",
         plan.run_id,
         plan.jobs.len(),
         plan.config.mode.as_str(),
-        plan.config.max_workers
+        plan.config.max_workers,
+        if fresh { "" } else { ", resuming" }
     );
+    let cancel = Cancel::new();
+    on_interrupt(&cancel, &plan);
     let progress = ProgressSink::new(plan.jobs.len());
+    // The job files sink comes first: a job's directory exists before other sinks write.
     let files = JobFilesSink::new(
         plan.run_dir.clone(),
         &plan.run_id,
@@ -72,8 +96,7 @@ pub fn run(args: &RunArgs, registry: &Registry) -> Result<u8, CliError> {
     let sinks: Vec<Box<dyn EventSink>> =
         vec![Box::new(files), Box::new(tb), Box::new(progress.clone())];
     let fanout = Fanout::new(sinks);
-    let report = execute(&plan, registry, &fanout, &llm)
-        .map_err(|e| CliError::usage(format!("error: {e}")))?;
+    let report = execute(&plan, registry, &fanout, &llm, &cancel).map_err(fail)?;
     progress.finish();
     print_table(&report.summary);
     let executed = report
@@ -98,7 +121,12 @@ pub fn run(args: &RunArgs, registry: &Registry) -> Result<u8, CliError> {
         .count();
     let d = &plan.run_dir;
     println!(
-        "\nRun complete: {} ({executed} executed, {reused} reused, {failed} failed)",
+        "\nRun {}: {} ({executed} executed, {reused} reused, {failed} failed)",
+        if cancel.is_cancelled() {
+            "cancelled"
+        } else {
+            "complete"
+        },
         plan.run_id
     );
     println!("Run dir: {}", d.root().display());
@@ -107,11 +135,59 @@ pub fn run(args: &RunArgs, registry: &Registry) -> Result<u8, CliError> {
     println!("Iterations: {}", d.iterations_csv().display());
     println!("Summary: {}", d.summary_json().display());
     println!("Leaderboard: {}", d.leaderboard_csv().display());
+    drop(acquired);
+    if cancel.is_cancelled() {
+        println!(
+            "Resume: trace-bench run --config <same config> --run-id {} --resume auto",
+            plan.run_id
+        );
+        return Ok(CANCELLED);
+    }
     Ok(if report.summary.failures() > 0 {
         FAILURES
     } else {
         OK
     })
+}
+
+/// Refuse to resume a run whose config changed since it was planned.
+fn refuse_drift(plan: &Plan, earlier: &serde_json::Value) -> Result<(), CliError> {
+    let changes = drift::changes(earlier, &plan.snapshot);
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let list: String = changes.iter().map(|c| format!("  - {c}\n")).collect();
+    Err(CliError::usage(format!(
+        "error: run `{}` was planned with a different config; refusing to resume it\n  changed since `{}` (old -> new):\n{list}  = hint: restore the config, use --force to rerun every job with the new one, or pick another --run-id\n",
+        plan.run_id,
+        plan.run_dir.config_snapshot().display()
+    )))
+}
+
+/// Ctrl-C (SIGINT) or SIGTERM: the first stops scheduling and lets running jobs end their
+/// step; the second exits at once (130). Job directories stay resumable either way.
+fn on_interrupt(cancel: &Cancel, plan: &Plan) {
+    let cancel = cancel.clone();
+    let lock = plan.run_dir.lock_file();
+    let run_id = plan.run_id.clone();
+    let signals = AtomicUsize::new(0);
+    let installed = ctrlc::set_handler(move || {
+        if signals.fetch_add(1, Ordering::SeqCst) == 0 {
+            cancel.cancel();
+            eprintln!(
+                "\ntrace-bench: cancelling — no new jobs start, running jobs stop after their current step (interrupt again to stop at once)"
+            );
+        } else {
+            eprintln!(
+                "\ntrace-bench: stopped at once; `--run-id {run_id} --resume auto` finishes the run"
+            );
+            let _ = std::fs::remove_file(&lock);
+            std::process::exit(i32::from(CANCELLED));
+        }
+    });
+    if let Err(e) = installed {
+        eprintln!("trace-bench: warning: Ctrl-C will not stop the run cleanly: {e}");
+    }
 }
 
 fn print_table(summary: &Summary) {

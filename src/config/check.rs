@@ -180,12 +180,15 @@ pub fn check(config: &Config, registry: &Registry, strict: bool) -> Vec<Diagnost
             );
         }
     }
-    if config.job_timeout.is_some_and(|t| t > 0.0) {
-        out.push(Diagnostic::warning(
-            "job_timeout",
-            Default::default(),
-            "`job_timeout` is recorded but not enforced by this build yet",
-        ));
+    if let Some(t) = config.job_timeout.filter(|t| !(*t >= 0.0 && t.is_finite())) {
+        out.push(
+            Diagnostic::error(
+                "job_timeout",
+                Default::default(),
+                format!("`job_timeout` must be a number of seconds >= 0, found {t}"),
+            )
+            .with_hint("0 means no limit; unset, real mode gets 600 s and stub mode none"),
+        );
     }
     out
 }

@@ -129,7 +129,8 @@ pub struct Config {
     pub fail_fast: bool,
     /// Resume policy for an existing run directory. Defaults to auto.
     pub resume: ResumeMode,
-    /// Hard per-job wall-clock limit in seconds.
+    /// Hard per-job wall-clock limit in seconds, as configured (see
+    /// [`Config::effective_job_timeout`]).
     pub job_timeout: Option<f64>,
     /// Tasks, deduplicated on (id, eval_kwargs).
     pub tasks: Vec<TaskEntry>,
@@ -145,7 +146,21 @@ pub struct Config {
     pub trainer_kwargs: Kwargs,
 }
 
+/// The reference's default `job_timeout` outside stub mode.
+pub const REAL_MODE_JOB_TIMEOUT_S: f64 = 600.0;
+
 impl Config {
+    /// The limit jobs really get, by the reference's rule: a configured (or `--job-timeout`)
+    /// value wins and `0` means none; unset, real mode gets 600 s and stub mode none.
+    pub fn effective_job_timeout(&self) -> Option<std::time::Duration> {
+        let seconds = match (self.job_timeout, self.mode) {
+            (Some(t), _) => t,
+            (None, Mode::Real) => REAL_MODE_JOB_TIMEOUT_S,
+            (None, Mode::Stub) => 0.0,
+        };
+        (seconds > 0.0 && seconds.is_finite()).then(|| std::time::Duration::from_secs_f64(seconds))
+    }
+
     /// The snapshot in the reference's key order; secrets are not yet redacted.
     pub fn snapshot(&self) -> Value {
         let tasks: Vec<Value> = self

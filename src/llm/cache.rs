@@ -282,6 +282,10 @@ impl<L: Llm> Llm for CachedLlm<L> {
         out.extend(self.inner.take_warnings());
         out
     }
+
+    fn set_deadline(&mut self, deadline: Option<std::time::Instant>) {
+        self.inner.set_deadline(deadline)
+    }
 }
 
 #[cfg(test)]

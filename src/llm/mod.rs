@@ -306,6 +306,10 @@ pub trait Llm: Send {
     fn take_warnings(&mut self) -> Vec<String> {
         Vec::new()
     }
+
+    /// The job's hard deadline: no request may wait beyond it (clients that wait bound
+    /// their timeouts and backoff sleeps by it).
+    fn set_deadline(&mut self, _deadline: Option<std::time::Instant>) {}
 }
 
 /// Lets wrappers such as [`cache::CachedLlm`] hold a `Box<dyn Llm>` chosen at run time.
@@ -328,6 +332,10 @@ impl<L: Llm + ?Sized> Llm for Box<L> {
 
     fn take_warnings(&mut self) -> Vec<String> {
         (**self).take_warnings()
+    }
+
+    fn set_deadline(&mut self, deadline: Option<std::time::Instant>) {
+        (**self).set_deadline(deadline)
     }
 }
 

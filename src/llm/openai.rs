@@ -374,6 +374,8 @@ pub struct OpenAiClient {
     limiter: Option<Arc<RateLimiter>>,
     clock: Arc<dyn Clock>,
     rng: Rng,
+    /// The job's hard deadline: attempts are cut short at it and not retried past it.
+    deadline: Option<Instant>,
 }
 
 impl std::fmt::Debug for OpenAiClient {
@@ -405,6 +407,7 @@ impl OpenAiClient {
             agent,
             limiter,
             clock: SystemClock::shared(),
+            deadline: None,
         })
     }
 
@@ -418,6 +421,12 @@ impl OpenAiClient {
     /// The URL requests go to.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Time until the job's deadline, if it has one.
+    fn time_left(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
     }
 
     /// The JSON body sent for `request` (config overrides applied).
@@ -440,6 +449,13 @@ impl OpenAiClient {
             .agent
             .post(&self.url)
             .header("Content-Type", "application/json");
+        if let Some(left) = self.time_left() {
+            if left.is_zero() {
+                return Err(Failure::Timeout);
+            }
+            let timeout = left.min(self.config.timeout);
+            req = req.config().timeout_global(Some(timeout)).build();
+        }
         if let Some(key) = &self.config.api_key {
             req = req.header("Authorization", format!("Bearer {}", key.expose()));
         }
@@ -594,6 +610,10 @@ impl Llm for OpenAiClient {
                     {
                         delay = delay.max(ra.min(backoff.retry_after_cap));
                     }
+                    // Waiting past the job's deadline is pointless: the job stops there.
+                    if self.time_left().is_some_and(|left| left <= delay) {
+                        return Err(self.error(failure, retries));
+                    }
                     self.clock.sleep(delay);
                     retries += 1;
                 }
@@ -610,6 +630,10 @@ impl Llm for OpenAiClient {
 
     fn redact(&self, text: &str) -> String {
         redact(text, self.config.api_key.as_ref())
+    }
+
+    fn set_deadline(&mut self, deadline: Option<Instant>) {
+        self.deadline = deadline;
     }
 }
 
@@ -744,6 +768,22 @@ mod tests {
             .map(|_| c.complete(&request()).unwrap().content)
             .collect();
         assert_eq!(replies, ["first", "again", "again"]);
+    }
+
+    #[test]
+    fn the_job_deadline_cuts_a_slow_answer_short_and_stops_retries() {
+        let slow = R::chat("late", Some((1, 1))).with_delay(Duration::from_secs(5));
+        let server = MockServer::start(vec![slow.clone(), slow]).unwrap();
+        let (mut c, _) = client(&server);
+        c.set_deadline(Some(Instant::now() + Duration::from_millis(300)));
+        let started = Instant::now();
+        let e = c.complete(&request()).unwrap_err();
+        assert_eq!(e.kind(), "timeout");
+        assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+        // Past the deadline nothing is sent at all.
+        let before = server.requests().len();
+        assert_eq!(c.complete(&request()).unwrap_err().kind(), "timeout");
+        assert_eq!(server.requests().len(), before);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::config::model::Mode;
 use crate::events::{Emitter, EventKind, EventSink, JobOutcome, JobStatus, SinkError};
@@ -13,6 +13,7 @@ use crate::llm::{Llm, LlmError};
 use crate::matrix::Job;
 use crate::optimizer::{Protocol, protocol_for};
 use crate::registry::Registry;
+use crate::stop::{Cancel, JobStop, StopReason, Stopped};
 use crate::task::Example;
 use crate::trainer::{Algorithm, Ctx, Monitor};
 
@@ -26,6 +27,10 @@ pub struct JobContext<'a> {
     pub sink: &'a dyn EventSink,
     /// Builds each job's LLM (stub, or the real client sharing the run's limiter/cache).
     pub llm: &'a LlmFactory,
+    /// Hard per-job time limit (`job_timeout`), if any.
+    pub job_timeout: Option<Duration>,
+    /// The run's cancellation flag.
+    pub cancel: Cancel,
 }
 
 /// How a job ended, for the scheduler.
@@ -63,6 +68,7 @@ pub fn run_job(job: &Job, ctx: &JobContext<'_>) -> Result<JobEnd, SinkError> {
         });
     }
     let started = Instant::now();
+    let stop = JobStop::new(ctx.job_timeout, ctx.cancel.clone());
     let mut failure: Option<LlmError> = None;
     let result = match llm {
         Ok(mut llm) => catch_unwind(AssertUnwindSafe(|| {
@@ -74,6 +80,7 @@ pub fn run_job(job: &Job, ctx: &JobContext<'_>) -> Result<JobEnd, SinkError> {
                 protocol.as_ref(),
                 &mut emitter,
                 &mut failure,
+                stop,
             )
         })),
         Err(e) => {
@@ -90,14 +97,17 @@ pub fn run_job(job: &Job, ctx: &JobContext<'_>) -> Result<JobEnd, SinkError> {
     });
     let mut outcome = match result {
         Ok(outcome) => outcome,
-        Err(panic) => {
-            let message = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown panic".into());
-            failed("panic", format!("the job panicked: {message}"))
-        }
+        Err(payload) => match payload.downcast::<Stopped>() {
+            Ok(stopped) => stopped_outcome(&stopped, ctx.job_timeout, started.elapsed()),
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "unknown panic".into());
+                failed("panic", format!("the job panicked: {message}"))
+            }
+        },
     };
     outcome.time_seconds = started.elapsed().as_secs_f64();
     if let (Some(settings), false) = (ctx.llm.settings(), outcome.llm_calls == 0) {
@@ -118,6 +128,7 @@ fn execute(
     protocol: &dyn Protocol,
     emitter: &mut Emitter<'_>,
     llm_failure: &mut Option<LlmError>,
+    stop: JobStop,
 ) -> JobOutcome {
     let Some(task) = registry.task(&job.task_id) else {
         return skipped(format!(
@@ -144,7 +155,7 @@ fn execute(
     let initial = task.initial_values();
     let mut monitor = Monitor::default();
     let (initial_score, _) = monitor.score(&task, &initial);
-    let ctx = Ctx::new(&task, llm, protocol, emitter, &mut monitor, job.seed);
+    let ctx = Ctx::new(&task, llm, protocol, emitter, &mut monitor, job.seed).with_stop(stop);
     let result = algorithm.run(ctx);
     if let Some(e) = &result.llm_failure {
         *llm_failure = Some(e.clone());
@@ -219,6 +230,41 @@ fn ended(status: JobStatus, kind: Option<&str>, message: String) -> JobOutcome {
         final_params: None,
         cost_usd: None,
     }
+}
+
+/// The outcome of a job stopped at its deadline or by the user, with what it had spent.
+fn stopped_outcome(
+    stopped: &Stopped,
+    limit: Option<Duration>,
+    elapsed: Duration,
+) -> JobOutcome {
+    let (status, kind, message) = match stopped.reason {
+        StopReason::Timeout => (
+            JobStatus::Timeout,
+            "timeout",
+            format!(
+                "stopped at its job_timeout of {}s after {:.3}s ({} step(s) done)",
+                limit.map_or(0.0, |l| l.as_secs_f64()),
+                elapsed.as_secs_f64(),
+                stopped.steps
+            ),
+        ),
+        StopReason::Cancelled => (
+            JobStatus::Cancelled,
+            "cancelled",
+            format!(
+                "cancelled by the user after {} step(s); resume reruns it",
+                stopped.steps
+            ),
+        ),
+    };
+    let mut outcome = ended(status, Some(kind), message);
+    outcome.steps = stopped.steps;
+    outcome.evaluator_calls = stopped.metric_calls;
+    outcome.llm_calls = stopped.llm_calls;
+    outcome.prompt_tokens = stopped.prompt_tokens;
+    outcome.completion_tokens = stopped.completion_tokens;
+    outcome
 }
 
 fn failed(kind: &str, message: String) -> JobOutcome {

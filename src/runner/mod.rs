@@ -2,7 +2,9 @@
 //! an error or panic is a failed job, the batch goes on), resume decides which jobs run,
 //! and the run-level files are rebuilt from the job directories at the end.
 
+pub mod drift;
 mod job;
+pub mod lock;
 pub mod plan;
 
 use std::sync::Mutex;
@@ -19,6 +21,7 @@ use crate::llm::settings::LlmFactory;
 use crate::matrix::Job;
 use crate::registry::Registry;
 use crate::results::{self, Summary};
+use crate::stop::Cancel;
 
 pub use job::{JobContext, JobEnd, run_job};
 pub use plan::{CliOverrides, Plan, Prepared, prepare};
@@ -32,6 +35,8 @@ pub enum Disposition {
     Reused(String),
     /// It did not start.
     NotExecuted(String),
+    /// The user cancelled the run before it started.
+    Cancelled,
 }
 
 /// The end of a run.
@@ -66,11 +71,14 @@ fn resume_decision(mode: ResumeMode, recorded: Option<&str>) -> Option<Dispositi
 }
 
 /// Run every job of a plan whose meta files exist, then rebuild the run-level files.
+/// Once `cancel` is set no job starts (the rest are `cancelled`) and running jobs stop at
+/// their next step end.
 pub fn execute(
     plan: &Plan,
     registry: &Registry,
     sink: &dyn EventSink,
     llm: &LlmFactory,
+    cancel: &Cancel,
 ) -> Result<RunReport, String> {
     let workers = plan.config.max_workers.max(1);
     let pool = rayon::ThreadPoolBuilder::new()
@@ -83,6 +91,8 @@ pub fn execute(
         registry,
         sink,
         llm,
+        job_timeout: plan.config.effective_job_timeout(),
+        cancel: cancel.clone(),
     };
     let stop_after_failure = AtomicBool::new(false);
     let run_stopped: Mutex<Option<String>> = Mutex::new(None);
@@ -107,6 +117,17 @@ pub fn execute(
                 }
                 if stop_after_failure.load(Ordering::SeqCst) {
                     return Disposition::NotExecuted("fail_fast_stopped".into());
+                }
+                if cancel.is_cancelled() {
+                    return Disposition::Cancelled;
+                }
+                // A rerun starts from an empty directory: nothing of an interrupted or
+                // earlier attempt (events, TensorBoard files) may mix with the new one.
+                if let Err(e) = clear_job_dir(plan, job) {
+                    if let Ok(mut slot) = sink_error.lock() {
+                        slot.get_or_insert(e.clone());
+                    }
+                    return Disposition::NotExecuted(e);
                 }
                 match run_job(job, &ctx) {
                     Ok(JobEnd { status, stop_run }) => {
@@ -145,6 +166,16 @@ pub fn execute(
     })
 }
 
+/// Remove what an earlier attempt of `job` left in its directory.
+fn clear_job_dir(plan: &Plan, job: &Job) -> Result<(), String> {
+    let dir = plan.run_dir.job(&job.job_id);
+    match std::fs::remove_dir_all(dir.root()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("cannot clear `{}`: {e}", dir.root().display())),
+    }
+}
+
 /// Write the final manifest: each job's status and why.
 fn finalize(plan: &Plan, dispositions: &[Disposition]) -> Result<(), String> {
     let finished = humantime::format_rfc3339_micros(SystemTime::now()).to_string();
@@ -170,6 +201,10 @@ fn finalize(plan: &Plan, dispositions: &[Disposition]) -> Result<(), String> {
             Disposition::NotExecuted(reason) => {
                 (status::NOT_EXECUTED.to_string(), Some(reason.clone()))
             }
+            Disposition::Cancelled => (
+                JobStatus::Cancelled.as_str().to_string(),
+                Some("the run was cancelled before this job started; resume runs it".into()),
+            ),
         },
         Some(finished),
     );

@@ -190,13 +190,34 @@ impl Plan {
         }
     }
 
+    /// The snapshot an earlier invocation of this run wrote, if there was one.
+    pub fn earlier_snapshot(&self) -> Result<Option<Json>, String> {
+        let path = self.run_dir.config_snapshot();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("cannot read `{}`: {e}", path.display())),
+        };
+        let bad = |e: String| format!("`{}` is not a readable snapshot: {e}", path.display());
+        let node = crate::config::yaml::parse(&text).map_err(|e| bad(e.to_string()))?;
+        node.map(|n| n.to_json().map_err(|e| bad(e.to_string())))
+            .transpose()
+    }
+
     /// Create the run directory with `meta/` (snapshot, env, git, system, pending
     /// manifest) and `jobs/`. Secrets from the environment are scrubbed from every file.
-    pub fn write_meta(&self, cwd: &Path) -> Result<(), String> {
+    /// Resuming (`fresh` false) keeps the provenance of the first invocation and only
+    /// rewrites the manifest.
+    pub fn write_meta(&self, cwd: &Path, fresh: bool) -> Result<(), String> {
         let io =
             |p: PathBuf| move |e: std::io::Error| format!("cannot write `{}`: {e}", p.display());
         let root = self.run_dir.root();
         std::fs::create_dir_all(self.run_dir.jobs_dir()).map_err(io(self.run_dir.jobs_dir()))?;
+        if !fresh {
+            let manifest = self.manifest(|_| (status::PENDING.to_string(), None), None);
+            return write_json(&self.run_dir.manifest(), &manifest)
+                .map_err(io(self.run_dir.manifest()));
+        }
         let vars: Vec<(String, String)> = std::env::vars().collect();
         let secrets = provenance::env::secret_values(vars.clone());
         let scrub = |text: String| provenance::env::redact_secrets_in_text(&text, &secrets);

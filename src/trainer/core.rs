@@ -12,6 +12,7 @@ use crate::events::{Emitter, EventKind, LlmTranscript, StepRecord};
 use crate::llm::{Llm, LlmError, Message};
 use crate::optimizer::{ExampleTrace, HistoryEntry, ProblemInstance, Protocol};
 use crate::rng::Rng;
+use crate::stop::{JobStop, Stopped};
 use crate::task::{Evaluation, Example, SplitName, Task};
 
 /// What a trainer has spent.
@@ -126,6 +127,7 @@ pub struct Ctx<'a, 'e> {
     step_evaluations: u64,
     failures_in_a_row: u32,
     llm_failure: Option<LlmError>,
+    stop: JobStop,
 }
 
 impl<'a, 'e> Ctx<'a, 'e> {
@@ -154,6 +156,36 @@ impl<'a, 'e> Ctx<'a, 'e> {
             step_evaluations: 0,
             failures_in_a_row: 0,
             llm_failure: None,
+            stop: JobStop::never(),
+        }
+    }
+
+    /// Stop the job at its deadline or on cancellation (see [`crate::stop`]); the LLM
+    /// bounds its requests by the same deadline.
+    pub fn with_stop(mut self, stop: JobStop) -> Self {
+        self.llm.set_deadline(stop.deadline());
+        self.stop = stop;
+        self
+    }
+
+    /// Unwind out of the trainer if the job must stop now (or, at a step end, also when
+    /// the run was cancelled).
+    fn check_stop(&self, at_step_end: bool) {
+        let reason = if at_step_end {
+            self.stop.at_step_end()
+        } else {
+            self.stop.hard()
+        };
+        if let Some(reason) = reason {
+            Stopped {
+                reason,
+                steps: self.step.saturating_sub(1),
+                metric_calls: self.counters.metric_calls + self.monitor.calls,
+                llm_calls: self.counters.llm_calls,
+                prompt_tokens: self.counters.prompt_tokens,
+                completion_tokens: self.counters.completion_tokens,
+            }
+            .unwind();
         }
     }
 
@@ -191,11 +223,13 @@ impl<'a, 'e> Ctx<'a, 'e> {
         split: SplitName,
         ids: &[usize],
     ) -> Evaluation {
+        self.check_stop(false);
         let started = Instant::now();
         let examples = self.split(split);
         let refs: Vec<&Example> = ids.iter().map(|&i| &examples[i]).collect();
         let eval = self.task.evaluate(params, split, &refs);
         self.counters.metric_calls += refs.len() as u64;
+        self.check_stop(false);
         self.step_evaluations += 1;
         self.emitter.emit(EventKind::Eval {
             step: self.step,
@@ -258,10 +292,12 @@ impl<'a, 'e> Ctx<'a, 'e> {
             return None;
         }
         let request = self.protocol.request(&instance);
+        self.check_stop(false);
         let call = self.counters.llm_calls;
         self.counters.llm_calls += 1;
         let info = self.llm.info();
         let result = self.llm.complete(&request);
+        self.check_stop(false);
         for warning in self.llm.take_warnings() {
             self.warn(warning);
         }
@@ -378,6 +414,7 @@ impl<'a, 'e> Ctx<'a, 'e> {
         self.step_started = Instant::now();
         self.step_before = self.counters.clone();
         self.step_evaluations = 0;
+        self.check_stop(true);
     }
 
     /// Wrap up: the trainer's finish plus what was spent.
