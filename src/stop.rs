@@ -118,10 +118,8 @@ impl JobStop {
     /// Must the job stop at the end of this step? (Deadline passed, or the run was
     /// cancelled: running jobs finish their current step first.)
     pub fn at_step_end(&self) -> Option<StopReason> {
-        self.hard().or(self
-            .cancel
-            .is_cancelled()
-            .then_some(StopReason::Cancelled))
+        self.hard()
+            .or(self.cancel.is_cancelled().then_some(StopReason::Cancelled))
     }
 }
 

@@ -1,8 +1,10 @@
-//! The run directory on disk: the layout (every path named once), atomic writes, the
-//! manifest, YAML output, and the sink that writes each job's files from its events.
+//! The run directory on disk: the layout (every path named once), atomic writes,
+//! crash-tolerant JSONL reading, the manifest, YAML output, and the sink that writes each
+//! job's files from its events.
 
 pub mod atomic;
 pub mod job_files;
+pub mod jsonl;
 pub mod layout;
 pub mod manifest;
 pub mod yaml_out;

@@ -90,7 +90,7 @@ pub struct ValidateArgs {
 pub enum ResumeArg {
     /// Skip jobs already ok or skipped.
     Auto,
-    /// Rerun only failed jobs.
+    /// Rerun only failed and timed-out jobs.
     Failed,
     /// Rerun everything.
     None,
@@ -113,10 +113,10 @@ pub struct RunArgs {
     /// Which jobs of an existing run directory run again.
     #[arg(long, value_enum)]
     pub resume: Option<ResumeArg>,
-    /// Rerun every job (same as `--resume none`).
+    /// Rerun every job, even if the config changed since the run was planned.
     #[arg(long)]
     pub force: bool,
-    /// Hard per-job time limit in seconds (recorded; enforcement arrives with the runner robustness work).
+    /// Hard per-job time limit in seconds; 0 = none (default: 600 in real mode, none in stub).
     #[arg(long)]
     pub job_timeout: Option<f64>,
     /// Stop starting jobs after the first failure.

@@ -779,7 +779,11 @@ mod tests {
         let started = Instant::now();
         let e = c.complete(&request()).unwrap_err();
         assert_eq!(e.kind(), "timeout");
-        assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
         // Past the deadline nothing is sent at all.
         let before = server.requests().len();
         assert_eq!(c.complete(&request()).unwrap_err().kind(), "timeout");

@@ -32,8 +32,17 @@ pub struct Change {
 
 impl fmt::Display for Change {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let show = |v: &Option<Json>| v.as_ref().map_or_else(|| "(absent)".into(), Json::to_string);
-        write!(f, "{}: {} -> {}", self.path, show(&self.old), show(&self.new))
+        let show = |v: &Option<Json>| {
+            v.as_ref()
+                .map_or_else(|| "(absent)".into(), Json::to_string)
+        };
+        write!(
+            f,
+            "{}: {} -> {}",
+            self.path,
+            show(&self.old),
+            show(&self.new)
+        )
     }
 }
 
@@ -110,7 +119,10 @@ mod tests {
             "trainers": [{"id": "PrioritySearch", "params_variants": [{"ps_steps": 4.0, "ps_batches": 2}]}],
             "llm": {"model": "m"}
         });
-        let got: Vec<String> = changes(&old, &new).iter().map(ToString::to_string).collect();
+        let got: Vec<String> = changes(&old, &new)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         assert_eq!(
             got,
             [
@@ -123,7 +135,8 @@ mod tests {
 
     #[test]
     fn invocation_settings_and_number_spelling_are_not_drift() {
-        let old = json!({"run_id": "a", "resume": "auto", "job_timeout": null, "seeds": [1], "x": null});
+        let old =
+            json!({"run_id": "a", "resume": "auto", "job_timeout": null, "seeds": [1], "x": null});
         let new = json!({"run_id": "a", "resume": "failed", "job_timeout": 5.0, "seeds": [1.0]});
         assert!(changes(&old, &new).is_empty());
     }

@@ -233,11 +233,7 @@ fn ended(status: JobStatus, kind: Option<&str>, message: String) -> JobOutcome {
 }
 
 /// The outcome of a job stopped at its deadline or by the user, with what it had spent.
-fn stopped_outcome(
-    stopped: &Stopped,
-    limit: Option<Duration>,
-    elapsed: Duration,
-) -> JobOutcome {
+fn stopped_outcome(stopped: &Stopped, limit: Option<Duration>, elapsed: Duration) -> JobOutcome {
     let (status, kind, message) = match stopped.reason {
         StopReason::Timeout => (
             JobStatus::Timeout,

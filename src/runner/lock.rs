@@ -99,7 +99,9 @@ fn describe(text: &str) -> String {
         (Some(pid), host, started) => format!(
             "pid {pid}{}{}",
             host.map(|h| format!(" on {h}")).unwrap_or_default(),
-            started.map(|s| format!(", started {s}")).unwrap_or_default()
+            started
+                .map(|s| format!(", started {s}"))
+                .unwrap_or_default()
         ),
         _ => "holder unknown".into(),
     }
@@ -116,7 +118,10 @@ mod tests {
         let first = RunLock::acquire(&path).unwrap();
         assert!(first.took_over.is_none());
         let err = RunLock::acquire(&path).unwrap_err();
-        assert!(err.contains("is in use by another trace-bench run"), "{err}");
+        assert!(
+            err.contains("is in use by another trace-bench run"),
+            "{err}"
+        );
         assert!(
             err.contains(&format!("pid {}", std::process::id())),
             "{err}"
