@@ -7,6 +7,7 @@
 
 mod builtin;
 pub mod manifest;
+pub mod process;
 
 use std::fmt::Write as _;
 
