@@ -450,3 +450,92 @@ fn an_unwritable_runs_dir_is_a_clear_error_with_exit_2() {
         .stderr(contains("blocker/runs"))
         .stderr(contains("cannot"));
 }
+
+/// A user task folder whose evaluator is `score.sh` (it records its pids next to itself).
+fn command_task(ws: &Workspace, score_sh: &str) -> PathBuf {
+    let dir = ws.path().join("mytasks/demo");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("task.yaml"),
+        "id: demo:hang\ndescription: A number scored by a shell script.\nobjective: Make x equal 3.\nparameters:\n  - {name: x, kind: number, initial: 0.0}\nsplits:\n  train: [{input: null, info: 3}]\nevaluator:\n  kind: command\n  command: [sh, '{task_dir}/score.sh']\n  timeout_seconds: 60\n  failure_score: -1000\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("score.sh"), score_sh).unwrap();
+    dir
+}
+
+fn alive(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit(')')
+            .next()
+            .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+    })
+}
+
+#[test]
+fn a_hung_evaluator_is_killed_at_job_timeout_with_no_process_left() {
+    let ws = Workspace::new();
+    let dir = command_task(
+        &ws,
+        "d=$(dirname \"$0\"); echo $$ >> \"$d/pids\"; sleep 30 & echo $! >> \"$d/pids\"; wait\n",
+    );
+    let cfg = ws.config(
+        "hang.yaml",
+        "tasks_dir: mytasks\nmode: stub\njob_timeout: 1.5\ntasks: [demo:hang]\ntrainers: [PrioritySearch]\n",
+    );
+    let started = Instant::now();
+    ws.cmd()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .args(["--run-id", "hang"])
+        .assert()
+        .code(1);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let (_, rows) = read_csv(&ws.path().join("runs/hang/results.csv"));
+    assert_eq!(rows[0]["status"], "timeout");
+    let secs: f64 = rows[0]["time_seconds"].parse().unwrap();
+    assert!(
+        (1.5..3.5).contains(&secs),
+        "stopped {secs}s into a 1.5s limit"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let pids = std::fs::read_to_string(dir.join("pids")).unwrap();
+    assert!(pids.lines().count() >= 2, "{pids}");
+    for pid in pids.lines() {
+        assert!(!alive(pid), "evaluator process {pid} survived the job");
+    }
+}
+
+#[test]
+fn a_command_task_from_tasks_dir_runs_end_to_end() {
+    let ws = Workspace::new();
+    command_task(
+        &ws,
+        r#"x=$(sed -n 's/.*"x":\([-0-9.e+]*\).*/\1/p' | head -n 1)
+awk -v x="$x" 'BEGIN { d = x - 3; if (d < 0) d = -d; printf "{\"score\": %s, \"feedback\": \"x=%s\"}\n", -d, x }'
+"#,
+    );
+    ws.stdout_of(&["--tasks-dir", "mytasks", "list-tasks"])
+        .contains("demo:hang")
+        .then_some(())
+        .expect("list-tasks shows the user task");
+    let cfg = ws.config(
+        "cmd.yaml",
+        "mode: stub\nseeds: [1]\ntasks: [demo:hang]\ntrainers:\n  - id: PrioritySearch\n    params_variants: [{ps_steps: 2}]\n",
+    );
+    ws.cmd()
+        .args(["--tasks-dir", "mytasks", "run", "--config"])
+        .arg(&cfg)
+        .args(["--run-id", "cmd"])
+        .assert()
+        .success();
+    let (_, rows) = read_csv(&ws.path().join("runs/cmd/results.csv"));
+    assert_eq!(rows[0]["status"], "ok");
+    assert_eq!(rows[0]["score_val_initial"], "-3.0");
+    assert!(
+        rows[0]["feedback"].contains("x=0"),
+        "{}",
+        rows[0]["feedback"]
+    );
+    assert!(rows[0]["resolved_guide"].starts_with("command:sh "));
+}

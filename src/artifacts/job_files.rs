@@ -147,8 +147,9 @@ impl JobFilesSink {
             llm,
             job_dir: dir,
             optimizer_kwargs,
-            guide: task.map_or_else(String::new, |t| {
-                format!("builtin:{}", t.manifest.evaluator.name)
+            guide: task.map_or_else(String::new, |t| match t.evaluator_kind() {
+                "command" => format!("command:{}", t.manifest.evaluator.command.join(" ")),
+                kind => format!("{kind}:{}", t.manifest.evaluator.name),
             }),
         }
     }

@@ -16,6 +16,10 @@ pub struct Cli {
     /// The command to run.
     #[command(subcommand)]
     pub command: Command,
+    /// A folder of user tasks (every `task.yaml` below it; see docs/tasks.md). Repeatable;
+    /// a config's `tasks_dir` adds more.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub tasks_dir: Vec<PathBuf>,
 }
 
 /// Sub-commands.

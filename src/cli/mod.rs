@@ -26,7 +26,10 @@ pub const DEFAULT_CONFIG: &str =
 /// Parse arguments, run the command, map the result to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let registry = Registry::builtin();
+    let registry = match Registry::builtin().with_task_dirs(&cli.tasks_dir) {
+        Ok(r) => r,
+        Err(e) => return exit::finish(Err(CliError::usage(format!("error: {e}")))),
+    };
     let result = match &cli.command {
         Command::ListTasks(a) => list::list_tasks(a, &registry),
         Command::ListTrainers(a) => list::list_trainers(a, &registry),
@@ -46,6 +49,44 @@ fn load_source(path: Option<&Path>) -> Result<Source, CliError> {
             text: DEFAULT_CONFIG.into(),
         }),
     }
+}
+
+/// `registry` plus the config's `tasks_dir` folders (a path or a list, relative to the
+/// config file). A config that does not parse is left to the loader to report.
+fn with_config_tasks_dirs(
+    registry: &Registry,
+    source: &Source,
+    config_path: Option<&Path>,
+) -> Result<Registry, CliError> {
+    let Ok(Some(root)) = crate::config::yaml::parse(&source.text) else {
+        return Ok(registry.clone());
+    };
+    let Some(value) = root.get("tasks_dir").and_then(|n| n.to_json().ok()) else {
+        return Ok(registry.clone());
+    };
+    let entries: Vec<String> = match value {
+        serde_json::Value::String(s) => vec![s],
+        serde_json::Value::Array(items) => items
+            .iter()
+            .map(|v| v.as_str().map(str::to_string))
+            .collect::<Option<_>>()
+            .ok_or_else(|| {
+                CliError::usage("error: `tasks_dir` must be a path or a list of paths")
+            })?,
+        other => {
+            return Err(CliError::usage(format!(
+                "error: `tasks_dir` must be a path or a list of paths, found {other}"
+            )));
+        }
+    };
+    let base = config_path
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let dirs: Vec<std::path::PathBuf> = entries.iter().map(|d| base.join(d)).collect();
+    registry
+        .with_task_dirs(&dirs)
+        .map_err(|e| CliError::usage(format!("error: {} (`tasks_dir`): {e}", source.name)))
 }
 
 /// The commit of the repository the command runs in (`unknown` outside one).

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use super::args::{ResumeArg, RunArgs};
 use super::exit::{CANCELLED, CliError, FAILURES, OK};
 use super::progress::ProgressSink;
-use super::{git_commit, load_source};
+use super::{git_commit, load_source, with_config_tasks_dirs};
 use crate::artifacts::job_files::JobFilesSink;
 use crate::config::model::ResumeMode;
 use crate::events::{EventSink, Fanout, JobStatus};
@@ -22,6 +22,7 @@ use crate::tb::TbSink;
 /// Run a config (or the embedded smoke matrix).
 pub fn run(args: &RunArgs, registry: &Registry) -> Result<u8, CliError> {
     let source = load_source(args.config.as_deref())?;
+    let registry = &with_config_tasks_dirs(registry, &source, args.config.as_deref())?;
     let resume = if args.force {
         Some(ResumeMode::None)
     } else {

@@ -4,7 +4,7 @@ use std::time::SystemTime;
 
 use super::args::ValidateArgs;
 use super::exit::{CliError, FAILURES, OK};
-use super::{git_commit, load_source};
+use super::{git_commit, load_source, with_config_tasks_dirs};
 use crate::artifacts::atomic::write_json;
 use crate::artifacts::manifest::status;
 use crate::config::Severity;
@@ -14,6 +14,7 @@ use crate::runner::{CliOverrides, Plan, prepare};
 /// Check a config; print every problem and every job; exit 1 on any error.
 pub fn validate(args: &ValidateArgs, registry: &Registry) -> Result<u8, CliError> {
     let source = load_source(Some(&args.config))?;
+    let registry = &with_config_tasks_dirs(registry, &source, Some(&args.config))?;
     let suites = match &args.bench {
         Some(sel) => {
             Some(parse_bench_selector(sel).map_err(|e| CliError::usage(format!("error: {e}")))?)

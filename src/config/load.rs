@@ -52,6 +52,7 @@ const RUN_KEYS: &[&str] = &[
     "tags",
     "tasks",
     "trainers",
+    "tasks_dir",
 ];
 
 /// Keys of the `llm` block.

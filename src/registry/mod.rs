@@ -3,6 +3,7 @@
 
 mod trainers;
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::task::{Task, parse_manifest};
@@ -50,6 +51,19 @@ const TRAINER_FILES: &[(&str, &str)] = embedded!(
     "trainers/NoOp.yaml",
 );
 
+/// Every `task.yaml` under `dir`.
+fn find_manifests(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            find_manifests(&path, out)?;
+        } else if path.file_name().is_some_and(|n| n == "task.yaml") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
 /// Known tasks and trainers.
 #[derive(Debug, Clone)]
 pub struct Registry {
@@ -79,6 +93,42 @@ impl Registry {
             .collect();
         trainers.sort_by(|a, b| a.id.cmp(&b.id));
         Self { tasks, trainers }
+    }
+
+    /// This registry plus the task folders under `dirs`: every `task.yaml` found (at any
+    /// depth) is a task whose folder holds its files (docs/tasks.md). An id that is
+    /// already known, or a manifest that does not load, is an error naming the file.
+    pub fn with_task_dirs(&self, dirs: &[PathBuf]) -> Result<Self, String> {
+        let mut out = self.clone();
+        for dir in dirs {
+            // Absolute, because evaluators run in their own working directories.
+            let dir = &dir
+                .canonicalize()
+                .ok()
+                .filter(|d| d.is_dir())
+                .ok_or_else(|| format!("tasks dir `{}` is not a directory", dir.display()))?;
+            let mut manifests = Vec::new();
+            find_manifests(dir, &mut manifests)
+                .map_err(|e| format!("cannot read tasks dir `{}`: {e}", dir.display()))?;
+            manifests.sort();
+            for path in manifests {
+                let name = path.display().to_string();
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("cannot read `{name}`: {e}"))?;
+                let manifest = parse_manifest(&name, &text)?;
+                if out.tasks.iter().any(|t| t.id() == manifest.id) {
+                    return Err(format!(
+                        "`{name}`: task id `{}` is already defined (ids must be unique)",
+                        manifest.id
+                    ));
+                }
+                let task = Task::from_folder(manifest, path.parent())
+                    .map_err(|e| format!("`{name}`: {e}"))?;
+                out.tasks.push(Arc::new(task));
+            }
+        }
+        out.tasks.sort_by_key(|t| suite_rank(t.manifest.suite()));
+        Ok(out)
     }
 
     /// Tasks grouped by suite in [`SUITE_ORDER`], declaration order within a suite.

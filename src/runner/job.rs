@@ -14,7 +14,7 @@ use crate::matrix::Job;
 use crate::optimizer::{Protocol, protocol_for};
 use crate::registry::Registry;
 use crate::stop::{Cancel, JobStop, StopReason, Stopped};
-use crate::task::Example;
+use crate::task::{EvalLimits, Example};
 use crate::trainer::{Algorithm, Ctx, Monitor};
 
 /// What a job needs from its run.
@@ -136,6 +136,18 @@ fn execute(
             job.task_id
         ));
     };
+    // Evaluator processes of this job respect its deadline and `eval_kwargs.timeout_seconds`.
+    let timeout = job
+        .resolved
+        .eval_kwargs
+        .get("timeout_seconds")
+        .and_then(serde_json::Value::as_f64)
+        .filter(|t| *t > 0.0 && t.is_finite())
+        .map(Duration::from_secs_f64);
+    let task = task.with_limits(EvalLimits {
+        timeout,
+        deadline: stop.deadline(),
+    });
     if let Some(reason) = &task.manifest.skip_reason {
         return skipped(reason.clone());
     }
@@ -155,7 +167,8 @@ fn execute(
     let initial = task.initial_values();
     let mut monitor = Monitor::default();
     let (initial_score, _) = monitor.score(&task, &initial);
-    let ctx = Ctx::new(&task, llm, protocol, emitter, &mut monitor, job.seed).with_stop(stop);
+    let ctx =
+        Ctx::new(&task, llm, protocol, emitter, &mut monitor, job.seed).with_stop(stop.clone());
     let result = algorithm.run(ctx);
     if let Some(e) = &result.llm_failure {
         *llm_failure = Some(e.clone());
@@ -172,6 +185,18 @@ fn execute(
         task.evaluate(&result.best_params, crate::task::SplitName::Test, &refs)
             .score
     });
+    // Final evaluations cut short by the deadline would report failure scores as results.
+    if let Some(reason) = stop.hard() {
+        Stopped {
+            reason,
+            steps: result.steps,
+            metric_calls: result.counters.metric_calls + monitor.calls,
+            llm_calls: result.counters.llm_calls,
+            prompt_tokens: result.counters.prompt_tokens,
+            completion_tokens: result.counters.completion_tokens,
+        }
+        .unwind();
+    }
     let score_val = match (initial_score, final_score) {
         (Some(i), Some(f)) => Some(i.max(f)),
         (i, f) => f.or(i),

@@ -24,12 +24,6 @@ pub enum Evaluator {
 impl Evaluator {
     /// Look up the evaluator a manifest names.
     pub fn from_manifest(m: &TaskManifest) -> Result<Self, String> {
-        if m.evaluator.kind != "builtin" {
-            return Err(format!(
-                "task `{}`: evaluator kind `{}` is not supported yet (only `builtin`)",
-                m.id, m.evaluator.kind
-            ));
-        }
         match m.evaluator.name.as_str() {
             "numeric_distance" => Ok(Self::NumericDistance),
             "exact_match" => Ok(Self::ExactMatch),

@@ -8,10 +8,27 @@ use super::{Param, Splits};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EvaluatorSpec {
-    /// `builtin` (evaluated in Rust); `command` and `dataset` arrive with later work.
+    /// `builtin` (evaluated in Rust) or `command` (any program, docs/tasks.md).
     pub kind: String,
-    /// Which built-in evaluator.
+    /// Which built-in evaluator (`builtin`).
+    #[serde(default)]
     pub name: String,
+    /// Program and arguments; `{task_dir}` is replaced by the task folder (`command`).
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// Per-evaluation limit in seconds (`command`; default 10, `eval_kwargs.timeout_seconds`
+    /// overrides it).
+    #[serde(default)]
+    pub timeout_seconds: Option<f64>,
+    /// Score of a candidate whose evaluation fails (`command`; required).
+    #[serde(default)]
+    pub failure_score: Option<f64>,
+    /// Task-folder files copied into each evaluation's working directory (`command`).
+    #[serde(default)]
+    pub visible_files: Vec<String>,
+    /// File extension of code parameters written for the program (`command`; default `py`).
+    #[serde(default)]
+    pub code_extension: Option<String>,
 }
 
 /// A task as described on disk.

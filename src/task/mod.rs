@@ -6,6 +6,7 @@
 //! which cached and mutated one task object across jobs).
 
 mod builtin;
+pub mod command;
 pub mod manifest;
 pub mod process;
 
@@ -133,22 +134,75 @@ pub struct Evaluation {
     pub examples: Vec<ExampleResult>,
 }
 
+/// How a task scores.
+#[derive(Debug, Clone)]
+enum Scorer {
+    Builtin(builtin::Evaluator),
+    Command(command::CommandEvaluator),
+}
+
+/// The limits of one job's evaluations.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct EvalLimits {
+    /// Per-evaluation timeout overriding the manifest's (`eval_kwargs.timeout_seconds`).
+    pub timeout: Option<std::time::Duration>,
+    /// The job's hard deadline: no evaluator process outlives it.
+    pub deadline: Option<std::time::Instant>,
+}
+
 /// A loaded task.
 #[derive(Debug, Clone)]
 pub struct Task {
     /// The manifest it was built from.
     pub manifest: TaskManifest,
-    evaluator: builtin::Evaluator,
+    /// The folder it was loaded from (`None` for embedded tasks).
+    pub dir: Option<std::path::PathBuf>,
+    scorer: Scorer,
+    limits: EvalLimits,
 }
 
 impl Task {
-    /// Build a task from its manifest; fails when the evaluator is unknown.
+    /// Build an embedded task from its manifest; fails when the evaluator is unknown.
     pub fn from_manifest(manifest: TaskManifest) -> Result<Self, String> {
-        let evaluator = builtin::Evaluator::from_manifest(&manifest)?;
+        Self::from_folder(manifest, None)
+    }
+
+    /// Build a task whose files live in `dir` (command evaluators need a folder).
+    pub fn from_folder(
+        manifest: TaskManifest,
+        dir: Option<&std::path::Path>,
+    ) -> Result<Self, String> {
+        let scorer = match manifest.evaluator.kind.as_str() {
+            "builtin" => Scorer::Builtin(builtin::Evaluator::from_manifest(&manifest)?),
+            "command" => Scorer::Command(command::CommandEvaluator::from_manifest(&manifest, dir)?),
+            other => {
+                return Err(format!(
+                    "task `{}`: evaluator kind `{other}` is not supported (builtin, command)",
+                    manifest.id
+                ));
+            }
+        };
         Ok(Self {
             manifest,
-            evaluator,
+            dir: dir.map(std::path::Path::to_path_buf),
+            scorer,
+            limits: EvalLimits::default(),
         })
+    }
+
+    /// This task for one job: evaluations respect `limits`.
+    pub fn with_limits(&self, limits: EvalLimits) -> Self {
+        let mut task = self.clone();
+        task.limits = limits;
+        task
+    }
+
+    /// `builtin` or `command`.
+    pub fn evaluator_kind(&self) -> &'static str {
+        match self.scorer {
+            Scorer::Builtin(_) => "builtin",
+            Scorer::Command(_) => "command",
+        }
     }
 
     /// Task id (`suite:name`).
@@ -187,11 +241,19 @@ impl Task {
 
     /// Evaluate `values` on `examples`, summarised like the reference does.
     pub fn evaluate(&self, values: &Kwargs, split: SplitName, examples: &[&Example]) -> Evaluation {
+        let params = &self.manifest.parameters;
         let results: Vec<ExampleResult> = examples
             .iter()
-            .map(|ex| {
-                self.evaluator
-                    .evaluate(&self.manifest.parameters, values, ex)
+            .map(|ex| match &self.scorer {
+                Scorer::Builtin(e) => e.evaluate(params, values, ex),
+                Scorer::Command(c) => c.evaluate(
+                    params,
+                    values,
+                    ex,
+                    split,
+                    self.limits.timeout,
+                    self.limits.deadline,
+                ),
             })
             .collect();
         let name = split.dataset_name();
