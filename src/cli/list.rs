@@ -40,8 +40,8 @@ pub fn list_tasks(args: &ListTasksArgs, registry: &Registry) -> Result<u8, CliEr
                     "parameters": m.parameters,
                     "splits": {"train": m.splits.train.len(), "validation": m.splits.validation.len(), "test": m.splits.test.len()},
                     "trainable": t.has_trainable_params(),
-                    "available": m.skip_reason.is_none(),
-                    "skip_reason": m.skip_reason,
+                    "available": t.unavailable_reason().is_none(),
+                    "skip_reason": t.unavailable_reason(),
                 })
             })
             .collect();

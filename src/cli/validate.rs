@@ -45,7 +45,7 @@ pub fn validate(args: &ValidateArgs, registry: &Registry) -> Result<u8, CliError
             }
             continue;
         };
-        if let Some(reason) = &t.manifest.skip_reason {
+        if let Some(reason) = t.unavailable_reason() {
             println!("[SKIP] {}: {reason}", task.id);
         } else if args.strict && !t.has_trainable_params() {
             if task.id == "internal:non_trainable" {

@@ -228,7 +228,7 @@ mod tests {
 
     #[test]
     fn reference_tasks_missing_here_are_warnings() {
-        let d = run("tasks: [llm4ad:circle_packing]\n", false);
+        let d = run("tasks: [llm4ad:online_bin_packing_local]\n", false);
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].severity, Severity::Warning);
     }

@@ -39,6 +39,13 @@ const TASK_FILES: &[(&str, &str)] = embedded!(
     "tasks/veribench/smoke_placeholder.yaml",
 );
 
+/// Task folders shipped with the binary (a `task.yaml` plus the evaluator's files); they
+/// are unpacked to a content-addressed directory under the system temp dir on first use.
+const TASK_FOLDER_FILES: &[(&str, &str)] = embedded!(
+    "tasks/llm4ad/circle_packing/task.yaml",
+    "tasks/llm4ad/circle_packing/score.py",
+);
+
 /// Trainer presets shipped with the binary.
 const TRAINER_FILES: &[(&str, &str)] = embedded!(
     "trainers/PrioritySearch.yaml",
@@ -50,6 +57,54 @@ const TRAINER_FILES: &[(&str, &str)] = embedded!(
     "trainers/BasicSearch.yaml",
     "trainers/NoOp.yaml",
 );
+
+/// The embedded task folders, unpacked: evaluators are programs that need real files.
+/// The directory name is a hash of the contents, so versions never mix and concurrent
+/// processes write identical files (atomically). If unpacking fails the tasks stay listed
+/// but their jobs are skipped with the reason.
+fn embedded_folder_tasks() -> Vec<Arc<Task>> {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for (path, text) in TASK_FOLDER_FILES {
+        hasher.update(path.as_bytes());
+        hasher.update([0]);
+        hasher.update(text.as_bytes());
+        hasher.update([0]);
+    }
+    let digest: String = hasher.finalize()[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let root = std::env::temp_dir().join(format!("trace-bench-tasks-{digest}"));
+    let mut unpack_error = None;
+    for (path, text) in TASK_FOLDER_FILES {
+        let target = root.join(path);
+        let same = std::fs::read_to_string(&target).is_ok_and(|t| t == *text);
+        if !same && let Err(e) = crate::artifacts::atomic::write_atomic(&target, text.as_bytes()) {
+            unpack_error.get_or_insert(format!(
+                "cannot unpack the task's files to `{}`: {e}",
+                root.display()
+            ));
+        }
+    }
+    TASK_FOLDER_FILES
+        .iter()
+        .filter(|(path, _)| path.ends_with("/task.yaml"))
+        .map(|(path, text)| {
+            let mut manifest =
+                parse_manifest(path, text).unwrap_or_else(|e| panic!("embedded task: {e}"));
+            if manifest.skip_reason.is_none() {
+                manifest.skip_reason = unpack_error.clone();
+            }
+            let dir = root.join(path);
+            let dir = dir.parent().unwrap_or(&root);
+            Arc::new(
+                Task::from_folder(manifest, Some(dir))
+                    .unwrap_or_else(|e| panic!("embedded task: {e}")),
+            )
+        })
+        .collect()
+}
 
 /// Every `task.yaml` under `dir`.
 fn find_manifests(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
@@ -84,6 +139,7 @@ impl Registry {
                 )
             })
             .collect();
+        tasks.extend(embedded_folder_tasks());
         tasks.sort_by_key(|t| suite_rank(t.manifest.suite()));
         let mut trainers: Vec<TrainerPreset> = TRAINER_FILES
             .iter()
@@ -204,10 +260,21 @@ mod tests {
     #[test]
     fn every_embedded_file_loads_and_ids_are_unique() {
         let reg = Registry::builtin();
-        assert_eq!(reg.tasks().len(), TASK_FILES.len());
+        let folders = TASK_FOLDER_FILES
+            .iter()
+            .filter(|(p, _)| p.ends_with("/task.yaml"))
+            .count();
+        assert_eq!(reg.tasks().len(), TASK_FILES.len() + folders);
         let mut ids: Vec<&str> = reg.task_ids().collect();
+        ids.sort();
         ids.dedup();
-        assert_eq!(ids.len(), TASK_FILES.len());
+        assert_eq!(ids.len(), TASK_FILES.len() + folders);
+        let cp = reg.task("llm4ad:circle_packing").unwrap();
+        assert_eq!(cp.evaluator_kind(), "command");
+        assert!(
+            cp.dir.as_ref().unwrap().join("score.py").is_file(),
+            "unpacked"
+        );
         assert_eq!(
             reg.trainer_ids().collect::<Vec<_>>(),
             [

@@ -148,8 +148,8 @@ fn execute(
         timeout,
         deadline: stop.deadline(),
     });
-    if let Some(reason) = &task.manifest.skip_reason {
-        return skipped(reason.clone());
+    if let Some(reason) = task.unavailable_reason() {
+        return skipped(reason);
     }
     if !task.has_trainable_params() {
         return failed("no_trainable_parameters", "no_trainable_parameters".into());

@@ -55,6 +55,10 @@ pub struct TaskManifest {
     /// Set for tasks that cannot run here; jobs are reported `skipped` with this reason.
     #[serde(default)]
     pub skip_reason: Option<String>,
+    /// Programs (`python3`) and modules (`python3:numpy`) the evaluator needs; without
+    /// them the task's jobs are `skipped` with the reason.
+    #[serde(default)]
+    pub requires: Vec<String>,
 }
 
 fn default_memory() -> u32 {

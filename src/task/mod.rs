@@ -9,6 +9,7 @@ mod builtin;
 pub mod command;
 pub mod manifest;
 pub mod process;
+pub mod requires;
 
 use std::fmt::Write as _;
 
@@ -195,6 +196,14 @@ impl Task {
         let mut task = self.clone();
         task.limits = limits;
         task
+    }
+
+    /// Why jobs of this task cannot run here (`skip_reason`, or a missing requirement).
+    pub fn unavailable_reason(&self) -> Option<String> {
+        self.manifest
+            .skip_reason
+            .clone()
+            .or_else(|| requires::missing(&self.manifest.requires))
     }
 
     /// `builtin` or `command`.

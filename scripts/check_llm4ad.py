@@ -1,0 +1,90 @@
+"""LLM4AD checks with the real python3 + numpy (called by check_llm4ad.sh).
+
+1. The circle-packing scorer on hand-made packings: the template (valid, 26 * 0.5/6),
+   exactly touching circles (accepted within 1e-9), overlapping, out of the square, wrong
+   count, a crashing program.
+2. The reference's configs/m1_validation.yaml, run unchanged by the binary: circle_packing
+   jobs ok with initial score 2.1667, veribench skipped, non_trainable failed with
+   no_trainable_parameters, everything else ok.
+"""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+root, binary = sys.argv[1], sys.argv[2]
+scorer = os.path.join(root, "tasks/llm4ad/circle_packing/score.py")
+failures = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what)
+    if not cond:
+        failures.append(what)
+
+
+def score(program):
+    with tempfile.TemporaryDirectory() as d:
+        with open(os.path.join(d, "program.py"), "w") as f:
+            f.write(program)
+        req = {"parameters": {}, "input": {"n": 26}, "info": {"n": 26}, "files": {"program": "program.py"}}
+        out = subprocess.run([sys.executable, scorer], input=json.dumps(req), capture_output=True, text=True, cwd=d, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def fixed(rows):
+    return f"nan = float('nan')\ndef pack_circles(n):\n    return {rows!r}\n"
+
+
+grid = [[(c + 0.5) / 6, (r + 0.5) / 6, 0.5 / 6] for r in range(6) for c in range(6)][:26]
+# The initial program exactly as the binary loads it from the embedded manifest.
+tasks = json.loads(subprocess.run([binary, "list-tasks", "--json"], capture_output=True, text=True, check=True).stdout)
+template = next(t for t in tasks if t["id"] == "llm4ad:circle_packing")["parameters"][0]["initial"]
+
+r = score(template)
+check(abs(r["score"] - 26 * 0.5 / 6) < 1e-9, f"template scores 26*0.5/6 = 2.1667 (got {r['score']})")
+r = score(fixed(grid))
+check(abs(r["score"] - 26 / 12) < 1e-9, "a touching grid is valid within the tolerance")
+overlap = [row[:] for row in grid]
+overlap[1][0] = overlap[0][0] + 0.1
+r = score(fixed(overlap))
+check(r["score"] == 0.0 and "overlap" in r["feedback"], f"overlapping circles are invalid: {r['feedback']}")
+outside = [row[:] for row in grid]
+outside[5][0] = 0.99
+r = score(fixed(outside))
+check(r["score"] == 0.0 and "leaves the unit square" in r["feedback"], f"a circle outside is invalid: {r['feedback']}")
+r = score(fixed(grid[:25]))
+check(r["score"] == 0.0 and "expected 26 circles, got 25" in r["feedback"], f"wrong count is invalid: {r['feedback']}")
+r = score(fixed([[0.5, 0.5, float("nan")]] + grid[1:]))
+check(r["score"] == 0.0 and "non-finite" in r["feedback"], f"NaN is invalid: {r['feedback']}")
+r = score("def pack_circles(n):\n    raise RuntimeError('boom')\n")
+check(r["score"] == 0.0 and "RuntimeError: boom" in r["feedback"], f"a crash is feedback: {r['feedback']}")
+
+with tempfile.TemporaryDirectory() as work:
+    cfg = os.path.join(root, "configs/m1_validation.yaml")
+    out = subprocess.run([binary, "run", "--config", cfg, "--runs-dir", os.path.join(work, "runs"), "--run-id", "m1"],
+                         capture_output=True, text=True, timeout=600)
+    check(out.returncode == 1, f"m1_validation exits 1 (non_trainable fails by design), got {out.returncode}: {out.stderr[-800:]}")
+    with open(os.path.join(work, "runs/m1/results.csv")) as f:
+        rows = list(csv.DictReader(f))
+    check(len(rows) == 28, f"28 jobs (got {len(rows)})")
+    for row in rows:
+        task, status = row["task_id"], row["status"]
+        if task == "llm4ad:circle_packing":
+            check(status == "ok" and abs(float(row["score_val_initial"]) - 2.1667) < 1e-4,
+                  f"{task} {row['trainer_id']}: ok, initial {row['score_val_initial']} ({row['feedback'][:200]})")
+        elif task == "veribench:smoke_placeholder":
+            check(status == "skipped", f"{task} {row['trainer_id']}: skipped")
+        elif task == "internal:non_trainable":
+            check(status == "failed" and row["error_kind"] == "no_trainable_parameters", f"{task} {row['trainer_id']}: failed, no_trainable_parameters")
+        else:
+            check(status == "ok", f"{task} {row['trainer_id']}: ok ({status})")
+
+if failures:
+    print(f"check_llm4ad: {len(failures)} check(s) failed", file=sys.stderr)
+    sys.exit(1)
+print("check_llm4ad: OK")
