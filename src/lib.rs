@@ -18,6 +18,7 @@
 //! * [`artifacts`] names every path and writes files atomically; [`results`] rebuilds the
 //!   run-level files from job directories; [`provenance`] records git, environment and
 //!   machine; [`tb`] writes TensorBoard event files.
+//! * [`stats`] computes statistics over seeds (seeded bootstrap intervals).
 //! * [`cli`] is the command line; `main.rs` only calls it.
 
 pub mod artifacts;
@@ -32,6 +33,7 @@ pub mod registry;
 pub mod results;
 pub mod rng;
 pub mod runner;
+pub mod stats;
 pub mod stop;
 pub mod task;
 pub mod tb;

@@ -193,33 +193,38 @@ fn on_interrupt(cancel: &Cancel, plan: &Plan) {
 
 fn print_table(summary: &Summary) {
     let groups = summary.groups();
+    let labels: Vec<String> = groups
+        .iter()
+        .map(|g| g.label(summary.several_variants(&g.trainer_id)))
+        .collect();
     let w_task = groups
         .iter()
         .map(|g| g.task_id.len())
         .max()
         .unwrap_or(4)
         .max(4);
-    let w_trainer = groups
-        .iter()
-        .map(|g| g.trainer_id.len())
-        .max()
-        .unwrap_or(7)
-        .max(7);
+    let w_trainer = labels.iter().map(String::len).max().unwrap_or(7).max(7);
     let f = |x: Option<f64>| x.map_or_else(|| "-".to_string(), |v| format!("{v:.4}"));
     println!(
-        "\n{:<w_task$}  {:<w_trainer$}  {:>4}  {:>4}  {:>10}  {:>8}  {:>10}",
-        "task", "trainer", "jobs", "ok", "mean score", "std", "best"
+        "\n{:<w_task$}  {:<w_trainer$}  {:>4}  {:>4}  {:>10}  {:>8}  {:>19}  {:>10}",
+        "task", "trainer", "jobs", "ok", "mean score", "std", "95% CI", "best"
     );
-    for g in &groups {
+    for (g, label) in groups.iter().zip(&labels) {
+        let v = &g.score_val;
+        let ci = match (v.ci95_low, v.ci95_high) {
+            (Some(lo), Some(hi)) => format!("[{lo:.4}, {hi:.4}]"),
+            _ => "-".to_string(),
+        };
         println!(
-            "{:<w_task$}  {:<w_trainer$}  {:>4}  {:>4}  {:>10}  {:>8}  {:>10}",
+            "{:<w_task$}  {:<w_trainer$}  {:>4}  {:>4}  {:>10}  {:>8}  {:>19}  {:>10}",
             g.task_id,
-            g.trainer_id,
+            label,
             g.jobs,
             g.ok,
-            f(g.mean),
-            f(g.std),
-            f(g.max)
+            f(v.mean),
+            f(v.std),
+            ci,
+            f(v.max)
         );
     }
     let counts: Vec<String> = summary

@@ -18,10 +18,10 @@ use crate::artifacts::atomic::{read_json, write_atomic, write_json};
 use crate::artifacts::layout::RunDir;
 use crate::artifacts::manifest::Manifest;
 use crate::events::StepRecord;
-use crate::matrix::canonical::python_float_repr;
+use crate::matrix::canonical::{canonical_json, python_float_repr};
 
 pub use row::ResultRow;
-pub use summary::{GroupStats, Summary};
+pub use summary::{BestJob, GroupStats, LeaderboardEntry, Summary};
 
 /// `iterations.csv` columns.
 pub const ITERATION_COLUMNS: &[&str] = &[
@@ -42,7 +42,9 @@ pub const ITERATION_COLUMNS: &[&str] = &[
     "candidates",
 ];
 
-/// `leaderboard.csv` columns (the reference's).
+/// `leaderboard.csv` columns: the reference's nine (`job_id`, `score_val`, `score_test`,
+/// `time_seconds` are the group's best job; `rank` is per task, by mean), then the
+/// statistics over seeds that the ranking uses.
 pub const LEADERBOARD_COLUMNS: &[&str] = &[
     "rank",
     "task_id",
@@ -53,6 +55,20 @@ pub const LEADERBOARD_COLUMNS: &[&str] = &[
     "score_val",
     "score_test",
     "time_seconds",
+    "variant_index",
+    "params",
+    "jobs",
+    "ok",
+    "failed",
+    "mean_score_val",
+    "std_score_val",
+    "ci95_low",
+    "ci95_high",
+    "median_score_val",
+    "mean_score_test",
+    "mean_time_seconds",
+    "mean_tokens",
+    "mean_cost_usd",
 ];
 
 /// A job's `results.json`: its row plus its learning curve.
@@ -103,20 +119,9 @@ pub fn write_run_files(run_dir: &RunDir) -> Result<Summary, String> {
     write_atomic(&run_dir.iterations_csv(), &finish_csv(iterations))
         .map_err(io(&run_dir.iterations_csv()))?;
     let mut leaderboard = csv_writer(LEADERBOARD_COLUMNS);
-    for (rank, e) in summary.leaderboard().iter().enumerate() {
-        let f = |x: Option<f64>| x.map(python_float_repr).unwrap_or_default();
+    for entry in summary.leaderboard() {
         leaderboard
-            .write_record([
-                (rank + 1).to_string(),
-                e.task_id.clone(),
-                e.suite.clone(),
-                e.job_id.clone(),
-                e.trainer_id.clone(),
-                e.resolved_optimizer.clone(),
-                f(e.score_val),
-                f(e.score_test),
-                python_float_repr(e.time_seconds),
-            ])
+            .write_record(leaderboard_cells(&entry))
             .map_err(|e| e.to_string())?;
     }
     write_atomic(&run_dir.leaderboard_csv(), &finish_csv(leaderboard))
@@ -137,6 +142,38 @@ fn finish_csv(w: csv::Writer<Vec<u8>>) -> Vec<u8> {
     let mut bytes = w.into_inner().unwrap_or_default();
     bytes.flush().ok();
     bytes
+}
+
+fn leaderboard_cells(entry: &LeaderboardEntry) -> Vec<String> {
+    let f = |x: Option<f64>| x.map(python_float_repr).unwrap_or_default();
+    let g = &entry.group;
+    let best = g.best_job();
+    let v = &g.score_val;
+    vec![
+        entry.rank.to_string(),
+        g.task_id.clone(),
+        g.suite.clone(),
+        best.map(|b| b.job_id.clone()).unwrap_or_default(),
+        g.trainer_id.clone(),
+        g.resolved_optimizer.clone().unwrap_or_default(),
+        f(best.map(|b| b.score_val)),
+        f(best.and_then(|b| b.score_test)),
+        f(best.map(|b| b.time_seconds)),
+        g.variant_index.to_string(),
+        canonical_json(&serde_json::Value::Object(g.params.clone())),
+        g.jobs.to_string(),
+        g.ok.to_string(),
+        g.failed.to_string(),
+        f(v.mean),
+        f(v.std),
+        f(v.ci95_low),
+        f(v.ci95_high),
+        f(v.median),
+        f(g.score_test.mean),
+        f(g.mean_time_seconds),
+        f(g.mean_tokens),
+        f(g.mean_cost_usd),
+    ]
 }
 
 fn iteration_cells(row: &ResultRow, s: &StepRecord) -> Vec<String> {

@@ -263,6 +263,41 @@ impl ResultRow {
     }
 }
 
+/// An ok row for unit tests of code that reads rows (statistics, compare, curves).
+#[cfg(test)]
+pub(crate) fn sample_row(
+    task: &str,
+    trainer: &str,
+    variant: usize,
+    seed: i64,
+    score: Option<f64>,
+) -> ResultRow {
+    // Two halves: one `json!` of every column exceeds the macro recursion limit.
+    let mut row = serde_json::json!({
+        "run_id": "r", "job_id": format!("{task}-{trainer}-{variant}-{seed}"),
+        "task_id": task, "suite": "internal", "trainer_id": trainer, "seed": seed,
+        "status": "ok", "score_val_initial": null, "score_val_final": null,
+        "score_val": score, "score_test": null, "time_seconds": 2.0,
+        "resolved_optimizer": "OptoPrimeV2", "resolved_guide": null, "resolved_logger": null,
+        "resolved_trainer_kwargs": {}, "resolved_optimizer_kwargs": {},
+        "resolved_guide_kwargs": {}, "resolved_logger_kwargs": {}, "eval_kwargs": {},
+        "feedback": "", "llm_provider": "stub", "llm_model": "m", "llm_base_url": "",
+    });
+    let rest = serde_json::json!({
+        "token_scope": "stub_estimate", "prompt_tokens": 10, "completion_tokens": 5,
+        "total_tokens": 15, "initial_state_path": "", "best_state_path": "",
+        "final_state_path": "", "state_history_path": "", "tb_logdir": "",
+        "job_index": 0, "variant_index": variant, "mode": "stub", "llm_stub": true,
+        "steps": 1, "best_step": null, "evaluator_calls": 1, "llm_calls": 1,
+        "cost_usd": null, "error_kind": null, "error": null, "attempts": 1,
+        "raw_params": {}
+    });
+    if let (Some(a), serde_json::Value::Object(b)) = (row.as_object_mut(), rest) {
+        a.extend(b);
+    }
+    serde_json::from_value(row).expect("a valid row")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
