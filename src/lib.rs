@@ -18,9 +18,12 @@
 //! * [`artifacts`] names every path and writes files atomically; [`results`] rebuilds the
 //!   run-level files from job directories; [`provenance`] records git, environment and
 //!   machine; [`tb`] writes TensorBoard event files.
-//! * [`stats`] computes statistics over seeds (seeded bootstrap intervals).
+//! * [`stats`] computes statistics over seeds (seeded bootstrap intervals); [`analysis`]
+//!   reads finished run directories back: `compare` (the regression gate) and the HTML
+//!   report.
 //! * [`cli`] is the command line; `main.rs` only calls it.
 
+pub mod analysis;
 pub mod artifacts;
 pub mod cli;
 pub mod config;

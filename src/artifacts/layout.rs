@@ -3,7 +3,7 @@
 //! ```text
 //! <runs_dir>/<run_id>/
 //!   meta/{config.snapshot.yaml, manifest.json, env.json, git.json, system.json}
-//!   results.csv  iterations.csv  summary.json  leaderboard.csv
+//!   results.csv  iterations.csv  summary.json  leaderboard.csv  [report.html  gate.json]
 //!   jobs/<job_id>/{job_meta.json, results.json, events.jsonl, job.log, artifacts/, tb/}
 //! ```
 
@@ -86,6 +86,16 @@ impl RunDir {
     /// `leaderboard.csv`
     pub fn leaderboard_csv(&self) -> PathBuf {
         self.root.join("leaderboard.csv")
+    }
+
+    /// `report.html` (written by `report --html`)
+    pub fn report_html(&self) -> PathBuf {
+        self.root.join("report.html")
+    }
+
+    /// `gate.json` (written by `compare` into the new run)
+    pub fn gate_json(&self) -> PathBuf {
+        self.root.join("gate.json")
     }
 
     /// `jobs/`

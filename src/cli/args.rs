@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-const EXIT_CODES: &str = "Exit codes: 0 all jobs ok (or nothing wrong found), 1 some job failed or validation found errors, 2 usage, config or I/O error, 130 cancelled by the user.";
+const EXIT_CODES: &str = "Exit codes: 0 all jobs ok (or nothing wrong found, or the compare gate passed), 1 some job failed, validation found errors or the compare gate failed, 2 usage, config or I/O error, 130 cancelled by the user.";
 
 /// Benchmark LLM-as-optimizer algorithms: a YAML config names tasks, trainers with
 /// hyper-parameter variants, and seeds; trace-bench runs the matrix and writes a
@@ -33,9 +33,14 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Run a matrix (with no --config: the embedded smoke matrix, stub mode).
     Run(RunArgs),
-    /// Rebuild results.csv, iterations.csv, summary.json and leaderboard.csv of a run directory.
+    /// Rebuild results.csv, iterations.csv, summary.json and leaderboard.csv of a run directory (--html: also report.html).
     Report(ReportArgs),
+    /// Compare two runs job by job (same task, trainer, variant, seed) and gate on regressions; writes gate.json.
+    #[command(after_help = COMPARE_HELP)]
+    Compare(CompareArgs),
 }
+
+const COMPARE_HELP: &str = "A score drop fails when the mean paired difference is below -max-score-drop and its paired bootstrap 95% interval lies below zero. Limits come from the defaults, then --thresholds FILE (YAML with the same names, snake_case), then the flags; `off` turns a check off. Exit codes: 0 the gate passed, 1 it failed, 2 a run directory or the thresholds file could not be read.";
 
 /// `list-tasks`
 #[derive(Debug, Args)]
@@ -136,6 +141,60 @@ pub struct RunArgs {
 pub struct ReportArgs {
     /// The run directory (`<runs_dir>/<run_id>`).
     pub run_dir: PathBuf,
+    /// Also write RUN_DIR/report.html: one self-contained page (tables and SVG learning curves).
+    #[arg(long)]
+    pub html: bool,
+}
+
+/// `compare`
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The reference run directory.
+    pub base_run: PathBuf,
+    /// The run directory under test.
+    pub new_run: PathBuf,
+    /// Where to write gate.json (default: NEW_RUN/gate.json).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// YAML file of limits (max_score_drop, max_pass_rate_drop, max_token_increase, max_time_increase, time_grace_seconds, allow_missing).
+    #[arg(long, value_name = "FILE")]
+    pub thresholds: Option<PathBuf>,
+    /// Largest tolerated drop of the mean paired score_val difference [default: 0].
+    #[arg(long, value_name = "X|off", value_parser = parse_limit)]
+    pub max_score_drop: Option<Limit>,
+    /// Largest tolerated drop of the pass rate (ok / executed jobs, 0..1) [default: 0].
+    #[arg(long, value_name = "X|off", value_parser = parse_limit)]
+    pub max_pass_rate_drop: Option<Limit>,
+    /// Largest tolerated relative growth of mean tokens per job (0.1 = +10%) [default: 0.1].
+    #[arg(long, value_name = "X|off", value_parser = parse_limit)]
+    pub max_token_increase: Option<Limit>,
+    /// Largest tolerated relative growth of mean seconds per job [default: 0.5].
+    #[arg(long, value_name = "X|off", value_parser = parse_limit)]
+    pub max_time_increase: Option<Limit>,
+    /// Time growth below this many seconds per job never fails [default: 1].
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub time_grace_seconds: Option<f64>,
+    /// Base jobs missing from the new run are a warning, not a failure.
+    #[arg(long)]
+    pub allow_missing: bool,
+}
+
+/// A gate limit from the command line: a number, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limit(pub Option<f64>);
+
+fn parse_limit(s: &str) -> Result<Limit, String> {
+    if s == "off" {
+        return Ok(Limit(None));
+    }
+    parse_seconds(s).map(|x| Limit(Some(x)))
+}
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
+        _ => Err(format!("`{s}` is not a number >= 0")),
+    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! codes. Everything below this module reports through return values and events.
 
 pub mod args;
+mod compare;
 pub mod exit;
 mod list;
 mod progress;
@@ -36,6 +37,7 @@ pub fn main() -> ExitCode {
         Command::Validate(a) => validate::validate(a, &registry),
         Command::Run(a) => run::run(a, &registry),
         Command::Report(a) => report::report(a),
+        Command::Compare(a) => compare::compare(a),
     };
     exit::finish(result)
 }

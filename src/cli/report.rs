@@ -1,7 +1,9 @@
-//! `report RUN_DIR`: rebuild the run-level files from the job directories.
+//! `report RUN_DIR [--html]`: rebuild the run-level files from the job directories, and
+//! optionally the self-contained HTML report.
 
 use super::args::ReportArgs;
 use super::exit::{CliError, OK};
+use crate::analysis::html;
 use crate::artifacts::layout::RunDir;
 use crate::results::write_run_files;
 
@@ -23,6 +25,11 @@ pub fn report(args: &ReportArgs) -> Result<u8, CliError> {
         run_dir.leaderboard_csv(),
     ] {
         println!("  {}", p.display());
+    }
+    if args.html {
+        let page = html::write_report(&run_dir, &summary)
+            .map_err(|e| CliError::usage(format!("error: {e}")))?;
+        println!("  {}", page.display());
     }
     Ok(OK)
 }

@@ -51,6 +51,17 @@ impl Workspace {
         self.only_run()
     }
 
+    /// Run a config file under a fixed run id (must succeed) and return the run directory.
+    pub fn run_named(&self, cfg: &Path, run_id: &str) -> PathBuf {
+        self.cmd()
+            .args(["run", "--config"])
+            .arg(cfg)
+            .args(["--run-id", run_id])
+            .assert()
+            .success();
+        self.path().join("runs").join(run_id)
+    }
+
     /// Run the binary with `args`; it must succeed; return its stdout.
     pub fn stdout_of(&self, args: &[&str]) -> String {
         let out = self

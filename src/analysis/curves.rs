@@ -1,0 +1,191 @@
+//! Learning curves over seeds: per task, one curve per trainer × variant with the mean and
+//! a bootstrap 95% band at every step, from the jobs' step histories.
+//!
+//! The value of a step is `score_val` (the best-so-far parameters on the validation split)
+//! and falls back to `best_score` (training) where a task has no validation split. A job
+//! that stopped before the group's last step holds its last value, so the mean does not
+//! jump when the shortest seed ends.
+
+use crate::results::JobResults;
+use crate::stats::{self, CI_LEVEL};
+
+/// Resamples per step: curves have many points, and the band is a picture, not a verdict.
+pub const CURVE_RESAMPLES: usize = 500;
+
+/// One step of a curve.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CurvePoint {
+    /// Step (0 = initial parameters).
+    pub step: u64,
+    /// Jobs with a value at or before this step.
+    pub n: usize,
+    /// Mean over them.
+    pub mean: f64,
+    /// Band (the mean itself below two jobs).
+    pub low: f64,
+    /// Upper end.
+    pub high: f64,
+}
+
+/// The curve of one trainer × variant on one task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Curve {
+    /// Trainer.
+    pub trainer_id: String,
+    /// Params variant.
+    pub variant_index: usize,
+    /// Jobs (seeds) drawn.
+    pub jobs: usize,
+    /// Points by step.
+    pub points: Vec<CurvePoint>,
+}
+
+/// Every curve of one task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskCurves {
+    /// Task.
+    pub task_id: String,
+    /// `score_val`, or `best_score` when no job of the task has a validation score.
+    pub metric: &'static str,
+    /// In matrix order.
+    pub curves: Vec<Curve>,
+}
+
+type GroupKey = (String, String, usize);
+type Series = Vec<Option<f64>>;
+
+/// Build the curves of every task from finished jobs (loaded with their histories). Only
+/// ok jobs are drawn.
+pub fn build(jobs: &[JobResults]) -> Vec<TaskCurves> {
+    // (task, trainer, variant) → one value series per job indexed by step, and whether any
+    // job of the group has a validation score.
+    let mut groups: Vec<(GroupKey, Vec<Series>, bool)> = Vec::new();
+    for job in jobs {
+        let r = &job.row;
+        if r.status != crate::events::JobStatus::Ok || job.history.is_empty() {
+            continue;
+        }
+        let key = (r.task_id.clone(), r.trainer_id.clone(), r.variant_index);
+        let last = job.history.iter().map(|s| s.step).max().unwrap_or(0) as usize;
+        let mut series = vec![None; last + 1];
+        let mut has_val = false;
+        for s in &job.history {
+            has_val |= s.score_val.is_some();
+            series[s.step as usize] = s.score_val.or(s.best_score).filter(|x| x.is_finite());
+        }
+        match groups.iter_mut().find(|g| g.0 == key) {
+            Some(g) => {
+                g.1.push(series);
+                g.2 |= has_val;
+            }
+            None => groups.push((key, vec![series], has_val)),
+        }
+    }
+    let mut tasks: Vec<TaskCurves> = Vec::new();
+    for ((task, trainer, variant), series, has_val) in groups {
+        let label = format!("curve/{task}/{trainer}/{variant}");
+        let curve = Curve {
+            trainer_id: trainer,
+            variant_index: variant,
+            jobs: series.len(),
+            points: points(&series, &label),
+        };
+        match tasks.iter_mut().find(|t| t.task_id == task) {
+            Some(t) => {
+                if has_val {
+                    t.metric = "score_val";
+                }
+                t.curves.push(curve);
+            }
+            None => tasks.push(TaskCurves {
+                task_id: task,
+                metric: if has_val { "score_val" } else { "best_score" },
+                curves: vec![curve],
+            }),
+        }
+    }
+    tasks
+}
+
+fn points(series: &[Series], label: &str) -> Vec<CurvePoint> {
+    let last = series.iter().map(Vec::len).max().unwrap_or(0);
+    let mut held: Vec<Option<f64>> = vec![None; series.len()];
+    let mut out = Vec::with_capacity(last);
+    for step in 0..last {
+        for (h, s) in held.iter_mut().zip(series) {
+            if let Some(Some(v)) = s.get(step) {
+                *h = Some(*v);
+            }
+        }
+        let values: Vec<f64> = held.iter().flatten().copied().collect();
+        let Some(mean) = stats::mean(&values) else {
+            continue;
+        };
+        let mut rng = stats::bootstrap_rng(&format!("{label}/{step}"));
+        let (low, high) = stats::bootstrap_mean_ci(&values, CURVE_RESAMPLES, CI_LEVEL, &mut rng)
+            .unwrap_or((mean, mean));
+        out.push(CurvePoint {
+            step: step as u64,
+            n: values.len(),
+            mean,
+            low,
+            high,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::StepRecord;
+    use crate::results::row::sample_row;
+
+    fn job(trainer: &str, seed: i64, vals: &[f64], with_val: bool) -> JobResults {
+        let history = vals
+            .iter()
+            .enumerate()
+            .map(|(i, v)| StepRecord {
+                step: i as u64,
+                score_train: None,
+                score_val: with_val.then_some(*v),
+                best_score: Some(if with_val { -100.0 } else { *v }),
+                step_seconds: 0.0,
+                elapsed_seconds: 0.0,
+                evaluator_calls: 0,
+                llm_calls: 0,
+                tokens: 0,
+                candidates: 0,
+                best_params: Default::default(),
+            })
+            .collect();
+        JobResults {
+            row: sample_row("t", trainer, 0, seed, Some(0.0)),
+            history,
+        }
+    }
+
+    #[test]
+    fn curves_average_seeds_and_hold_the_last_value() {
+        let jobs = [
+            job("A", 1, &[0.0, 1.0, 2.0], true),
+            job("A", 2, &[2.0, 3.0], true),
+            job("B", 1, &[5.0], false),
+        ];
+        let tasks = build(&jobs);
+        assert_eq!(tasks.len(), 1);
+        assert_eq!(tasks[0].metric, "score_val");
+        let a = &tasks[0].curves[0];
+        assert_eq!((a.trainer_id.as_str(), a.jobs), ("A", 2));
+        let means: Vec<f64> = a.points.iter().map(|p| p.mean).collect();
+        assert_eq!(means, [1.0, 2.0, 2.5], "seed 2 holds 3.0 at step 2");
+        assert!(a.points.iter().all(|p| p.low <= p.mean && p.mean <= p.high));
+        let b = &tasks[0].curves[1];
+        assert_eq!(b.points.len(), 1);
+        assert_eq!((b.points[0].low, b.points[0].high), (5.0, 5.0));
+        assert_eq!(build(&jobs), tasks, "deterministic");
+        let only_train = build(&[job("B", 1, &[1.0, 2.0], false)]);
+        assert_eq!(only_train[0].metric, "best_score");
+        assert_eq!(only_train[0].curves[0].points[1].mean, 2.0);
+    }
+}
