@@ -25,10 +25,16 @@ pub fn sample_std(xs: &[f64]) -> Option<f64> {
         .then(|| (xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (xs.len() - 1) as f64).sqrt())
 }
 
-/// Median (mean of the two middle values for an even count); `None` for no values.
+/// Median (mean of the two middle values for an even count, computed as numpy does, so
+/// pandas gives the same bits); `None` for no values.
 pub fn median(xs: &[f64]) -> Option<f64> {
-    let sorted = sorted(xs);
-    (!sorted.is_empty()).then(|| quantile_sorted(&sorted, 0.5))
+    let s = sorted(xs);
+    let n = s.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(s[n / 2]),
+        _ => Some((s[n / 2 - 1] + s[n / 2]) / 2.0),
+    }
 }
 
 /// Quantile `q` in `[0, 1]` of sorted values with linear interpolation between closest

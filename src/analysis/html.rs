@@ -33,9 +33,9 @@ const PALETTE: [&str; 10] = [
 const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem auto;max-width:1200px;padding:0 1rem;color:#222;background:#fff}
 h1{font-size:1.6rem;margin-bottom:.2rem}h2{margin-top:2rem;border-bottom:1px solid #ddd;padding-bottom:.2rem}
 .meta{color:#555}.meta code,td code{background:#f3f3f3;padding:0 .25rem;border-radius:3px}
-table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}th,td{padding:.25rem .6rem;border-bottom:1px solid #eee;text-align:right;white-space:nowrap}
+table{border-collapse:collapse;font-size:.8rem;margin:.5rem 0}th,td{padding:.2rem .45rem;border-bottom:1px solid #eee;text-align:right;white-space:nowrap}
 th{background:#fafafa;position:sticky;top:0}td.l,th.l{text-align:left}tr.first td{border-top:2px solid #ccc}
-.bad{color:#b00020}.curves{display:flex;flex-wrap:wrap;gap:1rem}figure{margin:0}figcaption{font-weight:600;margin:.3rem 0}
+.bad{color:#b00020}.wide{overflow-x:auto}.curves{display:flex;flex-wrap:wrap;gap:1rem}figure{margin:0}figcaption{font-weight:600;margin:.3rem 0}
 svg text{font-family:system-ui,sans-serif;font-size:11px;fill:#333}footer{margin-top:2rem;color:#777;font-size:.8rem}";
 
 /// Escape text for HTML element content and attribute values.
@@ -140,42 +140,85 @@ fn label(summary: &Summary, g: &GroupStats) -> String {
 }
 
 fn summary_table(summary: &Summary) -> String {
-    let mut t = String::from(
-        "<h2>Statistics over seeds</h2>\n<p class=\"meta\">Per task × trainer × params variant; scores over ok jobs; time and tokens over executed jobs.</p>\n<table>\n<thead><tr><th class=\"l\">task</th><th class=\"l\">trainer</th><th class=\"l\">params</th><th>jobs</th><th>ok</th><th>failed</th><th>mean score_val</th><th>std</th><th>median</th><th>95% CI of mean</th><th>min</th><th>max</th><th>mean score_test</th><th>mean s/job</th><th>mean tokens</th><th>mean cost $</th><th class=\"l\">best job</th></tr></thead>\n<tbody>\n",
+    let groups = summary.groups();
+    // Columns that would be empty in every row are left out.
+    let any_test = groups.iter().any(|g| g.score_test.n > 0);
+    let any_cost = groups.iter().any(|g| g.mean_cost_usd.is_some());
+    let mut head = vec![
+        "<th class=\"l\">task</th>",
+        "<th class=\"l\">trainer</th>",
+        "<th>jobs</th>",
+        "<th>ok</th>",
+        "<th>failed</th>",
+        "<th>mean score_val</th>",
+        "<th>std</th>",
+        "<th>median</th>",
+        "<th>95% CI of mean</th>",
+        "<th>min</th>",
+        "<th>max</th>",
+    ];
+    if any_test {
+        head.push("<th>mean score_test</th>");
+    }
+    head.extend(["<th>mean s/job</th>", "<th>mean tokens</th>"]);
+    if any_cost {
+        head.push("<th>mean cost $</th>");
+    }
+    let mut t = format!(
+        "<h2>Statistics over seeds</h2>\n<p class=\"meta\">Per task × trainer × params variant (hover a trainer for its params); scores over ok jobs; time and tokens over executed jobs; the best job of each is in the leaderboard.</p>\n<div class=\"wide\"><table>\n<thead><tr>{}</tr></thead>\n<tbody>\n",
+        head.concat()
     );
     let mut last_task = String::new();
-    for g in summary.groups() {
+    for g in &groups {
         let v = &g.score_val;
         let first = g.task_id != last_task;
         last_task.clone_from(&g.task_id);
         let params = serde_json::Value::Object(g.params.clone()).to_string();
+        let mut cells = vec![
+            format!("<td class=\"l\">{}</td>", escape(&g.task_id)),
+            format!(
+                "<td class=\"l\" title=\"{}\">{}</td>",
+                escape(&params),
+                label(summary, g)
+            ),
+            format!("<td>{}</td>", g.jobs),
+            format!("<td>{}</td>", g.ok),
+            format!(
+                "<td{}>{}</td>",
+                if g.failed > 0 { " class=\"bad\"" } else { "" },
+                g.failed
+            ),
+            format!("<td>{}</td>", num(v.mean)),
+            format!("<td>{}</td>", num(v.std)),
+            format!("<td>{}</td>", num(v.median)),
+            format!("<td>{}</td>", ci(v.ci95_low, v.ci95_high)),
+            format!("<td>{}</td>", num(v.min)),
+            format!("<td>{}</td>", num(v.max)),
+        ];
+        if any_test {
+            cells.push(format!("<td>{}</td>", num(g.score_test.mean)));
+        }
+        cells.push(format!(
+            "<td>{}</td>",
+            g.mean_time_seconds
+                .map_or_else(|| "–".into(), |x| format!("{x:.3}"))
+        ));
+        cells.push(format!(
+            "<td>{}</td>",
+            g.mean_tokens
+                .map_or_else(|| "–".into(), |x| format!("{x:.0}"))
+        ));
+        if any_cost {
+            cells.push(format!("<td>{}</td>", num(g.mean_cost_usd)));
+        }
         let _ = writeln!(
             t,
-            "<tr{}><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\"><code>{}</code></td><td>{}</td><td>{}</td><td{}>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\"><code>{}</code></td></tr>",
+            "<tr{}>{}</tr>",
             if first { " class=\"first\"" } else { "" },
-            escape(&g.task_id),
-            label(summary, &g),
-            escape(&params),
-            g.jobs,
-            g.ok,
-            if g.failed > 0 { " class=\"bad\"" } else { "" },
-            g.failed,
-            num(v.mean),
-            num(v.std),
-            num(v.median),
-            ci(v.ci95_low, v.ci95_high),
-            num(v.min),
-            num(v.max),
-            num(g.score_test.mean),
-            g.mean_time_seconds
-                .map_or_else(|| "–".into(), |x| format!("{x:.3}")),
-            g.mean_tokens
-                .map_or_else(|| "–".into(), |x| format!("{x:.0}")),
-            num(g.mean_cost_usd),
-            escape(g.best_job_id.as_deref().unwrap_or("–")),
+            cells.concat()
         );
     }
-    t.push_str("</tbody>\n</table>\n");
+    t.push_str("</tbody>\n</table></div>\n");
     t
 }
 
@@ -280,7 +323,14 @@ fn task_figure(summary: &Summary, task: &TaskCurves) -> String {
         task.metric
     );
     for (i, c) in task.curves.iter().enumerate() {
-        s.push_str(&curve_svg(summary, c, PALETTE[i % PALETTE.len()], &x, &y));
+        s.push_str(&curve_svg(
+            summary,
+            c,
+            PALETTE[i % PALETTE.len()],
+            &x,
+            &y,
+            W - RIGHT,
+        ));
         let ly = H + 8.0 + 18.0 * i as f64;
         let name = curve_label(summary, c);
         let _ = writeln!(
@@ -311,6 +361,7 @@ fn curve_svg(
     color: &str,
     x: &dyn Fn(u64) -> f64,
     y: &dyn Fn(f64) -> f64,
+    x_end: f64,
 ) -> String {
     let upper = c
         .points
@@ -342,6 +393,16 @@ fn curve_svg(
         band.join(" "),
         mean.join(" ")
     );
+    // A single point (a baseline that never steps, e.g. NoOp) holds across the chart.
+    if let [p] = c.points.as_slice() {
+        let _ = writeln!(
+            s,
+            "<line x1=\"{:.1}\" y1=\"{:.1}\" x2=\"{x_end:.1}\" y2=\"{:.1}\" stroke=\"{color}\" stroke-width=\"2\" stroke-dasharray=\"6 4\"/>",
+            x(p.step),
+            y(p.mean),
+            y(p.mean)
+        );
+    }
     if c.points.len() <= 40 {
         for p in &c.points {
             let _ = write!(
