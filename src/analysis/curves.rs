@@ -6,6 +6,8 @@
 //! that stopped before the group's last step holds its last value, so the mean does not
 //! jump when the shortest seed ends.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use crate::results::JobResults;
 use crate::stats::{self, CI_LEVEL};
 
@@ -52,13 +54,14 @@ pub struct TaskCurves {
 }
 
 type GroupKey = (String, String, usize);
-type Series = Vec<Option<f64>>;
+/// One job's values by step (a map: steps come from files and are not trusted to be dense).
+type Series = BTreeMap<u64, f64>;
 
 /// Build the curves of every task from finished jobs (loaded with their histories). Only
 /// ok jobs are drawn.
 pub fn build(jobs: &[JobResults]) -> Vec<TaskCurves> {
-    // (task, trainer, variant) → one value series per job indexed by step, and whether any
-    // job of the group has a validation score.
+    // (task, trainer, variant) → one series per job, and whether any job of the group has a
+    // validation score.
     let mut groups: Vec<(GroupKey, Vec<Series>, bool)> = Vec::new();
     for job in jobs {
         let r = &job.row;
@@ -66,13 +69,15 @@ pub fn build(jobs: &[JobResults]) -> Vec<TaskCurves> {
             continue;
         }
         let key = (r.task_id.clone(), r.trainer_id.clone(), r.variant_index);
-        let last = job.history.iter().map(|s| s.step).max().unwrap_or(0) as usize;
-        let mut series = vec![None; last + 1];
-        let mut has_val = false;
-        for s in &job.history {
-            has_val |= s.score_val.is_some();
-            series[s.step as usize] = s.score_val.or(s.best_score).filter(|x| x.is_finite());
-        }
+        let has_val = job.history.iter().any(|s| s.score_val.is_some());
+        let series: Series = job
+            .history
+            .iter()
+            .filter_map(|s| {
+                let v = s.score_val.or(s.best_score).filter(|x| x.is_finite())?;
+                Some((s.step, v))
+            })
+            .collect();
         match groups.iter_mut().find(|g| g.0 == key) {
             Some(g) => {
                 g.1.push(series);
@@ -108,12 +113,12 @@ pub fn build(jobs: &[JobResults]) -> Vec<TaskCurves> {
 }
 
 fn points(series: &[Series], label: &str) -> Vec<CurvePoint> {
-    let last = series.iter().map(Vec::len).max().unwrap_or(0);
+    let steps: BTreeSet<u64> = series.iter().flat_map(|s| s.keys().copied()).collect();
     let mut held: Vec<Option<f64>> = vec![None; series.len()];
-    let mut out = Vec::with_capacity(last);
-    for step in 0..last {
+    let mut out = Vec::with_capacity(steps.len());
+    for step in steps {
         for (h, s) in held.iter_mut().zip(series) {
-            if let Some(Some(v)) = s.get(step) {
+            if let Some(v) = s.get(&step) {
                 *h = Some(*v);
             }
         }
@@ -125,7 +130,7 @@ fn points(series: &[Series], label: &str) -> Vec<CurvePoint> {
         let (low, high) = stats::bootstrap_mean_ci(&values, CURVE_RESAMPLES, CI_LEVEL, &mut rng)
             .unwrap_or((mean, mean));
         out.push(CurvePoint {
-            step: step as u64,
+            step,
             n: values.len(),
             mean,
             low,
@@ -187,5 +192,14 @@ mod tests {
         let only_train = build(&[job("B", 1, &[1.0, 2.0], false)]);
         assert_eq!(only_train[0].metric, "best_score");
         assert_eq!(only_train[0].curves[0].points[1].mean, 2.0);
+    }
+
+    #[test]
+    fn sparse_or_huge_step_numbers_cost_nothing() {
+        let mut j = job("A", 1, &[0.0, 1.0], true);
+        j.history[1].step = u64::MAX;
+        let tasks = build(&[j]);
+        let steps: Vec<u64> = tasks[0].curves[0].points.iter().map(|p| p.step).collect();
+        assert_eq!(steps, [0, u64::MAX]);
     }
 }

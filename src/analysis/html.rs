@@ -456,6 +456,41 @@ mod tests {
     }
 
     #[test]
+    fn every_text_from_the_run_is_escaped() {
+        use crate::results::row::sample_row;
+        let manifest = serde_json::from_value(serde_json::json!({
+            "run_id": "<run>", "tool": "trace-bench", "tool_version": "0", "config_hash": "h",
+            "mode": "stub", "tags": [], "created_at": "x", "generated_at": "x",
+            "finished_at": null, "jobs": []
+        }))
+        .unwrap();
+        let mut summary = Summary::new(&manifest);
+        let mut job = crate::results::JobResults {
+            row: sample_row("s:<b>&", "T\"'<i>", 0, 1, Some(1.0)),
+            history: Vec::new(),
+        };
+        summary.add(&job.row);
+        job.row.seed = 2;
+        summary.add(&job.row);
+        let tasks = vec![TaskCurves {
+            task_id: job.row.task_id.clone(),
+            metric: "score_val",
+            curves: vec![Curve {
+                trainer_id: job.row.trainer_id.clone(),
+                variant_index: 0,
+                jobs: 2,
+                points: Vec::new(),
+            }],
+        }];
+        let page = render(&summary, &tasks);
+        for raw in ["<b>", "<i>", "<run>", "T\"'"] {
+            assert!(!page.contains(raw), "unescaped {raw}");
+        }
+        assert!(page.contains("s:&lt;b&gt;&amp;") && page.contains("T&quot;&#39;&lt;i&gt;"));
+        assert!(page.contains("&lt;run&gt;"));
+    }
+
+    #[test]
     fn ticks_are_round_and_cover_the_range() {
         assert_eq!(ticks(0.0, 10.0, 5), [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]);
         assert_eq!(ticks(-3.2, -0.1, 5), [-3.0, -2.0, -1.0]);

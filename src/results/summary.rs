@@ -4,6 +4,7 @@
 //! optimizers on many seeds, so a group keeps every score (one float per job) and reports
 //! mean, spread and a seeded bootstrap interval ([`crate::stats`]).
 
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -149,6 +150,8 @@ pub struct Summary {
     time_seconds: f64,
     stub_rows: usize,
     groups: Vec<GroupStats>,
+    /// Finished groups, computed once (the bootstrap is the costly part) and reset by `add`.
+    finished: OnceCell<Vec<GroupStats>>,
 }
 
 impl Summary {
@@ -176,6 +179,7 @@ impl Summary {
             time_seconds: 0.0,
             stub_rows: 0,
             groups: Vec::new(),
+            finished: OnceCell::new(),
         }
     }
 
@@ -202,6 +206,7 @@ impl Summary {
 
     /// Account one job row.
     pub fn add(&mut self, row: &ResultRow) {
+        self.finished = OnceCell::new();
         self.rows += 1;
         *self
             .counts
@@ -275,14 +280,18 @@ impl Summary {
 
     /// Per task × trainer × variant statistics, in first-seen (matrix) order.
     pub fn groups(&self) -> Vec<GroupStats> {
-        self.groups
-            .iter()
-            .cloned()
-            .map(|mut g| {
-                g.finish();
-                g
+        self.finished
+            .get_or_init(|| {
+                self.groups
+                    .iter()
+                    .cloned()
+                    .map(|mut g| {
+                        g.finish();
+                        g
+                    })
+                    .collect()
             })
-            .collect()
+            .clone()
     }
 
     /// Whether a trainer appears with more than one variant (labels then name the variant).
