@@ -5,14 +5,16 @@ use serde_json::json;
 use super::args::{ListTasksArgs, ListTrainersArgs};
 use super::exit::{CliError, OK};
 use crate::optimizer::DEFAULT_OPTIMIZER;
-use crate::registry::{Registry, UNIVERSAL_KNOBS, parse_bench_selector};
+use crate::registry::{Registry, UNIVERSAL_KNOBS};
 
 /// Print the task ids (or JSON details).
 pub fn list_tasks(args: &ListTasksArgs, registry: &Registry) -> Result<u8, CliError> {
     let suites = match &args.bench {
-        Some(sel) => {
-            Some(parse_bench_selector(sel).map_err(|e| CliError::usage(format!("error: {e}")))?)
-        }
+        Some(sel) => Some(
+            registry
+                .bench_selector(sel)
+                .map_err(|e| CliError::usage(format!("error: {e}")))?,
+        ),
         None => None,
     };
     let tasks: Vec<_> = registry

@@ -8,7 +8,7 @@ use super::{git_commit, load_source, with_config_tasks_dirs};
 use crate::artifacts::atomic::write_json;
 use crate::artifacts::manifest::status;
 use crate::config::Severity;
-use crate::registry::{Registry, parse_bench_selector};
+use crate::registry::Registry;
 use crate::runner::{CliOverrides, Plan, prepare};
 
 /// Check a config; print every problem and every job; exit 1 on any error.
@@ -16,9 +16,11 @@ pub fn validate(args: &ValidateArgs, registry: &Registry) -> Result<u8, CliError
     let source = load_source(Some(&args.config))?;
     let registry = &with_config_tasks_dirs(registry, &source, Some(&args.config))?;
     let suites = match &args.bench {
-        Some(sel) => {
-            Some(parse_bench_selector(sel).map_err(|e| CliError::usage(format!("error: {e}")))?)
-        }
+        Some(sel) => Some(
+            registry
+                .bench_selector(sel)
+                .map_err(|e| CliError::usage(format!("error: {e}")))?,
+        ),
         None => None,
     };
     let cli = CliOverrides {

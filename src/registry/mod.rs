@@ -229,6 +229,10 @@ fn suite_rank(suite: &str) -> usize {
 
 /// Parse a `--bench` selector (`internal,trace_examples` or `internal+veribench`).
 pub fn parse_bench_selector(selector: &str) -> Result<Vec<String>, String> {
+    parse_selector(selector, SUITE_ORDER)
+}
+
+fn parse_selector(selector: &str, allowed: &[&str]) -> Result<Vec<String>, String> {
     let parts: Vec<String> = selector
         .split([',', '+'])
         .map(|s| s.trim().to_string())
@@ -236,7 +240,7 @@ pub fn parse_bench_selector(selector: &str) -> Result<Vec<String>, String> {
         .collect();
     let unknown: Vec<&String> = parts
         .iter()
-        .filter(|p| !SUITE_ORDER.contains(&p.as_str()))
+        .filter(|p| !allowed.contains(&p.as_str()))
         .collect();
     if unknown.is_empty() {
         Ok(parts)
@@ -248,8 +252,22 @@ pub fn parse_bench_selector(selector: &str) -> Result<Vec<String>, String> {
                 .map(|s| format!("`{s}`"))
                 .collect::<Vec<_>>()
                 .join(", "),
-            SUITE_ORDER.join(", ")
+            allowed.join(", ")
         ))
+    }
+}
+
+impl Registry {
+    /// [`parse_bench_selector`] that also accepts the suites of user tasks.
+    pub fn bench_selector(&self, selector: &str) -> Result<Vec<String>, String> {
+        let mut allowed: Vec<&str> = SUITE_ORDER.to_vec();
+        for t in &self.tasks {
+            let suite = t.manifest.suite();
+            if !allowed.contains(&suite) {
+                allowed.push(suite);
+            }
+        }
+        parse_selector(selector, &allowed)
     }
 }
 
