@@ -26,7 +26,7 @@ def check(cond, what):
         failures.append(what)
 
 
-def score(program):
+def score(program, scorer=scorer):
     with tempfile.TemporaryDirectory() as d:
         with open(os.path.join(d, "program.py"), "w") as f:
             f.write(program)
@@ -63,6 +63,22 @@ r = score(fixed([[0.5, 0.5, float("nan")]] + grid[1:]))
 check(r["score"] == 0.0 and "non-finite" in r["feedback"], f"NaN is invalid: {r['feedback']}")
 r = score("def pack_circles(n):\n    raise RuntimeError('boom')\n")
 check(r["score"] == 0.0 and "RuntimeError: boom" in r["feedback"], f"a crash is feedback: {r['feedback']}")
+
+# The two smaller LLM4AD-style tasks: better heuristics score higher, broken ones are invalid.
+bp = os.path.join(root, "tasks/llm4ad/online_bin_packing/score.py")
+first_fit = next(t for t in tasks if t["id"] == "llm4ad:online_bin_packing_mini")["parameters"][0]["initial"]
+best_fit = "def priority(item, bins):\n    return [-(b - item) for b in bins]\n"
+ff, bf = score(first_fit, bp)["score"], score(best_fit, bp)["score"]
+check(-1000 < ff < bf <= 0, f"bin packing: best fit ({bf:.3f}) beats first fit ({ff:.3f})")
+r = score("def priority(item, bins):\n    return [1]\n", bp)
+check(r["score"] == -1000.0 and "values for" in r["feedback"], f"bin packing: wrong length is invalid: {r['feedback']}")
+tsp = os.path.join(root, "tasks/llm4ad/tsp_construct/score.py")
+nearest = next(t for t in tasks if t["id"] == "llm4ad:tsp_construct_mini")["parameters"][0]["initial"]
+farthest = "def select_next_node(c, d, unvisited, dist):\n    return max(unvisited, key=lambda n: dist[c][n])\n"
+nn, far = score(nearest, tsp)["score"], score(farthest, tsp)["score"]
+check(-1000 < far < nn < 0, f"tsp: nearest neighbour ({nn:.3f}) beats farthest ({far:.3f})")
+r = score("def select_next_node(c, d, unvisited, dist):\n    return c\n", tsp)
+check(r["score"] == -1000.0 and "not an unvisited city" in r["feedback"], f"tsp: a visited city is invalid: {r['feedback']}")
 
 with tempfile.TemporaryDirectory() as work:
     cfg = os.path.join(root, "configs/m1_validation.yaml")

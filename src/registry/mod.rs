@@ -44,6 +44,12 @@ const TASK_FILES: &[(&str, &str)] = embedded!(
 const TASK_FOLDER_FILES: &[(&str, &str)] = embedded!(
     "tasks/llm4ad/circle_packing/task.yaml",
     "tasks/llm4ad/circle_packing/score.py",
+    "tasks/llm4ad/online_bin_packing/task.yaml",
+    "tasks/llm4ad/online_bin_packing/score.py",
+    "tasks/llm4ad/online_bin_packing/instances.json",
+    "tasks/llm4ad/tsp_construct/task.yaml",
+    "tasks/llm4ad/tsp_construct/score.py",
+    "tasks/llm4ad/tsp_construct/instances.json",
 );
 
 /// Trainer presets shipped with the binary.
