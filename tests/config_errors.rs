@@ -256,13 +256,18 @@ fn list_commands_match_the_reference_format() {
     let out = ws.stdout_of(&["list-tasks", "--bench", "internal"]);
     assert_eq!(
         out,
-        "internal:code_param\ninternal:numeric_param\ninternal:multi_param\ninternal:non_trainable\n"
+        "internal:code_param\ninternal:numeric_param\ninternal:multi_param\ninternal:non_trainable\ninternal:multiobjective_convex\n"
     );
     let out = ws.stdout_of(&["list-tasks"]);
     let ids: Vec<String> = out.lines().map(str::to_string).collect();
     assert_eq!(
-        ids[..2],
-        ["llm4ad:circle_packing", "trace_examples:greeting_stub"],
+        ids[..4],
+        [
+            "llm4ad:circle_packing",
+            "llm4ad:online_bin_packing_mini",
+            "llm4ad:tsp_construct_mini",
+            "trace_examples:greeting_stub"
+        ],
         "suites in the reference's order"
     );
     assert_eq!(ids.last().unwrap(), "veribench:smoke_placeholder");
@@ -276,7 +281,7 @@ fn list_commands_match_the_reference_format() {
     )
     .unwrap();
     assert_eq!(json[0]["evaluator_kind"], "command");
-    assert_eq!(json[1]["evaluator_kind"], "builtin");
+    assert_eq!(json[3]["evaluator_kind"], "builtin");
     let json: serde_json::Value = serde_json::from_slice(
         &ws.cmd()
             .args(["list-trainers", "--json"])

@@ -162,6 +162,7 @@ mod tests {
                 tokens: 0,
                 candidates: 0,
                 best_params: Default::default(),
+                metrics: Default::default(),
             })
             .collect();
         JobResults {

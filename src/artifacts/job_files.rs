@@ -117,6 +117,10 @@ impl JobFilesSink {
         let row = ResultRow::new(job, outcome, &self.row_context(job, &open.llm, &dir));
         let mut results = serde_json::to_value(&row).unwrap_or(Json::Null);
         results["history"] = serde_json::to_value(&open.history).unwrap_or(Json::Null);
+        if !outcome.pareto_front.is_empty() {
+            results["pareto_front"] =
+                serde_json::to_value(&outcome.pareto_front).unwrap_or(Json::Null);
+        }
         write_json(&dir.results_json(), &results).map_err(io(&dir.results_json()))?;
         let meta = job_meta(
             job,

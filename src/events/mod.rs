@@ -87,6 +87,10 @@ pub struct StepRecord {
     pub candidates: u64,
     /// Parameter values of the best candidate after this step.
     pub best_params: Kwargs,
+    /// Multi-objective tasks: every metric of those parameters on the validation split
+    /// (absent for scalar tasks).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub metrics: std::collections::BTreeMap<String, f64>,
 }
 
 /// Everything known when a job ends.
@@ -133,6 +137,23 @@ pub struct JobOutcome {
     /// USD spent on LLM calls, when prices are configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_usd: Option<f64>,
+    /// Multi-objective tasks: every metric of the best parameters on the validation split.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub metrics: std::collections::BTreeMap<String, f64>,
+    /// Multi-objective tasks: the job's non-dominated candidates.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pareto_front: Vec<ParetoPoint>,
+}
+
+/// A candidate on a job's Pareto front.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParetoPoint {
+    /// Candidate id.
+    pub candidate_id: u64,
+    /// Its metrics (mean over the split it was scored on).
+    pub metrics: std::collections::BTreeMap<String, f64>,
+    /// Its parameter values.
+    pub params: Kwargs,
 }
 
 /// One LLM request and its answer (or error), secrets redacted.
@@ -376,6 +397,7 @@ mod tests {
                 tokens: 15,
                 candidates: 2,
                 best_params: params.clone(),
+                metrics: Default::default(),
             }),
             EventKind::JobFinished(Box::new(JobOutcome {
                 status: JobStatus::Ok,
@@ -398,6 +420,8 @@ mod tests {
                 best_params: Some(params.clone()),
                 final_params: Some(params),
                 cost_usd: None,
+                metrics: Default::default(),
+                pareto_front: Vec::new(),
             })),
             EventKind::LlmTranscript(Box::new(LlmTranscript {
                 step: 1,

@@ -36,6 +36,7 @@ const TASK_FILES: &[(&str, &str)] = embedded!(
     "tasks/internal/numeric_param.yaml",
     "tasks/internal/multi_param.yaml",
     "tasks/internal/non_trainable.yaml",
+    "tasks/internal/multiobjective_convex.yaml",
     "tasks/veribench/smoke_placeholder.yaml",
 );
 

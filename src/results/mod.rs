@@ -40,6 +40,7 @@ pub const ITERATION_COLUMNS: &[&str] = &[
     "llm_calls",
     "tokens",
     "candidates",
+    "metrics",
 ];
 
 /// `leaderboard.csv` columns: the reference's nine (`job_id`, `score_val`, `score_test`,
@@ -194,5 +195,15 @@ fn iteration_cells(row: &ResultRow, s: &StepRecord) -> Vec<String> {
         s.llm_calls.to_string(),
         s.tokens.to_string(),
         s.candidates.to_string(),
+        metrics_cell(&s.metrics),
     ]
+}
+
+/// A metrics map as one CSV cell: a JSON object, or empty for scalar tasks.
+pub fn metrics_cell(metrics: &std::collections::BTreeMap<String, f64>) -> String {
+    if metrics.is_empty() {
+        String::new()
+    } else {
+        serde_json::to_string(metrics).unwrap_or_default()
+    }
 }

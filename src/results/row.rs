@@ -65,6 +65,9 @@ pub struct ResultRow {
     pub error: Option<String>,
     pub attempts: u32,
     pub raw_params: Kwargs,
+    /// Multi-objective tasks: every metric of the best parameters (validation split).
+    #[serde(default)]
+    pub metrics: std::collections::BTreeMap<String, f64>,
 }
 
 /// Column names in `results.csv` order.
@@ -115,6 +118,7 @@ pub const COLUMNS: &[&str] = &[
     "error",
     "attempts",
     "raw_params",
+    "metrics",
 ];
 
 /// Number of leading columns shared with the Python reference.
@@ -204,6 +208,7 @@ impl ResultRow {
             error: outcome.error.clone(),
             attempts: 1,
             raw_params: job.raw_params.clone(),
+            metrics: outcome.metrics.clone(),
         }
     }
 
@@ -259,6 +264,7 @@ impl ResultRow {
             s(&self.error),
             self.attempts.to_string(),
             k(&self.raw_params),
+            super::metrics_cell(&self.metrics),
         ]
     }
 }
@@ -348,6 +354,8 @@ mod tests {
             best_params: Some(Kwargs::new()),
             final_params: Some(Kwargs::new()),
             cost_usd: None,
+            metrics: Default::default(),
+            pareto_front: Vec::new(),
         };
         let llm = LlmInfo {
             provider: "stub".into(),

@@ -14,7 +14,7 @@ use crate::matrix::Job;
 use crate::optimizer::{Protocol, protocol_for};
 use crate::registry::Registry;
 use crate::stop::{Cancel, JobStop, StopReason, Stopped};
-use crate::task::{EvalLimits, Example};
+use crate::task::{EvalLimits, Example, ObjectiveMode};
 use crate::trainer::{Algorithm, Ctx, Monitor};
 
 /// What a job needs from its run.
@@ -144,10 +144,25 @@ fn execute(
         .and_then(serde_json::Value::as_f64)
         .filter(|t| *t > 0.0 && t.is_finite())
         .map(Duration::from_secs_f64);
-    let task = task.with_limits(EvalLimits {
+    let mut task = task.with_limits(EvalLimits {
         timeout,
         deadline: stop.deadline(),
     });
+    // Multi-objective tasks: `eval_kwargs.objective_mode` picks how metrics are combined.
+    if let Some(mode) = job.resolved.eval_kwargs.get("objective_mode")
+        && task.manifest.objective_config.is_some()
+    {
+        match mode.as_str().map(ObjectiveMode::parse) {
+            Some(Ok(mode)) => task = task.with_objective_mode(mode),
+            Some(Err(e)) => return failed("invalid_eval_kwargs", e),
+            None => {
+                return failed(
+                    "invalid_eval_kwargs",
+                    format!("objective_mode must be a string, found {mode}"),
+                );
+            }
+        }
+    }
     if let Some(reason) = task.unavailable_reason() {
         return skipped(reason);
     }
@@ -227,6 +242,8 @@ fn execute(
         resolved_optimizer: Some(protocol.name().to_string()),
         initial_params: Some(initial),
         best_params: Some(best),
+        metrics: monitor.metrics(&result.best_params),
+        pareto_front: result.pareto_front,
         final_params: Some(result.best_params),
         cost_usd: None,
     }
@@ -254,6 +271,8 @@ fn ended(status: JobStatus, kind: Option<&str>, message: String) -> JobOutcome {
         best_params: None,
         final_params: None,
         cost_usd: None,
+        metrics: Default::default(),
+        pareto_front: Vec::new(),
     }
 }
 

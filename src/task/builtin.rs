@@ -1,6 +1,8 @@
 //! Evaluators implemented in Rust for the built-in tasks (reference §10.3): each maps a
 //! parameter set and one example to an output, a score and feedback text.
 
+use std::collections::BTreeMap;
+
 use serde_json::Value as Json;
 
 use super::{Example, ExampleResult, Param, ParamKind, TaskManifest};
@@ -19,6 +21,10 @@ pub enum Evaluator {
     /// Output = the greeting of the input's language plus the name; score 1 when the
     /// expected greeting word for that language appears.
     LanguageGreeting,
+    /// Metrics `base_loss` = six-hump camel(x1, x2) and `reg_loss` = x1² + x2² (both
+    /// minimised); score −(base + reg). Outside [−2, 2]² the action is invalid: score −1,
+    /// both metrics 1e6 (the reference's convention).
+    SixHumpCamel,
 }
 
 impl Evaluator {
@@ -29,6 +35,7 @@ impl Evaluator {
             "exact_match" => Ok(Self::ExactMatch),
             "greeting_template" => Ok(Self::GreetingTemplate),
             "language_greeting" => Ok(Self::LanguageGreeting),
+            "six_hump_camel" => Ok(Self::SixHumpCamel),
             other => Err(format!(
                 "task `{}`: unknown builtin evaluator `{other}`",
                 m.id
@@ -43,6 +50,7 @@ impl Evaluator {
             Self::ExactMatch => exact_match(params, values, ex),
             Self::GreetingTemplate => greeting_template(values, ex),
             Self::LanguageGreeting => language_greeting(values, ex),
+            Self::SixHumpCamel => six_hump_camel(values),
         }
     }
 }
@@ -74,6 +82,7 @@ fn numeric_distance(params: &[Param], values: &Kwargs, ex: &Example) -> ExampleR
                 return ExampleResult {
                     output: text_of(values.get(&p.name)),
                     score: -1.0,
+                    metrics: BTreeMap::new(),
                     feedback: format!(
                         "parameter `{}` is not a number ({})",
                         p.name,
@@ -87,14 +96,49 @@ fn numeric_distance(params: &[Param], values: &Kwargs, ex: &Example) -> ExampleR
     match target {
         Some(t) => ExampleResult {
             score: -(sum - t).abs(),
+            metrics: BTreeMap::new(),
             feedback: format!("output={output}, target={}", python_float_repr(t)),
             output,
         },
         None => ExampleResult {
             output,
             score: -1.0,
+            metrics: BTreeMap::new(),
             feedback: "the example has no numeric target".into(),
         },
+    }
+}
+
+fn six_hump_camel(values: &Kwargs) -> ExampleResult {
+    let coord = |name: &str| {
+        values
+            .get(name)
+            .and_then(Json::as_f64)
+            .filter(|v| v.is_finite() && (-2.0..=2.0).contains(v))
+    };
+    let (Some(x1), Some(x2)) = (coord("x1"), coord("x2")) else {
+        return ExampleResult {
+            output: format!(
+                "x = [{}, {}]",
+                text_of(values.get("x1")),
+                text_of(values.get("x2"))
+            ),
+            score: -1.0,
+            feedback: "invalid action: x1 and x2 must be numbers in [-2, 2]".into(),
+            metrics: [("base_loss".into(), 1e6), ("reg_loss".into(), 1e6)].into(),
+        };
+    };
+    let base = (4.0 - 2.1 * x1 * x1 + x1.powi(4) / 3.0) * x1 * x1
+        + x1 * x2
+        + (-4.0 + 4.0 * x2 * x2) * x2 * x2;
+    let reg = x1 * x1 + x2 * x2;
+    ExampleResult {
+        output: format!("x = [{}, {}]", python_float_repr(x1), python_float_repr(x2)),
+        score: -(base + reg),
+        feedback: format!(
+            "base_loss (six-hump camel) = {base:.4}, reg_loss (x1^2 + x2^2) = {reg:.4}; both should be lower"
+        ),
+        metrics: [("base_loss".into(), base), ("reg_loss".into(), reg)].into(),
     }
 }
 
@@ -108,6 +152,7 @@ fn exact_match(params: &[Param], values: &Kwargs, ex: &Example) -> ExampleResult
     ExampleResult {
         output,
         score: if ok { 1.0 } else { 0.0 },
+        metrics: BTreeMap::new(),
         feedback: if ok { "Correct" } else { "Mismatch" }.into(),
     }
 }
@@ -131,6 +176,7 @@ fn greeting_template(values: &Kwargs, ex: &Example) -> ExampleResult {
     let ok = output == expected;
     ExampleResult {
         score: if ok { 1.0 } else { 0.0 },
+        metrics: BTreeMap::new(),
         feedback: if ok {
             "Correct".into()
         } else {
@@ -158,6 +204,7 @@ fn language_greeting(values: &Kwargs, ex: &Example) -> ExampleResult {
     let ok = output.contains(word);
     ExampleResult {
         score: if ok { 1.0 } else { 0.0 },
+        metrics: BTreeMap::new(),
         feedback: if ok {
             "Correct".into()
         } else {

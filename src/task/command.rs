@@ -9,6 +9,7 @@
 //! a non-zero exit, a timeout, output that is not the expected JSON — is a scored failure
 //! (`failure_score`) with the reason and the stderr tail as feedback, never a crashed job.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -113,6 +114,7 @@ impl CommandEvaluator {
             output: String::new(),
             score: self.failure_score,
             feedback,
+            metrics: BTreeMap::new(),
         }
     }
 
@@ -205,7 +207,7 @@ impl CommandEvaluator {
 }
 
 /// The evaluator's verdict: the whole stdout, or its last line that is a JSON object, as
-/// `{"score": number, "feedback"?: string, "output"?: any}`.
+/// `{"score": number, "feedback"?: string, "output"?: any, "metrics"?: {name: number}}`.
 fn parse_verdict(stdout: &str) -> Result<ExampleResult, String> {
     let value: Json = serde_json::from_str(stdout.trim())
         .ok()
@@ -234,10 +236,23 @@ fn parse_verdict(stdout: &str) -> Result<ExampleResult, String> {
         .get("output")
         .map(|o| o.as_str().map_or_else(|| o.to_string(), str::to_string))
         .unwrap_or_default();
+    let metrics = match value.get("metrics") {
+        None | Some(Json::Null) => BTreeMap::new(),
+        Some(Json::Object(m)) => m
+            .iter()
+            .map(|(k, v)| {
+                v.as_f64()
+                    .map(|x| (k.clone(), x))
+                    .ok_or_else(|| format!("evaluator metric `{k}` is not a number: {v}"))
+            })
+            .collect::<Result<_, _>>()?,
+        Some(other) => return Err(format!("evaluator `metrics` is not an object: {other}")),
+    };
     Ok(ExampleResult {
         output,
         score,
         feedback,
+        metrics,
     })
 }
 

@@ -55,6 +55,9 @@ pub struct TaskManifest {
     /// Set for tasks that cannot run here; jobs are reported `skipped` with this reason.
     #[serde(default)]
     pub skip_reason: Option<String>,
+    /// How a multi-objective task's metrics become its score (docs/tasks.md).
+    #[serde(default)]
+    pub objective_config: Option<super::ObjectiveConfig>,
     /// Programs (`python3`) and modules (`python3:numpy`) the evaluator needs; without
     /// them the task's jobs are `skipped` with the reason.
     #[serde(default)]

@@ -8,9 +8,11 @@
 mod builtin;
 pub mod command;
 pub mod manifest;
+pub mod objective;
 pub mod process;
 pub mod requires;
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
@@ -19,6 +21,7 @@ use serde_json::Value as Json;
 use crate::config::model::Kwargs;
 
 pub use manifest::{EvaluatorSpec, TaskManifest, parse_manifest, suite_of as manifest_suite};
+pub use objective::{ObjectiveConfig, ObjectiveMode};
 
 /// What kind of value a parameter holds (it shapes prompts and stub mutations).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,6 +125,8 @@ pub struct ExampleResult {
     pub score: f64,
     /// What the evaluator says about it.
     pub feedback: String,
+    /// Named metrics, for multi-objective tasks (empty otherwise).
+    pub metrics: BTreeMap<String, f64>,
 }
 
 /// The outcome of evaluating one parameter set on a list of examples.
@@ -133,6 +138,8 @@ pub struct Evaluation {
     pub summary: String,
     /// Per-example results, in example order.
     pub examples: Vec<ExampleResult>,
+    /// Mean of each metric over the examples that report it (empty for scalar tasks).
+    pub metrics: BTreeMap<String, f64>,
 }
 
 /// How a task scores.
@@ -160,6 +167,7 @@ pub struct Task {
     pub dir: Option<std::path::PathBuf>,
     scorer: Scorer,
     limits: EvalLimits,
+    objective_mode: ObjectiveMode,
 }
 
 impl Task {
@@ -183,12 +191,35 @@ impl Task {
                 ));
             }
         };
+        if let Some(config) = &manifest.objective_config {
+            config
+                .validate()
+                .map_err(|e| format!("task `{}`: {e}", manifest.id))?;
+        }
+        let objective_mode = manifest
+            .objective_config
+            .as_ref()
+            .map(|c| c.mode)
+            .unwrap_or_default();
         Ok(Self {
             manifest,
             dir: dir.map(std::path::Path::to_path_buf),
             scorer,
             limits: EvalLimits::default(),
+            objective_mode,
         })
+    }
+
+    /// This task scoring its metrics in `mode` (a job's `eval_kwargs.objective_mode`).
+    pub fn with_objective_mode(&self, mode: ObjectiveMode) -> Self {
+        let mut task = self.clone();
+        task.objective_mode = mode;
+        task
+    }
+
+    /// The mode metrics are combined in.
+    pub fn objective_mode(&self) -> ObjectiveMode {
+        self.objective_mode
     }
 
     /// This task for one job: evaluations respect `limits`.
@@ -264,6 +295,7 @@ impl Task {
                     self.limits.deadline,
                 ),
             })
+            .map(|r| self.apply_objective(r))
             .collect();
         let name = split.dataset_name();
         if results.is_empty() {
@@ -271,8 +303,10 @@ impl Task {
                 score: None,
                 summary: format!("{name}: empty_dataset"),
                 examples: results,
+                metrics: BTreeMap::new(),
             };
         }
+        let metrics = mean_metrics(&results);
         let mean = results.iter().map(|r| r.score).sum::<f64>() / results.len() as f64;
         let mut summary = format!("{name}: mean over {} examples. ", results.len());
         let firsts: Vec<&str> = results
@@ -285,8 +319,35 @@ impl Task {
             score: Some(mean),
             summary,
             examples: results,
+            metrics,
         }
     }
+
+    /// The search score of a multi-objective task is its objective over the metrics; an
+    /// example whose metrics are incomplete keeps the evaluator's own score.
+    fn apply_objective(&self, mut r: ExampleResult) -> ExampleResult {
+        if let Some(config) = &self.manifest.objective_config
+            && let Some(score) = config.score(self.objective_mode, &r.metrics)
+        {
+            r.score = score;
+        }
+        r
+    }
+}
+
+/// Mean of each metric over the results reporting it.
+fn mean_metrics(results: &[ExampleResult]) -> BTreeMap<String, f64> {
+    let mut sums: BTreeMap<String, (f64, usize)> = BTreeMap::new();
+    for r in results {
+        for (k, v) in &r.metrics {
+            let e = sums.entry(k.clone()).or_insert((0.0, 0));
+            e.0 += v;
+            e.1 += 1;
+        }
+    }
+    sums.into_iter()
+        .map(|(k, (sum, n))| (k, sum / n as f64))
+        .collect()
 }
 
 #[cfg(test)]

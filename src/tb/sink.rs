@@ -54,6 +54,7 @@ pub fn step_points(s: &StepRecord) -> StepPoints {
     .into_iter()
     .filter_map(|(tag, v)| v.map(|v| (tag.to_string(), v)))
     .collect();
+    scalars.extend(s.metrics.iter().map(|(k, v)| (format!("metric/{k}"), *v)));
     let mut texts = Vec::new();
     for (name, value) in &s.best_params {
         match value {

@@ -2,13 +2,13 @@
 //! through the job's protocol, candidate and step events, and the monitor that scores
 //! each step's chosen parameters on the task's evaluation split for the learning curve.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use serde_json::Value as Json;
 
 use crate::config::model::Kwargs;
-use crate::events::{Emitter, EventKind, LlmTranscript, StepRecord};
+use crate::events::{Emitter, EventKind, LlmTranscript, ParetoPoint, StepRecord};
 use crate::llm::{Llm, LlmError, Message};
 use crate::optimizer::{ExampleTrace, HistoryEntry, ProblemInstance, Protocol};
 use crate::rng::Rng;
@@ -44,7 +44,7 @@ impl Counters {
 /// Its evaluator calls are reported but never charged to a trainer's budget.
 #[derive(Debug, Default)]
 pub struct Monitor {
-    cache: HashMap<String, (Option<f64>, String)>,
+    cache: HashMap<String, Scored>,
     /// Evaluator calls made by the monitor.
     pub calls: u64,
 }
@@ -53,18 +53,31 @@ impl Monitor {
     /// Score and summary of `params` on the evaluation split.
     pub fn score(&mut self, task: &Task, params: &Kwargs) -> (Option<f64>, String) {
         let key = serde_json::to_string(params).unwrap_or_default();
-        if let Some(hit) = self.cache.get(&key) {
-            return hit.clone();
+        if let Some((score, summary, _)) = self.cache.get(&key) {
+            return (*score, summary.clone());
         }
         let (split, examples) = task.eval_split();
         let refs: Vec<&Example> = examples.iter().collect();
         self.calls += refs.len() as u64;
         let e = task.evaluate(params, split, &refs);
-        let out = (e.score, e.summary);
-        self.cache.insert(key, out.clone());
-        out
+        self.cache
+            .insert(key, (e.score, e.summary.clone(), e.metrics));
+        (e.score, e.summary)
+    }
+
+    /// The metrics of `params` from their last [`score`](Self::score) (empty if never
+    /// scored, or for scalar tasks).
+    pub fn metrics(&self, params: &Kwargs) -> BTreeMap<String, f64> {
+        let key = serde_json::to_string(params).unwrap_or_default();
+        self.cache
+            .get(&key)
+            .map(|(_, _, m)| m.clone())
+            .unwrap_or_default()
     }
 }
+
+/// A cached monitor evaluation: score, summary, metrics.
+type Scored = (Option<f64>, String, BTreeMap<String, f64>);
 
 /// One entry of a trainer's final pool (memory, buffer or program list).
 #[derive(Debug, Clone, PartialEq)]
@@ -103,6 +116,9 @@ pub struct TrainResult {
     pub pool: Vec<PoolEntry>,
     /// The LLM error that ended the job's LLM use (an auth error, or repeated failures).
     pub llm_failure: Option<LlmError>,
+    /// Multi-objective tasks: the non-dominated candidates among those scored on a whole
+    /// split (empty for scalar tasks).
+    pub pareto_front: Vec<ParetoPoint>,
 }
 
 /// LLM failures in a row after which a job stops calling (the endpoint is not usable).
@@ -128,6 +144,8 @@ pub struct Ctx<'a, 'e> {
     failures_in_a_row: u32,
     llm_failure: Option<LlmError>,
     stop: JobStop,
+    /// Whole-split evaluations of a multi-objective task, for the Pareto front.
+    archive: Vec<ParetoPoint>,
 }
 
 impl<'a, 'e> Ctx<'a, 'e> {
@@ -157,6 +175,7 @@ impl<'a, 'e> Ctx<'a, 'e> {
             failures_in_a_row: 0,
             llm_failure: None,
             stop: JobStop::never(),
+            archive: Vec::new(),
         }
     }
 
@@ -230,6 +249,17 @@ impl<'a, 'e> Ctx<'a, 'e> {
         let eval = self.task.evaluate(params, split, &refs);
         self.counters.metric_calls += refs.len() as u64;
         self.check_stop(false);
+        if self.task.manifest.objective_config.is_some()
+            && refs.len() == examples.len()
+            && !eval.metrics.is_empty()
+            && !self.archive.iter().any(|p| p.candidate_id == candidate_id)
+        {
+            self.archive.push(ParetoPoint {
+                candidate_id,
+                metrics: eval.metrics.clone(),
+                params: params.clone(),
+            });
+        }
         self.step_evaluations += 1;
         self.emitter.emit(EventKind::Eval {
             step: self.step,
@@ -396,8 +426,10 @@ impl<'a, 'e> Ctx<'a, 'e> {
     /// best training score), then start the next step.
     pub fn end_step(&mut self, best: &Kwargs, best_score: Option<f64>, score_train: Option<f64>) {
         let (score_val, _) = self.monitor.score(self.task, best);
+        let metrics = self.monitor.metrics(best);
         let spent = self.counters.since(&self.step_before);
         self.emitter.emit(EventKind::Step(StepRecord {
+            metrics,
             step: self.step,
             score_train,
             score_val,
@@ -427,6 +459,24 @@ impl<'a, 'e> Ctx<'a, 'e> {
             selections: self.selections,
             pool: finish.pool,
             llm_failure: self.llm_failure,
+            pareto_front: match &self.task.manifest.objective_config {
+                Some(config) => {
+                    let points: Vec<(u64, BTreeMap<String, f64>)> = self
+                        .archive
+                        .iter()
+                        .map(|p| (p.candidate_id, p.metrics.clone()))
+                        .collect();
+                    let front: Vec<u64> = crate::task::objective::pareto_front(config, &points)
+                        .iter()
+                        .map(|(id, _)| *id)
+                        .collect();
+                    self.archive
+                        .into_iter()
+                        .filter(|p| front.contains(&p.candidate_id))
+                        .collect()
+                }
+                None => Vec::new(),
+            },
         }
     }
 }

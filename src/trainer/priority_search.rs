@@ -249,6 +249,7 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Finish {
                         score: None,
                         summary: String::new(),
                         examples: eval.examples[range.clone()].to_vec(),
+                        metrics: Default::default(),
                     };
                     for _ in 0..s.num_proposals {
                         let parent = &search.cands[*slot];
