@@ -67,7 +67,7 @@ fn both_modes_score_by_their_rule_and_record_every_metric() {
 }
 
 #[test]
-fn a_bad_objective_mode_fails_the_job_with_the_reason() {
+fn a_bad_objective_mode_is_a_located_config_error() {
     let ws = Workspace::new();
     let cfg = ws.config(
         "bad.yaml",
@@ -77,10 +77,13 @@ fn a_bad_objective_mode_fails_the_job_with_the_reason() {
         .args(["run", "--config"])
         .arg(&cfg)
         .assert()
-        .code(1);
-    let (_, rows) = read_csv(&ws.only_run().join("results.csv"));
-    assert_eq!(rows[0]["error_kind"], "invalid_eval_kwargs");
-    assert!(rows[0]["error"].contains("`weighted` or `pareto`"));
+        .code(2)
+        .stderr(predicates::str::contains("bad.yaml:2:"))
+        .stderr(predicates::str::contains(
+            "tasks[0].eval_kwargs.objective_mode",
+        ))
+        .stderr(predicates::str::contains("`weighted` or `pareto`"));
+    assert!(!ws.path().join("runs").exists(), "nothing was written");
 }
 
 #[test]
