@@ -153,6 +153,10 @@ impl JobFilesSink {
             optimizer_kwargs,
             guide: task.map_or_else(String::new, |t| match t.evaluator_kind() {
                 "command" => format!("command:{}", t.manifest.evaluator.command.join(" ")),
+                "dataset" => format!(
+                    "dataset:{}",
+                    t.manifest.evaluator.metric.as_deref().unwrap_or_default()
+                ),
                 kind => format!("{kind}:{}", t.manifest.evaluator.name),
             }),
         }

@@ -143,6 +143,20 @@ pub struct JobOutcome {
     /// Multi-objective tasks: the job's non-dominated candidates.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pareto_front: Vec<ParetoPoint>,
+    /// Calls of the dataset agent (apart from the optimizer's `llm_calls`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub agent_calls: u64,
+    /// Prompt tokens of the dataset agent.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub agent_prompt_tokens: u64,
+    /// Completion tokens of the dataset agent.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub agent_completion_tokens: u64,
+}
+
+/// Agent counters are left out of the events of tasks without an agent.
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A candidate on a job's Pareto front.
@@ -422,6 +436,9 @@ mod tests {
                 cost_usd: None,
                 metrics: Default::default(),
                 pareto_front: Vec::new(),
+                agent_calls: 0,
+                agent_prompt_tokens: 0,
+                agent_completion_tokens: 0,
             })),
             EventKind::LlmTranscript(Box::new(LlmTranscript {
                 step: 1,

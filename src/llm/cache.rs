@@ -149,12 +149,28 @@ impl ResponseCache {
 
     /// The key of call `call_index` of the job with `seed`, for a request fingerprint.
     pub fn key(fingerprint: &Json, seed: i64, call_index: u64) -> String {
-        sha256_hex(&canonical_json(&json!({
+        Self::key_in(None, fingerprint, seed, call_index)
+    }
+
+    /// [`Self::key`] in a namespace: calls of another caller in the same job (the dataset
+    /// agent) are numbered on their own, and their keys never meet the optimizer's.
+    /// `None` gives the optimizer's keys, unchanged from before namespaces existed.
+    pub fn key_in(
+        namespace: Option<&str>,
+        fingerprint: &Json,
+        seed: i64,
+        call_index: u64,
+    ) -> String {
+        let mut body = json!({
             "format": CACHE_FORMAT,
             "request": fingerprint,
             "seed": seed,
             "call_index": call_index,
-        })))
+        });
+        if let Some(ns) = namespace {
+            body["namespace"] = json!(ns);
+        }
+        sha256_hex(&canonical_json(&body))
     }
 
     /// Where the entry for `key` lives: `<dir>/<key[..2]>/<key>.json`.
@@ -191,6 +207,7 @@ pub struct CachedLlm<L: Llm> {
     inner: L,
     cache: Arc<ResponseCache>,
     seed: i64,
+    namespace: Option<String>,
     next_call: u64,
     warnings: Vec<String>,
 }
@@ -202,9 +219,16 @@ impl<L: Llm> CachedLlm<L> {
             inner,
             cache,
             seed,
+            namespace: None,
             next_call: 0,
             warnings: Vec::new(),
         }
+    }
+
+    /// The same cache, keyed in `namespace` (see [`ResponseCache::key_in`]).
+    pub fn in_namespace(mut self, namespace: &str) -> Self {
+        self.namespace = Some(namespace.to_string());
+        self
     }
 
     /// Calls made so far (hits, misses and errors alike).
@@ -231,7 +255,8 @@ impl<L: Llm> Llm for CachedLlm<L> {
             return self.inner.complete(request);
         }
         let started = Instant::now();
-        let key = ResponseCache::key(
+        let key = ResponseCache::key_in(
+            self.namespace.as_deref(),
             &self.inner.request_fingerprint(request),
             self.seed,
             call_index,

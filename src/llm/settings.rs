@@ -15,6 +15,7 @@ use super::stub::StubLlm;
 use super::{Llm, LlmError, LlmInfo};
 use crate::config::model::{Kwargs, Mode};
 use crate::optimizer::Protocol;
+use crate::task::agent::AgentBackend;
 
 /// Where an API root comes from when the config gives none.
 const BASE_URL_VARS: &[&str] = &["OPENAI_BASE_URL", "OPENAI_API_BASE"];
@@ -241,6 +242,25 @@ impl LlmFactory {
         let Some(s) = &self.settings else {
             return Ok(Box::new(StubLlm::new(seed, protocol)));
         };
+        self.client(s, seed, None)
+    }
+
+    /// The agent of a dataset-task job: the stub rule in stub mode; in real mode the same
+    /// endpoint and model as the optimizer, with its calls numbered and cached in their own
+    /// namespace (`agent`) so they never shift or collide with the optimizer's.
+    pub fn agent_for_job(&self, seed: i64) -> Result<AgentBackend, LlmError> {
+        match &self.settings {
+            None => Ok(AgentBackend::Stub),
+            Some(s) => Ok(AgentBackend::Llm(self.client(s, seed, Some("agent"))?)),
+        }
+    }
+
+    fn client(
+        &self,
+        s: &LlmSettings,
+        seed: i64,
+        namespace: Option<&str>,
+    ) -> Result<Box<dyn Llm>, LlmError> {
         let mut config = ClientConfig::new(&s.provider, &s.base_url, &s.model);
         config.api_key = self.key.clone();
         config.temperature = s.temperature;
@@ -249,9 +269,12 @@ impl LlmFactory {
         config.max_retries = s.max_retries;
         config.seed = seed;
         let client = OpenAiClient::new(config, self.limiter.clone())?;
-        Ok(match &self.cache {
-            Some(cache) => Box::new(CachedLlm::new(client, cache.clone(), seed)),
-            None => Box::new(client),
+        Ok(match (&self.cache, namespace) {
+            (Some(cache), None) => Box::new(CachedLlm::new(client, cache.clone(), seed)),
+            (Some(cache), Some(ns)) => {
+                Box::new(CachedLlm::new(client, cache.clone(), seed).in_namespace(ns))
+            }
+            (None, _) => Box::new(client),
         })
     }
 }

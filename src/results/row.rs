@@ -68,6 +68,14 @@ pub struct ResultRow {
     /// Multi-objective tasks: every metric of the best parameters (validation split).
     #[serde(default)]
     pub metrics: std::collections::BTreeMap<String, f64>,
+    // Dataset tasks: what the agent answering the examples spent (0 elsewhere), apart
+    // from the optimizer's calls and tokens above.
+    #[serde(default)]
+    pub agent_calls: u64,
+    #[serde(default)]
+    pub agent_prompt_tokens: u64,
+    #[serde(default)]
+    pub agent_completion_tokens: u64,
 }
 
 /// Column names in `results.csv` order.
@@ -119,6 +127,9 @@ pub const COLUMNS: &[&str] = &[
     "attempts",
     "raw_params",
     "metrics",
+    "agent_calls",
+    "agent_prompt_tokens",
+    "agent_completion_tokens",
 ];
 
 /// Number of leading columns shared with the Python reference.
@@ -209,6 +220,9 @@ impl ResultRow {
             attempts: 1,
             raw_params: job.raw_params.clone(),
             metrics: outcome.metrics.clone(),
+            agent_calls: outcome.agent_calls,
+            agent_prompt_tokens: outcome.agent_prompt_tokens,
+            agent_completion_tokens: outcome.agent_completion_tokens,
         }
     }
 
@@ -265,6 +279,9 @@ impl ResultRow {
             self.attempts.to_string(),
             k(&self.raw_params),
             super::metrics_cell(&self.metrics),
+            self.agent_calls.to_string(),
+            self.agent_prompt_tokens.to_string(),
+            self.agent_completion_tokens.to_string(),
         ]
     }
 }
@@ -356,6 +373,9 @@ mod tests {
             cost_usd: None,
             metrics: Default::default(),
             pareto_front: Vec::new(),
+            agent_calls: 0,
+            agent_prompt_tokens: 0,
+            agent_completion_tokens: 0,
         };
         let llm = LlmInfo {
             provider: "stub".into(),

@@ -14,6 +14,7 @@ use crate::matrix::Job;
 use crate::optimizer::{Protocol, protocol_for};
 use crate::registry::Registry;
 use crate::stop::{Cancel, JobStop, StopReason, Stopped};
+use crate::task::agent::AgentHandle;
 use crate::task::{EvalLimits, Example, ObjectiveMode};
 use crate::trainer::{Algorithm, Ctx, Monitor};
 
@@ -70,13 +71,28 @@ pub fn run_job(job: &Job, ctx: &JobContext<'_>) -> Result<JobEnd, SinkError> {
     let started = Instant::now();
     let stop = JobStop::new(ctx.job_timeout, ctx.cancel.clone());
     let mut failure: Option<LlmError> = None;
+    // Dataset tasks: the agent answering the examples, built like the job's LLM.
+    let agent = ctx
+        .registry
+        .task(&job.task_id)
+        .filter(|t| t.uses_agent())
+        .map(|_| {
+            ctx.llm
+                .agent_for_job(job.seed)
+                .map(|backend| AgentHandle::new(backend, stop.deadline()))
+        })
+        .transpose();
+    let llm = llm.and_then(|llm| agent.map(|agent| (llm, agent)));
+    let mut agent_handle = None;
     let result = match llm {
-        Ok(mut llm) => catch_unwind(AssertUnwindSafe(|| {
+        Ok((mut llm, agent)) => catch_unwind(AssertUnwindSafe(|| {
+            agent_handle = agent.clone();
             let llm = llm.as_mut();
             execute(
                 job,
                 ctx.registry,
                 llm,
+                agent,
                 protocol.as_ref(),
                 &mut emitter,
                 &mut failure,
@@ -110,8 +126,19 @@ pub fn run_job(job: &Job, ctx: &JobContext<'_>) -> Result<JobEnd, SinkError> {
         },
     };
     outcome.time_seconds = started.elapsed().as_secs_f64();
-    if let (Some(settings), false) = (ctx.llm.settings(), outcome.llm_calls == 0) {
-        outcome.cost_usd = settings.cost(outcome.prompt_tokens, outcome.completion_tokens);
+    if let Some(agent) = &agent_handle {
+        let usage = agent.usage();
+        outcome.agent_calls = usage.calls;
+        outcome.agent_prompt_tokens = usage.prompt_tokens;
+        outcome.agent_completion_tokens = usage.completion_tokens;
+    }
+    // The agent talks to the same model, so its tokens cost the same.
+    let calls = outcome.llm_calls + outcome.agent_calls;
+    if let (Some(settings), false) = (ctx.llm.settings(), calls == 0) {
+        outcome.cost_usd = settings.cost(
+            outcome.prompt_tokens + outcome.agent_prompt_tokens,
+            outcome.completion_tokens + outcome.agent_completion_tokens,
+        );
     }
     let status = outcome.status;
     emitter.emit(EventKind::JobFinished(Box::new(outcome)));
@@ -121,10 +148,12 @@ pub fn run_job(job: &Job, ctx: &JobContext<'_>) -> Result<JobEnd, SinkError> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn execute(
     job: &Job,
     registry: &Registry,
     llm: &mut dyn Llm,
+    agent: Option<AgentHandle>,
     protocol: &dyn Protocol,
     emitter: &mut Emitter<'_>,
     llm_failure: &mut Option<LlmError>,
@@ -163,6 +192,17 @@ fn execute(
             }
         }
     }
+    if let Some(agent) = &agent {
+        task = task.with_agent(agent.clone());
+    }
+    // An agent that failed (after its client's retries) would score every example 0:
+    // the job fails with the agent's error instead of reporting that as a result.
+    let agent_failed = |llm_failure: &mut Option<LlmError>| {
+        let e = agent.as_ref()?.failure()?;
+        let outcome = failed(&format!("llm_{}", e.kind()), format!("agent: {e}"));
+        *llm_failure = Some(e);
+        Some(outcome)
+    };
     if let Some(reason) = task.unavailable_reason() {
         return skipped(reason);
     }
@@ -182,6 +222,10 @@ fn execute(
     let initial = task.initial_values();
     let mut monitor = Monitor::default();
     let (initial_score, _) = monitor.score(&task, &initial);
+    if let Some(mut outcome) = agent_failed(llm_failure) {
+        outcome.evaluator_calls = monitor.calls;
+        return outcome;
+    }
     let ctx =
         Ctx::new(&task, llm, protocol, emitter, &mut monitor, job.seed).with_stop(stop.clone());
     let result = algorithm.run(ctx);
@@ -211,6 +255,14 @@ fn execute(
             completion_tokens: result.counters.completion_tokens,
         }
         .unwind();
+    }
+    if let Some(mut outcome) = agent_failed(llm_failure) {
+        outcome.llm_calls = result.counters.llm_calls;
+        outcome.prompt_tokens = result.counters.prompt_tokens;
+        outcome.completion_tokens = result.counters.completion_tokens;
+        outcome.evaluator_calls = result.counters.metric_calls + monitor.calls;
+        outcome.score_val_initial = initial_score;
+        return outcome;
     }
     let score_val = match (initial_score, final_score) {
         (Some(i), Some(f)) => Some(i.max(f)),
@@ -246,6 +298,9 @@ fn execute(
         pareto_front: result.pareto_front,
         final_params: Some(result.best_params),
         cost_usd: None,
+        agent_calls: 0,
+        agent_prompt_tokens: 0,
+        agent_completion_tokens: 0,
     }
 }
 
@@ -273,6 +328,9 @@ fn ended(status: JobStatus, kind: Option<&str>, message: String) -> JobOutcome {
         cost_usd: None,
         metrics: Default::default(),
         pareto_front: Vec::new(),
+        agent_calls: 0,
+        agent_prompt_tokens: 0,
+        agent_completion_tokens: 0,
     }
 }
 

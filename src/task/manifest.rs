@@ -8,7 +8,8 @@ use super::{Param, Splits};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EvaluatorSpec {
-    /// `builtin` (evaluated in Rust) or `command` (any program, docs/tasks.md).
+    /// `builtin` (evaluated in Rust), `command` (any program) or `dataset` (an agent
+    /// answers JSONL examples with the prompt; docs/tasks.md).
     pub kind: String,
     /// Which built-in evaluator (`builtin`).
     #[serde(default)]
@@ -29,6 +30,15 @@ pub struct EvaluatorSpec {
     /// File extension of code parameters written for the program (`command`; default `py`).
     #[serde(default)]
     pub code_extension: Option<String>,
+    /// How answers are scored (`dataset`: `exact_match`, `contains`, `numeric`, `regex`).
+    #[serde(default)]
+    pub metric: Option<String>,
+    /// Absolute tolerance of the `numeric` metric (`dataset`; default 1e-6).
+    #[serde(default)]
+    pub tolerance: Option<f64>,
+    /// JSONL files of the splits, relative to the task folder (`dataset`; `train` required).
+    #[serde(default)]
+    pub data: Option<super::dataset::DataFiles>,
 }
 
 /// A task as described on disk.

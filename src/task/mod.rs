@@ -5,8 +5,10 @@
 //! candidates, so no job can leak trained state into another (a defect of the reference,
 //! which cached and mutated one task object across jobs).
 
+pub mod agent;
 mod builtin;
 pub mod command;
+pub mod dataset;
 pub mod manifest;
 pub mod objective;
 pub mod process;
@@ -147,6 +149,7 @@ pub struct Evaluation {
 enum Scorer {
     Builtin(builtin::Evaluator),
     Command(command::CommandEvaluator),
+    Dataset(dataset::DatasetEvaluator),
 }
 
 /// The limits of one job's evaluations.
@@ -168,6 +171,8 @@ pub struct Task {
     scorer: Scorer,
     limits: EvalLimits,
     objective_mode: ObjectiveMode,
+    /// The job's agent (dataset tasks); `None`: the stub agent, uncounted.
+    agent: Option<agent::AgentHandle>,
 }
 
 impl Task {
@@ -177,16 +182,21 @@ impl Task {
     }
 
     /// Build a task whose files live in `dir` (command evaluators need a folder).
+    /// Dataset tasks read their data files from `dir` into the splits here.
     pub fn from_folder(
-        manifest: TaskManifest,
+        mut manifest: TaskManifest,
         dir: Option<&std::path::Path>,
     ) -> Result<Self, String> {
         let scorer = match manifest.evaluator.kind.as_str() {
             "builtin" => Scorer::Builtin(builtin::Evaluator::from_manifest(&manifest)?),
             "command" => Scorer::Command(command::CommandEvaluator::from_manifest(&manifest, dir)?),
+            "dataset" => Scorer::Dataset(
+                dataset::DatasetEvaluator::load(&mut manifest, dir)
+                    .map_err(|e| format!("task `{}`: {e}", manifest.id))?,
+            ),
             other => {
                 return Err(format!(
-                    "task `{}`: evaluator kind `{other}` is not supported (builtin, command)",
+                    "task `{}`: evaluator kind `{other}` is not supported (builtin, command, dataset)",
                     manifest.id
                 ));
             }
@@ -207,6 +217,7 @@ impl Task {
             scorer,
             limits: EvalLimits::default(),
             objective_mode,
+            agent: None,
         })
     }
 
@@ -229,6 +240,18 @@ impl Task {
         task
     }
 
+    /// This task for one job: dataset examples are answered by `agent`, which counts.
+    pub fn with_agent(&self, agent: agent::AgentHandle) -> Self {
+        let mut task = self.clone();
+        task.agent = Some(agent);
+        task
+    }
+
+    /// Whether an agent LLM answers this task's examples (dataset tasks).
+    pub fn uses_agent(&self) -> bool {
+        matches!(self.scorer, Scorer::Dataset(_))
+    }
+
     /// Why jobs of this task cannot run here (`skip_reason`, or a missing requirement).
     pub fn unavailable_reason(&self) -> Option<String> {
         self.manifest
@@ -237,11 +260,12 @@ impl Task {
             .or_else(|| requires::missing(&self.manifest.requires))
     }
 
-    /// `builtin` or `command`.
+    /// `builtin`, `command` or `dataset`.
     pub fn evaluator_kind(&self) -> &'static str {
         match self.scorer {
             Scorer::Builtin(_) => "builtin",
             Scorer::Command(_) => "command",
+            Scorer::Dataset(_) => "dataset",
         }
     }
 
@@ -282,6 +306,14 @@ impl Task {
     /// Evaluate `values` on `examples`, summarised like the reference does.
     pub fn evaluate(&self, values: &Kwargs, split: SplitName, examples: &[&Example]) -> Evaluation {
         let params = &self.manifest.parameters;
+        let unbound;
+        let agent = match &self.agent {
+            Some(a) => a,
+            None => {
+                unbound = agent::AgentHandle::stub();
+                &unbound
+            }
+        };
         let results: Vec<ExampleResult> = examples
             .iter()
             .map(|ex| match &self.scorer {
@@ -294,6 +326,7 @@ impl Task {
                     self.limits.timeout,
                     self.limits.deadline,
                 ),
+                Scorer::Dataset(d) => d.evaluate(values, ex, agent),
             })
             .map(|r| self.apply_objective(r))
             .collect();

@@ -1,0 +1,200 @@
+//! The agent of dataset tasks: what answers each example with the trained prompt.
+//!
+//! A job binds its agent to its task (like its evaluation limits), so trainers and the
+//! monitor call `Task::evaluate` unchanged. The agent counts its own calls and tokens,
+//! apart from the optimizer's, and stops calling after its first error so a dead endpoint
+//! does not burn through a whole benchmark.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use super::Example;
+use super::dataset::{expected, input_text, words};
+use crate::llm::{ChatRequest, Llm, LlmError, Message, estimate_tokens};
+
+/// The stub agent: a deterministic rule, not a model, so stub runs of dataset tasks can
+/// show learning offline.
+///
+/// It answers an example with its expected answer when the prompt contains the example's
+/// `hint` (as whole words, ignoring case) and otherwise with the last word of the input
+/// (letters and digits only; `unknown` when there is none), which is almost always wrong.
+/// Examples without a hint are never answered right.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StubAgent;
+
+impl StubAgent {
+    /// The stub's answer to `example` under `prompt`.
+    pub fn answer(prompt: &str, example: &Example) -> String {
+        let (answer, hint) = expected(example);
+        if let Some(hint) = hint {
+            let needle = format!(" {} ", words(&hint).join(" "));
+            let haystack = format!(" {} ", words(prompt).join(" "));
+            if haystack.contains(&needle) {
+                return answer;
+            }
+        }
+        words(&input_text(&example.input))
+            .pop()
+            .unwrap_or_else(|| "unknown".into())
+    }
+}
+
+/// Who answers: the stub rule, or an LLM (real mode).
+pub enum AgentBackend {
+    /// [`StubAgent`].
+    Stub,
+    /// The real client of the job (own response-cache namespace).
+    Llm(Box<dyn Llm>),
+}
+
+/// What the agent spent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AgentUsage {
+    /// Calls (stub answers included).
+    pub calls: u64,
+    /// Prompt tokens (estimated for the stub).
+    pub prompt_tokens: u64,
+    /// Completion tokens (estimated for the stub).
+    pub completion_tokens: u64,
+}
+
+struct AgentState {
+    backend: AgentBackend,
+    usage: AgentUsage,
+    failure: Option<LlmError>,
+}
+
+/// A job's agent, shared by the clones of its task.
+#[derive(Clone)]
+pub struct AgentHandle(Arc<Mutex<AgentState>>);
+
+impl std::fmt::Debug for AgentHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentHandle")
+            .field("usage", &self.usage())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AgentHandle {
+    /// An agent answering with `backend`; `deadline` bounds every request of an LLM.
+    pub fn new(mut backend: AgentBackend, deadline: Option<Instant>) -> Self {
+        if let AgentBackend::Llm(llm) = &mut backend {
+            llm.set_deadline(deadline);
+        }
+        Self(Arc::new(Mutex::new(AgentState {
+            backend,
+            usage: AgentUsage::default(),
+            failure: None,
+        })))
+    }
+
+    /// The stub agent (also what an unbound task uses).
+    pub fn stub() -> Self {
+        Self::new(AgentBackend::Stub, None)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, AgentState> {
+        // A panic while holding the lock leaves counters that are still meaningful.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// What the agent has spent so far.
+    pub fn usage(&self) -> AgentUsage {
+        self.lock().usage
+    }
+
+    /// The first error of the agent's LLM, if any.
+    pub fn failure(&self) -> Option<LlmError> {
+        self.lock().failure.clone()
+    }
+
+    /// Answer `example` with `prompt` as the system message: messages
+    /// `[system: prompt, user: input]`.
+    pub fn answer(&self, prompt: &str, example: &Example) -> Result<String, LlmError> {
+        let mut state = self.lock();
+        if let Some(e) = &state.failure {
+            return Err(e.clone());
+        }
+        let input = input_text(&example.input);
+        let (text, prompt_tokens, completion_tokens) = match &mut state.backend {
+            AgentBackend::Stub => {
+                let text = StubAgent::answer(prompt, example);
+                let tokens = estimate_tokens(prompt) + estimate_tokens(&input);
+                let completion = estimate_tokens(&text);
+                (text, tokens, completion)
+            }
+            AgentBackend::Llm(llm) => {
+                let request = ChatRequest {
+                    messages: vec![Message::new("system", prompt), Message::new("user", input)],
+                    temperature: None,
+                    max_tokens: None,
+                    variables: Vec::new(),
+                    feedback: String::new(),
+                };
+                match llm.complete(&request) {
+                    Ok(r) => (r.content, r.usage.prompt_tokens, r.usage.completion_tokens),
+                    Err(e) => {
+                        state.usage.calls += 1;
+                        state.failure = Some(e.clone());
+                        return Err(e);
+                    }
+                }
+            }
+        };
+        state.usage.calls += 1;
+        state.usage.prompt_tokens += prompt_tokens;
+        state.usage.completion_tokens += completion_tokens;
+        Ok(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ex(input: &str, answer: serde_json::Value, hint: Option<&str>) -> Example {
+        Example {
+            input: json!(input),
+            info: json!({"answer": answer, "hint": hint}),
+        }
+    }
+
+    #[test]
+    fn the_stub_answers_right_only_when_the_prompt_holds_the_hint() {
+        let e = ex(
+            "Ann has 3 pens and buys 4. How many pens?",
+            json!(7),
+            Some("add"),
+        );
+        assert_eq!(StubAgent::answer("Answer briefly.", &e), "pens");
+        assert_eq!(StubAgent::answer("You ADD numbers.", &e), "7");
+        // Whole words only: `address` does not contain the hint `add`.
+        assert_eq!(StubAgent::answer("address", &e), "pens");
+        let multi = ex("Who?", json!("Ada"), Some("Computing History"));
+        assert_eq!(StubAgent::answer("computing history", &multi), "Ada");
+        assert_eq!(StubAgent::answer("history computing", &multi), "who");
+        assert_eq!(
+            StubAgent::answer("computing history", &ex("?!", json!("x"), None)),
+            "unknown"
+        );
+    }
+
+    #[test]
+    fn the_stub_is_deterministic_and_counted() {
+        let e = ex("What is 6 times 7?", json!(42), Some("multiply"));
+        let a = AgentHandle::stub();
+        let b = AgentHandle::stub();
+        for prompt in ["multiply", "guess", "Multiply carefully"] {
+            assert_eq!(a.answer(prompt, &e).unwrap(), b.answer(prompt, &e).unwrap());
+        }
+        let usage = a.usage();
+        assert_eq!(usage.calls, 3);
+        assert!(usage.prompt_tokens > 0 && usage.completion_tokens > 0);
+        assert_eq!(usage, b.usage());
+        // Clones share one agent (a job's task clones count together).
+        a.clone().answer("x", &e).unwrap();
+        assert_eq!(a.usage().calls, 4);
+    }
+}
