@@ -386,6 +386,19 @@ mod tests {
     }
 
     #[test]
+    fn namespaced_keys_differ_and_the_default_namespace_keeps_old_keys() {
+        let fp = json!({"model": "m", "messages": []});
+        assert_eq!(
+            ResponseCache::key(&fp, 1, 0),
+            ResponseCache::key_in(None, &fp, 1, 0)
+        );
+        assert_ne!(
+            ResponseCache::key(&fp, 1, 0),
+            ResponseCache::key_in(Some("agent"), &fp, 1, 0)
+        );
+    }
+
+    #[test]
     fn mode_parsing_and_default() {
         assert_eq!(CacheMode::default(), CacheMode::ReadWrite);
         for m in [CacheMode::Off, CacheMode::ReadWrite, CacheMode::Replay] {

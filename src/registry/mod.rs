@@ -51,6 +51,14 @@ const TASK_FOLDER_FILES: &[(&str, &str)] = embedded!(
     "tasks/llm4ad/tsp_construct/task.yaml",
     "tasks/llm4ad/tsp_construct/score.py",
     "tasks/llm4ad/tsp_construct/instances.json",
+    "tasks/datasets/arithmetic/task.yaml",
+    "tasks/datasets/arithmetic/train.jsonl",
+    "tasks/datasets/arithmetic/validation.jsonl",
+    "tasks/datasets/arithmetic/test.jsonl",
+    "tasks/datasets/factual_qa/task.yaml",
+    "tasks/datasets/factual_qa/train.jsonl",
+    "tasks/datasets/factual_qa/validation.jsonl",
+    "tasks/datasets/factual_qa/test.jsonl",
 );
 
 /// Trainer presets shipped with the binary.
@@ -336,6 +344,34 @@ mod tests {
             assert_eq!(reg.trainer(&t.id).map(|p| &p.id), Some(&t.id));
             for alias in &t.id_aliases {
                 assert_eq!(reg.trainer(alias).map(|p| &p.id), Some(&t.id));
+            }
+        }
+    }
+
+    #[test]
+    fn the_shipped_datasets_load_from_their_jsonl_files() {
+        let reg = Registry::builtin();
+        for id in ["datasets:arithmetic", "datasets:factual_qa"] {
+            let task = reg.task(id).unwrap();
+            assert_eq!(task.evaluator_kind(), "dataset");
+            let s = &task.manifest.splits;
+            assert_eq!(
+                (s.train.len(), s.validation.len(), s.test.len()),
+                (16, 12, 8)
+            );
+            // The stub agent gets nothing right without a hint in the prompt, and every
+            // example of a category right with its hint.
+            let all: Vec<&crate::task::Example> =
+                s.train.iter().chain(&s.validation).chain(&s.test).collect();
+            let split = crate::task::SplitName::Train;
+            let initial = task.evaluate(&task.initial_values(), split, &all);
+            assert_eq!(initial.score, Some(0.0), "{id}: {}", initial.summary);
+            for ex in &all {
+                let hint = ex.info["hint"].as_str().unwrap();
+                let mut values = task.initial_values();
+                values.insert("prompt".into(), serde_json::json!(hint));
+                let e = task.evaluate(&values, split, &[ex]);
+                assert_eq!(e.score, Some(1.0), "{id}: {}", e.summary);
             }
         }
     }
