@@ -45,7 +45,7 @@ const COMPARE_HELP: &str = "A score drop fails when the mean paired difference i
 /// `list-tasks`
 #[derive(Debug, Args)]
 pub struct ListTasksArgs {
-    /// Only these suites, comma- or `+`-separated (llm4ad, trace_examples, internal, veribench, hf, terminal_bench).
+    /// Only these suites, comma- or `+`-separated (llm4ad, trace_examples, internal, veribench, hf, terminal_bench, datasets, and the suites of your tasks).
     #[arg(long, visible_alias = "dataset-name")]
     pub bench: Option<String>,
     /// Print JSON with description, parameters and evaluator kind.

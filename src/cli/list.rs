@@ -37,7 +37,11 @@ pub fn list_tasks(args: &ListTasksArgs, registry: &Registry) -> Result<u8, CliEr
                     "description": m.description,
                     "objective": m.objective,
                     "evaluator_kind": t.evaluator_kind(),
-                    "evaluator": if m.evaluator.kind == "command" { json!(m.evaluator.command) } else { json!(m.evaluator.name) },
+                    "evaluator": match m.evaluator.kind.as_str() {
+                        "command" => json!(m.evaluator.command),
+                        "dataset" => json!(m.evaluator.metric),
+                        _ => json!(m.evaluator.name),
+                    },
                     "task_dir": t.dir,
                     "parameters": m.parameters,
                     "splits": {"train": m.splits.train.len(), "validation": m.splits.validation.len(), "test": m.splits.test.len()},
