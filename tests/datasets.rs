@@ -191,3 +191,34 @@ fn an_agent_auth_error_fails_the_job_and_stops_the_run() {
     );
     assert_eq!(rows[0]["agent_calls"], "1");
 }
+
+#[test]
+fn a_slow_agent_is_cut_at_the_job_deadline() {
+    let ws = Workspace::new();
+    let dir = dataset_task(&ws, "{\"input\": \"What is 2 plus 2?\", \"answer\": 4}\n");
+    let server = MockServer::start(vec![]).unwrap();
+    server.set_default(
+        ScriptedResponse::chat("4", Some((10, 2))).with_delay(std::time::Duration::from_secs(30)),
+    );
+    let cfg = ws.config(
+        "slow.yaml",
+        &format!(
+            "mode: real\nseeds: [1]\njob_timeout: 1\ntasks_dir: {}\nllm:\n  provider: mock\n  base_url: {}\n  model: m\n  api_key_env: null\n  max_retries: 0\n  cache: off\ntasks: [mine:tiny]\ntrainers:\n  - id: PrioritySearch\n    params_variants: [{{ps_steps: 2}}]\n",
+            dir.display(),
+            server.base_url(),
+        ),
+    );
+    let started = std::time::Instant::now();
+    ws.cmd()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .args(["--run-id", "slow"])
+        .assert()
+        .code(1);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "the agent's request outlived the job deadline"
+    );
+    let (_, rows) = read_csv(&ws.path().join("runs/slow/results.csv"));
+    assert_eq!(rows[0]["status"], "timeout", "{:?}", rows[0]);
+}

@@ -222,6 +222,18 @@ fn execute(
     let initial = task.initial_values();
     let mut monitor = Monitor::default();
     let (initial_score, _) = monitor.score(&task, &initial);
+    // An agent cut off by the deadline is a timeout, not an agent failure.
+    if let Some(reason) = stop.hard() {
+        Stopped {
+            reason,
+            steps: 0,
+            metric_calls: monitor.calls,
+            llm_calls: 0,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+        }
+        .unwind();
+    }
     if let Some(mut outcome) = agent_failed(llm_failure) {
         outcome.evaluator_calls = monitor.calls;
         return outcome;

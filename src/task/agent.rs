@@ -89,7 +89,7 @@ impl AgentHandle {
         })))
     }
 
-    /// The stub agent (also what an unbound task uses).
+    /// The stub agent, counted (a stub-mode job's agent).
     pub fn stub() -> Self {
         Self::new(AgentBackend::Stub, None)
     }

@@ -12,7 +12,7 @@ use regex::Regex;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
-use super::agent::AgentHandle;
+use super::agent::{AgentHandle, StubAgent};
 use super::{Example, ExampleResult, Param, ParamKind, Splits, TaskManifest};
 use crate::config::model::Kwargs;
 
@@ -261,18 +261,23 @@ impl DatasetEvaluator {
     }
 
     /// Ask the agent for `example` with the prompt in `values`, and score its answer.
+    /// Without a job's agent (tests, tools) the stub rule answers, uncounted.
     pub fn evaluate(
         &self,
         values: &Kwargs,
         example: &Example,
-        agent: &AgentHandle,
+        agent: Option<&AgentHandle>,
     ) -> ExampleResult {
         let prompt = match values.get(&self.prompt_param) {
             Some(Json::String(s)) => s.clone(),
             Some(other) => other.to_string(),
             None => String::new(),
         };
-        match agent.answer(&prompt, example) {
+        let answer = match agent {
+            Some(agent) => agent.answer(&prompt, example),
+            None => Ok(StubAgent::answer(&prompt, example)),
+        };
+        match answer {
             Ok(answer) => self.score(&answer, example),
             Err(e) => ExampleResult {
                 output: String::new(),

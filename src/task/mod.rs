@@ -306,14 +306,6 @@ impl Task {
     /// Evaluate `values` on `examples`, summarised like the reference does.
     pub fn evaluate(&self, values: &Kwargs, split: SplitName, examples: &[&Example]) -> Evaluation {
         let params = &self.manifest.parameters;
-        let unbound;
-        let agent = match &self.agent {
-            Some(a) => a,
-            None => {
-                unbound = agent::AgentHandle::stub();
-                &unbound
-            }
-        };
         let results: Vec<ExampleResult> = examples
             .iter()
             .map(|ex| match &self.scorer {
@@ -326,7 +318,7 @@ impl Task {
                     self.limits.timeout,
                     self.limits.deadline,
                 ),
-                Scorer::Dataset(d) => d.evaluate(values, ex, agent),
+                Scorer::Dataset(d) => d.evaluate(values, ex, self.agent.as_ref()),
             })
             .map(|r| self.apply_objective(r))
             .collect();
