@@ -21,6 +21,9 @@ pub enum StopReason {
     Timeout,
     /// The user cancelled the run.
     Cancelled,
+    /// Something the job cannot do without failed for good (a dataset task's agent LLM):
+    /// going on would only spend optimizer calls on examples that all score 0.
+    Failed,
 }
 
 /// The unwinding payload of a stopped job: why, and what it had done by then.

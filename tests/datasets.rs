@@ -222,3 +222,46 @@ fn a_slow_agent_is_cut_at_the_job_deadline() {
     let (_, rows) = read_csv(&ws.path().join("runs/slow/results.csv"));
     assert_eq!(rows[0]["status"], "timeout", "{:?}", rows[0]);
 }
+
+#[test]
+fn an_agent_failing_mid_run_stops_the_job_at_once() {
+    let ws = Workspace::new();
+    let dir = dataset_task(&ws, "{\"input\": \"What is 2 plus 2?\", \"answer\": 4}\n");
+    // The initial evaluation's agent call and the first proposal succeed; then the
+    // endpoint breaks for good.
+    let proposal = "<reasoning>r</reasoning>\n<variable><name>prompt</name><value>Add the numbers.</value></variable>";
+    let server = MockServer::start(vec![
+        ScriptedResponse::chat("4", Some((10, 2))),
+        ScriptedResponse::chat(proposal, Some((10, 2))),
+    ])
+    .unwrap();
+    server.set_default(ScriptedResponse::error(500, "down"));
+    let cfg = ws.config(
+        "mid.yaml",
+        &format!(
+            "mode: real\nseeds: [1]\ntasks_dir: {}\nllm:\n  provider: mock\n  base_url: {}\n  model: m\n  api_key_env: null\n  max_retries: 0\n  cache: off\ntasks: [mine:tiny]\ntrainers:\n  - id: PrioritySearch\n    params_variants: [{{ps_steps: 20, ps_candidates: 1, ps_proposals: 1}}]\n",
+            dir.display(),
+            server.base_url(),
+        ),
+    );
+    ws.cmd()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .args(["--run-id", "mid"])
+        .assert()
+        .code(1);
+    let (_, rows) = read_csv(&ws.path().join("runs/mid/results.csv"));
+    assert_eq!(rows[0]["status"], "failed");
+    assert_eq!(rows[0]["error_kind"], "llm_server");
+    assert!(
+        rows[0]["error"].starts_with("agent: "),
+        "{}",
+        rows[0]["error"]
+    );
+    // Without stopping, 20 steps would go on calling the optimizer.
+    assert!(
+        server.requests().len() <= 4,
+        "{} requests",
+        server.requests().len()
+    );
+}

@@ -104,16 +104,20 @@ pub fn run_job(job: &Job, ctx: &JobContext<'_>) -> Result<JobEnd, SinkError> {
             Ok(failed(&format!("llm_{}", e.kind()), e.to_string()))
         }
     };
-    let stop_run = failure.filter(LlmError::stops_run).map(|e| {
-        let hint = e
-            .hint()
-            .map(|h| format!(" (hint: {h})"))
-            .unwrap_or_default();
-        format!("{e}{hint}")
-    });
     let mut outcome = match result {
         Ok(outcome) => outcome,
         Err(payload) => match payload.downcast::<Stopped>() {
+            Ok(stopped) if stopped.reason == StopReason::Failed => {
+                let e = agent_handle.as_ref().and_then(AgentHandle::failure);
+                let mut outcome = stopped_outcome(&stopped, ctx.job_timeout, started.elapsed());
+                if let Some(e) = e {
+                    outcome.error_kind = Some(format!("llm_{}", e.kind()));
+                    outcome.error = Some(format!("agent: {e}"));
+                    outcome.feedback = format!("agent: {e}");
+                    failure = Some(e);
+                }
+                outcome
+            }
             Ok(stopped) => stopped_outcome(&stopped, ctx.job_timeout, started.elapsed()),
             Err(panic) => {
                 let message = panic
@@ -125,6 +129,13 @@ pub fn run_job(job: &Job, ctx: &JobContext<'_>) -> Result<JobEnd, SinkError> {
             }
         },
     };
+    let stop_run = failure.filter(LlmError::stops_run).map(|e| {
+        let hint = e
+            .hint()
+            .map(|h| format!(" (hint: {h})"))
+            .unwrap_or_default();
+        format!("{e}{hint}")
+    });
     outcome.time_seconds = started.elapsed().as_secs_f64();
     if let Some(agent) = &agent_handle {
         let usage = agent.usage();
@@ -364,6 +375,14 @@ fn stopped_outcome(stopped: &Stopped, limit: Option<Duration>, elapsed: Duration
             "cancelled",
             format!(
                 "cancelled by the user after {} step(s); resume reruns it",
+                stopped.steps
+            ),
+        ),
+        StopReason::Failed => (
+            JobStatus::Failed,
+            "failed",
+            format!(
+                "stopped after {} step(s): a resource it needs failed",
                 stopped.steps
             ),
         ),

@@ -247,7 +247,12 @@ impl Task {
         task
     }
 
-    /// Whether an agent LLM answers this task's examples (dataset tasks).
+    /// The error that ended the bound agent's use, if it failed for good.
+    pub fn agent_failure(&self) -> Option<crate::llm::LlmError> {
+        self.agent.as_ref()?.failure()
+    }
+
+    /// Whether the task's examples are answered by an agent LLM (dataset tasks).
     pub fn uses_agent(&self) -> bool {
         matches!(self.scorer, Scorer::Dataset(_))
     }

@@ -12,7 +12,7 @@ use crate::events::{Emitter, EventKind, LlmTranscript, ParetoPoint, StepRecord};
 use crate::llm::{Llm, LlmError, Message};
 use crate::optimizer::{ExampleTrace, HistoryEntry, ProblemInstance, Protocol};
 use crate::rng::Rng;
-use crate::stop::{JobStop, Stopped};
+use crate::stop::{JobStop, StopReason, Stopped};
 use crate::task::{Evaluation, Example, SplitName, Task};
 
 /// What a trainer has spent.
@@ -187,10 +187,12 @@ impl<'a, 'e> Ctx<'a, 'e> {
         self
     }
 
-    /// Unwind out of the trainer if the job must stop now (or, at a step end, also when
-    /// the run was cancelled).
+    /// Unwind out of the trainer if the job must stop now: its deadline passed, its agent
+    /// failed for good, or (at a step end) the run was cancelled.
     fn check_stop(&self, at_step_end: bool) {
-        let reason = if at_step_end {
+        let reason = if self.task.agent_failure().is_some() {
+            Some(StopReason::Failed)
+        } else if at_step_end {
             self.stop.at_step_end()
         } else {
             self.stop.hard()
