@@ -31,6 +31,7 @@ pub fn list_tasks(args: &ListTasksArgs, registry: &Registry) -> Result<u8, CliEr
             .iter()
             .map(|t| {
                 let m = &t.manifest;
+                let unavailable = t.unavailable_reason();
                 json!({
                     "id": m.id,
                     "suite": m.suite(),
@@ -46,8 +47,8 @@ pub fn list_tasks(args: &ListTasksArgs, registry: &Registry) -> Result<u8, CliEr
                     "parameters": m.parameters,
                     "splits": {"train": m.splits.train.len(), "validation": m.splits.validation.len(), "test": m.splits.test.len()},
                     "trainable": t.has_trainable_params(),
-                    "available": t.unavailable_reason().is_none(),
-                    "skip_reason": t.unavailable_reason(),
+                    "available": unavailable.is_none(),
+                    "skip_reason": unavailable,
                 })
             })
             .collect();
