@@ -116,6 +116,16 @@ fn manifest_statuses(run: &Path) -> Vec<String> {
         .collect()
 }
 
+/// `run --config cfg --run-id run_id extra...`, for assertions.
+fn run_as(ws: &Workspace, cfg: &Path, run_id: &str, extra: &[&str]) -> assert_cmd::assert::Assert {
+    ws.cmd()
+        .args(["run", "--config"])
+        .arg(cfg)
+        .args(["--run-id", run_id])
+        .args(extra)
+        .assert()
+}
+
 fn resume(ws: &Workspace, cfg: &Path, run_id: &str, mode: &str) -> std::process::Output {
     ws.cmd()
         .args(["run", "--config"])
@@ -130,12 +140,7 @@ fn kill_9_mid_run_then_resume_equals_an_uninterrupted_run() {
     let ws = Workspace::new();
     let server = slow_server(Duration::from_millis(60));
     let cfg = real_config(&ws, &server, 6, "");
-    ws.cmd()
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .args(["--run-id", "whole"])
-        .assert()
-        .success();
+    run_as(&ws, &cfg, "whole", &[]).success();
 
     let run = ws.path().join("runs/killed");
     let mut child = spawn_run(&ws, &cfg, "killed");
@@ -195,12 +200,7 @@ fn ctrl_c_cancels_with_exit_130_and_the_run_resumes() {
     let ws = Workspace::new();
     let server = slow_server(Duration::from_millis(60));
     let cfg = real_config(&ws, &server, 6, "");
-    ws.cmd()
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .args(["--run-id", "whole"])
-        .assert()
-        .success();
+    run_as(&ws, &cfg, "whole", &[]).success();
 
     let child = spawn_run(&ws, &cfg, "interrupted");
     let run = ws.path().join("runs/interrupted");
@@ -285,11 +285,7 @@ fn a_second_concurrent_run_is_refused() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    ws.cmd()
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .args(["--run-id", "busy"])
-        .assert()
+    run_as(&ws, &cfg, "busy", &[])
         .code(2)
         .stderr(contains("is in use by another trace-bench run"))
         .stderr(contains(format!("pid {}", first.id())));
@@ -346,33 +342,15 @@ const STUB_MIXED: &str = "mode: stub\nseeds: [1, 2]\nmax_workers: 2\ntasks: [int
 fn resume_with_a_changed_knob_is_refused_naming_it() {
     let ws = Workspace::new();
     let cfg = ws.config("a.yaml", STUB_MIXED);
-    ws.cmd()
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .args(["--run-id", "r"])
-        .assert()
-        .code(1);
+    run_as(&ws, &cfg, "r", &[]).code(1);
     let changed = ws.config("b.yaml", &STUB_MIXED.replace("ps_steps: 2", "ps_steps: 3"));
-    ws.cmd()
-        .args(["run", "--config"])
-        .arg(&changed)
-        .args(["--run-id", "r"])
-        .assert()
+    run_as(&ws, &changed, "r", &[])
         .code(2)
         .stderr(contains("refusing to resume"))
         .stderr(contains("trainers[0].params_variants[0].ps_steps: 2 -> 3"));
     // Invocation settings may change; --force reruns everything with the new config.
-    ws.cmd()
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .args(["--run-id", "r", "--max-workers", "1"])
-        .assert()
-        .code(1);
-    ws.cmd()
-        .args(["run", "--config"])
-        .arg(&changed)
-        .args(["--run-id", "r", "--force"])
-        .assert()
+    run_as(&ws, &cfg, "r", &["--max-workers", "1"]).code(1);
+    run_as(&ws, &changed, "r", &["--force"])
         .code(1)
         .stdout(contains("(4 executed, 0 reused, 2 failed)"));
 }
@@ -381,12 +359,7 @@ fn resume_with_a_changed_knob_is_refused_naming_it() {
 fn resume_failed_reruns_exactly_the_failed_jobs() {
     let ws = Workspace::new();
     let cfg = ws.config("a.yaml", STUB_MIXED);
-    ws.cmd()
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .args(["--run-id", "r"])
-        .assert()
-        .code(1);
+    run_as(&ws, &cfg, "r", &[]).code(1);
     let run = ws.path().join("runs/r");
     let before = stable_results(&run);
     let out = resume(&ws, &cfg, "r", "failed");
@@ -418,12 +391,7 @@ fn fail_fast_stops_scheduling_after_the_first_failure() {
         "ff.yaml",
         "mode: stub\nseeds: [1, 2, 3]\nmax_workers: 1\nfail_fast: true\ntasks: [internal:non_trainable, internal:numeric_param]\ntrainers: [PrioritySearch]\n",
     );
-    ws.cmd()
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .args(["--run-id", "ff"])
-        .assert()
-        .code(1);
+    run_as(&ws, &cfg, "ff", &[]).code(1);
     let statuses = manifest_statuses(&ws.path().join("runs/ff"));
     assert_eq!(statuses[0], "failed");
     assert!(
@@ -484,12 +452,7 @@ fn a_hung_evaluator_is_killed_at_job_timeout_with_no_process_left() {
         "tasks_dir: mytasks\nmode: stub\njob_timeout: 1.5\ntasks: [demo:hang]\ntrainers: [PrioritySearch]\n",
     );
     let started = Instant::now();
-    ws.cmd()
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .args(["--run-id", "hang"])
-        .assert()
-        .code(1);
+    run_as(&ws, &cfg, "hang", &[]).code(1);
     assert!(started.elapsed() < Duration::from_secs(10));
     let (_, rows) = read_csv(&ws.path().join("runs/hang/results.csv"));
     assert_eq!(rows[0]["status"], "timeout");
