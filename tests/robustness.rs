@@ -218,6 +218,12 @@ fn ctrl_c_cancels_with_exit_130_and_the_run_resumes() {
     assert!(run.join("summary.json").is_file());
     assert!(!run.join("meta/run.lock").exists(), "lock released");
 
+    // `failed` reruns only failed/timed-out jobs: the cancelled ones stay unfinished, and
+    // the exit code says so.
+    let out = resume(&ws, &cfg, "interrupted", "failed");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("have no finished result"));
+
     let out = resume(&ws, &cfg, "interrupted", "auto");
     assert!(
         out.status.success(),

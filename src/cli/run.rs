@@ -144,7 +144,18 @@ pub fn run(args: &RunArgs, registry: &Registry) -> Result<u8, CliError> {
         );
         return Ok(CANCELLED);
     }
-    Ok(if report.summary.failures() > 0 {
+    let incomplete = report
+        .dispositions
+        .iter()
+        .filter(|d| d.is_incomplete())
+        .count();
+    if incomplete > 0 {
+        eprintln!(
+            "trace-bench: {incomplete} job(s) have no finished result (see the manifest); `--run-id {} --resume auto` runs them",
+            plan.run_id
+        );
+    }
+    Ok(if report.summary.failures() > 0 || incomplete > 0 {
         FAILURES
     } else {
         OK

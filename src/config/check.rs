@@ -64,20 +64,25 @@ pub fn check(config: &Config, registry: &Registry, strict: bool) -> Vec<Diagnost
     for (i, task) in config.tasks.iter().enumerate() {
         if let Some(known) = registry.task(&task.id) {
             // Multi-objective tasks: a mode the job could not use is a config error.
-            if known.manifest.objective_config.is_some()
+            if let Some(objective) = &known.manifest.objective_config
                 && let Some(mode) = task.eval_kwargs.get("objective_mode")
-                && mode
-                    .as_str()
-                    .is_none_or(|m| crate::task::ObjectiveMode::parse(m).is_err())
             {
-                out.push(
-                    Diagnostic::error(
-                        format!("tasks[{i}].eval_kwargs.objective_mode"),
-                        task.span,
-                        format!("objective_mode must be `weighted` or `pareto`, found {mode}"),
-                    )
-                    .with_hint("docs/tasks.md, Multi-objective tasks"),
-                );
+                let problem = match mode.as_str().map(crate::task::ObjectiveMode::parse) {
+                    Some(Ok(m)) => objective.supports(m).err(),
+                    _ => Some(format!(
+                        "objective_mode must be `weighted` or `pareto`, found {mode}"
+                    )),
+                };
+                if let Some(message) = problem {
+                    out.push(
+                        Diagnostic::error(
+                            format!("tasks[{i}].eval_kwargs.objective_mode"),
+                            task.span,
+                            message,
+                        )
+                        .with_hint("docs/tasks.md, Multi-objective tasks"),
+                    );
+                }
             }
             continue;
         }

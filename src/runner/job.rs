@@ -192,8 +192,17 @@ fn execute(
     if let Some(mode) = job.resolved.eval_kwargs.get("objective_mode")
         && task.manifest.objective_config.is_some()
     {
+        let supported = |m: ObjectiveMode| {
+            task.manifest
+                .objective_config
+                .as_ref()
+                .map_or(Ok(()), |c| c.supports(m))
+        };
         match mode.as_str().map(ObjectiveMode::parse) {
-            Some(Ok(mode)) => task = task.with_objective_mode(mode),
+            Some(Ok(mode)) => match supported(mode) {
+                Ok(()) => task = task.with_objective_mode(mode),
+                Err(e) => return failed("invalid_eval_kwargs", e),
+            },
             Some(Err(e)) => return failed("invalid_eval_kwargs", e),
             None => {
                 return failed(
@@ -374,7 +383,7 @@ fn stopped_outcome(stopped: &Stopped, limit: Option<Duration>, elapsed: Duration
             JobStatus::Cancelled,
             "cancelled",
             format!(
-                "cancelled by the user after {} step(s); resume reruns it",
+                "cancelled by the user after {} step(s); `--resume auto` reruns it",
                 stopped.steps
             ),
         ),

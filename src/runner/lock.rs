@@ -36,29 +36,39 @@ impl RunLock {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(io)?;
         let mut previous = String::new();
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                let _ = file.read_to_string(&mut previous);
-                return Err(format!(
-                    "the run directory `{}` is in use by another trace-bench run ({})",
-                    path.parent()
-                        .and_then(Path::parent)
-                        .unwrap_or(path)
-                        .display(),
-                    describe(&previous)
-                ));
+        // A lock on a file that a finishing run has just removed would lock nothing:
+        // after locking, check that the path still names the locked file, else retry.
+        let mut attempts = 0;
+        let mut file = loop {
+            attempts += 1;
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)
+                .map_err(io)?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) => {
+                    let mut file = file;
+                    let _ = file.read_to_string(&mut previous);
+                    return Err(format!(
+                        "the run directory `{}` is in use by another trace-bench run ({})",
+                        path.parent()
+                            .and_then(Path::parent)
+                            .unwrap_or(path)
+                            .display(),
+                        describe(&previous)
+                    ));
+                }
+                Err(TryLockError::Error(e)) => return Err(io(e)),
             }
-            Err(TryLockError::Error(e)) => return Err(io(e)),
-        }
+            if same_file(&file, path) || attempts >= 5 {
+                break file;
+            }
+        };
         file.read_to_string(&mut previous).map_err(io)?;
         let took_over = (!previous.trim().is_empty()).then(|| describe(&previous));
         let holder = json!({
@@ -77,6 +87,15 @@ impl RunLock {
             },
             took_over,
         })
+    }
+}
+
+/// Whether `path` still names the open `file` (same device and inode).
+fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
     }
 }
 

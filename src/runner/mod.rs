@@ -39,6 +39,18 @@ pub enum Disposition {
     Cancelled,
 }
 
+impl Disposition {
+    /// Whether the job is left without a finished result (never ran, was interrupted or
+    /// cancelled, now or in the invocation whose result was kept).
+    pub fn is_incomplete(&self) -> bool {
+        match self {
+            Disposition::Executed(s) => *s == JobStatus::Cancelled,
+            Disposition::Reused(s) => s == "cancelled" || s == "running",
+            Disposition::NotExecuted(_) | Disposition::Cancelled => true,
+        }
+    }
+}
+
 /// The end of a run.
 #[derive(Debug)]
 pub struct RunReport {
@@ -63,9 +75,12 @@ fn resume_decision(mode: ResumeMode, recorded: Option<&str>) -> Option<Dispositi
         }
         (ResumeMode::Auto, _) => None,
         (ResumeMode::Failed, Some("failed" | "timeout")) => None,
-        (ResumeMode::Failed, Some(s)) if s != "running" => Some(Disposition::Reused(s.to_string())),
-        (ResumeMode::Failed, _) => Some(Disposition::NotExecuted(
-            "resume `failed`: the job never ran".into(),
+        (ResumeMode::Failed, Some("running")) => Some(Disposition::NotExecuted(
+            "resume `failed`: the job was interrupted; `--resume auto` reruns it".into(),
+        )),
+        (ResumeMode::Failed, Some(s)) => Some(Disposition::Reused(s.to_string())),
+        (ResumeMode::Failed, None) => Some(Disposition::NotExecuted(
+            "resume `failed`: the job never ran; `--resume auto` runs it".into(),
         )),
     }
 }

@@ -62,6 +62,8 @@ struct AgentState {
     backend: AgentBackend,
     usage: AgentUsage,
     failure: Option<LlmError>,
+    /// The job's deadline: an error past it is the job timing out, not the agent failing.
+    deadline: Option<Instant>,
 }
 
 /// A job's agent, shared by the clones of its task.
@@ -86,6 +88,7 @@ impl AgentHandle {
             backend,
             usage: AgentUsage::default(),
             failure: None,
+            deadline,
         })))
     }
 
@@ -136,7 +139,9 @@ impl AgentHandle {
                     Ok(r) => (r.content, r.usage.prompt_tokens, r.usage.completion_tokens),
                     Err(e) => {
                         state.usage.calls += 1;
-                        state.failure = Some(e.clone());
+                        if state.deadline.is_none_or(|d| Instant::now() < d) {
+                            state.failure = Some(e.clone());
+                        }
                         return Err(e);
                     }
                 }

@@ -161,16 +161,7 @@ impl CommandEvaluator {
             "split": split,
             "files": files,
         });
-        let dir_text = dir.display().to_string();
-        let mut env: Vec<(String, String)> = PASSED_ENV
-            .iter()
-            .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
-            .collect();
-        env.extend([
-            ("HOME".into(), dir_text.clone()),
-            ("TMPDIR".into(), dir_text),
-            ("PYTHONDONTWRITEBYTECODE".into(), "1".into()),
-        ]);
+        let env = evaluator_env(dir);
         let limit = timeout.unwrap_or(self.timeout);
         let spec = ProcessSpec {
             argv: self.argv.clone(),
@@ -204,6 +195,23 @@ impl CommandEvaluator {
         let stdout = String::from_utf8_lossy(&out.stdout);
         parse_verdict(&stdout).map_err(with_tail)
     }
+}
+
+/// The whole environment of an evaluator process working in `dir`: the allow-listed
+/// variables, with `HOME` and `TMPDIR` pointing at `dir` (so no user site-packages, caches
+/// or secrets leak in). `requires` checks run with the same environment.
+pub(super) fn evaluator_env(dir: &Path) -> Vec<(String, String)> {
+    let dir_text = dir.display().to_string();
+    let mut env: Vec<(String, String)> = PASSED_ENV
+        .iter()
+        .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
+        .collect();
+    env.extend([
+        ("HOME".into(), dir_text.clone()),
+        ("TMPDIR".into(), dir_text),
+        ("PYTHONDONTWRITEBYTECODE".into(), "1".into()),
+    ]);
+    env
 }
 
 /// The evaluator's verdict: the whole stdout, or its last line that is a JSON object, as

@@ -85,7 +85,18 @@ impl ObjectiveConfig {
                 ));
             }
         }
-        Ok(())
+        self.supports(self.mode)
+    }
+
+    /// Whether metrics can be scored in `mode`: `pareto` needs every metric's `ideal`.
+    pub fn supports(&self, mode: ObjectiveMode) -> Result<(), String> {
+        match (mode, self.metrics.iter().find(|m| m.ideal.is_none())) {
+            (ObjectiveMode::Pareto, Some(m)) => Err(format!(
+                "objective mode `pareto` needs an `ideal` value for every metric; `{}` has none",
+                m.name
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// The search score of one example's metrics; `None` when a metric is missing or not
@@ -183,6 +194,13 @@ mod tests {
         assert_eq!(c.score(ObjectiveMode::Weighted, &missing), None);
         assert_eq!(c.score(ObjectiveMode::Weighted, &m(f64::NAN, 1.0)), None);
         assert_eq!(ObjectiveMode::parse("pareto"), Ok(ObjectiveMode::Pareto));
+        let mut no_ideal = config();
+        no_ideal.metrics[1].ideal = None;
+        assert!(no_ideal.supports(ObjectiveMode::Weighted).is_ok());
+        let e = no_ideal.supports(ObjectiveMode::Pareto).unwrap_err();
+        assert!(e.contains("`acc` has none"), "{e}");
+        no_ideal.mode = ObjectiveMode::Pareto;
+        assert!(no_ideal.validate().is_err());
         assert!(ObjectiveMode::parse("lexi").is_err());
     }
 

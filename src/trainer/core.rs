@@ -190,13 +190,16 @@ impl<'a, 'e> Ctx<'a, 'e> {
     /// Unwind out of the trainer if the job must stop now: its deadline passed, its agent
     /// failed for good, or (at a step end) the run was cancelled.
     fn check_stop(&self, at_step_end: bool) {
-        let reason = if self.task.agent_failure().is_some() {
-            Some(StopReason::Failed)
-        } else if at_step_end {
-            self.stop.at_step_end()
-        } else {
-            self.stop.hard()
-        };
+        // The deadline first: an agent cut off by it has not failed.
+        let reason = self.stop.hard().or_else(|| {
+            if self.task.agent_failure().is_some() {
+                Some(StopReason::Failed)
+            } else if at_step_end {
+                self.stop.at_step_end()
+            } else {
+                None
+            }
+        });
         if let Some(reason) = reason {
             Stopped {
                 reason,
@@ -329,7 +332,7 @@ impl<'a, 'e> Ctx<'a, 'e> {
         self.counters.llm_calls += 1;
         let info = self.llm.info();
         let result = self.llm.complete(&request);
-        self.check_stop(false);
+        // The deadline is checked once the call is recorded: its tokens were paid for.
         for warning in self.llm.take_warnings() {
             self.warn(warning);
         }
@@ -363,6 +366,7 @@ impl<'a, 'e> Ctx<'a, 'e> {
                 let event = transcript(None, Some(format!("{}: {e}", e.kind())));
                 self.emitter.emit_attached(event);
                 self.warn(e.to_string());
+                self.check_stop(false);
                 self.failures_in_a_row += 1;
                 if e.stops_run() || self.failures_in_a_row >= MAX_FAILURES_IN_A_ROW {
                     self.llm_failure = Some(e);
@@ -384,6 +388,7 @@ impl<'a, 'e> Ctx<'a, 'e> {
             retries: reply.retries,
             updated: parsed.update.keys().cloned().collect(),
         });
+        self.check_stop(false);
         for problem in &parsed.problems {
             let message = format!("{} reply: {problem}", self.protocol.name());
             self.warn(message);
