@@ -508,3 +508,32 @@ awk -v x="$x" 'BEGIN { d = x - 3; if (d < 0) d = -d; printf "{\"score\": %s, \"f
     );
     assert!(rows[0]["resolved_guide"].starts_with("command:sh "));
 }
+
+#[test]
+fn a_second_ctrl_c_kills_running_evaluators_too() {
+    let ws = Workspace::new();
+    let dir = command_task(
+        &ws,
+        "d=$(dirname \"$0\"); echo $$ >> \"$d/pids\"; sleep 30 & echo $! >> \"$d/pids\"; wait\n",
+    );
+    let cfg = ws.config(
+        "hang.yaml",
+        "tasks_dir: mytasks\nmode: stub\ntasks: [demo:hang]\ntrainers: [PrioritySearch]\n",
+    );
+    let child = spawn_run(&ws, &cfg, "hang");
+    let pids = dir.join("pids");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(&pids).map_or(0, |p| p.lines().count()) < 2 {
+        assert!(Instant::now() < deadline, "the evaluator never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    signal(&child, "-INT");
+    std::thread::sleep(Duration::from_millis(100));
+    signal(&child, "-INT");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    std::thread::sleep(Duration::from_millis(200));
+    for pid in std::fs::read_to_string(&pids).unwrap().lines() {
+        assert!(!alive(pid), "evaluator process {pid} outlived trace-bench");
+    }
+}

@@ -193,6 +193,8 @@ fn on_interrupt(cancel: &Cancel, plan: &Plan) {
             eprintln!(
                 "\ntrace-bench: stopped at once; `--run-id {run_id} --resume auto` finishes the run"
             );
+            // Evaluators run in their own process groups: they would outlive us.
+            crate::task::process::kill_all_groups();
             let _ = std::fs::remove_file(&lock);
             std::process::exit(i32::from(CANCELLED));
         }

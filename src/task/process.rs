@@ -8,11 +8,29 @@
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
+
+/// Process groups started by [`run`] and not yet reaped, so an immediate exit (a second
+/// Ctrl-C) can still kill them: they are outside the terminal's process group and would
+/// not get its signal.
+static LIVE_GROUPS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
+/// SIGKILL every evaluator process group still running (before an immediate exit).
+pub fn kill_all_groups() {
+    let groups = LIVE_GROUPS.lock().unwrap_or_else(|e| e.into_inner());
+    for g in groups.iter() {
+        let _ = killpg(Pid::from_raw(*g), Signal::SIGKILL);
+    }
+}
+
+fn live_groups() -> std::sync::MutexGuard<'static, Vec<i32>> {
+    LIVE_GROUPS.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -79,6 +97,7 @@ pub fn run(spec: &ProcessSpec, deadline: Option<Instant>) -> std::io::Result<Pro
         .process_group(0)
         .spawn()?;
     let group = Pid::from_raw(child.id() as i32);
+    live_groups().push(group.as_raw());
     let stdin = child.stdin.take().map(|mut pipe| {
         let bytes = spec.stdin.clone();
         // A child that never reads must not block us: write on a thread.
@@ -101,6 +120,7 @@ pub fn run(spec: &ProcessSpec, deadline: Option<Instant>) -> std::io::Result<Pro
     };
     // Kill whatever is left in the group: everything at the limit, stragglers otherwise.
     let _ = killpg(group, Signal::SIGKILL);
+    live_groups().retain(|g| *g != group.as_raw());
     let status = match status {
         Some(s) => s,
         None => child.wait()?,
