@@ -537,3 +537,26 @@ fn a_second_ctrl_c_kills_running_evaluators_too() {
         assert!(!alive(pid), "evaluator process {pid} outlived trace-bench");
     }
 }
+
+#[test]
+fn a_config_value_equal_to_an_env_secret_is_redacted_and_the_run_still_resumes() {
+    let ws = Workspace::new();
+    let cfg = ws.config(
+        "sec.yaml",
+        "seeds: [1]\ntags: [team-alpha-experiments]\ntasks: [internal:numeric_param]\ntrainers: [NoOp]\n",
+    );
+    for expected in ["(1 executed, 0 reused", "(0 executed, 1 reused"] {
+        ws.cmd()
+            .env("MY_TOKEN", "team-alpha-experiments")
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .args(["--run-id", "sec"])
+            .assert()
+            .success()
+            .stdout(contains(expected));
+    }
+    let snapshot =
+        std::fs::read_to_string(ws.path().join("runs/sec/meta/config.snapshot.yaml")).unwrap();
+    assert!(snapshot.contains("- \"***REDACTED***\""), "{snapshot}");
+    assert!(!snapshot.contains("team-alpha-experiments"));
+}

@@ -164,7 +164,7 @@ pub fn run(args: &RunArgs, registry: &Registry) -> Result<u8, CliError> {
 
 /// Refuse to resume a run whose config changed since it was planned.
 fn refuse_drift(plan: &Plan, earlier: &serde_json::Value) -> Result<(), CliError> {
-    let changes = drift::changes(earlier, &plan.snapshot);
+    let changes = drift::changes(earlier, &plan.written_snapshot());
     if changes.is_empty() {
         return Ok(());
     }

@@ -190,6 +190,14 @@ impl Plan {
         }
     }
 
+    /// The snapshot as `meta/config.snapshot.yaml` holds it: secret values from the
+    /// environment replaced inside string values (before YAML is written, so the
+    /// replacement is quoted and the file still loads as a config). Drift compares this.
+    pub fn written_snapshot(&self) -> Json {
+        let secrets = provenance::env::secret_values(std::env::vars());
+        scrub_strings(&self.snapshot, &secrets)
+    }
+
     /// The snapshot an earlier invocation of this run wrote, if there was one.
     pub fn earlier_snapshot(&self) -> Result<Option<Json>, String> {
         let path = self.run_dir.config_snapshot();
@@ -219,9 +227,7 @@ impl Plan {
                 .map_err(io(self.run_dir.manifest()));
         }
         let vars: Vec<(String, String)> = std::env::vars().collect();
-        let secrets = provenance::env::secret_values(vars.clone());
-        let scrub = |text: String| provenance::env::redact_secrets_in_text(&text, &secrets);
-        let snapshot = scrub(to_yaml(&self.snapshot));
+        let snapshot = to_yaml(&self.written_snapshot());
         write_atomic(&self.run_dir.config_snapshot(), snapshot.as_bytes())
             .map_err(io(self.run_dir.config_snapshot()))?;
         let env = provenance::env::capture_env(vars, SystemTime::now());
@@ -234,5 +240,22 @@ impl Plan {
         write_json(&self.run_dir.manifest(), &manifest).map_err(io(self.run_dir.manifest()))?;
         debug_assert!(root.exists());
         Ok(())
+    }
+}
+
+/// `value` with every secret replaced inside its strings (keys and values).
+fn scrub_strings(value: &Json, secrets: &[String]) -> Json {
+    let scrub = |t: &str| provenance::env::redact_secrets_in_text(t, secrets);
+    match value {
+        Json::String(t) => Json::String(scrub(t)),
+        Json::Array(items) => {
+            Json::Array(items.iter().map(|v| scrub_strings(v, secrets)).collect())
+        }
+        Json::Object(map) => Json::Object(
+            map.iter()
+                .map(|(k, v)| (scrub(k), scrub_strings(v, secrets)))
+                .collect(),
+        ),
+        other => other.clone(),
     }
 }
