@@ -41,7 +41,7 @@ const TASK_FILES: &[(&str, &str)] = embedded!(
 );
 
 /// Task folders shipped with the binary (a `task.yaml` plus the evaluator's files); they
-/// are unpacked to a content-addressed directory under the system temp dir on first use.
+/// are unpacked to a content-addressed directory in the user's cache on first use.
 const TASK_FOLDER_FILES: &[(&str, &str)] = embedded!(
     "tasks/llm4ad/circle_packing/task.yaml",
     "tasks/llm4ad/circle_packing/score.py",
@@ -90,9 +90,18 @@ fn embedded_folder_tasks() -> Vec<Arc<Task>> {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let root = std::env::temp_dir().join(format!("trace-bench-tasks-{digest}"));
-    let mut unpack_error = None;
-    for (path, text) in TASK_FOLDER_FILES {
+    // Without a safe place the tasks stay listed, skipped with the reason; nothing is
+    // written (or read) anywhere else.
+    let (root, mut unpack_error) = match unpack_root(&digest) {
+        Ok(root) => (root, None),
+        Err(e) => (PathBuf::from("/nonexistent/trace-bench-tasks"), Some(e)),
+    };
+    let to_write: &[(&str, &str)] = if unpack_error.is_none() {
+        TASK_FOLDER_FILES
+    } else {
+        &[]
+    };
+    for (path, text) in to_write {
         let target = root.join(path);
         let same = std::fs::read_to_string(&target).is_ok_and(|t| t == *text);
         if !same && let Err(e) = crate::artifacts::atomic::write_atomic(&target, text.as_bytes()) {
@@ -119,6 +128,35 @@ fn embedded_folder_tasks() -> Vec<Arc<Task>> {
             )
         })
         .collect()
+}
+
+/// Where embedded task folders are unpacked: the user's cache (`$XDG_CACHE_HOME` or
+/// `~/.cache`) `/trace-bench/tasks-<digest>`, else a private (0700, owned by us) directory
+/// under the system temp dir. Never a shared path another user could have prepared:
+/// evaluators run the files found there.
+fn unpack_root(digest: &str) -> Result<PathBuf, String> {
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+    };
+    if let Some(cache) = var("XDG_CACHE_HOME").or_else(|| var("HOME").map(|h| h.join(".cache"))) {
+        return Ok(cache.join("trace-bench").join(format!("tasks-{digest}")));
+    }
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let probe = tempfile::tempfile().map_err(|e| format!("cannot use the temp dir: {e}"))?;
+    let uid = probe.metadata().map_err(|e| e.to_string())?.uid();
+    let dir = std::env::temp_dir().join(format!("trace-bench-{uid}"));
+    let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+    let meta = std::fs::symlink_metadata(&dir).map_err(|e| e.to_string())?;
+    if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o077 != 0 {
+        return Err(format!(
+            "`{}` is not a private directory of this user; set HOME or XDG_CACHE_HOME",
+            dir.display()
+        ));
+    }
+    Ok(dir.join(format!("tasks-{digest}")))
 }
 
 /// Every `task.yaml` under `dir`.
