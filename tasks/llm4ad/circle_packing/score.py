@@ -1,8 +1,9 @@
 """Scorer of llm4ad:circle_packing (trace-bench command evaluator protocol).
 
 Reads the evaluation request on stdin ({"parameters", "input", "info", "files", ...}),
-runs the candidate program (program.py in the working directory), verifies the packing
-and prints {"score", "feedback", "output"} as one JSON line.
+runs the candidate program (program.py in the working directory) in a child interpreter
+— so it can neither print a verdict of its own nor touch this scorer — takes the packing
+it returns as data, verifies it here and prints {"score", "feedback", "output"}.
 
 Verification cannot be fooled: exactly n rows of three finite numbers, positive radii,
 every circle inside the unit square and no two circles overlapping, each up to a
@@ -13,9 +14,41 @@ invalid packing scores 0 with the reason.
 
 import json
 import math
+import subprocess
 import sys
 
+
+class CandidateError(Exception):
+    """The candidate program failed in its child interpreter (message: its own error)."""
+
 TOLERANCE = 1e-9
+
+# Runs in the child: the candidate's output goes to stderr; only the result reaches stdout.
+CHILD = r"""
+import json, sys
+source_file, n = sys.argv[1], int(sys.argv[2])
+out, sys.stdout = sys.stdout, sys.stderr
+namespace = {"__name__": "candidate"}
+exec(compile(open(source_file, encoding="utf-8").read(), source_file, "exec"), namespace)
+pack = namespace.get("pack_circles")
+if not callable(pack):
+    raise ValueError("the program does not define pack_circles(n)")
+rows = pack(n)
+rows = rows.tolist() if hasattr(rows, "tolist") else [list(r.tolist() if hasattr(r, "tolist") else r) for r in rows]
+out.write(json.dumps(rows) + "\n")
+"""
+
+
+def run_candidate(source_file, n):
+    """The candidate's packing, computed in a child interpreter (raises with its error)."""
+    child = subprocess.run([sys.executable, "-c", CHILD, source_file, str(n)], capture_output=True, text=True)
+    if child.returncode != 0:
+        lines = child.stderr.strip().splitlines()
+        raise CandidateError(lines[-1] if lines else f"the program exited with code {child.returncode}")
+    lines = child.stdout.strip().splitlines()
+    if not lines:
+        raise ValueError("the program returned nothing")
+    return json.loads(lines[-1])
 
 
 def verify(rows, n):
@@ -57,17 +90,10 @@ def main():
     request = json.load(sys.stdin)
     n = int((request.get("info") or {}).get("n", 26))
     source_file = request.get("files", {}).get("program", "program.py")
-    with open(source_file, encoding="utf-8") as f:
-        source = f.read()
-    namespace = {"__name__": "candidate"}
     try:
-        exec(compile(source, source_file, "exec"), namespace)
-        pack = namespace.get("pack_circles")
-        if not callable(pack):
-            raise ValueError("the program does not define pack_circles(n)")
-        total = verify(pack(n), n)
+        total = verify(run_candidate(source_file, n), n)
     except Exception as e:  # the candidate's error is feedback, not a crash
-        print(json.dumps({"score": 0.0, "feedback": f"invalid: {type(e).__name__}: {e}", "output": ""}))
+        print(json.dumps({"score": 0.0, "feedback": f"invalid: {e if isinstance(e, CandidateError) else f'{type(e).__name__}: {e}'}", "output": ""}))
         return
     print(json.dumps({
         "score": total,
