@@ -56,6 +56,22 @@ fn both_modes_score_by_their_rule_and_record_every_metric() {
         let history = results["history"].as_array().unwrap();
         assert!(history.iter().all(|s| s["metrics"]["reg_loss"].is_number()));
     }
+    // The same task with two objective modes is two groups, and a run compared with itself
+    // pairs every job with itself (no score change anywhere).
+    let summary = read_json(&run.join("summary.json"));
+    let groups = summary["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 2, "{groups:?}");
+    assert_ne!(groups[0]["eval_kwargs"], groups[1]["eval_kwargs"]);
+    ws.cmd()
+        .arg("compare")
+        .arg(&run)
+        .arg(&run)
+        .assert()
+        .success();
+    let gate = read_json(&run.join("gate.json"));
+    for g in gate["groups"].as_array().unwrap() {
+        assert_eq!(g["score_val"]["change"], 0.0, "{g}");
+    }
     let (it_header, it_rows) = read_csv(&run.join("iterations.csv"));
     assert_eq!(it_header.last().unwrap(), "metrics");
     assert!(it_rows.iter().all(|r| metrics(&r["metrics"]).len() == 2));

@@ -144,7 +144,7 @@ pub enum Severity {
 pub struct Reason {
     /// Fail or warn.
     pub severity: Severity,
-    /// `score`, `pass_rate`, `tokens`, `time`, `missing` or `unpaired`.
+    /// `score`, `pass_rate`, `tokens`, `time`, `missing`, `unpaired` or `ambiguous`.
     pub check: &'static str,
     /// Task.
     pub task_id: String,
@@ -180,6 +180,9 @@ pub struct GroupDelta {
     pub trainer_id: String,
     /// Params variant.
     pub variant_index: usize,
+    /// The task's `eval_kwargs` (canonical JSON; empty when none).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub eval_kwargs: String,
     /// Seeds present in both runs.
     pub pairs: usize,
     /// Pairs where both jobs are ok with a `score_val` (the score delta's sample).
@@ -246,7 +249,7 @@ impl Gate {
             "verdict": if self.passed() { "pass" } else { "fail" },
             "base": self.base,
             "new": self.new,
-            "paired_by": ["task_id", "trainer_id", "variant_index", "seed"],
+            "paired_by": ["task_id", "eval_kwargs", "trainer_id", "variant_index", "seed"],
             "thresholds": self.thresholds,
             "statistics": {
                 "score_delta": "mean of paired differences new - base of score_val",
@@ -265,10 +268,35 @@ impl Gate {
     }
 }
 
-type GroupKey = (String, String, usize);
+/// Task, trainer, variant, and the task's `eval_kwargs` (canonical JSON, empty when
+/// none): the same task listed twice with different `eval_kwargs` is two experiments.
+type GroupKey = (String, String, usize, String);
 
 fn group_key(r: &ResultRow) -> GroupKey {
-    (r.task_id.clone(), r.trainer_id.clone(), r.variant_index)
+    let eval_kwargs = if r.eval_kwargs.is_empty() {
+        String::new()
+    } else {
+        crate::matrix::canonical::canonical_json(&serde_json::Value::Object(r.eval_kwargs.clone()))
+    };
+    (
+        r.task_id.clone(),
+        r.trainer_id.clone(),
+        r.variant_index,
+        eval_kwargs,
+    )
+}
+
+/// Keys (with seed) that more than one job of a run has: such jobs cannot be paired
+/// (e.g. one trainer listed twice with different optimizers), so the gate must not guess.
+fn ambiguous(rows: &[&ResultRow]) -> Vec<(GroupKey, i64)> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out: Vec<(GroupKey, i64)> = rows
+        .iter()
+        .map(|r| (group_key(r), r.seed))
+        .filter(|k| !seen.insert(k.clone()))
+        .collect();
+    out.dedup();
+    out
 }
 
 fn executed(r: &ResultRow) -> bool {
@@ -305,6 +333,19 @@ pub fn compare(base: &RunData, new: &RunData, names: (String, String), th: &Thre
     }
 
     let mut reasons = Vec::new();
+    for (which, rows) in [("base", &base_rows), ("new", &new_rows)] {
+        for (key, seed) in ambiguous(rows) {
+            GroupFindings::new(&key, &mut reasons).push(
+                Severity::Fail,
+                "ambiguous",
+                format!(
+                    "the {which} run has several jobs for seed {seed} (the same trainer listed twice?); they cannot be paired"
+                ),
+                None,
+                None,
+            );
+        }
+    }
     let mut groups = Vec::new();
     let mut paired_jobs = 0;
     let mut missing_in_new = 0;
@@ -393,14 +434,19 @@ impl<'a> GroupFindings<'a> {
         limit: Option<f64>,
     ) {
         self.failed |= severity == Severity::Fail;
-        let (task, trainer, variant) = self.key;
+        let (task, trainer, variant, eval_kwargs) = self.key;
+        let label = if eval_kwargs.is_empty() {
+            format!("{task} / {trainer} [v{variant}]")
+        } else {
+            format!("{task} {eval_kwargs} / {trainer} [v{variant}]")
+        };
         self.reasons.push(Reason {
             severity,
             check,
             task_id: task.clone(),
             trainer_id: trainer.clone(),
             variant_index: *variant,
-            message: format!("{task} / {trainer} [v{variant}]: {message}"),
+            message: format!("{label}: {message}"),
             value,
             limit,
         });
@@ -432,7 +478,7 @@ fn judge_group(
     th: &Thresholds,
     found: &mut GroupFindings<'_>,
 ) -> GroupDelta {
-    let (task, trainer, variant) = key;
+    let (task, trainer, variant, eval_kwargs) = key;
     let changed_config_pairs = pairs.iter().filter(|(b, n)| b.job_id != n.job_id).count();
 
     // Scores: paired differences of ok jobs.
@@ -443,7 +489,9 @@ fn judge_group(
         .filter(|(b, n)| b.is_finite() && n.is_finite())
         .collect();
     let diffs: Vec<f64> = scored.iter().map(|(b, n)| n - b).collect();
-    let mut rng = stats::bootstrap_rng(&format!("compare/score_val/{task}/{trainer}/{variant}"));
+    let mut rng = stats::bootstrap_rng(&format!(
+        "compare/score_val/{task}/{trainer}/{variant}{eval_kwargs}"
+    ));
     let ci = stats::bootstrap_mean_ci(&diffs, BOOTSTRAP_RESAMPLES, CI_LEVEL, &mut rng);
     let score = Change {
         base: stats::mean(&scored.iter().map(|p| p.0).collect::<Vec<_>>()),
@@ -561,6 +609,7 @@ fn judge_group(
         task_id: task.clone(),
         trainer_id: trainer.clone(),
         variant_index: *variant,
+        eval_kwargs: eval_kwargs.clone(),
         pairs: pairs.len(),
         scored_pairs: diffs.len(),
         changed_config_pairs,

@@ -70,6 +70,7 @@ pub const LEADERBOARD_COLUMNS: &[&str] = &[
     "mean_time_seconds",
     "mean_tokens",
     "mean_cost_usd",
+    "eval_kwargs",
 ];
 
 /// A job's `results.json`: its row plus its learning curve.
@@ -174,6 +175,11 @@ fn leaderboard_cells(entry: &LeaderboardEntry) -> Vec<String> {
         f(g.mean_time_seconds),
         f(g.mean_tokens),
         f(g.mean_cost_usd),
+        if g.eval_kwargs.is_empty() {
+            String::new()
+        } else {
+            canonical_json(&serde_json::Value::Object(g.eval_kwargs.clone()))
+        },
     ]
 }
 

@@ -27,6 +27,10 @@ pub struct GroupStats {
     pub variant_index: usize,
     /// The variant as written (`raw_params`).
     pub params: Kwargs,
+    /// The task's `eval_kwargs`: the same task listed twice with different ones (e.g. two
+    /// objective modes) is two groups.
+    #[serde(skip_serializing_if = "Kwargs::is_empty")]
+    pub eval_kwargs: Kwargs,
     /// Suite of the task.
     pub suite: String,
     /// Prompt protocol of the first ok job.
@@ -84,10 +88,18 @@ pub struct BestJob {
 impl GroupStats {
     /// Display name: the trainer, plus the variant when the trainer has several.
     pub fn label(&self, several_variants: bool) -> String {
-        if several_variants {
+        let base = if several_variants {
             format!("{} [v{}]", self.trainer_id, self.variant_index)
         } else {
             self.trainer_id.clone()
+        };
+        if self.eval_kwargs.is_empty() {
+            base
+        } else {
+            let kwargs = crate::matrix::canonical::canonical_json(&serde_json::Value::Object(
+                self.eval_kwargs.clone(),
+            ));
+            format!("{base} {kwargs}")
         }
     }
 
@@ -263,6 +275,7 @@ impl Summary {
             g.task_id == row.task_id
                 && g.trainer_id == row.trainer_id
                 && g.variant_index == row.variant_index
+                && g.eval_kwargs == row.eval_kwargs
         });
         let i = found.unwrap_or_else(|| {
             self.groups.push(GroupStats {
@@ -270,6 +283,7 @@ impl Summary {
                 trainer_id: row.trainer_id.clone(),
                 variant_index: row.variant_index,
                 params: row.raw_params.clone(),
+                eval_kwargs: row.eval_kwargs.clone(),
                 suite: row.suite.clone(),
                 ..GroupStats::default()
             });
@@ -371,7 +385,7 @@ impl Summary {
             "finished_at": self.finished_at,
             "wall_seconds": self.wall_seconds(),
             "statistics": {
-                "group_by": ["task_id", "trainer_id", "variant_index"],
+                "group_by": ["task_id", "eval_kwargs", "trainer_id", "variant_index"],
                 "ci": "percentile bootstrap of the mean",
                 "ci_level": stats::CI_LEVEL,
                 "bootstrap_resamples": stats::BOOTSTRAP_RESAMPLES,
