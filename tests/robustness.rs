@@ -438,6 +438,10 @@ fn command_task(ws: &Workspace, score_sh: &str) -> PathBuf {
     dir
 }
 
+/// A scorer that records its pid and a background child's in `pids`, then hangs.
+const HANGING_SCORER: &str =
+    "d=$(dirname \"$0\"); echo $$ >> \"$d/pids\"; sleep 30 & echo $! >> \"$d/pids\"; wait\n";
+
 fn alive(pid: &str) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
         s.rsplit(')')
@@ -449,10 +453,7 @@ fn alive(pid: &str) -> bool {
 #[test]
 fn a_hung_evaluator_is_killed_at_job_timeout_with_no_process_left() {
     let ws = Workspace::new();
-    let dir = command_task(
-        &ws,
-        "d=$(dirname \"$0\"); echo $$ >> \"$d/pids\"; sleep 30 & echo $! >> \"$d/pids\"; wait\n",
-    );
+    let dir = command_task(&ws, HANGING_SCORER);
     let cfg = ws.config(
         "hang.yaml",
         "tasks_dir: mytasks\nmode: stub\njob_timeout: 1.5\ntasks: [demo:hang]\ntrainers: [PrioritySearch]\n",
@@ -512,10 +513,7 @@ awk -v x="$x" 'BEGIN { d = x - 3; if (d < 0) d = -d; printf "{\"score\": %s, \"f
 #[test]
 fn a_second_ctrl_c_kills_running_evaluators_too() {
     let ws = Workspace::new();
-    let dir = command_task(
-        &ws,
-        "d=$(dirname \"$0\"); echo $$ >> \"$d/pids\"; sleep 30 & echo $! >> \"$d/pids\"; wait\n",
-    );
+    let dir = command_task(&ws, HANGING_SCORER);
     let cfg = ws.config(
         "hang.yaml",
         "tasks_dir: mytasks\nmode: stub\ntasks: [demo:hang]\ntrainers: [PrioritySearch]\n",
