@@ -25,6 +25,7 @@
 
 pub mod analysis;
 pub mod artifacts;
+pub mod backend;
 pub mod cli;
 pub mod config;
 pub mod events;
@@ -36,8 +37,10 @@ pub mod registry;
 pub mod results;
 pub mod rng;
 pub mod runner;
+pub mod spec;
 pub mod stats;
 pub mod stop;
 pub mod task;
 pub mod tb;
 pub mod trainer;
+pub mod vocab;

@@ -14,9 +14,9 @@ use serde_json::{Value as Json, json};
 
 use super::load::RunData;
 use crate::config::yaml::{self, Value};
-use crate::events::JobStatus;
 use crate::results::ResultRow;
 use crate::stats::{self, BOOTSTRAP_RESAMPLES, CI_LEVEL};
+use crate::vocab::JobStatus;
 
 /// Float slack so that equal numbers never trip a limit through rounding.
 const EPS: f64 = 1e-9;
@@ -276,7 +276,7 @@ fn group_key(r: &ResultRow) -> GroupKey {
     let eval_kwargs = if r.eval_kwargs.is_empty() {
         String::new()
     } else {
-        crate::matrix::canonical::canonical_json(&serde_json::Value::Object(r.eval_kwargs.clone()))
+        crate::vocab::canonical::canonical_json(&serde_json::Value::Object(r.eval_kwargs.clone()))
     };
     (
         r.task_id.clone(),

@@ -65,7 +65,7 @@ pub fn build(jobs: &[JobResults]) -> Vec<TaskCurves> {
     let mut groups: Vec<(GroupKey, Vec<Series>, bool)> = Vec::new();
     for job in jobs {
         let r = &job.row;
-        if r.status != crate::events::JobStatus::Ok || job.history.is_empty() {
+        if r.status != crate::vocab::JobStatus::Ok || job.history.is_empty() {
             continue;
         }
         let key = (r.task_id.clone(), r.trainer_id.clone(), r.variant_index);

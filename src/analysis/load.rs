@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use crate::artifacts::atomic::read_json;
 use crate::artifacts::layout::RunDir;
-use crate::artifacts::manifest::Manifest;
 use crate::results::JobResults;
+use crate::results::manifest::Manifest;
 
 /// Why a run directory cannot be analysed.
 #[derive(Debug, thiserror::Error)]

@@ -3,8 +3,6 @@
 //! job's files from its events.
 
 pub mod atomic;
-pub mod job_files;
 pub mod jsonl;
 pub mod layout;
-pub mod manifest;
 pub mod yaml_out;

@@ -16,9 +16,9 @@
 //! is written `"": v` (PyYAML: `? ''`), and the one-letter words `y`/`n`
 //! are quoted for the benefit of other YAML 1.1 readers.
 //!
-//! Float text comes from [`crate::matrix::canonical::python_float_repr`].
+//! Float text comes from [`crate::vocab::canonical::python_float_repr`].
 
-use crate::matrix::canonical::python_float_repr;
+use crate::vocab::canonical::python_float_repr;
 use serde_json::{Map, Value};
 use std::fmt::Write as _;
 

@@ -3,8 +3,9 @@
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::events::{Event, EventKind, EventSink, JobStatus, SinkError};
+use crate::events::{Event, EventKind, EventSink, SinkError};
 use crate::matrix::Job;
+use crate::vocab::JobStatus;
 
 /// Counts finished jobs on stderr (clones share one bar).
 #[derive(Clone)]

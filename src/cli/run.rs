@@ -8,16 +8,17 @@ use super::args::{ResumeArg, RunArgs};
 use super::exit::{CANCELLED, CliError, FAILURES, OK};
 use super::progress::ProgressSink;
 use super::{git_commit, load_source, with_config_tasks_dirs};
-use crate::artifacts::job_files::JobFilesSink;
+use crate::backend::LlmFactory;
 use crate::config::model::ResumeMode;
-use crate::events::{EventSink, Fanout, JobStatus};
-use crate::llm::settings::LlmFactory;
+use crate::events::{EventSink, Fanout};
 use crate::registry::Registry;
 use crate::results::Summary;
+use crate::results::job_files::JobFilesSink;
 use crate::runner::lock::RunLock;
 use crate::runner::{CliOverrides, Disposition, Plan, drift, execute, prepare};
 use crate::stop::Cancel;
 use crate::tb::TbSink;
+use crate::vocab::JobStatus;
 
 /// Run a config (or the embedded smoke matrix).
 pub fn run(args: &RunArgs, registry: &Registry) -> Result<u8, CliError> {

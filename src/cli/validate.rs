@@ -6,9 +6,9 @@ use super::args::ValidateArgs;
 use super::exit::{CliError, FAILURES, OK};
 use super::{git_commit, load_source, with_config_tasks_dirs};
 use crate::artifacts::atomic::write_json;
-use crate::artifacts::manifest::status;
 use crate::config::Severity;
 use crate::registry::Registry;
+use crate::results::manifest::status;
 use crate::runner::{CliOverrides, Plan, prepare};
 
 /// Check a config; print every problem and every job; exit 1 on any error.
@@ -42,7 +42,7 @@ pub fn validate(args: &ValidateArgs, registry: &Registry) -> Result<u8, CliError
             continue;
         }
         let Some(t) = registry.task(&task.id) else {
-            if crate::config::check::in_reference_catalog(&task.id) {
+            if crate::spec::in_reference_catalog(&task.id) {
                 println!("[SKIP] {}: not available in this build", task.id);
             }
             continue;

@@ -9,9 +9,10 @@ use std::path::Path;
 use serde_json::Value as Json;
 
 use super::diag::{Diagnostic, Diagnostics, suggestion};
-use super::model::{Config, Kwargs, Mode, ResumeMode, TaskEntry, TrainerEntry, Variant};
+use super::model::{Config, ResumeMode, TaskEntry, TrainerEntry, Variant};
 use super::overrides;
 use super::yaml::{self, Entry, Node, Span};
+use crate::vocab::{Kwargs, Mode};
 
 /// Top-level knobs the reference copies into every trainer's defaults.
 pub const TOP_LEVEL_KNOBS: &[&str] = &[
@@ -599,7 +600,7 @@ impl Decoder<'_> {
             };
             let identity = (
                 entry.id.clone(),
-                crate::matrix::canonical::canonical_json(&Json::Object(entry.eval_kwargs.clone())),
+                crate::vocab::canonical::canonical_json(&Json::Object(entry.eval_kwargs.clone())),
             );
             if seen.insert(identity) {
                 out.push(entry);
@@ -850,7 +851,7 @@ fn scalar_text(node: &Node) -> String {
         yaml::Value::Bool(true) => "True".to_string(),
         yaml::Value::Bool(false) => "False".to_string(),
         yaml::Value::Int(i) => i.to_string(),
-        yaml::Value::Float(f) => crate::matrix::canonical::python_float_repr(*f),
+        yaml::Value::Float(f) => crate::vocab::canonical::python_float_repr(*f),
         yaml::Value::Str(s) => s.clone(),
         _ => node.to_json().map(|v| v.to_string()).unwrap_or_default(),
     }

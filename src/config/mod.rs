@@ -1,7 +1,6 @@
 //! Config: YAML with locations → `--set` overrides → typed decode with the reference's
 //! aliases and defaults → semantic checks against the registry.
 
-pub mod check;
 pub mod diag;
 pub mod load;
 pub mod model;
@@ -10,7 +9,7 @@ pub mod yaml;
 
 pub use diag::{Diagnostic, Diagnostics, Severity};
 pub use load::{Loaded, Source, load};
-pub use model::{Config, Kwargs, Mode, ResumeMode};
+pub use model::{Config, ResumeMode};
 
 /// Decode a YAML document (a task manifest, a trainer preset) into `T`; the error names
 /// `name` and, for syntax errors, the line and column.

@@ -5,31 +5,11 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
+
+use crate::vocab::{Kwargs, Mode};
 
 use super::yaml::Span;
-
-/// A JSON object with insertion order kept (kwargs are reported in the order written).
-pub type Kwargs = Map<String, Value>;
-
-/// Where the LLM answers come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// The seeded, offline stub proposer (default).
-    Stub,
-    /// An OpenAI-compatible endpoint.
-    Real,
-}
-
-impl Mode {
-    /// The config spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Stub => "stub",
-            Mode::Real => "real",
-        }
-    }
-}
 
 /// Which jobs of an existing run directory are executed again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,8 +9,8 @@ mod emitter;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::model::Kwargs;
 use crate::matrix::Job;
+use crate::vocab::{JobStatus, Kwargs};
 
 pub use emitter::Emitter;
 
@@ -31,35 +31,6 @@ pub struct Event {
     /// What happened.
     #[serde(flatten)]
     pub kind: EventKind,
-}
-
-/// Final state of a job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JobStatus {
-    /// Ran to the end.
-    Ok,
-    /// An error stopped it (or it could not start).
-    Failed,
-    /// Stopped at its time limit.
-    Timeout,
-    /// Could not run here, by design (reason given).
-    Skipped,
-    /// Stopped by the user.
-    Cancelled,
-}
-
-impl JobStatus {
-    /// The spelling used in files.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobStatus::Ok => "ok",
-            JobStatus::Failed => "failed",
-            JobStatus::Timeout => "timeout",
-            JobStatus::Skipped => "skipped",
-            JobStatus::Cancelled => "cancelled",
-        }
-    }
 }
 
 /// The per-step record: one point of the learning curve.

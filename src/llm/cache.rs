@@ -28,7 +28,7 @@ use serde_json::{Value as Json, json};
 
 use super::{ChatRequest, ChatResponse, Llm, LlmError, LlmInfo, Usage};
 use crate::artifacts::atomic::write_atomic;
-use crate::matrix::canonical::{canonical_json, sha256_hex};
+use crate::vocab::canonical::{canonical_json, sha256_hex};
 
 /// Version of the key derivation and file format; bump to invalidate old entries.
 pub const CACHE_FORMAT: u32 = 1;

@@ -14,12 +14,11 @@ pub mod mock_server;
 pub mod openai;
 pub mod ratelimit;
 pub mod settings;
-pub mod stub;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 
-use crate::task::ParamKind;
+use crate::vocab::ParamKind;
 
 /// One chat message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -421,27 +420,6 @@ mod tests {
             Some(
                 "is the server at http://localhost:8000/v1/chat/completions running and reachable?"
             )
-        );
-    }
-
-    #[test]
-    fn boxed_llms_delegate() {
-        let mut b: Box<dyn Llm> = Box::new(stub::StubLlm::new(
-            1,
-            std::sync::Arc::new(crate::optimizer::OptoPrime),
-        ));
-        assert!(b.info().stub);
-        let req = ChatRequest {
-            messages: vec![Message::new("user", "hi")],
-            temperature: None,
-            max_tokens: None,
-            variables: vec![],
-            feedback: String::new(),
-        };
-        assert!(b.complete(&req).is_ok());
-        assert_eq!(
-            b.request_fingerprint(&req)["model"],
-            json!(stub::STUB_MODEL)
         );
     }
 }

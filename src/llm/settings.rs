@@ -1,21 +1,16 @@
-//! The config's `llm` block, typed, and the LLM each job gets: the seeded stub in stub
-//! mode; in real mode the OpenAI-compatible client behind the response cache, sharing one
-//! rate limiter with every other job of the run.
+//! The config's `llm` block, typed: endpoint, model, key variable, sampling overrides,
+//! limits, cache and prices, with the reference's environment fallbacks. What a job gets
+//! from it is built by `backend::LlmFactory`.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value as Json;
 
-use super::cache::{CacheMode, CachedLlm, ResponseCache, default_cache_dir};
-use super::openai::{ClientConfig, OpenAiClient, Secret};
-use super::ratelimit::{RateLimiter, RateLimits};
-use super::stub::StubLlm;
-use super::{Llm, LlmError, LlmInfo};
-use crate::config::model::{Kwargs, Mode};
-use crate::optimizer::Protocol;
-use crate::task::agent::AgentBackend;
+use super::cache::CacheMode;
+use super::openai::Secret;
+use super::ratelimit::RateLimits;
+use crate::vocab::Kwargs;
 
 /// Where an API root comes from when the config gives none.
 const BASE_URL_VARS: &[&str] = &["OPENAI_BASE_URL", "OPENAI_API_BASE"];
@@ -158,124 +153,6 @@ impl LlmSettings {
             prompt_tokens as f64 / 1e6 * self.price_prompt.unwrap_or(0.0)
                 + completion_tokens as f64 / 1e6 * self.price_completion.unwrap_or(0.0),
         )
-    }
-}
-
-/// Builds each job's LLM; one per run, shared by the workers.
-pub struct LlmFactory {
-    /// `None` in stub mode.
-    settings: Option<LlmSettings>,
-    key: Option<Secret>,
-    limiter: Option<Arc<RateLimiter>>,
-    cache: Option<Arc<ResponseCache>>,
-}
-
-impl LlmFactory {
-    /// The stub factory (stub mode).
-    pub fn stub() -> Self {
-        Self {
-            settings: None,
-            key: None,
-            limiter: None,
-            cache: None,
-        }
-    }
-
-    /// A factory for `mode`; in real mode the key must be available and the cache
-    /// directory known.
-    pub fn new(
-        mode: Mode,
-        llm: &Kwargs,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Self, String> {
-        if mode == Mode::Stub {
-            return Ok(Self::stub());
-        }
-        let settings = LlmSettings::from_config(llm, env)?;
-        let key = settings.api_key(env)?;
-        super::openai::chat_completions_url(&settings.base_url)
-            .map_err(|e| format!("llm.base_url: {e}"))?;
-        let cache = match settings.cache {
-            CacheMode::Off => None,
-            mode => {
-                let dir = settings.cache_dir.clone().or_else(default_cache_dir).ok_or(
-                    "no user cache directory: set llm.cache_dir, TRACE_BENCH_CACHE_DIR or HOME (or llm.cache: off)",
-                )?;
-                Some(Arc::new(ResponseCache::new(dir, mode)))
-            }
-        };
-        let limiter = (settings.limits.requests_per_minute.is_some()
-            || settings.limits.tokens_per_minute.is_some())
-        .then(|| Arc::new(RateLimiter::new(settings.limits)));
-        Ok(Self {
-            settings: Some(settings),
-            key,
-            limiter,
-            cache,
-        })
-    }
-
-    /// The settings of real mode.
-    pub fn settings(&self) -> Option<&LlmSettings> {
-        self.settings.as_ref()
-    }
-
-    /// Who answers, as recorded before a job runs.
-    pub fn info(&self) -> LlmInfo {
-        match &self.settings {
-            None => StubLlm::info_static(),
-            Some(s) => LlmInfo {
-                provider: s.provider.clone(),
-                model: s.model.clone(),
-                base_url: s.base_url.clone(),
-                stub: false,
-            },
-        }
-    }
-
-    /// The LLM of one job: seeded by the job seed (stub draws, retry jitter, cache keys).
-    pub fn for_job(
-        &self,
-        seed: i64,
-        protocol: Arc<dyn Protocol>,
-    ) -> Result<Box<dyn Llm>, LlmError> {
-        let Some(s) = &self.settings else {
-            return Ok(Box::new(StubLlm::new(seed, protocol)));
-        };
-        self.client(s, seed, None)
-    }
-
-    /// The agent of a dataset-task job: the stub rule in stub mode; in real mode the same
-    /// endpoint and model as the optimizer, with its calls numbered and cached in their own
-    /// namespace (`agent`) so they never shift or collide with the optimizer's.
-    pub fn agent_for_job(&self, seed: i64) -> Result<AgentBackend, LlmError> {
-        match &self.settings {
-            None => Ok(AgentBackend::Stub),
-            Some(s) => Ok(AgentBackend::Llm(self.client(s, seed, Some("agent"))?)),
-        }
-    }
-
-    fn client(
-        &self,
-        s: &LlmSettings,
-        seed: i64,
-        namespace: Option<&str>,
-    ) -> Result<Box<dyn Llm>, LlmError> {
-        let mut config = ClientConfig::new(&s.provider, &s.base_url, &s.model);
-        config.api_key = self.key.clone();
-        config.temperature = s.temperature;
-        config.max_tokens = s.max_tokens;
-        config.timeout = s.timeout;
-        config.max_retries = s.max_retries;
-        config.seed = seed;
-        let client = OpenAiClient::new(config, self.limiter.clone())?;
-        Ok(match (&self.cache, namespace) {
-            (Some(cache), None) => Box::new(CachedLlm::new(client, cache.clone(), seed)),
-            (Some(cache), Some(ns)) => {
-                Box::new(CachedLlm::new(client, cache.clone(), seed).in_namespace(ns))
-            }
-            (None, _) => Box::new(client),
-        })
     }
 }
 

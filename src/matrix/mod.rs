@@ -5,8 +5,6 @@
 //! `{task_id, trainer_id, resolved_kwargs, seed}`, canonicalised exactly as the Python
 //! reference does, so the same config gives the same ids in both tools.
 
-pub mod canonical;
-
 use std::collections::HashSet;
 use std::time::SystemTime;
 
@@ -14,9 +12,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 
 use crate::config::diag::Diagnostic;
-use crate::config::model::{Config, Kwargs};
+use crate::config::model::Config;
 use crate::registry::Registry;
 use crate::task::manifest_suite;
+use crate::vocab::{Kwargs, canonical};
 
 /// The kwargs a job is identified by (the reference's `resolved_kwargs`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

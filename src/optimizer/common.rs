@@ -9,7 +9,8 @@ use serde_json::{Value as Json, json};
 
 use super::{HistoryEntry, ParsedUpdate, ProblemInstance};
 use crate::llm::VariableHint;
-use crate::task::{Param, ParamKind};
+use crate::task::Param;
+use crate::vocab::ParamKind;
 
 /// Prompt text of a value: strings verbatim, everything else as JSON.
 pub(super) fn display(v: &Json) -> String {
@@ -197,9 +198,10 @@ pub(super) fn note_if_no_change(out: &mut ParsedUpdate) {
 pub(super) mod fixtures {
     use serde_json::{Value as Json, json};
 
-    use crate::config::model::Kwargs;
     use crate::optimizer::{ExampleTrace, HistoryEntry, ProblemInstance};
-    use crate::task::{Param, ParamKind};
+    use crate::task::Param;
+    use crate::vocab::Kwargs;
+    use crate::vocab::ParamKind;
 
     /// A trainable parameter.
     pub(in crate::optimizer) fn param(

@@ -10,9 +10,9 @@ mod reflection;
 
 use serde_json::Value as Json;
 
-use crate::config::model::Kwargs;
 use crate::llm::ChatRequest;
 use crate::task::Param;
+use crate::vocab::Kwargs;
 
 pub use opro_v2::OPROv2;
 pub use optoprime::OptoPrime;

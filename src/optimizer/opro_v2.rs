@@ -12,9 +12,9 @@ use super::optoprime_v2::{
     render_xml_reply, xml_junk_replies, xml_request,
 };
 use super::{ParsedUpdate, ProblemInstance, Protocol};
-use crate::config::model::Kwargs;
 use crate::llm::ChatRequest;
 use crate::task::Param;
+use crate::vocab::Kwargs;
 
 /// The OPROv2 protocol (OptoPrimeV2's reply format, OPRO's score history).
 #[derive(Debug, Clone, Copy, Default)]

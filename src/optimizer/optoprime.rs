@@ -13,9 +13,10 @@ use super::common::{
     apply_suggestion, call_graph, display, fenced_block, note_if_no_change, variable_hints,
 };
 use super::{ParsedUpdate, ProblemInstance, Protocol};
-use crate::config::model::Kwargs;
 use crate::llm::{ChatRequest, Message};
-use crate::task::{Param, ParamKind};
+use crate::task::Param;
+use crate::vocab::Kwargs;
+use crate::vocab::ParamKind;
 
 /// The OptoPrime JSON protocol.
 #[derive(Debug, Clone, Copy, Default)]

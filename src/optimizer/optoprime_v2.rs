@@ -25,9 +25,9 @@ use super::common::{
     type_label, variable_hints,
 };
 use super::{ParsedUpdate, ProblemInstance, Protocol};
-use crate::config::model::Kwargs;
 use crate::llm::{ChatRequest, Message};
 use crate::task::Param;
+use crate::vocab::Kwargs;
 
 /// The OptoPrimeV2 XML protocol.
 #[derive(Debug, Clone, Copy, Default)]

@@ -14,9 +14,10 @@ use serde_json::Value as Json;
 
 use super::common::{coerce, display, drop_language_tag, outer_fenced_block, variable_hints};
 use super::{ParsedUpdate, ProblemInstance, Protocol};
-use crate::config::model::Kwargs;
 use crate::llm::{ChatRequest, Message};
-use crate::task::{Param, ParamKind};
+use crate::task::Param;
+use crate::vocab::Kwargs;
+use crate::vocab::ParamKind;
 
 /// GEPA's reflection protocol for the single component the trainer is mutating.
 #[derive(Debug, Clone, Copy, Default)]

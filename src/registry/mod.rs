@@ -374,11 +374,8 @@ mod tests {
                 );
             }
             // Every preset names a real algorithm and its documented defaults are valid.
-            crate::trainer::Algorithm::from_preset(
-                t,
-                &t.resolve(&crate::config::model::Kwargs::new()),
-            )
-            .unwrap_or_else(|e| panic!("{e}"));
+            crate::trainer::Algorithm::from_preset(t, &t.resolve(&crate::vocab::Kwargs::new()))
+                .unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(reg.trainer(&t.id).map(|p| &p.id), Some(&t.id));
             for alias in &t.id_aliases {
                 assert_eq!(reg.trainer(alias).map(|p| &p.id), Some(&t.id));

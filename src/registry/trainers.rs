@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-use crate::config::model::Kwargs;
+use crate::vocab::Kwargs;
 
 /// Knobs every trainer accepts (runner-level settings).
 pub const UNIVERSAL_KNOBS: &[(&str, &str)] = &[

@@ -6,6 +6,8 @@
 //! Jobs are streamed one at a time: memory stays flat in the number of jobs except for
 //! one score per job kept for the per-group statistics.
 
+pub mod job_files;
+pub mod manifest;
 pub mod row;
 mod summary;
 
@@ -16,9 +18,9 @@ use serde::Deserialize;
 
 use crate::artifacts::atomic::{read_json, write_atomic, write_json};
 use crate::artifacts::layout::RunDir;
-use crate::artifacts::manifest::Manifest;
 use crate::events::StepRecord;
-use crate::matrix::canonical::{canonical_json, python_float_repr};
+use crate::results::manifest::Manifest;
+use crate::vocab::canonical::{canonical_json, python_float_repr};
 
 pub use row::ResultRow;
 pub use summary::{BestJob, GroupStats, LeaderboardEntry, Summary};

@@ -4,11 +4,12 @@
 use serde::{Deserialize, Serialize};
 
 use crate::artifacts::layout::{JobDir, StateKind};
-use crate::config::model::Kwargs;
-use crate::events::{JobOutcome, JobStatus};
+use crate::events::JobOutcome;
 use crate::llm::LlmInfo;
 use crate::matrix::Job;
-use crate::matrix::canonical::{canonical_json, python_float_repr};
+use crate::vocab::JobStatus;
+use crate::vocab::Kwargs;
+use crate::vocab::canonical::{canonical_json, python_float_repr};
 
 /// `token_scope` for rows whose tokens were spent by an LLM optimizer.
 pub const TOKEN_SCOPE_REAL: &str = "trace_optimization_only";

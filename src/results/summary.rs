@@ -11,10 +11,10 @@ use serde::Serialize;
 use serde_json::{Value as Json, json};
 
 use super::row::ResultRow;
-use crate::artifacts::manifest::Manifest;
-use crate::config::model::Kwargs;
-use crate::events::JobStatus;
+use crate::results::manifest::Manifest;
 use crate::stats::{self, Describe};
+use crate::vocab::JobStatus;
+use crate::vocab::Kwargs;
 
 /// Statistics of one task × trainer × variant group over its jobs (its seeds).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -96,7 +96,7 @@ impl GroupStats {
         if self.eval_kwargs.is_empty() {
             base
         } else {
-            let kwargs = crate::matrix::canonical::canonical_json(&serde_json::Value::Object(
+            let kwargs = crate::vocab::canonical::canonical_json(&serde_json::Value::Object(
                 self.eval_kwargs.clone(),
             ));
             format!("{base} {kwargs}")

@@ -6,9 +6,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::model::Mode;
-use crate::events::{Emitter, EventKind, EventSink, JobOutcome, JobStatus, SinkError};
-use crate::llm::settings::LlmFactory;
+use crate::backend::LlmFactory;
+use crate::events::{Emitter, EventKind, EventSink, JobOutcome, SinkError};
 use crate::llm::{Llm, LlmError};
 use crate::matrix::Job;
 use crate::optimizer::{Protocol, protocol_for};
@@ -17,6 +16,8 @@ use crate::stop::{Cancel, JobStop, StopReason, Stopped};
 use crate::task::agent::AgentHandle;
 use crate::task::{EvalLimits, Example, ObjectiveMode};
 use crate::trainer::{Algorithm, Ctx, Monitor};
+use crate::vocab::JobStatus;
+use crate::vocab::Mode;
 
 /// What a job needs from its run.
 pub struct JobContext<'a> {

@@ -14,14 +14,15 @@ use std::time::SystemTime;
 use rayon::prelude::*;
 
 use crate::artifacts::atomic::{read_json, write_json};
-use crate::artifacts::manifest::status;
+use crate::backend::LlmFactory;
 use crate::config::model::ResumeMode;
-use crate::events::{EventSink, JobStatus};
-use crate::llm::settings::LlmFactory;
+use crate::events::EventSink;
 use crate::matrix::Job;
 use crate::registry::Registry;
+use crate::results::manifest::status;
 use crate::results::{self, Summary};
 use crate::stop::Cancel;
+use crate::vocab::JobStatus;
 
 pub use job::{JobContext, JobEnd, run_job};
 pub use plan::{CliOverrides, Plan, Prepared, prepare};

@@ -10,15 +10,16 @@ use serde_json::Value as Json;
 
 use crate::artifacts::atomic::{write_atomic, write_json};
 use crate::artifacts::layout::RunDir;
-use crate::artifacts::manifest::{Manifest, ManifestJob, status};
 use crate::artifacts::yaml_out::to_yaml;
-use crate::config::check::check;
 use crate::config::load::{Source, load_with};
 use crate::config::model::{Config, ResumeMode, redact_secret_keys};
 use crate::config::{Diagnostic, Diagnostics};
-use crate::matrix::{self, Job, canonical};
+use crate::matrix::{self, Job};
 use crate::provenance;
 use crate::registry::Registry;
+use crate::results::manifest::{Manifest, ManifestJob, status};
+use crate::spec::check;
+use crate::vocab::canonical;
 
 /// Command-line settings that override the config (they are recorded in the snapshot).
 #[derive(Debug, Clone, Default)]

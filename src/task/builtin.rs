@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 
 use serde_json::Value as Json;
 
-use super::{Example, ExampleResult, Param, ParamKind, TaskManifest};
-use crate::config::model::Kwargs;
-use crate::matrix::canonical::python_float_repr;
+use super::{Example, ExampleResult, Param, TaskManifest};
+use crate::vocab::Kwargs;
+use crate::vocab::ParamKind;
+use crate::vocab::canonical::python_float_repr;
 
 /// The built-in scoring rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

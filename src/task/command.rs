@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value as Json, json};
 
 use super::process::{ProcessSpec, run};
-use super::{Example, ExampleResult, Param, ParamKind, SplitName, TaskManifest};
-use crate::config::model::Kwargs;
+use super::{Example, ExampleResult, Param, SplitName, TaskManifest};
+use crate::vocab::Kwargs;
+use crate::vocab::ParamKind;
 
 /// Default per-evaluation limit when neither the manifest nor `eval_kwargs` set one.
 pub const DEFAULT_TIMEOUT_S: f64 = 10.0;

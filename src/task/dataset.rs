@@ -13,8 +13,9 @@ use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
 use super::agent::{AgentHandle, StubAgent};
-use super::{Example, ExampleResult, Param, ParamKind, Splits, TaskManifest};
-use crate::config::model::Kwargs;
+use super::{Example, ExampleResult, Param, Splits, TaskManifest};
+use crate::vocab::Kwargs;
+use crate::vocab::ParamKind;
 
 /// Default absolute tolerance of the `numeric` metric.
 pub const DEFAULT_TOLERANCE: f64 = 1e-6;

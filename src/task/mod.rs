@@ -20,34 +20,10 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-use crate::config::model::Kwargs;
+use crate::vocab::{Kwargs, ParamKind};
 
 pub use manifest::{EvaluatorSpec, TaskManifest, parse_manifest, suite_of as manifest_suite};
 pub use objective::{ObjectiveConfig, ObjectiveMode};
-
-/// What kind of value a parameter holds (it shapes prompts and stub mutations).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ParamKind {
-    /// A real or integer number.
-    Number,
-    /// Free text (a prompt, a word).
-    Text,
-    /// Program source.
-    Code,
-}
-
-impl ParamKind {
-    /// The type label used in optimizer prompts.
-    pub fn label(self, value: &Json) -> &'static str {
-        match self {
-            ParamKind::Number if value.is_i64() || value.is_u64() => "int",
-            ParamKind::Number => "float",
-            ParamKind::Text => "str",
-            ParamKind::Code => "code",
-        }
-    }
-}
 
 /// One parameter of a task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -7,13 +7,13 @@ use std::time::Instant;
 
 use serde_json::Value as Json;
 
-use crate::config::model::Kwargs;
 use crate::events::{Emitter, EventKind, LlmTranscript, ParetoPoint, StepRecord};
 use crate::llm::{Llm, LlmError, Message};
 use crate::optimizer::{ExampleTrace, HistoryEntry, ProblemInstance, Protocol};
 use crate::rng::Rng;
 use crate::stop::{JobStop, StopReason, Stopped};
 use crate::task::{Evaluation, Example, SplitName, Task};
+use crate::vocab::Kwargs;
 
 /// What a trainer has spent.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

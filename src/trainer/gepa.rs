@@ -14,9 +14,9 @@ use std::collections::HashSet;
 use super::core::{Ctx, Finish, PoolEntry, max_opt};
 use super::data::EpochShuffled;
 use super::knobs::Knobs;
-use crate::config::model::Kwargs;
 use crate::rng::Rng;
 use crate::task::SplitName;
+use crate::vocab::Kwargs;
 
 /// Upstream GEPA knobs.
 #[derive(Debug, Clone, PartialEq)]

@@ -16,10 +16,10 @@ use std::collections::HashSet;
 
 use super::core::{Ctx, Finish, PoolEntry, max_opt};
 use super::knobs::Knobs;
-use crate::config::model::Kwargs;
 use crate::optimizer::HistoryEntry;
 use crate::rng::Rng;
 use crate::task::SplitName;
+use crate::vocab::Kwargs;
 
 /// Which member of the family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,8 +4,8 @@
 
 use serde_json::Value as Json;
 
-use crate::config::model::Kwargs;
 use crate::registry::TrainerPreset;
+use crate::vocab::Kwargs;
 
 /// The knobs of one job.
 #[derive(Debug, Clone, Copy)]

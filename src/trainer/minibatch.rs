@@ -11,9 +11,9 @@
 use super::core::{Ctx, Finish, PoolEntry};
 use super::data::Loader;
 use super::knobs::Knobs;
-use crate::config::model::Kwargs;
 use crate::optimizer::HistoryEntry;
 use crate::task::SplitName;
+use crate::vocab::Kwargs;
 
 /// Knobs of both baselines.
 #[derive(Debug, Clone, PartialEq)]

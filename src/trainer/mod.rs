@@ -15,8 +15,8 @@ mod priority_search;
 pub use core::{Counters, Ctx, Monitor, PoolEntry, TrainResult};
 pub use knobs::Knobs;
 
-use crate::config::model::Kwargs;
 use crate::registry::TrainerPreset;
+use crate::vocab::Kwargs;
 
 /// A trainer with its knobs read and checked.
 #[derive(Debug, Clone, PartialEq)]

@@ -12,9 +12,9 @@
 use super::core::{Ctx, Finish, PoolEntry, max_opt, mean};
 use super::data::Loader;
 use super::knobs::Knobs;
-use crate::config::model::Kwargs;
 use crate::optimizer::HistoryEntry;
 use crate::task::{Evaluation, SplitName};
+use crate::vocab::Kwargs;
 
 /// PrioritySearch knobs.
 #[derive(Debug, Clone, PartialEq)]

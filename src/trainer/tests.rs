@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value as Json;
 
 use super::{Algorithm, Ctx, Monitor, TrainResult};
+use crate::backend::stub::StubLlm;
 use crate::config::load::{Source, load};
 use crate::events::{Emitter, Event, EventKind, EventSink, SinkError};
-use crate::llm::stub::StubLlm;
 use crate::matrix::{Job, expand};
 use crate::optimizer::protocol_for;
 use crate::registry::Registry;

@@ -12,15 +12,15 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Value as Json, json};
 
-use super::atomic::{write_atomic, write_json};
-use super::layout::{JobDir, RunDir, StateKind};
-use super::yaml_out::to_yaml;
-use crate::config::model::Kwargs;
+use crate::artifacts::atomic::{write_atomic, write_json};
+use crate::artifacts::layout::{JobDir, RunDir, StateKind};
+use crate::artifacts::yaml_out::to_yaml;
 use crate::events::{Event, EventKind, EventSink, JobOutcome, SinkError, StepRecord};
 use crate::llm::LlmInfo;
 use crate::matrix::Job;
 use crate::registry::Registry;
 use crate::results::row::{ResultRow, RowContext};
+use crate::vocab::Kwargs;
 
 /// Per-job state while the job runs.
 struct Open {

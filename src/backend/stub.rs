@@ -13,13 +13,13 @@ use std::time::Instant;
 
 use serde_json::{Value as Json, json};
 
-use super::{
+use crate::llm::{
     ChatRequest, ChatResponse, Llm, LlmError, LlmInfo, Usage, VariableHint, estimate_tokens,
 };
-use crate::config::model::Kwargs;
 use crate::optimizer::Protocol;
 use crate::rng::Rng;
-use crate::task::ParamKind;
+use crate::vocab::Kwargs;
+use crate::vocab::ParamKind;
 
 /// Share of replies that are deliberately malformed.
 pub const JUNK_SHARE: f64 = 0.1;
@@ -312,6 +312,27 @@ mod tests {
         assert_eq!(
             quoted_words("say 'Hola' or `Hi`"),
             vec!["Hola".to_string(), "Hi".to_string()]
+        );
+    }
+
+    #[test]
+    fn boxed_llms_delegate() {
+        let mut b: Box<dyn Llm> = Box::new(StubLlm::new(
+            1,
+            std::sync::Arc::new(crate::optimizer::OptoPrime),
+        ));
+        assert!(b.info().stub);
+        let req = ChatRequest {
+            messages: vec![crate::llm::Message::new("user", "hi")],
+            temperature: None,
+            max_tokens: None,
+            variables: vec![],
+            feedback: String::new(),
+        };
+        assert!(b.complete(&req).is_ok());
+        assert_eq!(
+            b.request_fingerprint(&req)["model"],
+            json!(STUB_MODEL)
         );
     }
 }

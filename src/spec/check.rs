@@ -4,12 +4,13 @@
 
 use std::collections::HashSet;
 
-use super::diag::{Diagnostic, suggestion};
-use super::model::{Config, Mode};
+use crate::config::diag::{Diagnostic, suggestion};
+use crate::config::model::Config;
 use crate::llm::settings::LlmSettings;
 use crate::optimizer::{KNOWN_OPTIMIZERS, protocol_for};
 use crate::registry::Registry;
 use crate::trainer::Algorithm;
+use crate::vocab::Mode;
 
 /// Logger names the reference's configs use; trace-bench always writes its own logs.
 pub const KNOWN_LOGGERS: &[&str] = &[

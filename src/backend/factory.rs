@@ -1,0 +1,134 @@
+//! The LLM each job gets: the seeded stub in stub mode; in real mode the OpenAI-compatible
+//! client behind the response cache, sharing one rate limiter with every other job of the
+//! run. It sits above `llm`, `optimizer` and `task` because it joins them: the stub answers
+//! in the job's prompt protocol, and a dataset task's agent is built here too.
+
+use std::sync::Arc;
+
+use super::stub::StubLlm;
+use crate::llm::cache::{CacheMode, CachedLlm, ResponseCache, default_cache_dir};
+use crate::llm::openai::{ClientConfig, OpenAiClient, Secret};
+use crate::llm::ratelimit::RateLimiter;
+use crate::llm::settings::LlmSettings;
+use crate::llm::{Llm, LlmError, LlmInfo};
+use crate::optimizer::Protocol;
+use crate::task::agent::AgentBackend;
+use crate::vocab::{Kwargs, Mode};
+
+/// Builds each job's LLM; one per run, shared by the workers.
+pub struct LlmFactory {
+    /// `None` in stub mode.
+    settings: Option<LlmSettings>,
+    key: Option<Secret>,
+    limiter: Option<Arc<RateLimiter>>,
+    cache: Option<Arc<ResponseCache>>,
+}
+
+impl LlmFactory {
+    /// The stub factory (stub mode).
+    pub fn stub() -> Self {
+        Self {
+            settings: None,
+            key: None,
+            limiter: None,
+            cache: None,
+        }
+    }
+
+    /// A factory for `mode`; in real mode the key must be available and the cache
+    /// directory known.
+    pub fn new(
+        mode: Mode,
+        llm: &Kwargs,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, String> {
+        if mode == Mode::Stub {
+            return Ok(Self::stub());
+        }
+        let settings = LlmSettings::from_config(llm, env)?;
+        let key = settings.api_key(env)?;
+        crate::llm::openai::chat_completions_url(&settings.base_url)
+            .map_err(|e| format!("llm.base_url: {e}"))?;
+        let cache = match settings.cache {
+            CacheMode::Off => None,
+            mode => {
+                let dir = settings.cache_dir.clone().or_else(default_cache_dir).ok_or(
+                    "no user cache directory: set llm.cache_dir, TRACE_BENCH_CACHE_DIR or HOME (or llm.cache: off)",
+                )?;
+                Some(Arc::new(ResponseCache::new(dir, mode)))
+            }
+        };
+        let limiter = (settings.limits.requests_per_minute.is_some()
+            || settings.limits.tokens_per_minute.is_some())
+        .then(|| Arc::new(RateLimiter::new(settings.limits)));
+        Ok(Self {
+            settings: Some(settings),
+            key,
+            limiter,
+            cache,
+        })
+    }
+
+    /// The settings of real mode.
+    pub fn settings(&self) -> Option<&LlmSettings> {
+        self.settings.as_ref()
+    }
+
+    /// Who answers, as recorded before a job runs.
+    pub fn info(&self) -> LlmInfo {
+        match &self.settings {
+            None => StubLlm::info_static(),
+            Some(s) => LlmInfo {
+                provider: s.provider.clone(),
+                model: s.model.clone(),
+                base_url: s.base_url.clone(),
+                stub: false,
+            },
+        }
+    }
+
+    /// The LLM of one job: seeded by the job seed (stub draws, retry jitter, cache keys).
+    pub fn for_job(
+        &self,
+        seed: i64,
+        protocol: Arc<dyn Protocol>,
+    ) -> Result<Box<dyn Llm>, LlmError> {
+        let Some(s) = &self.settings else {
+            return Ok(Box::new(StubLlm::new(seed, protocol)));
+        };
+        self.client(s, seed, None)
+    }
+
+    /// The agent of a dataset-task job: the stub rule in stub mode; in real mode the same
+    /// endpoint and model as the optimizer, with its calls numbered and cached in their own
+    /// namespace (`agent`) so they never shift or collide with the optimizer's.
+    pub fn agent_for_job(&self, seed: i64) -> Result<AgentBackend, LlmError> {
+        match &self.settings {
+            None => Ok(AgentBackend::Stub),
+            Some(s) => Ok(AgentBackend::Llm(self.client(s, seed, Some("agent"))?)),
+        }
+    }
+
+    fn client(
+        &self,
+        s: &LlmSettings,
+        seed: i64,
+        namespace: Option<&str>,
+    ) -> Result<Box<dyn Llm>, LlmError> {
+        let mut config = ClientConfig::new(&s.provider, &s.base_url, &s.model);
+        config.api_key = self.key.clone();
+        config.temperature = s.temperature;
+        config.max_tokens = s.max_tokens;
+        config.timeout = s.timeout;
+        config.max_retries = s.max_retries;
+        config.seed = seed;
+        let client = OpenAiClient::new(config, self.limiter.clone())?;
+        Ok(match (&self.cache, namespace) {
+            (Some(cache), None) => Box::new(CachedLlm::new(client, cache.clone(), seed)),
+            (Some(cache), Some(ns)) => {
+                Box::new(CachedLlm::new(client, cache.clone(), seed).in_namespace(ns))
+            }
+            (None, _) => Box::new(client),
+        })
+    }
+}
