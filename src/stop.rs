@@ -1,14 +1,13 @@
 //! Telling a running job to stop: its hard deadline (`job_timeout`) and the run's
 //! cancellation (Ctrl-C).
 //!
-//! Trainers are plain loops that know nothing about stopping. The job's [`Ctx`] checks its
-//! [`JobStop`] at every evaluation, LLM call and step end, and when the job must stop it
-//! unwinds out of the trainer with a [`Stopped`] payload ([`Stopped::unwind`]); the runner
-//! catches it (as it catches panics) and records the job as `timeout` or `cancelled`. The
-//! LLM client bounds each request by the remaining time, and child processes are killed at
-//! the deadline, so a job never outlives its limit by more than one check.
-//!
-//! [`Ctx`]: crate::trainer::Ctx
+//! The trainer's context checks the job's [`JobStop`] at every evaluation, LLM call and
+//! step end; when the job must stop, the check returns `Err(`[`Stopped`]`)`, which the
+//! trainer passes up with `?` and the runner records as `timeout`, `cancelled` or
+//! `failed`. Stops are plain values: nothing unwinds, so the runner's `catch_unwind` is
+//! only for real panics. The LLM client bounds each request by the remaining time, and
+//! child processes are killed at the deadline, so a job never outlives its limit by more
+//! than one check.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,7 +25,7 @@ pub enum StopReason {
     Failed,
 }
 
-/// The unwinding payload of a stopped job: why, and what it had done by then.
+/// A stopped job: why, and what it had done by then.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stopped {
     /// Why.
@@ -41,14 +40,6 @@ pub struct Stopped {
     pub prompt_tokens: u64,
     /// Completion tokens used.
     pub completion_tokens: u64,
-}
-
-impl Stopped {
-    /// Leave the trainer now. `resume_unwind` skips the panic hook, so nothing is printed;
-    /// the runner's `catch_unwind` turns the payload into the job's status.
-    pub fn unwind(self) -> ! {
-        std::panic::resume_unwind(Box::new(self))
-    }
 }
 
 /// The run-wide cancellation flag, set by the first Ctrl-C.
@@ -149,19 +140,5 @@ mod tests {
         assert_eq!(late.hard(), Some(StopReason::Timeout));
         assert_eq!(late.at_step_end(), Some(StopReason::Timeout));
         assert_eq!(late.remaining(), Some(Duration::ZERO));
-    }
-
-    #[test]
-    fn unwinding_carries_the_payload() {
-        let payload = Stopped {
-            reason: StopReason::Timeout,
-            steps: 2,
-            metric_calls: 5,
-            llm_calls: 3,
-            prompt_tokens: 10,
-            completion_tokens: 4,
-        };
-        let caught = std::panic::catch_unwind(|| payload.clone().unwind()).unwrap_err();
-        assert_eq!(caught.downcast_ref::<Stopped>(), Some(&payload));
     }
 }

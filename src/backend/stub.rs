@@ -330,9 +330,6 @@ mod tests {
             feedback: String::new(),
         };
         assert!(b.complete(&req).is_ok());
-        assert_eq!(
-            b.request_fingerprint(&req)["model"],
-            json!(STUB_MODEL)
-        );
+        assert_eq!(b.request_fingerprint(&req)["model"], json!(STUB_MODEL));
     }
 }

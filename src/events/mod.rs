@@ -125,6 +125,40 @@ pub struct JobOutcome {
     pub agent_completion_tokens: u64,
 }
 
+impl JobOutcome {
+    /// A job that ended with `status` and `feedback` before spending or scoring anything;
+    /// `error_kind` set makes `feedback` its error message too.
+    pub fn ended(status: JobStatus, error_kind: Option<&str>, feedback: String) -> Self {
+        Self {
+            status,
+            error_kind: error_kind.map(str::to_string),
+            error: error_kind.map(|_| feedback.clone()),
+            score_val_initial: None,
+            score_val_final: None,
+            score_val: None,
+            score_test: None,
+            feedback,
+            time_seconds: 0.0,
+            steps: 0,
+            best_step: None,
+            evaluator_calls: 0,
+            llm_calls: 0,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            resolved_optimizer: None,
+            initial_params: None,
+            best_params: None,
+            final_params: None,
+            cost_usd: None,
+            metrics: Default::default(),
+            pareto_front: Vec::new(),
+            agent_calls: 0,
+            agent_prompt_tokens: 0,
+            agent_completion_tokens: 0,
+        }
+    }
+}
+
 /// Agent counters are left out of the events of tasks without an agent.
 fn is_zero(n: &u64) -> bool {
     *n == 0

@@ -14,9 +14,10 @@ use crate::optimizer::{Protocol, protocol_for};
 use crate::registry::Registry;
 use crate::stop::{Cancel, JobStop, StopReason, Stopped};
 use crate::task::agent::AgentHandle;
-use crate::task::{EvalLimits, Example, ObjectiveMode};
-use crate::trainer::{Algorithm, Ctx, Monitor};
+use crate::task::{EvalLimits, Example, SplitName, Task};
+use crate::trainer::{Algorithm, Counters, Ctx, Monitor, TrainResult};
 use crate::vocab::JobStatus;
+use crate::vocab::Kwargs;
 use crate::vocab::Mode;
 
 /// What a job needs from its run.
@@ -47,13 +48,7 @@ pub struct JobEnd {
 /// Run one job to its end; only a sink failure (files cannot be written) is an error.
 pub fn run_job(job: &Job, ctx: &JobContext<'_>) -> Result<JobEnd, SinkError> {
     let mut emitter = Emitter::new(job, ctx.sink);
-    let preset_optimizer = ctx
-        .registry
-        .trainer(&job.trainer_id)
-        .and_then(|p| p.default_optimizer.as_deref());
-    let (protocol, fallback_note) =
-        protocol_for(job.resolved.optimizer.as_deref().or(preset_optimizer));
-    let protocol: Arc<dyn Protocol> = Arc::from(protocol);
+    let (protocol, fallback_note) = job_protocol(job, ctx.registry);
     let llm = ctx.llm.for_job(job.seed, protocol.clone());
     emitter.emit(EventKind::JobStarted {
         job_index: job.index,
@@ -70,88 +65,28 @@ pub fn run_job(job: &Job, ctx: &JobContext<'_>) -> Result<JobEnd, SinkError> {
         });
     }
     let started = Instant::now();
-    let stop = JobStop::new(ctx.job_timeout, ctx.cancel.clone());
-    let mut failure: Option<LlmError> = None;
-    // Dataset tasks: the agent answering the examples, built like the job's LLM.
-    let agent = ctx
-        .registry
-        .task(&job.task_id)
-        .filter(|t| t.uses_agent())
-        .map(|_| {
-            ctx.llm
-                .agent_for_job(job.seed)
-                .map(|backend| AgentHandle::new(backend, stop.deadline()))
-        })
-        .transpose();
-    let llm = llm.and_then(|llm| agent.map(|agent| (llm, agent)));
-    let mut agent_handle = None;
-    let result = match llm {
-        Ok((mut llm, agent)) => catch_unwind(AssertUnwindSafe(|| {
-            agent_handle = agent.clone();
-            let llm = llm.as_mut();
-            execute(
-                job,
-                ctx.registry,
-                llm,
-                agent,
-                protocol.as_ref(),
-                &mut emitter,
-                &mut failure,
-                stop,
-            )
-        })),
-        Err(e) => {
-            failure = Some(e.clone());
-            Ok(failed(&format!("llm_{}", e.kind()), e.to_string()))
-        }
+    let mut attempt = Attempt {
+        job,
+        registry: ctx.registry,
+        protocol: protocol.as_ref(),
+        emitter: &mut emitter,
+        stop: JobStop::new(ctx.job_timeout, ctx.cancel.clone()),
+        agent: None,
+        llm_failure: None,
     };
-    let mut outcome = match result {
+    let mut outcome = match attempt.run(llm, ctx.llm) {
         Ok(outcome) => outcome,
-        Err(payload) => match payload.downcast::<Stopped>() {
-            Ok(stopped) if stopped.reason == StopReason::Failed => {
-                let e = agent_handle.as_ref().and_then(AgentHandle::failure);
-                let mut outcome = stopped_outcome(&stopped, ctx.job_timeout, started.elapsed());
-                if let Some(e) = e {
-                    outcome.error_kind = Some(format!("llm_{}", e.kind()));
-                    outcome.error = Some(format!("agent: {e}"));
-                    outcome.feedback = format!("agent: {e}");
-                    failure = Some(e);
-                }
-                outcome
-            }
-            Ok(stopped) => stopped_outcome(&stopped, ctx.job_timeout, started.elapsed()),
-            Err(panic) => {
-                let message = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_else(|| "unknown panic".into());
-                failed("panic", format!("the job panicked: {message}"))
-            }
-        },
+        Err(stopped) => attempt.stopped_outcome(&stopped, ctx.job_timeout, started.elapsed()),
     };
-    let stop_run = failure.filter(LlmError::stops_run).map(|e| {
+    let (agent, llm_failure) = (attempt.agent, attempt.llm_failure);
+    account(&mut outcome, agent.as_ref(), ctx.llm, started.elapsed());
+    let stop_run = llm_failure.filter(LlmError::stops_run).map(|e| {
         let hint = e
             .hint()
             .map(|h| format!(" (hint: {h})"))
             .unwrap_or_default();
         format!("{e}{hint}")
     });
-    outcome.time_seconds = started.elapsed().as_secs_f64();
-    if let Some(agent) = &agent_handle {
-        let usage = agent.usage();
-        outcome.agent_calls = usage.calls;
-        outcome.agent_prompt_tokens = usage.prompt_tokens;
-        outcome.agent_completion_tokens = usage.completion_tokens;
-    }
-    // The agent talks to the same model, so its tokens cost the same.
-    let calls = outcome.llm_calls + outcome.agent_calls;
-    if let (Some(settings), false) = (ctx.llm.settings(), calls == 0) {
-        outcome.cost_usd = settings.cost(
-            outcome.prompt_tokens + outcome.agent_prompt_tokens,
-            outcome.completion_tokens + outcome.agent_completion_tokens,
-        );
-    }
     let status = outcome.status;
     emitter.emit(EventKind::JobFinished(Box::new(outcome)));
     match emitter.take_error() {
@@ -160,210 +95,340 @@ pub fn run_job(job: &Job, ctx: &JobContext<'_>) -> Result<JobEnd, SinkError> {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn execute(
-    job: &Job,
-    registry: &Registry,
-    llm: &mut dyn Llm,
-    agent: Option<AgentHandle>,
-    protocol: &dyn Protocol,
-    emitter: &mut Emitter<'_>,
-    llm_failure: &mut Option<LlmError>,
+/// The job's prompt protocol (its own optimizer, else the trainer's default) and, when the
+/// name is unknown, the note saying which one is used instead.
+fn job_protocol(job: &Job, registry: &Registry) -> (Arc<dyn Protocol>, Option<String>) {
+    let preset_optimizer = registry
+        .trainer(&job.trainer_id)
+        .and_then(|p| p.default_optimizer.as_deref());
+    let (protocol, note) = protocol_for(job.resolved.optimizer.as_deref().or(preset_optimizer));
+    (Arc::from(protocol), note)
+}
+
+/// Time, the agent's counters and the cost, once the job has ended however it ended.
+fn account(
+    outcome: &mut JobOutcome,
+    agent: Option<&AgentHandle>,
+    factory: &LlmFactory,
+    elapsed: Duration,
+) {
+    outcome.time_seconds = elapsed.as_secs_f64();
+    if let Some(agent) = agent {
+        let usage = agent.usage();
+        outcome.agent_calls = usage.calls;
+        outcome.agent_prompt_tokens = usage.prompt_tokens;
+        outcome.agent_completion_tokens = usage.completion_tokens;
+    }
+    // The agent talks to the same model, so its tokens cost the same.
+    let calls = outcome.llm_calls + outcome.agent_calls;
+    if let (Some(settings), false) = (factory.settings(), calls == 0) {
+        outcome.cost_usd = settings.cost(
+            outcome.prompt_tokens + outcome.agent_prompt_tokens,
+            outcome.completion_tokens + outcome.agent_completion_tokens,
+        );
+    }
+}
+
+/// One job being executed: what it runs with, and the LLM failure that ended it, if any.
+struct Attempt<'j, 'e> {
+    job: &'j Job,
+    registry: &'j Registry,
+    protocol: &'j dyn Protocol,
+    emitter: &'j mut Emitter<'e>,
     stop: JobStop,
-) -> JobOutcome {
-    let Some(task) = registry.task(&job.task_id) else {
-        return skipped(format!(
-            "task `{}` is not available in this build",
-            job.task_id
-        ));
-    };
-    // Evaluator processes of this job respect its deadline and `eval_kwargs.timeout_seconds`.
-    let timeout = job
-        .resolved
-        .eval_kwargs
-        .get("timeout_seconds")
-        .and_then(serde_json::Value::as_f64)
-        .filter(|t| *t > 0.0 && t.is_finite())
-        .map(Duration::from_secs_f64);
-    let mut task = task.with_limits(EvalLimits {
-        timeout,
-        deadline: stop.deadline(),
-    });
-    // Multi-objective tasks: `eval_kwargs.objective_mode` picks how metrics are combined.
-    if let Some(mode) = job.resolved.eval_kwargs.get("objective_mode")
-        && task.manifest.objective_config.is_some()
-    {
-        let supported = |m: ObjectiveMode| {
-            task.manifest
-                .objective_config
-                .as_ref()
-                .map_or(Ok(()), |c| c.supports(m))
+    /// Dataset tasks: the agent answering the examples, built like the job's LLM.
+    agent: Option<AgentHandle>,
+    /// The LLM error that ended the job (an auth error also stops the run).
+    llm_failure: Option<LlmError>,
+}
+
+impl Attempt<'_, '_> {
+    /// Build the agent, execute, and turn a real panic into a failed job; `Err` is a stop.
+    fn run(
+        &mut self,
+        llm: Result<Box<dyn Llm>, LlmError>,
+        factory: &LlmFactory,
+    ) -> Result<JobOutcome, Stopped> {
+        let agent = self
+            .registry
+            .task(&self.job.task_id)
+            .filter(|t| t.uses_agent())
+            .map(|_| {
+                factory
+                    .agent_for_job(self.job.seed)
+                    .map(|backend| AgentHandle::new(backend, self.stop.deadline()))
+            })
+            .transpose();
+        let mut llm = match llm.and_then(|llm| agent.map(|agent| (llm, agent))) {
+            Ok((llm, agent)) => {
+                self.agent = agent;
+                llm
+            }
+            Err(e) => {
+                let outcome = failed(&format!("llm_{}", e.kind()), e.to_string());
+                self.llm_failure = Some(e);
+                return Ok(outcome);
+            }
         };
-        match mode.as_str().map(ObjectiveMode::parse) {
-            Some(Ok(mode)) => match supported(mode) {
-                Ok(()) => task = task.with_objective_mode(mode),
-                Err(e) => return failed("invalid_eval_kwargs", e),
-            },
-            Some(Err(e)) => return failed("invalid_eval_kwargs", e),
-            None => {
-                return failed(
-                    "invalid_eval_kwargs",
-                    format!("objective_mode must be a string, found {mode}"),
-                );
+        // Only a real panic unwinds: stops come back as values.
+        match catch_unwind(AssertUnwindSafe(|| self.execute(llm.as_mut()))) {
+            Ok(result) => result,
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "unknown panic".into());
+                Ok(failed("panic", format!("the job panicked: {message}")))
             }
         }
     }
-    if let Some(agent) = &agent {
-        task = task.with_agent(agent.clone());
+
+    /// The job's steps: bind the task, read the trainer, score the initial parameters,
+    /// run the trainer, score its result. An outcome that ends the job early is `Ok` too;
+    /// `Err` is a stop (deadline, cancellation, the agent failing for good).
+    fn execute(&mut self, llm: &mut dyn Llm) -> Result<JobOutcome, Stopped> {
+        let task = match self.bind_task() {
+            Ok(task) => task,
+            Err(outcome) => return Ok(outcome),
+        };
+        let algorithm = match self.algorithm() {
+            Ok(algorithm) => algorithm,
+            Err(outcome) => return Ok(outcome),
+        };
+        let initial = task.initial_values();
+        let mut monitor = Monitor::default();
+        let (initial_score, _) = monitor.score(&task, &initial);
+        // An agent cut off by the deadline is a timeout, not an agent failure.
+        self.check_deadline(0, &Counters::default(), monitor.calls)?;
+        if let Some(mut outcome) = self.agent_failed() {
+            outcome.evaluator_calls = monitor.calls;
+            return Ok(outcome);
+        }
+        let ctx = Ctx::new(
+            &task,
+            llm,
+            self.protocol,
+            self.emitter,
+            &mut monitor,
+            self.job.seed,
+        )
+        .with_stop(self.stop.clone());
+        let result = algorithm.run(ctx)?;
+        if let Some(e) = &result.llm_failure {
+            self.llm_failure = Some(e.clone());
+            let mut outcome = failed(&format!("llm_{}", e.kind()), e.to_string());
+            outcome.llm_calls = result.counters.llm_calls;
+            outcome.evaluator_calls = result.counters.metric_calls + monitor.calls;
+            outcome.score_val_initial = initial_score;
+            return Ok(outcome);
+        }
+        let finals = final_scores(&task, &mut monitor, &result.best_params);
+        // Final evaluations cut short by the deadline would report failure scores as results.
+        self.check_deadline(result.steps, &result.counters, monitor.calls)?;
+        if let Some(mut outcome) = self.agent_failed() {
+            outcome.llm_calls = result.counters.llm_calls;
+            outcome.prompt_tokens = result.counters.prompt_tokens;
+            outcome.completion_tokens = result.counters.completion_tokens;
+            outcome.evaluator_calls = result.counters.metric_calls + monitor.calls;
+            outcome.score_val_initial = initial_score;
+            return Ok(outcome);
+        }
+        let scores = Scores {
+            initial: initial_score,
+            evaluator_calls: result.counters.metric_calls + monitor.calls + finals.test_calls,
+            metrics: monitor.metrics(&result.best_params),
+            finals,
+        };
+        Ok(finished(self.protocol, initial, scores, result))
     }
-    // An agent that failed (after its client's retries) would score every example 0:
-    // the job fails with the agent's error instead of reporting that as a result.
-    let agent_failed = |llm_failure: &mut Option<LlmError>| {
-        let e = agent.as_ref()?.failure()?;
+
+    /// The job's own copy of its task: limits, objective mode and agent bound; `Err` is
+    /// the outcome of a job that cannot run it (skipped or failed).
+    fn bind_task(&self) -> Result<Task, JobOutcome> {
+        let job = self.job;
+        let Some(task) = self.registry.task(&job.task_id) else {
+            return Err(skipped(format!(
+                "task `{}` is not available in this build",
+                job.task_id
+            )));
+        };
+        // Evaluator processes respect the deadline and `eval_kwargs.timeout_seconds`.
+        let timeout = job
+            .resolved
+            .eval_kwargs
+            .get("timeout_seconds")
+            .and_then(serde_json::Value::as_f64)
+            .filter(|t| *t > 0.0 && t.is_finite())
+            .map(Duration::from_secs_f64);
+        let mut task = task.with_limits(EvalLimits {
+            timeout,
+            deadline: self.stop.deadline(),
+        });
+        // Multi-objective tasks: `eval_kwargs.objective_mode` picks how metrics combine.
+        if let Some(value) = job.resolved.eval_kwargs.get("objective_mode")
+            && let Some(objective) = &task.manifest.objective_config
+        {
+            let mode = objective
+                .mode_for(value)
+                .map_err(|e| failed("invalid_eval_kwargs", e))?;
+            task = task.with_objective_mode(mode);
+        }
+        if let Some(agent) = &self.agent {
+            task = task.with_agent(agent.clone());
+        }
+        if let Some(reason) = task.unavailable_reason() {
+            return Err(skipped(reason));
+        }
+        if !task.has_trainable_params() {
+            return Err(failed(
+                "no_trainable_parameters",
+                "no_trainable_parameters".into(),
+            ));
+        }
+        Ok(task)
+    }
+
+    /// The trainer with the job's knobs; `Err` is the failed outcome naming the problem.
+    fn algorithm(&self) -> Result<Algorithm, JobOutcome> {
+        let Some(preset) = self.registry.trainer(&self.job.trainer_id) else {
+            return Err(failed(
+                "unknown_trainer",
+                format!("trainer `{}` is not available", self.job.trainer_id),
+            ));
+        };
+        Algorithm::from_preset(preset, &self.job.resolved.trainer_kwargs)
+            .map_err(|e| failed("invalid_knob", e))
+    }
+
+    /// `Err` once the deadline passed, with what was spent.
+    fn check_deadline(
+        &self,
+        steps: u64,
+        spent: &Counters,
+        monitor_calls: u64,
+    ) -> Result<(), Stopped> {
+        match self.stop.hard() {
+            Some(reason) => Err(Stopped {
+                reason,
+                steps,
+                metric_calls: spent.metric_calls + monitor_calls,
+                llm_calls: spent.llm_calls,
+                prompt_tokens: spent.prompt_tokens,
+                completion_tokens: spent.completion_tokens,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// An agent that failed (after its client's retries) would score every example 0: the
+    /// job fails with the agent's error instead of reporting that as a result.
+    fn agent_failed(&mut self) -> Option<JobOutcome> {
+        let e = self.agent.as_ref()?.failure()?;
         let outcome = failed(&format!("llm_{}", e.kind()), format!("agent: {e}"));
-        *llm_failure = Some(e);
+        self.llm_failure = Some(e);
         Some(outcome)
-    };
-    if let Some(reason) = task.unavailable_reason() {
-        return skipped(reason);
     }
-    if !task.has_trainable_params() {
-        return failed("no_trainable_parameters", "no_trainable_parameters".into());
-    }
-    let Some(preset) = registry.trainer(&job.trainer_id) else {
-        return failed(
-            "unknown_trainer",
-            format!("trainer `{}` is not available", job.trainer_id),
-        );
-    };
-    let algorithm = match Algorithm::from_preset(preset, &job.resolved.trainer_kwargs) {
-        Ok(a) => a,
-        Err(e) => return failed("invalid_knob", e),
-    };
-    let initial = task.initial_values();
-    let mut monitor = Monitor::default();
-    let (initial_score, _) = monitor.score(&task, &initial);
-    // An agent cut off by the deadline is a timeout, not an agent failure.
-    if let Some(reason) = stop.hard() {
-        Stopped {
-            reason,
-            steps: 0,
-            metric_calls: monitor.calls,
-            llm_calls: 0,
-            prompt_tokens: 0,
-            completion_tokens: 0,
+
+    /// The outcome of a stopped job; a job stopped by its agent failing carries the
+    /// agent's error.
+    fn stopped_outcome(
+        &mut self,
+        stopped: &Stopped,
+        limit: Option<Duration>,
+        elapsed: Duration,
+    ) -> JobOutcome {
+        let mut outcome = stopped_outcome(stopped, limit, elapsed);
+        if stopped.reason == StopReason::Failed
+            && let Some(e) = self.agent.as_ref().and_then(AgentHandle::failure)
+        {
+            outcome.error_kind = Some(format!("llm_{}", e.kind()));
+            outcome.error = Some(format!("agent: {e}"));
+            outcome.feedback = format!("agent: {e}");
+            self.llm_failure = Some(e);
         }
-        .unwind();
+        outcome
     }
-    if let Some(mut outcome) = agent_failed(llm_failure) {
-        outcome.evaluator_calls = monitor.calls;
-        return outcome;
-    }
-    let ctx =
-        Ctx::new(&task, llm, protocol, emitter, &mut monitor, job.seed).with_stop(stop.clone());
-    let result = algorithm.run(ctx);
-    if let Some(e) = &result.llm_failure {
-        *llm_failure = Some(e.clone());
-        let mut outcome = failed(&format!("llm_{}", e.kind()), e.to_string());
-        outcome.llm_calls = result.counters.llm_calls;
-        outcome.evaluator_calls = result.counters.metric_calls + monitor.calls;
-        outcome.score_val_initial = initial_score;
-        return outcome;
-    }
-    let (final_score, feedback) = monitor.score(&task, &result.best_params);
+}
+
+/// The final evaluations of the trainer's parameters.
+struct Finals {
+    score: Option<f64>,
+    feedback: String,
+    score_test: Option<f64>,
+    /// Evaluator calls of the test split.
+    test_calls: u64,
+}
+
+/// Score the trainer's parameters on the evaluation split (through the monitor) and on
+/// the test split.
+fn final_scores(task: &Task, monitor: &mut Monitor, best: &Kwargs) -> Finals {
+    let (score, feedback) = monitor.score(task, best);
     let test = &task.manifest.splits.test;
-    let score_test = (!test.is_empty()).then(|| {
-        let refs: Vec<&Example> = test.iter().collect();
-        task.evaluate(&result.best_params, crate::task::SplitName::Test, &refs)
-            .score
-    });
-    // Final evaluations cut short by the deadline would report failure scores as results.
-    if let Some(reason) = stop.hard() {
-        Stopped {
-            reason,
-            steps: result.steps,
-            metric_calls: result.counters.metric_calls + monitor.calls,
-            llm_calls: result.counters.llm_calls,
-            prompt_tokens: result.counters.prompt_tokens,
-            completion_tokens: result.counters.completion_tokens,
-        }
-        .unwind();
+    let score_test = (!test.is_empty())
+        .then(|| {
+            let refs: Vec<&Example> = test.iter().collect();
+            task.evaluate(best, SplitName::Test, &refs).score
+        })
+        .flatten();
+    Finals {
+        score,
+        feedback,
+        score_test,
+        test_calls: test.len() as u64,
     }
-    if let Some(mut outcome) = agent_failed(llm_failure) {
-        outcome.llm_calls = result.counters.llm_calls;
-        outcome.prompt_tokens = result.counters.prompt_tokens;
-        outcome.completion_tokens = result.counters.completion_tokens;
-        outcome.evaluator_calls = result.counters.metric_calls + monitor.calls;
-        outcome.score_val_initial = initial_score;
-        return outcome;
-    }
-    let score_val = match (initial_score, final_score) {
+}
+
+/// What a finished job scored, besides the trainer's result.
+struct Scores {
+    initial: Option<f64>,
+    finals: Finals,
+    evaluator_calls: u64,
+    metrics: std::collections::BTreeMap<String, f64>,
+}
+
+/// The outcome of a job that ran to its end.
+fn finished(
+    protocol: &dyn Protocol,
+    initial: Kwargs,
+    scores: Scores,
+    result: TrainResult,
+) -> JobOutcome {
+    let Scores {
+        initial: initial_score,
+        finals,
+        evaluator_calls,
+        metrics,
+    } = scores;
+    let score_val = match (initial_score, finals.score) {
         (Some(i), Some(f)) => Some(i.max(f)),
         (i, f) => f.or(i),
     };
     // The final parameters are the best ones; the reference's best state is the better
     // of initial and final, which with selection is always the final one.
-    let best = if final_score >= initial_score {
+    let best = if finals.score >= initial_score {
         result.best_params.clone()
     } else {
         initial.clone()
     };
     JobOutcome {
-        status: JobStatus::Ok,
-        error_kind: None,
-        error: None,
         score_val_initial: initial_score,
-        score_val_final: final_score,
+        score_val_final: finals.score,
         score_val,
-        score_test: score_test.flatten(),
-        feedback,
-        time_seconds: 0.0,
+        score_test: finals.score_test,
         steps: result.steps,
         best_step: Some(result.best_step),
-        evaluator_calls: result.counters.metric_calls + monitor.calls + test.len() as u64,
+        evaluator_calls,
         llm_calls: result.counters.llm_calls,
         prompt_tokens: result.counters.prompt_tokens,
         completion_tokens: result.counters.completion_tokens,
         resolved_optimizer: Some(protocol.name().to_string()),
         initial_params: Some(initial),
         best_params: Some(best),
-        metrics: monitor.metrics(&result.best_params),
+        metrics,
         pareto_front: result.pareto_front,
         final_params: Some(result.best_params),
-        cost_usd: None,
-        agent_calls: 0,
-        agent_prompt_tokens: 0,
-        agent_completion_tokens: 0,
-    }
-}
-
-fn ended(status: JobStatus, kind: Option<&str>, message: String) -> JobOutcome {
-    JobOutcome {
-        status,
-        error_kind: kind.map(str::to_string),
-        error: kind.map(|_| message.clone()),
-        score_val_initial: None,
-        score_val_final: None,
-        score_val: None,
-        score_test: None,
-        feedback: message,
-        time_seconds: 0.0,
-        steps: 0,
-        best_step: None,
-        evaluator_calls: 0,
-        llm_calls: 0,
-        prompt_tokens: 0,
-        completion_tokens: 0,
-        resolved_optimizer: None,
-        initial_params: None,
-        best_params: None,
-        final_params: None,
-        cost_usd: None,
-        metrics: Default::default(),
-        pareto_front: Vec::new(),
-        agent_calls: 0,
-        agent_prompt_tokens: 0,
-        agent_completion_tokens: 0,
+        ..JobOutcome::ended(JobStatus::Ok, None, finals.feedback)
     }
 }
 
@@ -397,7 +462,7 @@ fn stopped_outcome(stopped: &Stopped, limit: Option<Duration>, elapsed: Duration
             ),
         ),
     };
-    let mut outcome = ended(status, Some(kind), message);
+    let mut outcome = JobOutcome::ended(status, Some(kind), message);
     outcome.steps = stopped.steps;
     outcome.evaluator_calls = stopped.metric_calls;
     outcome.llm_calls = stopped.llm_calls;
@@ -407,9 +472,9 @@ fn stopped_outcome(stopped: &Stopped, limit: Option<Duration>, elapsed: Duration
 }
 
 fn failed(kind: &str, message: String) -> JobOutcome {
-    ended(JobStatus::Failed, Some(kind), message)
+    JobOutcome::ended(JobStatus::Failed, Some(kind), message)
 }
 
 fn skipped(reason: String) -> JobOutcome {
-    ended(JobStatus::Skipped, None, reason)
+    JobOutcome::ended(JobStatus::Skipped, None, reason)
 }

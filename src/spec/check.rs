@@ -68,13 +68,7 @@ pub fn check(config: &Config, registry: &Registry, strict: bool) -> Vec<Diagnost
             if let Some(objective) = &known.manifest.objective_config
                 && let Some(mode) = task.eval_kwargs.get("objective_mode")
             {
-                let problem = match mode.as_str().map(crate::task::ObjectiveMode::parse) {
-                    Some(Ok(m)) => objective.supports(m).err(),
-                    _ => Some(format!(
-                        "objective_mode must be `weighted` or `pareto`, found {mode}"
-                    )),
-                };
-                if let Some(message) = problem {
+                if let Err(message) = objective.mode_for(mode) {
                     out.push(
                         Diagnostic::error(
                             format!("tasks[{i}].eval_kwargs.objective_mode"),

@@ -87,6 +87,19 @@ impl ObjectiveConfig {
         }
         self.supports(self.mode)
     }
+    /// The mode a job's `eval_kwargs.objective_mode` value selects, if this objective
+    /// can use it: the one decision the config check and the job both rely on.
+    pub fn mode_for(&self, value: &serde_json::Value) -> Result<ObjectiveMode, String> {
+        let mode = match value.as_str() {
+            Some(text) => ObjectiveMode::parse(text)?,
+            None => {
+                return Err(format!(
+                    "objective_mode must be `weighted` or `pareto`, found {value}"
+                ));
+            }
+        };
+        self.supports(mode).map(|()| mode)
+    }
 
     /// Whether metrics can be scored in `mode`: `pareto` needs every metric's `ideal`.
     pub fn supports(&self, mode: ObjectiveMode) -> Result<(), String> {

@@ -187,9 +187,9 @@ impl<'a, 'e> Ctx<'a, 'e> {
         self
     }
 
-    /// Unwind out of the trainer if the job must stop now: its deadline passed, its agent
-    /// failed for good, or (at a step end) the run was cancelled.
-    fn check_stop(&self, at_step_end: bool) {
+    /// `Err` if the job must stop now: its deadline passed, its agent failed for good, or
+    /// (at a step end) the run was cancelled. Trainers pass it up with `?`.
+    fn check_stop(&self, at_step_end: bool) -> Result<(), Stopped> {
         // The deadline first: an agent cut off by it has not failed.
         let reason = self.stop.hard().or_else(|| {
             if self.task.agent_failure().is_some() {
@@ -200,16 +200,16 @@ impl<'a, 'e> Ctx<'a, 'e> {
                 None
             }
         });
-        if let Some(reason) = reason {
-            Stopped {
+        match reason {
+            Some(reason) => Err(Stopped {
                 reason,
                 steps: self.step.saturating_sub(1),
                 metric_calls: self.counters.metric_calls + self.monitor.calls,
                 llm_calls: self.counters.llm_calls,
                 prompt_tokens: self.counters.prompt_tokens,
                 completion_tokens: self.counters.completion_tokens,
-            }
-            .unwind();
+            }),
+            None => Ok(()),
         }
     }
 
@@ -246,14 +246,14 @@ impl<'a, 'e> Ctx<'a, 'e> {
         params: &Kwargs,
         split: SplitName,
         ids: &[usize],
-    ) -> Evaluation {
-        self.check_stop(false);
+    ) -> Result<Evaluation, Stopped> {
+        self.check_stop(false)?;
         let started = Instant::now();
         let examples = self.split(split);
         let refs: Vec<&Example> = ids.iter().map(|&i| &examples[i]).collect();
         let eval = self.task.evaluate(params, split, &refs);
         self.counters.metric_calls += refs.len() as u64;
-        self.check_stop(false);
+        self.check_stop(false)?;
         if self.task.manifest.objective_config.is_some()
             && refs.len() == examples.len()
             && !eval.metrics.is_empty()
@@ -274,7 +274,7 @@ impl<'a, 'e> Ctx<'a, 'e> {
             score: eval.score,
             seconds: started.elapsed().as_secs_f64(),
         });
-        eval
+        Ok(eval)
     }
 
     /// Record that `parent` was selected for expansion (golden tests pin this order).
@@ -285,7 +285,8 @@ impl<'a, 'e> Ctx<'a, 'e> {
     /// Ask the LLM for an update of `parent` from its results on `ids` (train split).
     /// `only` restricts the request to one parameter (GEPA's component). Returns the
     /// complete child (parent values plus the update), or `None` when the reply proposes
-    /// nothing usable; problems with the reply become warnings.
+    /// nothing usable; problems with the reply become warnings. `Err` when the job must
+    /// stop.
     pub fn propose(
         &mut self,
         parent: &Kwargs,
@@ -293,7 +294,7 @@ impl<'a, 'e> Ctx<'a, 'e> {
         eval: &Evaluation,
         only: Option<&str>,
         history: &[HistoryEntry],
-    ) -> Option<Kwargs> {
+    ) -> Result<Option<Kwargs>, Stopped> {
         let params: Vec<_> = self
             .task
             .params()
@@ -324,10 +325,10 @@ impl<'a, 'e> Ctx<'a, 'e> {
             },
         };
         if self.llm_failure.is_some() {
-            return None;
+            return Ok(None);
         }
         let request = self.protocol.request(&instance);
-        self.check_stop(false);
+        self.check_stop(false)?;
         let call = self.counters.llm_calls;
         self.counters.llm_calls += 1;
         let info = self.llm.info();
@@ -366,12 +367,12 @@ impl<'a, 'e> Ctx<'a, 'e> {
                 let event = transcript(None, Some(format!("{}: {e}", e.kind())));
                 self.emitter.emit_attached(event);
                 self.warn(e.to_string());
-                self.check_stop(false);
+                self.check_stop(false)?;
                 self.failures_in_a_row += 1;
                 if e.stops_run() || self.failures_in_a_row >= MAX_FAILURES_IN_A_ROW {
                     self.llm_failure = Some(e);
                 }
-                return None;
+                return Ok(None);
             }
         };
         self.counters.prompt_tokens += reply.usage.prompt_tokens;
@@ -388,17 +389,17 @@ impl<'a, 'e> Ctx<'a, 'e> {
             retries: reply.retries,
             updated: parsed.update.keys().cloned().collect(),
         });
-        self.check_stop(false);
+        self.check_stop(false)?;
         for problem in &parsed.problems {
             let message = format!("{} reply: {problem}", self.protocol.name());
             self.warn(message);
         }
         if parsed.update.is_empty() {
-            return None;
+            return Ok(None);
         }
         let mut child = parent.clone();
         child.extend(parsed.update);
-        Some(child)
+        Ok(Some(child))
     }
 
     /// Emit a warning for the current step.
@@ -430,8 +431,13 @@ impl<'a, 'e> Ctx<'a, 'e> {
 
     /// Close the current step: one learning-curve point for the chosen parameters
     /// (`best_score` is the trainer's own estimate of them, `score_train` the step's
-    /// best training score), then start the next step.
-    pub fn end_step(&mut self, best: &Kwargs, best_score: Option<f64>, score_train: Option<f64>) {
+    /// best training score), then start the next step. `Err` when the job must stop.
+    pub fn end_step(
+        &mut self,
+        best: &Kwargs,
+        best_score: Option<f64>,
+        score_train: Option<f64>,
+    ) -> Result<(), Stopped> {
         let (score_val, _) = self.monitor.score(self.task, best);
         let metrics = self.monitor.metrics(best);
         let spent = self.counters.since(&self.step_before);
@@ -453,7 +459,7 @@ impl<'a, 'e> Ctx<'a, 'e> {
         self.step_started = Instant::now();
         self.step_before = self.counters.clone();
         self.step_evaluations = 0;
-        self.check_stop(true);
+        self.check_stop(true)
     }
 
     /// Wrap up: the trainer's finish plus what was spent.

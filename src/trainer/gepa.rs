@@ -15,6 +15,7 @@ use super::core::{Ctx, Finish, PoolEntry, max_opt};
 use super::data::EpochShuffled;
 use super::knobs::Knobs;
 use crate::rng::Rng;
+use crate::stop::Stopped;
 use crate::task::SplitName;
 use crate::vocab::Kwargs;
 
@@ -156,7 +157,7 @@ impl State {
 }
 
 /// Run upstream GEPA.
-pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Finish {
+pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Result<Finish, Stopped> {
     let val_split = if ctx.split(SplitName::Validation).is_empty() {
         SplitName::Train
     } else {
@@ -179,7 +180,7 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Finish {
 
     let seed_id = ctx.new_id();
     let initial = ctx.task.initial_values();
-    let eval = ctx.evaluate(seed_id, &initial, val_split, &all_val);
+    let eval = ctx.evaluate(seed_id, &initial, val_split, &all_val)?;
     let mut state = State {
         programs: Vec::new(),
         best: vec![f64::NEG_INFINITY; n_val],
@@ -194,7 +195,7 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Finish {
         0,
     ));
     ctx.candidate(seed_id, None, None, Some(state.programs[0].avg), true);
-    end_step(ctx, &state, Some(state.programs[0].avg));
+    end_step(ctx, &state, Some(state.programs[0].avg))?;
 
     let (mut merges_due, mut merges_tested) = (0u64, 0u64);
     let mut last_found_new = false;
@@ -202,7 +203,7 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Finish {
     let mut tried_children: HashSet<String> = HashSet::new();
     // Without training examples there is nothing to reflect on.
     if m == 0 {
-        return finish(&state);
+        return Ok(finish(&state));
     }
     loop {
         let remaining = s.max_metric_calls.saturating_sub(ctx.counters.metric_calls);
@@ -219,7 +220,7 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Finish {
                 )
             {
                 let id = ctx.new_id();
-                let eval = ctx.evaluate(id, &child, val_split, &ids);
+                let eval = ctx.evaluate(id, &child, val_split, &ids)?;
                 let sum_child: f64 = eval.examples.iter().map(|r| r.score).sum();
                 let sum_of = |p: usize| {
                     ids.iter()
@@ -228,7 +229,7 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Finish {
                 };
                 let (pi, pj) = (state.programs[i].id, state.programs[j].id);
                 if sum_child >= sum_of(i).max(sum_of(j)) {
-                    let full = ctx.evaluate(id, &child, val_split, &all_val);
+                    let full = ctx.evaluate(id, &child, val_split, &all_val)?;
                     let scores = full.examples.iter().map(|r| r.score).collect();
                     let p = program(
                         id,
@@ -248,7 +249,7 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Finish {
                 } else {
                     ctx.candidate(id, Some(pi), Some(pj), eval.score, false);
                 }
-                end_step(ctx, &state, None);
+                end_step(ctx, &state, None)?;
                 continue;
             }
         }
@@ -266,10 +267,10 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Finish {
         ctx.selected(parent_id);
         let ids = sampler.next_batch();
         let parent_params = state.programs[parent].params.clone();
-        let before = ctx.evaluate(parent_id, &parent_params, SplitName::Train, &ids);
+        let before = ctx.evaluate(parent_id, &parent_params, SplitName::Train, &ids)?;
         let parent_sum: f64 = before.examples.iter().map(|r| r.score).sum();
         if s.skip_perfect_score && before.examples.iter().all(|r| r.score >= s.perfect_score) {
-            end_step(ctx, &state, before.score);
+            end_step(ctx, &state, before.score)?;
             continue;
         }
         let chosen: Vec<String> = if s.all_components {
@@ -282,22 +283,22 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Finish {
         };
         let mut child = parent_params.clone();
         for c in &chosen {
-            if let Some(update) = ctx.propose(&parent_params, &ids, &before, Some(c), &[])
+            if let Some(update) = ctx.propose(&parent_params, &ids, &before, Some(c), &[])?
                 && let Some(v) = update.get(c)
             {
                 child.insert(c.clone(), v.clone());
             }
         }
         if child == parent_params {
-            end_step(ctx, &state, before.score);
+            end_step(ctx, &state, before.score)?;
             continue;
         }
         let id = ctx.new_id();
-        let after = ctx.evaluate(id, &child, SplitName::Train, &ids);
+        let after = ctx.evaluate(id, &child, SplitName::Train, &ids)?;
         let child_sum: f64 = after.examples.iter().map(|r| r.score).sum();
         let accepted = child_sum > parent_sum || (s.accept_equal && child_sum == parent_sum);
         if accepted {
-            let full = ctx.evaluate(id, &child, val_split, &all_val);
+            let full = ctx.evaluate(id, &child, val_split, &all_val)?;
             let scores = full.examples.iter().map(|r| r.score).collect();
             let next = state.programs[parent].next_component;
             let p = program(id, child, scores, vec![parent], next, ctx.step());
@@ -311,9 +312,9 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Finish {
         } else {
             ctx.candidate(id, Some(parent_id), None, after.score, false);
         }
-        end_step(ctx, &state, max_opt(after.score, before.score));
+        end_step(ctx, &state, max_opt(after.score, before.score))?;
     }
-    finish(&state)
+    Ok(finish(&state))
 }
 
 fn finish(state: &State) -> Finish {
@@ -356,13 +357,13 @@ fn program(
     }
 }
 
-fn end_step(ctx: &mut Ctx<'_, '_>, state: &State, score_train: Option<f64>) {
+fn end_step(ctx: &mut Ctx<'_, '_>, state: &State, score_train: Option<f64>) -> Result<(), Stopped> {
     let best = state.best();
     ctx.end_step(
         &state.programs[best].params,
         Some(state.programs[best].avg),
         score_train,
-    );
+    )
 }
 
 /// Sample a parent with probability ∝ the number of fronts it is on (after pruning).

@@ -18,6 +18,7 @@ use super::core::{Ctx, Finish, PoolEntry, max_opt};
 use super::knobs::Knobs;
 use crate::optimizer::HistoryEntry;
 use crate::rng::Rng;
+use crate::stop::Stopped;
 use crate::task::SplitName;
 use crate::vocab::Kwargs;
 
@@ -103,7 +104,7 @@ struct Cand {
 }
 
 /// Run one member of the family.
-pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Finish {
+pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Result<Finish, Stopped> {
     let label = s.variant.label();
     let mut data_rng = ctx.rng(&format!("{label}/train"));
     let mut select_rng = ctx.rng(&format!("{label}/select"));
@@ -118,20 +119,21 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Finish {
         .sample_indices(ctx.split(val_split).len(), s.pareto_subset_size);
     let n_train = ctx.split(SplitName::Train).len();
 
-    let score_on_subset = |ctx: &mut Ctx<'_, '_>, id: u64, params: &Kwargs| -> Vec<f64> {
-        let eval = ctx.evaluate(id, params, val_split, &subset);
-        eval.examples.iter().map(|r| r.score).collect()
-    };
+    let score_on_subset =
+        |ctx: &mut Ctx<'_, '_>, id: u64, params: &Kwargs| -> Result<Vec<f64>, Stopped> {
+            let eval = ctx.evaluate(id, params, val_split, &subset)?;
+            Ok(eval.examples.iter().map(|r| r.score).collect())
+        };
     let seed_id = ctx.new_id();
     let initial = ctx.task.initial_values();
-    let vector = score_on_subset(ctx, seed_id, &initial);
+    let vector = score_on_subset(ctx, seed_id, &initial)?;
     let mut buffer = vec![new_cand(seed_id, initial, vector, HashSet::new(), 0)];
     ctx.candidate(seed_id, None, None, Some(buffer[0].mean), true);
     ctx.end_step(
         &buffer[0].params,
         Some(buffer[0].mean),
         Some(buffer[0].mean),
-    );
+    )?;
     let mut tried_pairs: HashSet<(u64, u64)> = HashSet::new();
 
     for it in 1..=s.iterations {
@@ -154,17 +156,17 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Finish {
             buffer[p].selected += 1;
             let ids = data_rng.sample_indices(n_train, s.train_batch_size);
             let parent_params = buffer[p].params.clone();
-            let eval = ctx.evaluate(parent_id, &parent_params, SplitName::Train, &ids);
+            let eval = ctx.evaluate(parent_id, &parent_params, SplitName::Train, &ids)?;
             score_train = max_opt(score_train, eval.score);
             let history = history(&buffer);
-            let Some(child) = ctx.propose(&parent_params, &ids, &eval, None, &history) else {
+            let Some(child) = ctx.propose(&parent_params, &ids, &eval, None, &history)? else {
                 continue;
             };
             if buffer.iter().any(|c| c.params == child) {
                 continue;
             }
             let id = ctx.new_id();
-            let vector = score_on_subset(ctx, id, &child);
+            let vector = score_on_subset(ctx, id, &child)?;
             let mut ancestors = buffer[p].ancestors.clone();
             ancestors.insert(parent_id);
             let cand = new_cand(id, child, vector, ancestors, ctx.step());
@@ -199,7 +201,7 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Finish {
                     continue;
                 }
                 let id = ctx.new_id();
-                let vector = score_on_subset(ctx, id, &child);
+                let vector = score_on_subset(ctx, id, &child)?;
                 let mut ancestors: HashSet<u64> = buffer[a]
                     .ancestors
                     .union(&buffer[b].ancestors)
@@ -242,10 +244,10 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Finish {
         }
         let best = best_index(&buffer);
         let (params, mean) = (buffer[best].params.clone(), buffer[best].mean);
-        ctx.end_step(&params, Some(mean), score_train);
+        ctx.end_step(&params, Some(mean), score_train)?;
     }
     let best = best_index(&buffer);
-    Finish {
+    Ok(Finish {
         best: buffer[best].params.clone(),
         best_step: buffer[best].step,
         pool: buffer
@@ -255,7 +257,7 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Finish {
                 score: Some(c.mean),
             })
             .collect(),
-    }
+    })
 }
 
 fn new_cand(id: u64, params: Kwargs, vector: Vec<f64>, ancestors: HashSet<u64>, step: u64) -> Cand {

@@ -12,6 +12,7 @@ use super::core::{Ctx, Finish, PoolEntry};
 use super::data::Loader;
 use super::knobs::Knobs;
 use crate::optimizer::HistoryEntry;
+use crate::stop::Stopped;
 use crate::task::SplitName;
 use crate::vocab::Kwargs;
 
@@ -53,7 +54,7 @@ impl Settings {
 }
 
 /// Run MinibatchAlgorithm or BasicSearch.
-pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Finish {
+pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Result<Finish, Stopped> {
     let label = if s.search {
         "basic-search"
     } else {
@@ -75,15 +76,15 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Finish {
     let mut current_score: Option<f64> = None;
     let mut history: Vec<HistoryEntry> = Vec::new();
     ctx.candidate(current_id, None, None, None, true);
-    ctx.end_step(&current, None, None);
+    ctx.end_step(&current, None, None)?;
     for _ in 0..s.num_epochs {
         for ids in loader.epoch(s.batch_size) {
             ctx.selected(current_id);
-            let rollouts = ctx.evaluate(current_id, &current, SplitName::Train, &ids);
+            let rollouts = ctx.evaluate(current_id, &current, SplitName::Train, &ids)?;
             let old = rollouts.score;
             let mut proposals: Vec<(u64, Kwargs)> = Vec::new();
             for _ in 0..s.num_proposals {
-                if let Some(child) = ctx.propose(&current, &ids, &rollouts, None, &history) {
+                if let Some(child) = ctx.propose(&current, &ids, &rollouts, None, &history)? {
                     let id = ctx.new_id();
                     proposals.push((id, child));
                 }
@@ -92,14 +93,14 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Finish {
             if s.search {
                 let mut scored = Vec::new();
                 for (id, child) in proposals {
-                    let e = ctx.evaluate(id, &child, val_split, &all_val);
+                    let e = ctx.evaluate(id, &child, val_split, &all_val)?;
                     ctx.candidate(id, Some(current_id), None, e.score, false);
                     scored.push((id, child, e.score.unwrap_or(f64::NEG_INFINITY)));
                 }
                 let cur = match current_score {
                     Some(c) => c,
                     None => {
-                        let e = ctx.evaluate(current_id, &current, val_split, &all_val);
+                        let e = ctx.evaluate(current_id, &current, val_split, &all_val)?;
                         e.score.unwrap_or(f64::NEG_INFINITY)
                     }
                 };
@@ -121,7 +122,7 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Finish {
                 best_score = current_score;
             } else if let Some((id, child)) = proposals.pop() {
                 let keep = if s.ensure_improvement {
-                    let e = ctx.evaluate(id, &child, SplitName::Train, &ids);
+                    let e = ctx.evaluate(id, &child, SplitName::Train, &ids)?;
                     let new = e.score.unwrap_or(f64::NEG_INFINITY);
                     let keep = new > old.unwrap_or(f64::NEG_INFINITY) - s.improvement_threshold;
                     ctx.candidate(id, Some(current_id), None, e.score, keep);
@@ -148,15 +149,15 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Finish {
             if history.len() > 5 {
                 history.remove(0);
             }
-            ctx.end_step(&current, best_score, old);
+            ctx.end_step(&current, best_score, old)?;
         }
     }
-    Finish {
+    Ok(Finish {
         best: current,
         best_step: current_step,
         pool: vec![PoolEntry {
             id: current_id,
             score: current_score,
         }],
-    }
+    })
 }

@@ -16,6 +16,7 @@ pub use core::{Counters, Ctx, Monitor, PoolEntry, TrainResult};
 pub use knobs::Knobs;
 
 use crate::registry::TrainerPreset;
+use crate::stop::Stopped;
 use crate::vocab::Kwargs;
 
 /// A trainer with its knobs read and checked.
@@ -62,16 +63,16 @@ impl Algorithm {
         })
     }
 
-    /// Run to the end.
-    pub fn run(&self, mut ctx: Ctx<'_, '_>) -> TrainResult {
+    /// Run to the end, or until the job must stop (`Err`: why, and what was spent).
+    pub fn run(&self, mut ctx: Ctx<'_, '_>) -> Result<TrainResult, Stopped> {
         let finish = match self {
             Self::PrioritySearch(s) => priority_search::run(s, &mut ctx),
             Self::Gepa(s) => gepa::run(s, &mut ctx),
             Self::GepaFamily(s) => gepa_family::run(s, &mut ctx),
             Self::Minibatch(s) => minibatch::run(s, &mut ctx),
             Self::NoOp => noop::run(&mut ctx),
-        };
-        ctx.finish(finish)
+        }?;
+        Ok(ctx.finish(finish))
     }
 }
 

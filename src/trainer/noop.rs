@@ -2,22 +2,23 @@
 //! changes nothing, so every table has a floor to compare trainers against.
 
 use super::core::{Ctx, Finish, PoolEntry};
+use crate::stop::Stopped;
 use crate::task::SplitName;
 
 /// Run the baseline.
-pub fn run(ctx: &mut Ctx<'_, '_>) -> Finish {
+pub fn run(ctx: &mut Ctx<'_, '_>) -> Result<Finish, Stopped> {
     let id = ctx.new_id();
     let initial = ctx.task.initial_values();
     let all: Vec<usize> = (0..ctx.split(SplitName::Train).len()).collect();
-    let eval = ctx.evaluate(id, &initial, SplitName::Train, &all);
+    let eval = ctx.evaluate(id, &initial, SplitName::Train, &all)?;
     ctx.candidate(id, None, None, eval.score, true);
-    ctx.end_step(&initial, eval.score, eval.score);
-    Finish {
+    ctx.end_step(&initial, eval.score, eval.score)?;
+    Ok(Finish {
         best: initial,
         best_step: 0,
         pool: vec![PoolEntry {
             id,
             score: eval.score,
         }],
-    }
+    })
 }

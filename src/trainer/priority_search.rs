@@ -13,6 +13,7 @@ use super::core::{Ctx, Finish, PoolEntry, max_opt, mean};
 use super::data::Loader;
 use super::knobs::Knobs;
 use crate::optimizer::HistoryEntry;
+use crate::stop::Stopped;
 use crate::task::{Evaluation, SplitName};
 use crate::vocab::Kwargs;
 
@@ -208,7 +209,7 @@ fn trim(search: &mut Search<'_>, long: bool, limit: Option<usize>) {
 }
 
 /// Run PrioritySearch.
-pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Finish {
+pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Result<Finish, Stopped> {
     let batch_size = s.batch_size * s.num_batches;
     let n_train = ctx.split(SplitName::Train).len();
     let n_val = ctx.split(SplitName::Validation).len();
@@ -261,7 +262,8 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Finish {
                             &sub,
                             None,
                             &history,
-                        ) else {
+                        )?
+                        else {
                             continue;
                         };
                         let id = ctx.new_id();
@@ -284,7 +286,7 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Finish {
             };
             for &(i, parent_id) in &proposals {
                 let (id, params) = (search.cands[i].id, search.cands[i].params.clone());
-                let eval = ctx.evaluate(id, &params, split, &ids);
+                let eval = ctx.evaluate(id, &params, split, &ids)?;
                 search.cands[i].add(&eval);
                 ctx.candidate(id, Some(parent_id), None, eval.score, false);
             }
@@ -295,7 +297,7 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Finish {
                 let ids = val_loader.sample(batch_size);
                 for &i in &explored {
                     let (id, params) = (search.cands[i].id, search.cands[i].params.clone());
-                    let eval = ctx.evaluate(id, &params, SplitName::Validation, &ids);
+                    let eval = ctx.evaluate(id, &params, SplitName::Validation, &ids)?;
                     search.cands[i].add(&eval);
                 }
             }
@@ -327,7 +329,7 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Finish {
         let mut score_train = None;
         for &slot in &exploration {
             let (id, params) = (search.cands[slot].id, search.cands[slot].params.clone());
-            let eval = ctx.evaluate(id, &params, SplitName::Train, &batch);
+            let eval = ctx.evaluate(id, &params, SplitName::Train, &batch)?;
             score_train = max_opt(score_train, eval.score);
             samples.push((slot, eval));
         }
@@ -339,7 +341,7 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Finish {
                     .filter_map(|(_, e)| e.score),
             )
         });
-        ctx.end_step(&search.cands[best].params, best_score, score_train);
+        ctx.end_step(&search.cands[best].params, best_score, score_train)?;
         search.n_iters += 1;
         if loader.epochs >= s.num_epochs && search.n_iters >= s.num_steps {
             break;
@@ -358,7 +360,7 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Finish {
         mb.total_cmp(&ma)
             .then(search.cands[a].id.cmp(&search.cands[b].id))
     });
-    Finish {
+    Ok(Finish {
         best: search.cands[best].params.clone(),
         best_step: search.cands[best].step,
         pool: pool
@@ -368,5 +370,5 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Finish {
                 score: search.cands[i].mean(),
             })
             .collect(),
-    }
+    })
 }

@@ -73,7 +73,9 @@ fn run_with(task: &str, trainer: &str, params: &str, seed: i64, optimizer: Optio
         &mut monitor,
         seed,
     );
-    let result = algorithm.run(ctx);
+    let result = algorithm
+        .run(ctx)
+        .expect("no deadline and no cancellation: the trainer runs to its end");
     let last = monitor.score(&task, &result.best_params).0.unwrap();
     drop(emitter);
     let events = sink.0.into_inner().unwrap();
