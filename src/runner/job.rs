@@ -188,13 +188,9 @@ impl Attempt<'_, '_> {
     /// run the trainer, score its result. An outcome that ends the job early is `Ok` too;
     /// `Err` is a stop (deadline, cancellation, the agent failing for good).
     fn execute(&mut self, llm: &mut dyn Llm) -> Result<JobOutcome, Stopped> {
-        let task = match self.bind_task() {
-            Ok(task) => task,
-            Err(outcome) => return Ok(outcome),
-        };
-        let algorithm = match self.algorithm() {
-            Ok(algorithm) => algorithm,
-            Err(outcome) => return Ok(outcome),
+        let (task, algorithm) = match self.bind_task().and_then(|t| Ok((t, self.algorithm()?))) {
+            Ok(bound) => bound,
+            Err(end) => return Ok(end.outcome()),
         };
         let initial = task.initial_values();
         let mut monitor = Monitor::default();
@@ -243,12 +239,12 @@ impl Attempt<'_, '_> {
         Ok(finished(self.protocol, initial, scores, result))
     }
 
-    /// The job's own copy of its task: limits, objective mode and agent bound; `Err` is
-    /// the outcome of a job that cannot run it (skipped or failed).
-    fn bind_task(&self) -> Result<Task, JobOutcome> {
+    /// The job's own copy of its task: limits, objective mode and agent bound; `Err` when
+    /// the job cannot run it.
+    fn bind_task(&self) -> Result<Task, EarlyEnd> {
         let job = self.job;
         let Some(task) = self.registry.task(&job.task_id) else {
-            return Err(skipped(format!(
+            return Err(EarlyEnd::Skipped(format!(
                 "task `{}` is not available in this build",
                 job.task_id
             )));
@@ -271,17 +267,17 @@ impl Attempt<'_, '_> {
         {
             let mode = objective
                 .mode_for(value)
-                .map_err(|e| failed("invalid_eval_kwargs", e))?;
+                .map_err(|e| EarlyEnd::Failed("invalid_eval_kwargs", e))?;
             task = task.with_objective_mode(mode);
         }
         if let Some(agent) = &self.agent {
             task = task.with_agent(agent.clone());
         }
         if let Some(reason) = task.unavailable_reason() {
-            return Err(skipped(reason));
+            return Err(EarlyEnd::Skipped(reason));
         }
         if !task.has_trainable_params() {
-            return Err(failed(
+            return Err(EarlyEnd::Failed(
                 "no_trainable_parameters",
                 "no_trainable_parameters".into(),
             ));
@@ -289,16 +285,16 @@ impl Attempt<'_, '_> {
         Ok(task)
     }
 
-    /// The trainer with the job's knobs; `Err` is the failed outcome naming the problem.
-    fn algorithm(&self) -> Result<Algorithm, JobOutcome> {
+    /// The trainer with the job's knobs; `Err` names the problem.
+    fn algorithm(&self) -> Result<Algorithm, EarlyEnd> {
         let Some(preset) = self.registry.trainer(&self.job.trainer_id) else {
-            return Err(failed(
+            return Err(EarlyEnd::Failed(
                 "unknown_trainer",
                 format!("trainer `{}` is not available", self.job.trainer_id),
             ));
         };
         Algorithm::from_preset(preset, &self.job.resolved.trainer_kwargs)
-            .map_err(|e| failed("invalid_knob", e))
+            .map_err(|e| EarlyEnd::Failed("invalid_knob", e))
     }
 
     /// `Err` once the deadline passed, with what was spent.
@@ -348,6 +344,23 @@ impl Attempt<'_, '_> {
             self.llm_failure = Some(e);
         }
         outcome
+    }
+}
+
+/// Why a job ends before its trainer runs.
+enum EarlyEnd {
+    /// It cannot run here, by design (the reason).
+    Skipped(String),
+    /// Its task or trainer cannot be used: error kind and message.
+    Failed(&'static str, String),
+}
+
+impl EarlyEnd {
+    fn outcome(self) -> JobOutcome {
+        match self {
+            EarlyEnd::Skipped(reason) => JobOutcome::ended(JobStatus::Skipped, None, reason),
+            EarlyEnd::Failed(kind, message) => failed(kind, message),
+        }
     }
 }
 
@@ -473,8 +486,4 @@ fn stopped_outcome(stopped: &Stopped, limit: Option<Duration>, elapsed: Duration
 
 fn failed(kind: &str, message: String) -> JobOutcome {
     JobOutcome::ended(JobStatus::Failed, Some(kind), message)
-}
-
-fn skipped(reason: String) -> JobOutcome {
-    JobOutcome::ended(JobStatus::Skipped, None, reason)
 }

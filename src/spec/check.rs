@@ -67,17 +67,16 @@ pub fn check(config: &Config, registry: &Registry, strict: bool) -> Vec<Diagnost
             // Multi-objective tasks: a mode the job could not use is a config error.
             if let Some(objective) = &known.manifest.objective_config
                 && let Some(mode) = task.eval_kwargs.get("objective_mode")
+                && let Err(message) = objective.mode_for(mode)
             {
-                if let Err(message) = objective.mode_for(mode) {
-                    out.push(
-                        Diagnostic::error(
-                            format!("tasks[{i}].eval_kwargs.objective_mode"),
-                            task.span,
-                            message,
-                        )
-                        .with_hint("docs/tasks.md, Multi-objective tasks"),
-                    );
-                }
+                out.push(
+                    Diagnostic::error(
+                        format!("tasks[{i}].eval_kwargs.objective_mode"),
+                        task.span,
+                        message,
+                    )
+                    .with_hint("docs/tasks.md, Multi-objective tasks"),
+                );
             }
             continue;
         }
