@@ -8,7 +8,7 @@ use super::{git_commit, load_source, with_config_tasks_dirs};
 use crate::artifacts::atomic::write_json;
 use crate::config::Severity;
 use crate::registry::Registry;
-use crate::results::manifest::status;
+use crate::vocab::ManifestStatus;
 use crate::runner::{CliOverrides, Plan, prepare};
 
 /// Check a config; print every problem and every job; exit 1 on any error.
@@ -104,7 +104,7 @@ pub fn validate(args: &ValidateArgs, registry: &Registry) -> Result<u8, CliError
             &git_commit(),
             SystemTime::now(),
         );
-        let manifest = plan.manifest(|_| (status::PENDING.to_string(), None), None);
+        let manifest = plan.manifest(|_| (ManifestStatus::Pending, None), None);
         let path = plan.run_dir.manifest();
         write_json(&path, &manifest).map_err(|e| {
             CliError::usage(format!("error: cannot write `{}`: {e}", path.display()))

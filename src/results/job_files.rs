@@ -20,7 +20,7 @@ use crate::llm::LlmInfo;
 use crate::matrix::Job;
 use crate::registry::Registry;
 use crate::results::row::{ResultRow, RowContext};
-use crate::vocab::Kwargs;
+use crate::vocab::{JobState, Kwargs};
 
 /// Per-job state while the job runs.
 struct Open {
@@ -66,7 +66,7 @@ impl JobFilesSink {
             .map_err(io("cannot create", &dir.artifacts_dir()))?;
         write_json(
             &dir.job_meta(),
-            &job_meta(job, "running", None, llm, &event.ts, None),
+            &job_meta(job, JobState::Running, None, llm, &event.ts, None),
         )
         .map_err(io("cannot write", &dir.job_meta()))?;
         let create = |p: std::path::PathBuf| {
@@ -124,7 +124,7 @@ impl JobFilesSink {
         write_json(&dir.results_json(), &results).map_err(io(&dir.results_json()))?;
         let meta = job_meta(
             job,
-            outcome.status.as_str(),
+            JobState::Finished(outcome.status),
             Some(outcome),
             &open.llm,
             &open.started_at,
@@ -222,7 +222,7 @@ fn state_json(params: &Kwargs) -> Json {
 /// `job_meta.json`: identity, resolved kwargs, status, error, LLM info.
 fn job_meta(
     job: &Job,
-    status: &str,
+    status: JobState,
     outcome: Option<&JobOutcome>,
     llm: &LlmInfo,
     started_at: &str,

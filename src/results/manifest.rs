@@ -5,16 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::matrix::Job;
-
-/// Status of a job in the manifest (job statuses plus the run-level ones).
-pub mod status {
-    /// Planned, not yet run.
-    pub const PENDING: &str = "pending";
-    /// Skipped by resume: its earlier result is kept.
-    pub const REUSED: &str = "reused";
-    /// Never started (fail-fast, resume filter, ...).
-    pub const NOT_EXECUTED: &str = "not_executed";
-}
+use crate::vocab::ManifestStatus;
 
 /// One job entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -23,7 +14,7 @@ pub struct ManifestJob {
     #[serde(flatten)]
     pub job: Job,
     /// `pending`, a job status (`ok`, `failed`, ...), `reused` or `not_executed`.
-    pub status: String,
+    pub status: ManifestStatus,
     /// Why, for anything but `ok`/`pending`.
     pub reason: Option<String>,
 }

@@ -19,10 +19,9 @@ use crate::config::model::ResumeMode;
 use crate::events::EventSink;
 use crate::matrix::Job;
 use crate::registry::Registry;
-use crate::results::manifest::status;
 use crate::results::{self, Summary};
 use crate::stop::Cancel;
-use crate::vocab::JobStatus;
+use crate::vocab::{JobState, JobStatus, ManifestStatus};
 
 pub use job::{JobContext, JobEnd, run_job};
 pub use plan::{CliOverrides, Plan, Prepared, prepare};
@@ -32,8 +31,8 @@ pub use plan::{CliOverrides, Plan, Prepared, prepare};
 pub enum Disposition {
     /// It ran and ended with this status.
     Executed(JobStatus),
-    /// Resume kept its earlier result.
-    Reused(String),
+    /// Resume kept its earlier result (as its job directory records it).
+    Reused(JobState),
     /// It did not start.
     NotExecuted(String),
     /// The user cancelled the run before it started.
@@ -46,7 +45,9 @@ impl Disposition {
     pub fn is_incomplete(&self) -> bool {
         match self {
             Disposition::Executed(s) => *s == JobStatus::Cancelled,
-            Disposition::Reused(s) => s == "cancelled" || s == "running",
+            Disposition::Reused(s) => {
+                matches!(s, JobState::Running | JobState::Finished(JobStatus::Cancelled))
+            }
             Disposition::NotExecuted(_) | Disposition::Cancelled => true,
         }
     }
@@ -61,25 +62,26 @@ pub struct RunReport {
     pub summary: Summary,
 }
 
-/// The status a job directory records, if the job finished before.
-pub fn recorded_status(plan: &Plan, job: &Job) -> Option<String> {
+/// The state a job directory records, if the job ran before (a status this build does
+/// not know counts as never run).
+pub fn recorded_status(plan: &Plan, job: &Job) -> Option<JobState> {
     let meta: serde_json::Value = read_json(&plan.run_dir.job(&job.job_id).job_meta()).ok()?;
-    meta.get("status")?.as_str().map(str::to_string)
+    JobState::parse(meta.get("status")?.as_str()?)
 }
 
 /// Whether resume keeps a job's earlier result instead of running it.
-fn resume_decision(mode: ResumeMode, recorded: Option<&str>) -> Option<Disposition> {
+fn resume_decision(mode: ResumeMode, recorded: Option<JobState>) -> Option<Disposition> {
+    use JobState::{Finished, Running};
+    use JobStatus::{Failed, Ok, Skipped, Timeout};
     match (mode, recorded) {
         (ResumeMode::None, _) => None,
-        (ResumeMode::Auto, Some(s @ ("ok" | "skipped"))) => {
-            Some(Disposition::Reused(s.to_string()))
-        }
+        (ResumeMode::Auto, Some(s @ Finished(Ok | Skipped))) => Some(Disposition::Reused(s)),
         (ResumeMode::Auto, _) => None,
-        (ResumeMode::Failed, Some("failed" | "timeout")) => None,
-        (ResumeMode::Failed, Some("running")) => Some(Disposition::NotExecuted(
+        (ResumeMode::Failed, Some(Finished(Failed | Timeout))) => None,
+        (ResumeMode::Failed, Some(Running)) => Some(Disposition::NotExecuted(
             "resume `failed`: the job was interrupted; `--resume auto` reruns it".into(),
         )),
-        (ResumeMode::Failed, Some(s)) => Some(Disposition::Reused(s.to_string())),
+        (ResumeMode::Failed, Some(s)) => Some(Disposition::Reused(s)),
         (ResumeMode::Failed, None) => Some(Disposition::NotExecuted(
             "resume `failed`: the job never ran; `--resume auto` runs it".into(),
         )),
@@ -119,7 +121,7 @@ pub fn execute(
             .with_max_len(1)
             .map(|job| {
                 if let Some(d) =
-                    resume_decision(plan.config.resume, recorded_status(plan, job).as_deref())
+                    resume_decision(plan.config.resume, recorded_status(plan, job))
                 {
                     return d;
                 }
@@ -208,17 +210,17 @@ fn finalize(plan: &Plan, dispositions: &[Disposition]) -> Result<(), String> {
                         })
                         .unwrap_or_default()
                 });
-                (s.as_str().to_string(), reason)
+                (ManifestStatus::Finished(*s), reason)
             }
             Disposition::Reused(previous) => (
-                status::REUSED.to_string(),
+                ManifestStatus::Reused,
                 Some(format!("resume: kept the earlier `{previous}` result")),
             ),
             Disposition::NotExecuted(reason) => {
-                (status::NOT_EXECUTED.to_string(), Some(reason.clone()))
+                (ManifestStatus::NotExecuted, Some(reason.clone()))
             }
             Disposition::Cancelled => (
-                JobStatus::Cancelled.as_str().to_string(),
+                ManifestStatus::Finished(JobStatus::Cancelled),
                 Some("the run was cancelled before this job started; resume runs it".into()),
             ),
         },
@@ -235,21 +237,22 @@ mod tests {
     #[test]
     fn resume_modes_follow_the_reference_table() {
         use Disposition::*;
+        let st = |s: &str| JobState::parse(s).unwrap();
         assert_eq!(
-            resume_decision(ResumeMode::Auto, Some("ok")),
-            Some(Reused("ok".into()))
+            resume_decision(ResumeMode::Auto, Some(st("ok"))),
+            Some(Reused(st("ok")))
         );
         assert_eq!(
-            resume_decision(ResumeMode::Auto, Some("skipped")),
-            Some(Reused("skipped".into()))
+            resume_decision(ResumeMode::Auto, Some(st("skipped"))),
+            Some(Reused(st("skipped")))
         );
-        assert_eq!(resume_decision(ResumeMode::Auto, Some("failed")), None);
+        assert_eq!(resume_decision(ResumeMode::Auto, Some(st("failed"))), None);
         assert_eq!(resume_decision(ResumeMode::Auto, None), None);
-        assert_eq!(resume_decision(ResumeMode::None, Some("ok")), None);
-        assert_eq!(resume_decision(ResumeMode::Failed, Some("failed")), None);
+        assert_eq!(resume_decision(ResumeMode::None, Some(st("ok"))), None);
+        assert_eq!(resume_decision(ResumeMode::Failed, Some(st("failed"))), None);
         assert_eq!(
-            resume_decision(ResumeMode::Failed, Some("ok")),
-            Some(Reused("ok".into()))
+            resume_decision(ResumeMode::Failed, Some(st("ok"))),
+            Some(Reused(st("ok")))
         );
         assert!(matches!(
             resume_decision(ResumeMode::Failed, None),

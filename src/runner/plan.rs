@@ -17,9 +17,9 @@ use crate::config::{Diagnostic, Diagnostics};
 use crate::matrix::{self, Job};
 use crate::provenance;
 use crate::registry::Registry;
-use crate::results::manifest::{Manifest, ManifestJob, status};
+use crate::results::manifest::{Manifest, ManifestJob};
 use crate::spec::check;
-use crate::vocab::canonical;
+use crate::vocab::{ManifestStatus, canonical};
 
 /// Command-line settings that override the config (they are recorded in the snapshot).
 #[derive(Debug, Clone, Default)]
@@ -163,7 +163,7 @@ impl Plan {
     /// The manifest with every job in the given state.
     pub fn manifest(
         &self,
-        statuses: impl Fn(&Job) -> (String, Option<String>),
+        statuses: impl Fn(&Job) -> (ManifestStatus, Option<String>),
         finished_at: Option<String>,
     ) -> Manifest {
         Manifest {
@@ -223,7 +223,7 @@ impl Plan {
         let root = self.run_dir.root();
         std::fs::create_dir_all(self.run_dir.jobs_dir()).map_err(io(self.run_dir.jobs_dir()))?;
         if !fresh {
-            let manifest = self.manifest(|_| (status::PENDING.to_string(), None), None);
+            let manifest = self.manifest(|_| (ManifestStatus::Pending, None), None);
             return write_json(&self.run_dir.manifest(), &manifest)
                 .map_err(io(self.run_dir.manifest()));
         }
@@ -237,7 +237,7 @@ impl Plan {
         write_json(&self.run_dir.git_json(), &git).map_err(io(self.run_dir.git_json()))?;
         let system = provenance::system::capture_system();
         write_json(&self.run_dir.system_json(), &system).map_err(io(self.run_dir.system_json()))?;
-        let manifest = self.manifest(|_| (status::PENDING.to_string(), None), None);
+        let manifest = self.manifest(|_| (ManifestStatus::Pending, None), None);
         write_json(&self.run_dir.manifest(), &manifest).map_err(io(self.run_dir.manifest()))?;
         debug_assert!(root.exists());
         Ok(())
