@@ -8,8 +8,8 @@ use super::{git_commit, load_source, with_config_tasks_dirs};
 use crate::artifacts::atomic::write_json;
 use crate::config::Severity;
 use crate::registry::Registry;
-use crate::vocab::ManifestStatus;
 use crate::runner::{CliOverrides, Plan, prepare};
+use crate::vocab::ManifestStatus;
 
 /// Check a config; print every problem and every job; exit 1 on any error.
 pub fn validate(args: &ValidateArgs, registry: &Registry) -> Result<u8, CliError> {

@@ -46,7 +46,10 @@ impl Disposition {
         match self {
             Disposition::Executed(s) => *s == JobStatus::Cancelled,
             Disposition::Reused(s) => {
-                matches!(s, JobState::Running | JobState::Finished(JobStatus::Cancelled))
+                matches!(
+                    s,
+                    JobState::Running | JobState::Finished(JobStatus::Cancelled)
+                )
             }
             Disposition::NotExecuted(_) | Disposition::Cancelled => true,
         }
@@ -120,9 +123,7 @@ pub fn execute(
             .par_iter()
             .with_max_len(1)
             .map(|job| {
-                if let Some(d) =
-                    resume_decision(plan.config.resume, recorded_status(plan, job))
-                {
+                if let Some(d) = resume_decision(plan.config.resume, recorded_status(plan, job)) {
                     return d;
                 }
                 if sink_error.lock().map(|e| e.is_some()).unwrap_or(true) {
@@ -216,9 +217,7 @@ fn finalize(plan: &Plan, dispositions: &[Disposition]) -> Result<(), String> {
                 ManifestStatus::Reused,
                 Some(format!("resume: kept the earlier `{previous}` result")),
             ),
-            Disposition::NotExecuted(reason) => {
-                (ManifestStatus::NotExecuted, Some(reason.clone()))
-            }
+            Disposition::NotExecuted(reason) => (ManifestStatus::NotExecuted, Some(reason.clone())),
             Disposition::Cancelled => (
                 ManifestStatus::Finished(JobStatus::Cancelled),
                 Some("the run was cancelled before this job started; resume runs it".into()),
@@ -249,7 +248,10 @@ mod tests {
         assert_eq!(resume_decision(ResumeMode::Auto, Some(st("failed"))), None);
         assert_eq!(resume_decision(ResumeMode::Auto, None), None);
         assert_eq!(resume_decision(ResumeMode::None, Some(st("ok"))), None);
-        assert_eq!(resume_decision(ResumeMode::Failed, Some(st("failed"))), None);
+        assert_eq!(
+            resume_decision(ResumeMode::Failed, Some(st("failed"))),
+            None
+        );
         assert_eq!(
             resume_decision(ResumeMode::Failed, Some(st("ok"))),
             Some(Reused(st("ok")))
