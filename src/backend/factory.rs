@@ -9,7 +9,7 @@ use super::stub::StubLlm;
 use crate::llm::cache::{CacheMode, CachedLlm, ResponseCache, default_cache_dir};
 use crate::llm::openai::{ClientConfig, OpenAiClient, Secret};
 use crate::llm::ratelimit::RateLimiter;
-use crate::llm::settings::LlmSettings;
+use crate::llm::settings::{LlmSettings, SettingsError};
 use crate::llm::{Llm, LlmError, LlmInfo};
 use crate::optimizer::Protocol;
 use crate::task::agent::AgentBackend;
@@ -41,20 +41,22 @@ impl LlmFactory {
         mode: Mode,
         llm: &Kwargs,
         env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, SettingsError> {
         if mode == Mode::Stub {
             return Ok(Self::stub());
         }
         let settings = LlmSettings::from_config(llm, env)?;
         let key = settings.api_key(env)?;
         crate::llm::openai::chat_completions_url(&settings.base_url)
-            .map_err(|e| format!("llm.base_url: {e}"))?;
+            .map_err(SettingsError::BaseUrl)?;
         let cache = match settings.cache {
             CacheMode::Off => None,
             mode => {
-                let dir = settings.cache_dir.clone().or_else(default_cache_dir).ok_or(
-                    "no user cache directory: set llm.cache_dir, TRACE_BENCH_CACHE_DIR or HOME (or llm.cache: off)",
-                )?;
+                let dir = settings
+                    .cache_dir
+                    .clone()
+                    .or_else(default_cache_dir)
+                    .ok_or(SettingsError::NoCacheDir)?;
                 Some(Arc::new(ResponseCache::new(dir, mode)))
             }
         };

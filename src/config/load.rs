@@ -106,14 +106,17 @@ pub struct Source {
 }
 
 impl Source {
-    /// Read a config file; the error is a ready-to-print message.
-    pub fn from_path(path: &Path) -> Result<Self, String> {
+    /// Read a config file.
+    pub fn from_path(path: &Path) -> Result<Self, super::ConfigError> {
         std::fs::read_to_string(path)
             .map(|text| Self {
                 name: path.display().to_string(),
                 text,
             })
-            .map_err(|e| format!("cannot read config `{}`: {e}", path.display()))
+            .map_err(|source| super::ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })
     }
 }
 

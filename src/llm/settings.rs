@@ -21,6 +21,53 @@ const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 const DEFAULT_MODEL: &str = "gpt-4o-mini";
 const DEFAULT_KEY_VAR: &str = "OPENAI_API_KEY";
 
+/// Why the `llm` block cannot be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SettingsError {
+    /// A value of the wrong type or range.
+    #[error("llm.{key} must be {wanted}, found {found}")]
+    Wrong {
+        /// The key under `llm`.
+        key: &'static str,
+        /// What it must be.
+        wanted: &'static str,
+        /// What it is (as JSON).
+        found: String,
+    },
+    /// `llm.cache` is not a cache mode.
+    #[error("llm.cache must be one of off, read_write, replay; found {found}")]
+    Cache {
+        /// What it is.
+        found: String,
+    },
+    /// Real mode without a key in the environment.
+    #[error(
+        "mode `real` needs an API key: set the environment variable `{var}` (named by llm.api_key_env)"
+    )]
+    MissingKey {
+        /// The variable `llm.api_key_env` names.
+        var: String,
+    },
+    /// `llm.base_url` is not an http(s) URL with a host.
+    #[error("llm.base_url: {0}")]
+    BaseUrl(String),
+    /// The response cache needs a directory and none is known.
+    #[error(
+        "no user cache directory: set llm.cache_dir, TRACE_BENCH_CACHE_DIR or HOME (or llm.cache: off)"
+    )]
+    NoCacheDir,
+}
+
+impl SettingsError {
+    fn wrong(key: &'static str, wanted: &'static str, found: &Json) -> Self {
+        Self::Wrong {
+            key,
+            wanted,
+            found: found.to_string(),
+        }
+    }
+}
+
 /// The `llm` block with defaults and environment fallbacks applied.
 #[derive(Debug, Clone)]
 pub struct LlmSettings {
@@ -55,21 +102,25 @@ pub struct LlmSettings {
 
 impl LlmSettings {
     /// Read the block; `env` looks up environment variables (injected for tests).
-    pub fn from_config(llm: &Kwargs, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, String> {
+    pub fn from_config(
+        llm: &Kwargs,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, SettingsError> {
         let text = |key: &str| llm.get(key).and_then(Json::as_str).map(str::to_string);
         let from_env = |vars: &[&str]| vars.iter().find_map(|v| env(v).filter(|s| !s.is_empty()));
-        let number = |key: &str| -> Result<Option<f64>, String> {
+        let number = |key: &'static str| -> Result<Option<f64>, SettingsError> {
             match llm.get(key) {
                 None | Some(Json::Null) => Ok(None),
                 Some(v) => v
                     .as_f64()
                     .filter(|x| x.is_finite() && *x >= 0.0)
                     .map(Some)
-                    .ok_or_else(|| format!("llm.{key} must be a non-negative number, found {v}")),
+                    .ok_or_else(|| SettingsError::wrong(key, "a non-negative number", v)),
             }
         };
-        let count =
-            |key: &str| -> Result<Option<u64>, String> { Ok(number(key)?.map(|x| x as u64)) };
+        let count = |key: &'static str| -> Result<Option<u64>, SettingsError> {
+            Ok(number(key)?.map(|x| x as u64))
+        };
         for key in [
             "provider",
             "base_url",
@@ -80,20 +131,20 @@ impl LlmSettings {
             "cache_dir",
         ] {
             if let Some(v) = llm.get(key).filter(|v| !v.is_string() && !v.is_null()) {
-                return Err(format!("llm.{key} must be a string, found {v}"));
+                return Err(SettingsError::wrong(key, "a string", v));
             }
         }
         // YAML 1.1 (PyYAML, and our loader) reads a bare `off` as `false`: take it as meant.
         let cache = match llm.get("cache") {
             None | Some(Json::Null) => CacheMode::default(),
             Some(Json::Bool(false)) => CacheMode::Off,
-            Some(Json::String(s)) => s.parse().map_err(|_| {
-                format!("llm.cache must be one of off, read_write, replay; found `{s}`")
+            Some(Json::String(s)) => s.parse().map_err(|_| SettingsError::Cache {
+                found: format!("`{s}`"),
             })?,
             Some(v) => {
-                return Err(format!(
-                    "llm.cache must be one of off, read_write, replay; found {v}"
-                ));
+                return Err(SettingsError::Cache {
+                    found: v.to_string(),
+                });
             }
         };
         Ok(Self {
@@ -129,18 +180,22 @@ impl LlmSettings {
     /// The key: the variable named by `api_key_env`, else an inline key; `None` for a
     /// server without auth (`api_key_env: null` and no inline key). The error says which
     /// variable to set.
-    pub fn api_key(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Option<Secret>, String> {
+    pub fn api_key(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Option<Secret>, SettingsError> {
         if self.api_key_env.is_empty() {
             return Ok(self.inline_key.clone());
         }
         match env(&self.api_key_env).filter(|k| !k.is_empty()) {
             Some(key) => Ok(Some(Secret::new(key))),
-            None => self.inline_key.clone().map(Some).ok_or_else(|| {
-                format!(
-                    "mode `real` needs an API key: set the environment variable `{}` (named by llm.api_key_env)",
-                    self.api_key_env
-                )
-            }),
+            None => self
+                .inline_key
+                .clone()
+                .map(Some)
+                .ok_or_else(|| SettingsError::MissingKey {
+                    var: self.api_key_env.clone(),
+                }),
         }
     }
 
@@ -191,22 +246,28 @@ mod tests {
             (s.base_url.as_str(), s.model.as_str()),
             ("https://openrouter.ai/api/v1", "m")
         );
-        let err = s.api_key(&env).unwrap_err();
+        let err = s.api_key(&env).unwrap_err().to_string();
         assert!(err.contains("`OPENAI_API_KEY`"), "{err}");
     }
 
     #[test]
     fn bad_values_name_the_key_and_prices_give_a_cost() {
         let none = |_: &str| None;
-        let err =
-            LlmSettings::from_config(&kwargs(json!({"cache": "sometimes"})), &none).unwrap_err();
+        let err = LlmSettings::from_config(&kwargs(json!({"cache": "sometimes"})), &none)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("llm.cache"), "{err}");
-        let err =
-            LlmSettings::from_config(&kwargs(json!({"timeout_s": "slow"})), &none).unwrap_err();
+        let err = LlmSettings::from_config(&kwargs(json!({"timeout_s": "slow"})), &none)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("llm.timeout_s"), "{err}");
-        let err = LlmSettings::from_config(&kwargs(json!({"model": 4})), &none).unwrap_err();
+        let err = LlmSettings::from_config(&kwargs(json!({"model": 4})), &none)
+            .unwrap_err()
+            .to_string();
         assert_eq!(err, "llm.model must be a string, found 4");
-        let err = LlmSettings::from_config(&kwargs(json!({"cache": 1})), &none).unwrap_err();
+        let err = LlmSettings::from_config(&kwargs(json!({"cache": 1})), &none)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("llm.cache"), "{err}");
         // A bare YAML `off` arrives as `false` and means off.
         let s = LlmSettings::from_config(&kwargs(json!({"cache": false})), &none).unwrap();

@@ -6,7 +6,7 @@ mod trainers;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::task::{Task, parse_manifest};
+use crate::task::{Task, TaskError, parse_manifest};
 
 pub use trainers::{KnobSpec, TrainerPreset, UNIVERSAL_KNOBS};
 
@@ -172,6 +172,52 @@ fn find_manifests(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Why user task folders cannot be added.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// A `--tasks-dir` / `tasks_dir` that is not a directory.
+    #[error("tasks dir `{}` is not a directory", .0.display())]
+    NotADirectory(PathBuf),
+    /// A folder that cannot be listed.
+    #[error("cannot read tasks dir `{}`: {source}", dir.display())]
+    ReadDir {
+        /// The folder.
+        dir: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A manifest that cannot be read.
+    #[error("cannot read `{}`: {source}", path.display())]
+    Read {
+        /// The `task.yaml`.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A manifest that does not decode (the message names the file and line).
+    #[error(transparent)]
+    Manifest(#[from] TaskError),
+    /// A trainer preset that does not decode.
+    #[error("invalid trainer preset {0}")]
+    Preset(#[source] crate::config::ConfigError),
+    /// Two tasks with one id.
+    #[error("`{}`: task id `{id}` is already defined (ids must be unique)", path.display())]
+    DuplicateId {
+        /// The second `task.yaml`.
+        path: PathBuf,
+        /// The id.
+        id: String,
+    },
+    /// A manifest that decodes but does not make a task.
+    #[error("`{}`: {source}", path.display())]
+    Task {
+        /// The `task.yaml`.
+        path: PathBuf,
+        /// What is wrong.
+        source: TaskError,
+    },
+}
+
 /// Known tasks and trainers.
 #[derive(Debug, Clone)]
 pub struct Registry {
@@ -207,7 +253,7 @@ impl Registry {
     /// This registry plus the task folders under `dirs`: every `task.yaml` found (at any
     /// depth) is a task whose folder holds its files (docs/tasks.md). An id that is
     /// already known, or a manifest that does not load, is an error naming the file.
-    pub fn with_task_dirs(&self, dirs: &[PathBuf]) -> Result<Self, String> {
+    pub fn with_task_dirs(&self, dirs: &[PathBuf]) -> Result<Self, RegistryError> {
         let mut out = self.clone();
         for dir in dirs {
             // Absolute, because evaluators run in their own working directories.
@@ -215,24 +261,32 @@ impl Registry {
                 .canonicalize()
                 .ok()
                 .filter(|d| d.is_dir())
-                .ok_or_else(|| format!("tasks dir `{}` is not a directory", dir.display()))?;
+                .ok_or_else(|| RegistryError::NotADirectory(dir.clone()))?;
             let mut manifests = Vec::new();
-            find_manifests(dir, &mut manifests)
-                .map_err(|e| format!("cannot read tasks dir `{}`: {e}", dir.display()))?;
+            find_manifests(dir, &mut manifests).map_err(|source| RegistryError::ReadDir {
+                dir: dir.clone(),
+                source,
+            })?;
             manifests.sort();
             for path in manifests {
-                let name = path.display().to_string();
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| format!("cannot read `{name}`: {e}"))?;
-                let manifest = parse_manifest(&name, &text)?;
+                let text =
+                    std::fs::read_to_string(&path).map_err(|source| RegistryError::Read {
+                        path: path.clone(),
+                        source,
+                    })?;
+                let manifest = parse_manifest(&path.display().to_string(), &text)?;
                 if out.tasks.iter().any(|t| t.id() == manifest.id) {
-                    return Err(format!(
-                        "`{name}`: task id `{}` is already defined (ids must be unique)",
-                        manifest.id
-                    ));
+                    return Err(RegistryError::DuplicateId {
+                        path,
+                        id: manifest.id,
+                    });
                 }
-                let task = Task::from_folder(manifest, path.parent())
-                    .map_err(|e| format!("`{name}`: {e}"))?;
+                let task = Task::from_folder(manifest, path.parent()).map_err(|source| {
+                    RegistryError::Task {
+                        path: path.clone(),
+                        source,
+                    }
+                })?;
                 out.tasks.push(Arc::new(task));
             }
         }
@@ -341,7 +395,7 @@ mod tests {
         ids.dedup();
         assert_eq!(ids.len(), TASK_FILES.len() + folders);
         let cp = reg.task("llm4ad:circle_packing").unwrap();
-        assert_eq!(cp.evaluator_kind(), "command");
+        assert_eq!(cp.evaluator_kind().as_str(), "command");
         assert!(
             cp.dir.as_ref().unwrap().join("score.py").is_file(),
             "unpacked"
@@ -388,7 +442,7 @@ mod tests {
         let reg = Registry::builtin();
         for id in ["datasets:arithmetic", "datasets:factual_qa"] {
             let task = reg.task(id).unwrap();
-            assert_eq!(task.evaluator_kind(), "dataset");
+            assert_eq!(task.evaluator_kind().as_str(), "dataset");
             let s = &task.manifest.splits;
             assert_eq!(
                 (s.train.len(), s.validation.len(), s.test.len()),

@@ -61,8 +61,8 @@ pub struct TrainerPreset {
 
 impl TrainerPreset {
     /// Parse a preset's YAML text.
-    pub fn parse(name: &str, text: &str) -> Result<Self, String> {
-        crate::config::decode_yaml(name, text).map_err(|e| format!("invalid trainer preset {e}"))
+    pub fn parse(name: &str, text: &str) -> Result<Self, super::RegistryError> {
+        crate::config::decode_yaml(name, text).map_err(super::RegistryError::Preset)
     }
 
     /// The knob a raw params key means for this trainer (`threads` is universal).

@@ -20,6 +20,7 @@ use crate::llm::LlmInfo;
 use crate::matrix::Job;
 use crate::registry::Registry;
 use crate::results::row::{ResultRow, RowContext};
+use crate::task::EvaluatorKind;
 use crate::vocab::{JobState, Kwargs};
 
 /// Per-job state while the job runs.
@@ -151,13 +152,14 @@ impl JobFilesSink {
             llm,
             job_dir: dir,
             optimizer_kwargs,
-            guide: task.map_or_else(String::new, |t| match t.evaluator_kind() {
-                "command" => format!("command:{}", t.manifest.evaluator.command.join(" ")),
-                "dataset" => format!(
-                    "dataset:{}",
-                    t.manifest.evaluator.metric.as_deref().unwrap_or_default()
-                ),
-                kind => format!("{kind}:{}", t.manifest.evaluator.name),
+            guide: task.map_or_else(String::new, |t| {
+                let e = &t.manifest.evaluator;
+                let detail = match e.kind {
+                    EvaluatorKind::Command => e.command.join(" "),
+                    EvaluatorKind::Dataset => e.metric.clone().unwrap_or_default(),
+                    EvaluatorKind::Builtin => e.name.clone(),
+                };
+                format!("{}:{detail}", e.kind.as_str())
             }),
         }
     }

@@ -294,7 +294,7 @@ impl Attempt<'_, '_> {
             ));
         };
         Algorithm::from_preset(preset, &self.job.resolved.trainer_kwargs)
-            .map_err(|e| EarlyEnd::Failed("invalid_knob", e))
+            .map_err(|e| EarlyEnd::Failed("invalid_knob", e.to_string()))
     }
 
     /// `Err` once the deadline passed, with what was spent.

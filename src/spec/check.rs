@@ -49,10 +49,10 @@ pub fn check(config: &Config, registry: &Registry, strict: bool) -> Vec<Diagnost
     if config.mode == Mode::Real {
         let env = |name: &str| std::env::var(name).ok();
         match LlmSettings::from_config(&config.llm, &env) {
-            Err(e) => out.push(Diagnostic::error("llm", Default::default(), e)),
+            Err(e) => out.push(Diagnostic::error("llm", Default::default(), e.to_string())),
             Ok(settings) => {
                 if let Err(e) = settings.api_key(&env) {
-                    out.push(Diagnostic::error("llm.api_key_env", Default::default(), e).with_hint(
+                    out.push(Diagnostic::error("llm.api_key_env", Default::default(), e.to_string()).with_hint(
                         format!("export {}=... before running, or use `mode: stub` (offline, seeded)", settings.api_key_env),
                     ));
                 }
@@ -154,7 +154,7 @@ pub fn check(config: &Config, registry: &Registry, strict: bool) -> Vec<Diagnost
                 out.push(Diagnostic::error(
                     format!("{key}.params_variants[{v}]"),
                     trainer.span,
-                    e,
+                    e.to_string(),
                 ));
             }
         }

@@ -29,18 +29,15 @@ pub enum Evaluator {
 }
 
 impl Evaluator {
-    /// Look up the evaluator a manifest names.
-    pub fn from_manifest(m: &TaskManifest) -> Result<Self, String> {
+    /// Look up the evaluator a manifest names (the caller adds the task id to errors).
+    pub(super) fn from_manifest(m: &TaskManifest) -> Result<Self, String> {
         match m.evaluator.name.as_str() {
             "numeric_distance" => Ok(Self::NumericDistance),
             "exact_match" => Ok(Self::ExactMatch),
             "greeting_template" => Ok(Self::GreetingTemplate),
             "language_greeting" => Ok(Self::LanguageGreeting),
             "six_hump_camel" => Ok(Self::SixHumpCamel),
-            other => Err(format!(
-                "task `{}`: unknown builtin evaluator `{other}`",
-                m.id
-            )),
+            other => Err(format!("unknown builtin evaluator `{other}`")),
         }
     }
 

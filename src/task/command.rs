@@ -42,39 +42,30 @@ pub struct CommandEvaluator {
 
 impl CommandEvaluator {
     /// Build from a manifest found in `task_dir`.
-    pub fn from_manifest(m: &TaskManifest, task_dir: Option<&Path>) -> Result<Self, String> {
+    pub(super) fn from_manifest(m: &TaskManifest, task_dir: Option<&Path>) -> Result<Self, String> {
         let e = &m.evaluator;
         let Some(task_dir) = task_dir else {
-            return Err(format!(
-                "task `{}`: a command evaluator needs a task folder on disk",
-                m.id
-            ));
+            return Err("a command evaluator needs a task folder on disk".into());
         };
         if e.command.is_empty() {
-            return Err(format!(
-                "task `{}`: evaluator.command is missing (e.g. [python3, \"{{task_dir}}/score.py\"])",
-                m.id
-            ));
+            return Err(
+                "evaluator.command is missing (e.g. [python3, \"{task_dir}/score.py\"])".into(),
+            );
         }
-        let failure_score = e.failure_score.ok_or_else(|| {
-            format!(
-                "task `{}`: evaluator.failure_score is missing: the score of a candidate whose evaluation fails (set it below any real score)",
-                m.id
-            )
-        })?;
+        let failure_score = e.failure_score.ok_or(
+            "evaluator.failure_score is missing: the score of a candidate whose evaluation fails (set it below any real score)",
+        )?;
         let timeout = e.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_S);
         if !(timeout > 0.0 && timeout.is_finite()) {
             return Err(format!(
-                "task `{}`: evaluator.timeout_seconds must be > 0, found {timeout}",
-                m.id
+                "evaluator.timeout_seconds must be > 0, found {timeout}"
             ));
         }
         for f in &e.visible_files {
             let path = task_dir.join(f);
             if Path::new(f).is_absolute() || f.contains("..") || !path.is_file() {
                 return Err(format!(
-                    "task `{}`: visible file `{f}` is not a file inside `{}`",
-                    m.id,
+                    "visible file `{f}` is not a file inside `{}`",
                     task_dir.display()
                 ));
             }

@@ -4,13 +4,35 @@ use serde::{Deserialize, Serialize};
 
 use super::{Param, Splits};
 
+/// How a task is scored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EvaluatorKind {
+    /// Evaluated in Rust (`evaluator.name` picks which).
+    Builtin,
+    /// Any program, run per evaluation in a fresh working directory.
+    Command,
+    /// An agent answers JSONL examples with the prompt (docs/tasks.md).
+    Dataset,
+}
+
+impl EvaluatorKind {
+    /// The manifest spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EvaluatorKind::Builtin => "builtin",
+            EvaluatorKind::Command => "command",
+            EvaluatorKind::Dataset => "dataset",
+        }
+    }
+}
+
 /// How a task scores a candidate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EvaluatorSpec {
-    /// `builtin` (evaluated in Rust), `command` (any program) or `dataset` (an agent
-    /// answers JSONL examples with the prompt; docs/tasks.md).
-    pub kind: String,
+    /// Which kind of evaluator (decided once, when the manifest is read).
+    pub kind: EvaluatorKind,
     /// Which built-in evaluator (`builtin`).
     #[serde(default)]
     pub name: String,
@@ -91,6 +113,6 @@ pub fn suite_of(id: &str) -> &str {
 }
 
 /// Parse a manifest's YAML text.
-pub fn parse_manifest(name: &str, text: &str) -> Result<TaskManifest, String> {
-    crate::config::decode_yaml(name, text).map_err(|e| format!("invalid task manifest {e}"))
+pub fn parse_manifest(name: &str, text: &str) -> Result<TaskManifest, super::TaskError> {
+    crate::config::decode_yaml(name, text).map_err(super::TaskError::Manifest)
 }

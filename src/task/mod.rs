@@ -22,7 +22,9 @@ use serde_json::Value as Json;
 
 use crate::vocab::{Kwargs, ParamKind};
 
-pub use manifest::{EvaluatorSpec, TaskManifest, parse_manifest, suite_of as manifest_suite};
+pub use manifest::{
+    EvaluatorKind, EvaluatorSpec, TaskManifest, parse_manifest, suite_of as manifest_suite,
+};
 pub use objective::{ObjectiveConfig, ObjectiveMode};
 
 /// One parameter of a task.
@@ -137,6 +139,23 @@ pub struct EvalLimits {
     pub deadline: Option<std::time::Instant>,
 }
 
+/// Why a task cannot be built from its manifest.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    /// The manifest's YAML does not decode.
+    #[error("invalid task manifest {0}")]
+    Manifest(#[source] crate::config::ConfigError),
+    /// It decodes, but describes a task that cannot be built (unknown builtin, missing
+    /// command, unreadable data file, bad objective).
+    #[error("task `{task}`: {problem}")]
+    Invalid {
+        /// The task id.
+        task: String,
+        /// What is wrong, with the key to fix.
+        problem: String,
+    },
+}
+
 /// A loaded task.
 #[derive(Debug, Clone)]
 pub struct Task {
@@ -153,7 +172,7 @@ pub struct Task {
 
 impl Task {
     /// Build an embedded task from its manifest; fails when the evaluator is unknown.
-    pub fn from_manifest(manifest: TaskManifest) -> Result<Self, String> {
+    pub fn from_manifest(manifest: TaskManifest) -> Result<Self, TaskError> {
         Self::from_folder(manifest, None)
     }
 
@@ -162,25 +181,24 @@ impl Task {
     pub fn from_folder(
         mut manifest: TaskManifest,
         dir: Option<&std::path::Path>,
-    ) -> Result<Self, String> {
-        let scorer = match manifest.evaluator.kind.as_str() {
-            "builtin" => Scorer::Builtin(builtin::Evaluator::from_manifest(&manifest)?),
-            "command" => Scorer::Command(command::CommandEvaluator::from_manifest(&manifest, dir)?),
-            "dataset" => Scorer::Dataset(
-                dataset::DatasetEvaluator::load(&mut manifest, dir)
-                    .map_err(|e| format!("task `{}`: {e}", manifest.id))?,
-            ),
-            other => {
-                return Err(format!(
-                    "task `{}`: evaluator kind `{other}` is not supported (builtin, command, dataset)",
-                    manifest.id
-                ));
-            }
+    ) -> Result<Self, TaskError> {
+        let invalid = |id: &str, problem: String| TaskError::Invalid {
+            task: id.to_string(),
+            problem,
+        };
+        let scorer = match manifest.evaluator.kind {
+            EvaluatorKind::Builtin => builtin::Evaluator::from_manifest(&manifest)
+                .map(Scorer::Builtin)
+                .map_err(|e| invalid(&manifest.id, e))?,
+            EvaluatorKind::Command => command::CommandEvaluator::from_manifest(&manifest, dir)
+                .map(Scorer::Command)
+                .map_err(|e| invalid(&manifest.id, e))?,
+            EvaluatorKind::Dataset => dataset::DatasetEvaluator::load(&mut manifest, dir)
+                .map(Scorer::Dataset)
+                .map_err(|e| invalid(&manifest.id, e))?,
         };
         if let Some(config) = &manifest.objective_config {
-            config
-                .validate()
-                .map_err(|e| format!("task `{}`: {e}", manifest.id))?;
+            config.validate().map_err(|e| invalid(&manifest.id, e))?;
         }
         let objective_mode = manifest
             .objective_config
@@ -241,13 +259,9 @@ impl Task {
             .or_else(|| requires::missing(&self.manifest.requires))
     }
 
-    /// `builtin`, `command` or `dataset`.
-    pub fn evaluator_kind(&self) -> &'static str {
-        match self.scorer {
-            Scorer::Builtin(_) => "builtin",
-            Scorer::Command(_) => "command",
-            Scorer::Dataset(_) => "dataset",
-        }
+    /// How the task is scored.
+    pub fn evaluator_kind(&self) -> EvaluatorKind {
+        self.manifest.evaluator.kind
     }
 
     /// Task id (`suite:name`).

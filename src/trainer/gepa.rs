@@ -13,7 +13,7 @@ use std::collections::HashSet;
 
 use super::core::{Ctx, Finish, PoolEntry, max_opt};
 use super::data::EpochShuffled;
-use super::knobs::Knobs;
+use super::knobs::{KnobError, Knobs};
 use crate::rng::Rng;
 use crate::stop::Stopped;
 use crate::task::SplitName;
@@ -43,7 +43,7 @@ enum Selection {
 
 impl Settings {
     /// Read and check the knobs.
-    pub fn read(k: &Knobs<'_>) -> Result<Self, String> {
+    pub fn read(k: &Knobs<'_>) -> Result<Self, KnobError> {
         let selection = match k
             .choice(
                 "candidate_selection_strategy",

@@ -15,7 +15,7 @@
 use std::collections::HashSet;
 
 use super::core::{Ctx, Finish, PoolEntry, max_opt};
-use super::knobs::Knobs;
+use super::knobs::{KnobError, Knobs};
 use crate::optimizer::HistoryEntry;
 use crate::rng::Rng;
 use crate::stop::Stopped;
@@ -61,7 +61,7 @@ const MERGE_TRIES: usize = 8;
 
 impl Settings {
     /// Read and check the knobs of `variant`.
-    pub fn read(variant: Variant, k: &Knobs<'_>) -> Result<Self, String> {
+    pub fn read(variant: Variant, k: &Knobs<'_>) -> Result<Self, KnobError> {
         let steps = if variant == Variant::Base {
             "num_iters"
         } else {

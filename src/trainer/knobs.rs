@@ -7,6 +7,39 @@ use serde_json::Value as Json;
 use crate::registry::TrainerPreset;
 use crate::vocab::Kwargs;
 
+/// A knob a trainer cannot run with.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum KnobError {
+    /// The preset has no such knob.
+    #[error("trainer `{trainer}` has no knob `{knob}`")]
+    Unknown {
+        /// Trainer id.
+        trainer: String,
+        /// Knob name.
+        knob: String,
+    },
+    /// A value of the wrong type or range.
+    #[error("trainer `{trainer}`: knob `{knob}` must be {wanted}, found {found}")]
+    Wrong {
+        /// Trainer id.
+        trainer: String,
+        /// Knob name.
+        knob: String,
+        /// What it must be.
+        wanted: String,
+        /// What it is (as JSON).
+        found: String,
+    },
+    /// The preset names an algorithm this build does not implement.
+    #[error("trainer `{trainer}` names an unknown algorithm `{algorithm}`")]
+    UnknownAlgorithm {
+        /// Trainer id.
+        trainer: String,
+        /// The preset's `algorithm`.
+        algorithm: String,
+    },
+}
+
 /// The knobs of one job.
 #[derive(Debug, Clone, Copy)]
 pub struct Knobs<'a> {
@@ -25,27 +58,32 @@ impl<'a> Knobs<'a> {
         &self.preset.id
     }
 
-    fn value(&self, name: &str) -> Result<Json, String> {
+    fn value(&self, name: &str) -> Result<Json, KnobError> {
         self.preset
             .knob_value(self.resolved, name)
-            .ok_or_else(|| format!("trainer `{}` has no knob `{name}`", self.preset.id))
+            .ok_or_else(|| KnobError::Unknown {
+                trainer: self.preset.id.clone(),
+                knob: name.to_string(),
+            })
     }
 
-    fn wrong(&self, name: &str, wanted: &str, found: &Json) -> String {
-        format!(
-            "trainer `{}`: knob `{name}` must be {wanted}, found {found}",
-            self.preset.id
-        )
+    fn wrong(&self, name: &str, wanted: &str, found: &Json) -> KnobError {
+        KnobError::Wrong {
+            trainer: self.preset.id.clone(),
+            knob: name.to_string(),
+            wanted: wanted.to_string(),
+            found: found.to_string(),
+        }
     }
 
     /// A non-negative integer (integral floats such as `2.0` are accepted).
-    pub fn count(&self, name: &str) -> Result<u64, String> {
+    pub fn count(&self, name: &str) -> Result<u64, KnobError> {
         let v = self.value(name)?;
         as_count(&v).ok_or_else(|| self.wrong(name, "a non-negative integer", &v))
     }
 
     /// A positive integer.
-    pub fn positive(&self, name: &str) -> Result<u64, String> {
+    pub fn positive(&self, name: &str) -> Result<u64, KnobError> {
         match self.count(name)? {
             0 => Err(self.wrong(name, "a positive integer", &Json::from(0))),
             n => Ok(n),
@@ -53,7 +91,7 @@ impl<'a> Knobs<'a> {
     }
 
     /// A non-negative integer, or `None` when the knob is null (unbounded).
-    pub fn optional_count(&self, name: &str) -> Result<Option<u64>, String> {
+    pub fn optional_count(&self, name: &str) -> Result<Option<u64>, KnobError> {
         match self.value(name)? {
             Json::Null => Ok(None),
             v => as_count(&v)
@@ -63,7 +101,7 @@ impl<'a> Knobs<'a> {
     }
 
     /// A finite number.
-    pub fn number(&self, name: &str) -> Result<f64, String> {
+    pub fn number(&self, name: &str) -> Result<f64, KnobError> {
         let v = self.value(name)?;
         v.as_f64()
             .filter(|x| x.is_finite())
@@ -71,14 +109,14 @@ impl<'a> Knobs<'a> {
     }
 
     /// A boolean.
-    pub fn flag(&self, name: &str) -> Result<bool, String> {
+    pub fn flag(&self, name: &str) -> Result<bool, KnobError> {
         let v = self.value(name)?;
         v.as_bool()
             .ok_or_else(|| self.wrong(name, "true or false", &v))
     }
 
     /// One of `allowed`.
-    pub fn choice(&self, name: &str, allowed: &[&str]) -> Result<String, String> {
+    pub fn choice(&self, name: &str, allowed: &[&str]) -> Result<String, KnobError> {
         let v = self.value(name)?;
         match v.as_str() {
             Some(s) if allowed.contains(&s) => Ok(s.to_string()),
@@ -87,7 +125,7 @@ impl<'a> Knobs<'a> {
     }
 
     /// A `[low, high]` pair with `low < high`, or `None` when null.
-    pub fn optional_range(&self, name: &str) -> Result<Option<(f64, f64)>, String> {
+    pub fn optional_range(&self, name: &str) -> Result<Option<(f64, f64)>, KnobError> {
         let v = self.value(name)?;
         if v.is_null() {
             return Ok(None);

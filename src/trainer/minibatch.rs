@@ -10,7 +10,7 @@
 
 use super::core::{Ctx, Finish, PoolEntry};
 use super::data::Loader;
-use super::knobs::Knobs;
+use super::knobs::{KnobError, Knobs};
 use crate::optimizer::HistoryEntry;
 use crate::stop::Stopped;
 use crate::task::SplitName;
@@ -29,7 +29,7 @@ pub struct Settings {
 
 impl Settings {
     /// Read the knobs; `search` selects BasicSearch.
-    pub fn read(search: bool, k: &Knobs<'_>) -> Result<Self, String> {
+    pub fn read(search: bool, k: &Knobs<'_>) -> Result<Self, KnobError> {
         Ok(Self {
             search,
             num_epochs: k.count("num_epochs")?,

@@ -13,7 +13,7 @@ mod noop;
 mod priority_search;
 
 pub use core::{Counters, Ctx, Monitor, PoolEntry, TrainResult};
-pub use knobs::Knobs;
+pub use knobs::{KnobError, Knobs};
 
 use crate::registry::TrainerPreset;
 use crate::stop::Stopped;
@@ -37,7 +37,7 @@ pub enum Algorithm {
 impl Algorithm {
     /// The algorithm a preset names, with the job's knobs; a bad knob is an error that
     /// names the trainer and the knob.
-    pub fn from_preset(preset: &TrainerPreset, resolved: &Kwargs) -> Result<Self, String> {
+    pub fn from_preset(preset: &TrainerPreset, resolved: &Kwargs) -> Result<Self, KnobError> {
         let k = Knobs::new(preset, resolved);
         Ok(match preset.algorithm.as_str() {
             "priority_search" => Self::PrioritySearch(priority_search::Settings::read(&k)?),
@@ -55,10 +55,10 @@ impl Algorithm {
             "basic_search" => Self::Minibatch(minibatch::Settings::read(true, &k)?),
             "noop" => Self::NoOp,
             other => {
-                return Err(format!(
-                    "trainer `{}` names an unknown algorithm `{other}`",
-                    preset.id
-                ));
+                return Err(KnobError::UnknownAlgorithm {
+                    trainer: preset.id.clone(),
+                    algorithm: other.to_string(),
+                });
             }
         })
     }

@@ -11,7 +11,7 @@
 
 use super::core::{Ctx, Finish, PoolEntry, max_opt, mean};
 use super::data::Loader;
-use super::knobs::Knobs;
+use super::knobs::{KnobError, Knobs};
 use crate::optimizer::HistoryEntry;
 use crate::stop::Stopped;
 use crate::task::{Evaluation, SplitName};
@@ -37,7 +37,7 @@ pub struct Settings {
 
 impl Settings {
     /// Read and check the knobs.
-    pub fn read(k: &Knobs<'_>) -> Result<Self, String> {
+    pub fn read(k: &Knobs<'_>) -> Result<Self, KnobError> {
         let ucb = match k.choice("score_function", &["mean", "ucb"])?.as_str() {
             "ucb" => Some(k.number("ucb_exploration_constant")?),
             _ => None,

@@ -338,7 +338,9 @@ fn bad_knobs_name_the_trainer_and_knob() {
         let preset = reg.trainer(trainer).unwrap();
         let mut kwargs = preset.resolve(&Default::default());
         kwargs.insert(knob.into(), serde_json::from_str::<Json>(value).unwrap());
-        let err = Algorithm::from_preset(preset, &kwargs).unwrap_err();
+        let err = Algorithm::from_preset(preset, &kwargs)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(trainer) && err.contains(knob), "{err}");
     }
 }
