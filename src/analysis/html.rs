@@ -9,19 +9,30 @@ use std::path::PathBuf;
 use serde_json::Value as Json;
 
 use super::curves::{self, Curve, TaskCurves};
-use super::load::load_run;
+use super::load::{LoadError, load_run};
+use crate::artifacts::FileError;
 use crate::artifacts::atomic::write_atomic;
 use crate::artifacts::layout::RunDir;
 use crate::results::{GroupStats, Summary};
 
 /// Write `report.html` of a run whose run-level files were just rebuilt into `summary`.
-pub fn write_report(run_dir: &RunDir, summary: &Summary) -> Result<PathBuf, String> {
-    let run = load_run(run_dir.root(), true).map_err(|e| e.to_string())?;
+pub fn write_report(run_dir: &RunDir, summary: &Summary) -> Result<PathBuf, ReportError> {
+    let run = load_run(run_dir.root(), true)?;
     let page = render(summary, &curves::build(&run.jobs));
     let path = run_dir.report_html();
-    write_atomic(&path, page.as_bytes())
-        .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
+    write_atomic(&path, page.as_bytes()).map_err(FileError::on("write", &path))?;
     Ok(path)
+}
+
+/// Why `report.html` cannot be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The run cannot be read back.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The page cannot be written.
+    #[error(transparent)]
+    File(#[from] FileError),
 }
 
 /// Category colours (matplotlib's tab10), so the page and the notebooks look alike.

@@ -6,6 +6,7 @@ use super::args::CompareArgs;
 use super::exit::{CliError, FAILURES, OK};
 use crate::analysis::compare::{Gate, Severity, Thresholds, compare as run_gate};
 use crate::analysis::load_run;
+use crate::artifacts::FileError;
 use crate::artifacts::atomic::write_json;
 
 /// Compare, write gate.json, report.
@@ -13,9 +14,7 @@ pub fn compare(args: &CompareArgs) -> Result<u8, CliError> {
     let thresholds = thresholds(args)?;
     let load = |p: &std::path::Path| {
         load_run(p, false).map_err(|e| {
-            CliError::usage(format!(
-                "error: {e}\n  = hint: pass two run directories `<runs_dir>/<run_id>`"
-            ))
+            CliError::usage(e).with_hint("pass two run directories `<runs_dir>/<run_id>`")
         })
     };
     let base = load(&args.base_run)?;
@@ -26,8 +25,7 @@ pub fn compare(args: &CompareArgs) -> Result<u8, CliError> {
     );
     let gate = run_gate(&base, &new, names, &thresholds);
     let out = args.out.clone().unwrap_or_else(|| new.dir.gate_json());
-    write_json(&out, &gate.to_json())
-        .map_err(|e| CliError::usage(format!("error: cannot write `{}`: {e}", out.display())))?;
+    write_json(&out, &gate.to_json()).map_err(FileError::on("write", &out))?;
     print_gate(&gate);
     println!("Gate: {}", out.display());
     Ok(if gate.passed() { OK } else { FAILURES })
@@ -36,11 +34,9 @@ pub fn compare(args: &CompareArgs) -> Result<u8, CliError> {
 fn thresholds(args: &CompareArgs) -> Result<Thresholds, CliError> {
     let mut t = Thresholds::default();
     if let Some(path) = &args.thresholds {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            CliError::usage(format!("error: cannot read `{}`: {e}", path.display()))
-        })?;
+        let text = std::fs::read_to_string(path).map_err(FileError::on("read", path))?;
         t.apply_yaml(&path.display().to_string(), &text)
-            .map_err(|e| CliError::usage(format!("error: {e}")))?;
+            .map_err(CliError::usage)?;
     }
     let set = |slot: &mut Option<f64>, flag: Option<super::args::Limit>| {
         if let Some(l) = flag {

@@ -1,5 +1,6 @@
-//! Documented exit codes, mapped in one place.
+//! Documented exit codes and the one place errors are rendered for the terminal.
 
+use std::fmt::Display;
 use std::process::ExitCode;
 
 /// All jobs ok, or nothing wrong found.
@@ -11,35 +12,110 @@ pub const USAGE: u8 = 2;
 /// Cancelled by the user.
 pub const CANCELLED: u8 = 130;
 
-/// An error for the terminal plus its exit code.
+/// An error for the terminal: `error: <message>`, indented notes, a hint, an exit code.
 #[derive(Debug)]
 pub struct CliError {
-    /// What to print (already formatted).
+    /// Already rendered diagnostics printed before the error line (config problems).
+    pub preamble: String,
+    /// The error line, without `error: `.
     pub message: String,
+    /// Lines printed indented under it (a list of changes).
+    pub notes: Vec<String>,
+    /// What to do about it.
+    pub hint: Option<String>,
     /// Exit code.
     pub code: u8,
 }
 
 impl CliError {
     /// A usage/config/I-O error (exit 2).
-    pub fn usage(message: impl Into<String>) -> Self {
+    pub fn usage(message: impl Display) -> Self {
         Self {
-            message: message.into(),
+            preamble: String::new(),
+            message: message.to_string(),
+            notes: Vec::new(),
+            hint: None,
             code: USAGE,
         }
     }
+
+    /// Add what to do about it.
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// Add an indented line under the error line.
+    pub fn with_note(mut self, note: impl Into<String>) -> Self {
+        self.notes.push(note.into());
+        self
+    }
+
+    /// Print `rendered` (diagnostics) before the error line.
+    pub fn after(mut self, rendered: String) -> Self {
+        self.preamble = rendered;
+        self
+    }
+
+    /// The text printed on stderr.
+    pub fn render(&self) -> String {
+        let mut out = format!("{}error: {}\n", self.preamble, self.message);
+        for note in &self.notes {
+            out.push_str(&format!("  {note}\n"));
+        }
+        if let Some(hint) = &self.hint {
+            out.push_str(&format!("  = hint: {hint}\n"));
+        }
+        out
+    }
 }
+
+/// Library errors reach the terminal as usage errors (exit 2) with their own message.
+macro_rules! usage_from {
+    ($($ty:ty),* $(,)?) => {
+        $(impl From<$ty> for CliError {
+            fn from(e: $ty) -> Self {
+                Self::usage(e)
+            }
+        })*
+    };
+}
+
+usage_from!(
+    crate::config::ConfigError,
+    crate::registry::RegistryError,
+    crate::runner::RunError,
+    crate::results::ResultsError,
+    crate::analysis::html::ReportError,
+    crate::analysis::load::LoadError,
+    crate::artifacts::FileError,
+);
 
 /// Turn a command result into the process exit code, printing any error.
 pub fn finish(result: Result<u8, CliError>) -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprint!("{}", e.message);
-            if !e.message.ends_with('\n') {
-                eprintln!();
-            }
+            eprint!("{}", e.render());
             ExitCode::from(e.code)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_render_with_notes_and_hint() {
+        let e = CliError::usage("run `x` changed")
+            .with_note("- seeds: [1] -> [2]")
+            .with_hint("use --force")
+            .after("warning: w\n".into());
+        assert_eq!(
+            e.render(),
+            "warning: w\nerror: run `x` changed\n  - seeds: [1] -> [2]\n  = hint: use --force\n"
+        );
+        assert_eq!(CliError::usage("plain").render(), "error: plain\n");
     }
 }

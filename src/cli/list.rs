@@ -10,11 +10,7 @@ use crate::registry::{Registry, UNIVERSAL_KNOBS};
 /// Print the task ids (or JSON details).
 pub fn list_tasks(args: &ListTasksArgs, registry: &Registry) -> Result<u8, CliError> {
     let suites = match &args.bench {
-        Some(sel) => Some(
-            registry
-                .bench_selector(sel)
-                .map_err(|e| CliError::usage(format!("error: {e}")))?,
-        ),
+        Some(sel) => Some(registry.bench_selector(sel).map_err(CliError::usage)?),
         None => None,
     };
     let tasks: Vec<_> = registry

@@ -29,7 +29,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let registry = match Registry::builtin().with_task_dirs(&cli.tasks_dir) {
         Ok(r) => r,
-        Err(e) => return exit::finish(Err(CliError::usage(format!("error: {e}")))),
+        Err(e) => return exit::finish(Err(e.into())),
     };
     let result = match &cli.command {
         Command::ListTasks(a) => list::list_tasks(a, &registry),
@@ -45,7 +45,7 @@ pub fn main() -> ExitCode {
 /// The config source: a file, or the embedded smoke matrix.
 fn load_source(path: Option<&Path>) -> Result<Source, CliError> {
     match path {
-        Some(p) => Source::from_path(p).map_err(|e| CliError::usage(format!("error: {e}"))),
+        Some(p) => Ok(Source::from_path(p)?),
         None => Ok(Source {
             name: "<embedded smoke config>".into(),
             text: DEFAULT_CONFIG.into(),
@@ -72,12 +72,10 @@ fn with_config_tasks_dirs(
             .iter()
             .map(|v| v.as_str().map(str::to_string))
             .collect::<Option<_>>()
-            .ok_or_else(|| {
-                CliError::usage("error: `tasks_dir` must be a path or a list of paths")
-            })?,
+            .ok_or_else(|| CliError::usage("`tasks_dir` must be a path or a list of paths"))?,
         other => {
             return Err(CliError::usage(format!(
-                "error: `tasks_dir` must be a path or a list of paths, found {other}"
+                "`tasks_dir` must be a path or a list of paths, found {other}"
             )));
         }
     };
@@ -88,7 +86,7 @@ fn with_config_tasks_dirs(
     let dirs: Vec<std::path::PathBuf> = entries.iter().map(|d| base.join(d)).collect();
     registry
         .with_task_dirs(&dirs)
-        .map_err(|e| CliError::usage(format!("error: {} (`tasks_dir`): {e}", source.name)))
+        .map_err(|e| CliError::usage(format!("{} (`tasks_dir`): {e}", source.name)))
 }
 
 /// The commit of the repository the command runs in (`unknown` outside one).

@@ -12,11 +12,12 @@ pub fn report(args: &ReportArgs) -> Result<u8, CliError> {
     let run_dir = RunDir::at(&args.run_dir);
     if !run_dir.manifest().is_file() {
         return Err(CliError::usage(format!(
-            "error: `{}` is not a run directory (no meta/manifest.json)\n  = hint: pass `<runs_dir>/<run_id>`",
+            "`{}` is not a run directory (no meta/manifest.json)",
             args.run_dir.display()
-        )));
+        ))
+        .with_hint("pass `<runs_dir>/<run_id>`"));
     }
-    let summary = write_run_files(&run_dir).map_err(|e| CliError::usage(format!("error: {e}")))?;
+    let summary = write_run_files(&run_dir)?;
     println!("Rebuilt from {} job result(s):", summary.rows());
     for p in [
         run_dir.results_csv(),
@@ -27,8 +28,7 @@ pub fn report(args: &ReportArgs) -> Result<u8, CliError> {
         println!("  {}", p.display());
     }
     if args.html {
-        let page = html::write_report(&run_dir, &summary)
-            .map_err(|e| CliError::usage(format!("error: {e}")))?;
+        let page = html::write_report(&run_dir, &summary)?;
         println!("  {}", page.display());
     }
     Ok(OK)

@@ -45,28 +45,26 @@ pub fn run(args: &RunArgs, registry: &Registry) -> Result<u8, CliError> {
     let rendered = prepared.diagnostics.render();
     if !prepared.is_ok() {
         let n = prepared.diagnostics.error_count();
-        return Err(CliError::usage(format!(
-            "{rendered}error: the config has {n} error(s); nothing was run\n"
-        )));
+        return Err(
+            CliError::usage(format!("the config has {n} error(s); nothing was run"))
+                .after(rendered),
+        );
     }
     eprint!("{rendered}");
     let config = prepared.config.expect("checked by is_ok");
     // Real mode: the key and endpoint settings are checked before any file is written.
     let env = |name: &str| std::env::var(name).ok();
     let llm = LlmFactory::new(config.mode, &config.llm, &env)
-        .map_err(|e| CliError::usage(format!("error: {e}; nothing was run\n")))?;
+        .map_err(|e| CliError::usage(format!("{e}; nothing was run")))?;
     let plan = Plan::new(config, prepared.jobs, &git_commit(), SystemTime::now());
-    let fail = |e: String| CliError::usage(format!("error: {e}\n"));
     // One process per run directory, from before the first file is written.
     let acquired = RunLock::acquire(&plan.run_dir.lock_file()).map_err(|e| {
-        fail(format!(
-            "{e}\n  = hint: wait for it to finish, or use another --run-id"
-        ))
+        CliError::usage(e).with_hint("wait for it to finish, or use another --run-id")
     })?;
     if let Some(holder) = &acquired.took_over {
         eprintln!("trace-bench: took over the lock of an earlier run that is gone ({holder})");
     }
-    let fresh = match plan.earlier_snapshot().map_err(fail)? {
+    let fresh = match plan.earlier_snapshot()? {
         None => true,
         Some(_) if args.force => true,
         Some(earlier) => {
@@ -75,7 +73,7 @@ pub fn run(args: &RunArgs, registry: &Registry) -> Result<u8, CliError> {
         }
     };
     let cwd = std::env::current_dir().unwrap_or_default();
-    plan.write_meta(&cwd, fresh).map_err(fail)?;
+    plan.write_meta(&cwd, fresh)?;
     eprintln!(
         "trace-bench: run {} — {} job(s), mode {}, {} worker(s){}",
         plan.run_id,
@@ -98,7 +96,7 @@ pub fn run(args: &RunArgs, registry: &Registry) -> Result<u8, CliError> {
     let sinks: Vec<Box<dyn EventSink>> =
         vec![Box::new(files), Box::new(tb), Box::new(progress.clone())];
     let fanout = Fanout::new(sinks);
-    let report = execute(&plan, registry, &fanout, &llm, &cancel).map_err(fail)?;
+    let report = execute(&plan, registry, &fanout, &llm, &cancel)?;
     progress.finish();
     print_table(&report.summary);
     let executed = report
@@ -169,12 +167,18 @@ fn refuse_drift(plan: &Plan, earlier: &serde_json::Value) -> Result<(), CliError
     if changes.is_empty() {
         return Ok(());
     }
-    let list: String = changes.iter().map(|c| format!("  - {c}\n")).collect();
-    Err(CliError::usage(format!(
-        "error: run `{}` was planned with a different config; refusing to resume it\n  changed since `{}` (old -> new):\n{list}  = hint: restore the config, use --force to rerun every job with the new one, or pick another --run-id\n",
-        plan.run_id,
+    let error = CliError::usage(format!(
+        "run `{}` was planned with a different config; refusing to resume it",
+        plan.run_id
+    ))
+    .with_note(format!(
+        "changed since `{}` (old -> new):",
         plan.run_dir.config_snapshot().display()
-    )))
+    ));
+    Err(changes
+        .iter()
+        .fold(error, |e, c| e.with_note(format!("- {c}")))
+        .with_hint("restore the config, use --force to rerun every job with the new one, or pick another --run-id"))
 }
 
 /// Ctrl-C (SIGINT) or SIGTERM: the first stops scheduling and lets running jobs end their

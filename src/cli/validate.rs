@@ -5,6 +5,7 @@ use std::time::SystemTime;
 use super::args::ValidateArgs;
 use super::exit::{CliError, FAILURES, OK};
 use super::{git_commit, load_source, with_config_tasks_dirs};
+use crate::artifacts::FileError;
 use crate::artifacts::atomic::write_json;
 use crate::config::Severity;
 use crate::registry::Registry;
@@ -16,11 +17,7 @@ pub fn validate(args: &ValidateArgs, registry: &Registry) -> Result<u8, CliError
     let source = load_source(Some(&args.config))?;
     let registry = &with_config_tasks_dirs(registry, &source, Some(&args.config))?;
     let suites = match &args.bench {
-        Some(sel) => Some(
-            registry
-                .bench_selector(sel)
-                .map_err(|e| CliError::usage(format!("error: {e}")))?,
-        ),
+        Some(sel) => Some(registry.bench_selector(sel).map_err(CliError::usage)?),
         None => None,
     };
     let cli = CliOverrides {
@@ -106,9 +103,7 @@ pub fn validate(args: &ValidateArgs, registry: &Registry) -> Result<u8, CliError
         );
         let manifest = plan.manifest(|_| (ManifestStatus::Pending, None), None);
         let path = plan.run_dir.manifest();
-        write_json(&path, &manifest).map_err(|e| {
-            CliError::usage(format!("error: cannot write `{}`: {e}", path.display()))
-        })?;
+        write_json(&path, &manifest).map_err(FileError::on("write", &path))?;
         println!("[OK] manifest written: {}", path.display());
     }
     println!("\n{errors} error(s), {warnings} warning(s)");

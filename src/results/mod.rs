@@ -11,6 +11,7 @@ pub mod manifest;
 pub mod row;
 mod summary;
 
+use crate::artifacts::FileError;
 use std::io::Write as _;
 use std::path::Path;
 
@@ -91,14 +92,22 @@ pub fn read_job_results(path: &Path) -> Option<JobResults> {
     read_json(path).ok()
 }
 
+/// Why the run-level files cannot be rebuilt.
+#[derive(Debug, thiserror::Error)]
+pub enum ResultsError {
+    /// A file cannot be read or written.
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// A CSV row cannot be encoded.
+    #[error("cannot encode a CSV row: {0}")]
+    Csv(#[from] csv::Error),
+}
+
 /// Rebuild every run-level results file from the manifest and the job directories.
-pub fn write_run_files(run_dir: &RunDir) -> Result<Summary, String> {
-    let manifest: Manifest = read_json(&run_dir.manifest())
-        .map_err(|e| format!("cannot read `{}`: {e}", run_dir.manifest().display()))?;
-    let io = |p: &Path| {
-        let p = p.display().to_string();
-        move |e: std::io::Error| format!("cannot write `{p}`: {e}")
-    };
+pub fn write_run_files(run_dir: &RunDir) -> Result<Summary, ResultsError> {
+    let manifest: Manifest =
+        read_json(&run_dir.manifest()).map_err(FileError::on("read", &run_dir.manifest()))?;
+    let io = |p: &Path| FileError::on("write", p);
     let mut results = csv_writer(row::COLUMNS);
     let mut iterations = csv_writer(ITERATION_COLUMNS);
     let mut summary = Summary::new(&manifest);
@@ -108,13 +117,9 @@ pub fn write_run_files(run_dir: &RunDir) -> Result<Summary, String> {
             summary.add_missing();
             continue;
         };
-        results
-            .write_record(job.row.cells())
-            .map_err(|e| e.to_string())?;
+        results.write_record(job.row.cells())?;
         for s in &job.history {
-            iterations
-                .write_record(iteration_cells(&job.row, s))
-                .map_err(|e| e.to_string())?;
+            iterations.write_record(iteration_cells(&job.row, s))?;
         }
         summary.add(&job.row);
     }
@@ -124,9 +129,7 @@ pub fn write_run_files(run_dir: &RunDir) -> Result<Summary, String> {
         .map_err(io(&run_dir.iterations_csv()))?;
     let mut leaderboard = csv_writer(LEADERBOARD_COLUMNS);
     for entry in summary.leaderboard() {
-        leaderboard
-            .write_record(leaderboard_cells(&entry))
-            .map_err(|e| e.to_string())?;
+        leaderboard.write_record(leaderboard_cells(&entry))?;
     }
     write_atomic(&run_dir.leaderboard_csv(), &finish_csv(leaderboard))
         .map_err(io(&run_dir.leaderboard_csv()))?;

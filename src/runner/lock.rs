@@ -6,6 +6,8 @@
 //! reported. The file names its holder (pid, host, start time) for the refusal message.
 //! (Advisory locks are reliable on local file systems; on NFS they depend on the server.)
 
+use super::RunError;
+use crate::artifacts::FileError;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
@@ -31,8 +33,8 @@ pub struct Acquired {
 
 impl RunLock {
     /// Take the lock at `path` (creating its directory), or say who holds it.
-    pub fn acquire(path: &Path) -> Result<Acquired, String> {
-        let io = |e: std::io::Error| format!("cannot lock `{}`: {e}", path.display());
+    pub fn acquire(path: &Path) -> Result<Acquired, RunError> {
+        let io = |e: std::io::Error| RunError::File(FileError::on("lock", path)(e));
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
@@ -54,14 +56,14 @@ impl RunLock {
                 Err(TryLockError::WouldBlock) => {
                     let mut file = file;
                     let _ = file.read_to_string(&mut previous);
-                    return Err(format!(
-                        "the run directory `{}` is in use by another trace-bench run ({})",
-                        path.parent()
+                    return Err(RunError::Locked {
+                        dir: path
+                            .parent()
                             .and_then(Path::parent)
                             .unwrap_or(path)
-                            .display(),
-                        describe(&previous)
-                    ));
+                            .to_path_buf(),
+                        holder: describe(&previous),
+                    });
                 }
                 Err(TryLockError::Error(e)) => return Err(io(e)),
             }
@@ -136,7 +138,7 @@ mod tests {
         let path = dir.path().join("run/meta/run.lock");
         let first = RunLock::acquire(&path).unwrap();
         assert!(first.took_over.is_none());
-        let err = RunLock::acquire(&path).unwrap_err();
+        let err = RunLock::acquire(&path).unwrap_err().to_string();
         assert!(
             err.contains("is in use by another trace-bench run"),
             "{err}"

@@ -13,6 +13,7 @@ use std::time::SystemTime;
 
 use rayon::prelude::*;
 
+use crate::artifacts::FileError;
 use crate::artifacts::atomic::{read_json, write_json};
 use crate::backend::LlmFactory;
 use crate::config::model::ResumeMode;
@@ -25,6 +26,44 @@ use crate::vocab::{JobState, JobStatus, ManifestStatus};
 
 pub use job::{JobContext, JobEnd, run_job};
 pub use plan::{CliOverrides, Plan, Prepared, prepare};
+
+/// Why a run cannot be planned, executed or recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A file of the run directory cannot be read or written.
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// Another invocation holds the run directory's lock.
+    #[error("the run directory `{}` is in use by another trace-bench run ({holder})", dir.display())]
+    Locked {
+        /// The run directory.
+        dir: std::path::PathBuf,
+        /// Who holds it ("pid 123 on host, started …").
+        holder: String,
+    },
+    /// The earlier invocation's config snapshot does not parse.
+    #[error("`{}` is not a readable snapshot: {message}", path.display())]
+    Snapshot {
+        /// `meta/config.snapshot.yaml`.
+        path: std::path::PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// The worker pool cannot start.
+    #[error("cannot start {workers} worker threads: {source}")]
+    Threads {
+        /// `max_workers`.
+        workers: usize,
+        /// Why.
+        source: rayon::ThreadPoolBuildError,
+    },
+    /// A sink cannot write a job's files.
+    #[error(transparent)]
+    Sink(#[from] crate::events::SinkError),
+    /// The run-level files cannot be rebuilt.
+    #[error(transparent)]
+    Results(#[from] crate::results::ResultsError),
+}
 
 /// What happened to a job in this invocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,13 +139,13 @@ pub fn execute(
     sink: &dyn EventSink,
     llm: &LlmFactory,
     cancel: &Cancel,
-) -> Result<RunReport, String> {
+) -> Result<RunReport, RunError> {
     let workers = plan.config.max_workers.max(1);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(workers)
         .thread_name(|i| format!("trace-bench-worker-{i}"))
         .build()
-        .map_err(|e| format!("cannot start {workers} worker threads: {e}"))?;
+        .map_err(|source| RunError::Threads { workers, source })?;
     let ctx = JobContext {
         mode: plan.config.mode,
         registry,
@@ -117,7 +156,7 @@ pub fn execute(
     };
     let stop_after_failure = AtomicBool::new(false);
     let run_stopped: Mutex<Option<String>> = Mutex::new(None);
-    let sink_error: Mutex<Option<String>> = Mutex::new(None);
+    let sink_error: Mutex<Option<RunError>> = Mutex::new(None);
     let dispositions: Vec<Disposition> = pool.install(|| {
         plan.jobs
             .par_iter()
@@ -143,10 +182,11 @@ pub fn execute(
                 // A rerun starts from an empty directory: nothing of an interrupted or
                 // earlier attempt (events, TensorBoard files) may mix with the new one.
                 if let Err(e) = clear_job_dir(plan, job) {
+                    let reason = e.to_string();
                     if let Ok(mut slot) = sink_error.lock() {
-                        slot.get_or_insert(e.clone());
+                        slot.get_or_insert(e.into());
                     }
-                    return Disposition::NotExecuted(e);
+                    return Disposition::NotExecuted(reason);
                 }
                 match run_job(job, &ctx) {
                     Ok(JobEnd { status, stop_run }) => {
@@ -165,10 +205,11 @@ pub fn execute(
                         Disposition::Executed(status)
                     }
                     Err(e) => {
+                        let reason = format!("job files could not be written: {e}");
                         if let Ok(mut slot) = sink_error.lock() {
-                            slot.get_or_insert(e.to_string());
+                            slot.get_or_insert(e.into());
                         }
-                        Disposition::NotExecuted(format!("job files could not be written: {e}"))
+                        Disposition::NotExecuted(reason)
                     }
                 }
             })
@@ -186,17 +227,17 @@ pub fn execute(
 }
 
 /// Remove what an earlier attempt of `job` left in its directory.
-fn clear_job_dir(plan: &Plan, job: &Job) -> Result<(), String> {
+fn clear_job_dir(plan: &Plan, job: &Job) -> Result<(), FileError> {
     let dir = plan.run_dir.job(&job.job_id);
     match std::fs::remove_dir_all(dir.root()) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(format!("cannot clear `{}`: {e}", dir.root().display())),
+        Err(e) => Err(FileError::on("clear", dir.root())(e)),
     }
 }
 
 /// Write the final manifest: each job's status and why.
-fn finalize(plan: &Plan, dispositions: &[Disposition]) -> Result<(), String> {
+fn finalize(plan: &Plan, dispositions: &[Disposition]) -> Result<(), FileError> {
     let finished = humantime::format_rfc3339_micros(SystemTime::now()).to_string();
     let manifest = plan.manifest(
         |job| match &dispositions[job.index] {
@@ -226,7 +267,7 @@ fn finalize(plan: &Plan, dispositions: &[Disposition]) -> Result<(), String> {
         Some(finished),
     );
     write_json(&plan.run_dir.manifest(), &manifest)
-        .map_err(|e| format!("cannot write `{}`: {e}", plan.run_dir.manifest().display()))
+        .map_err(FileError::on("write", &plan.run_dir.manifest()))
 }
 
 #[cfg(test)]

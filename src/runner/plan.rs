@@ -8,6 +8,8 @@ use std::time::SystemTime;
 
 use serde_json::Value as Json;
 
+use super::RunError;
+use crate::artifacts::FileError;
 use crate::artifacts::atomic::{write_atomic, write_json};
 use crate::artifacts::layout::RunDir;
 use crate::artifacts::yaml_out::to_yaml;
@@ -200,14 +202,17 @@ impl Plan {
     }
 
     /// The snapshot an earlier invocation of this run wrote, if there was one.
-    pub fn earlier_snapshot(&self) -> Result<Option<Json>, String> {
+    pub fn earlier_snapshot(&self) -> Result<Option<Json>, RunError> {
         let path = self.run_dir.config_snapshot();
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(format!("cannot read `{}`: {e}", path.display())),
+            Err(e) => return Err(FileError::on("read", &path)(e).into()),
         };
-        let bad = |e: String| format!("`{}` is not a readable snapshot: {e}", path.display());
+        let bad = |message: String| RunError::Snapshot {
+            path: path.clone(),
+            message,
+        };
         let node = crate::config::yaml::parse(&text).map_err(|e| bad(e.to_string()))?;
         node.map(|n| n.to_json().map_err(|e| bad(e.to_string())))
             .transpose()
@@ -217,9 +222,8 @@ impl Plan {
     /// manifest) and `jobs/`. Secrets from the environment are scrubbed from every file.
     /// Resuming (`fresh` false) keeps the provenance of the first invocation and only
     /// rewrites the manifest.
-    pub fn write_meta(&self, cwd: &Path, fresh: bool) -> Result<(), String> {
-        let io =
-            |p: PathBuf| move |e: std::io::Error| format!("cannot write `{}`: {e}", p.display());
+    pub fn write_meta(&self, cwd: &Path, fresh: bool) -> Result<(), FileError> {
+        let io = |p: PathBuf| move |e: std::io::Error| FileError::on("write", &p)(e);
         let root = self.run_dir.root();
         std::fs::create_dir_all(self.run_dir.jobs_dir()).map_err(io(self.run_dir.jobs_dir()))?;
         if !fresh {
