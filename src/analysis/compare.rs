@@ -394,7 +394,7 @@ pub fn compare(base: &RunData, new: &RunData, names: (String, String), th: &Thre
     reasons.sort_by_key(|r| r.severity != Severity::Fail);
     let run_ref = |d: &RunData, name: String| RunRef {
         run_dir: name,
-        run_id: d.manifest.run_id.clone(),
+        run_id: d.manifest.run_id.to_string(),
         jobs: d.jobs.len(),
     };
     Gate {

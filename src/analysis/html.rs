@@ -14,6 +14,7 @@ use crate::artifacts::FileError;
 use crate::artifacts::atomic::write_atomic;
 use crate::artifacts::layout::RunDir;
 use crate::results::{GroupStats, Summary};
+use crate::vocab::JobId;
 
 /// Write `report.html` of a run whose run-level files were just rebuilt into `summary`.
 pub fn write_report(run_dir: &RunDir, summary: &Summary) -> Result<PathBuf, ReportError> {
@@ -257,7 +258,7 @@ fn leaderboard_table(summary: &Summary) -> String {
             ci(v.ci95_low, v.ci95_high),
             num(v.std),
             num(g.best_score_val),
-            escape(g.best_job_id.as_deref().unwrap_or("–")),
+            escape(g.best_job_id.as_ref().map_or("–", JobId::as_str)),
         );
     }
     t.push_str("</tbody>\n</table>\n");

@@ -9,6 +9,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::vocab::JobId;
+
 /// A run directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunDir {
@@ -104,9 +106,9 @@ impl RunDir {
     }
 
     /// `jobs/<job_id>/`
-    pub fn job(&self, job_id: &str) -> JobDir {
+    pub fn job(&self, job_id: &JobId) -> JobDir {
         JobDir {
-            root: self.jobs_dir().join(job_id),
+            root: self.jobs_dir().join(job_id.as_str()),
             rel: format!("jobs/{job_id}"),
         }
     }

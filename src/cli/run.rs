@@ -88,7 +88,7 @@ pub fn run(args: &RunArgs, registry: &Registry) -> Result<u8, CliError> {
     // The job files sink comes first: a job's directory exists before other sinks write.
     let files = JobFilesSink::new(
         plan.run_dir.clone(),
-        &plan.run_id,
+        plan.run_id.as_str(),
         plan.config.mode.as_str(),
         registry.clone(),
     );

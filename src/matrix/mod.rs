@@ -15,7 +15,7 @@ use crate::config::diag::Diagnostic;
 use crate::config::model::Config;
 use crate::registry::Registry;
 use crate::task::manifest_suite;
-use crate::vocab::{Kwargs, canonical};
+use crate::vocab::{JobId, Kwargs, RunId, canonical};
 
 /// The kwargs a job is identified by (the reference's `resolved_kwargs`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -44,7 +44,7 @@ pub struct Job {
     /// Position in matrix order (0-based); Slurm array tasks address jobs by it.
     pub index: usize,
     /// 12 hex characters.
-    pub job_id: String,
+    pub job_id: JobId,
     /// Normalised task id.
     pub task_id: String,
     /// Part of the task id before `:`.
@@ -79,13 +79,16 @@ pub fn job_identity_json(
 }
 
 /// The job id: 12 hex of SHA-256 over [`job_identity_json`].
-pub fn job_id(task_id: &str, trainer_id: &str, resolved: &ResolvedKwargs, seed: i64) -> String {
-    canonical::short_hash(&job_identity_json(task_id, trainer_id, resolved, seed), 12)
+pub fn job_id(task_id: &str, trainer_id: &str, resolved: &ResolvedKwargs, seed: i64) -> JobId {
+    JobId::new(canonical::short_hash(
+        &job_identity_json(task_id, trainer_id, resolved, seed),
+        12,
+    ))
 }
 
 /// A generated run id: `YYYYMMDD-HHMMSS-<8 hex>` (UTC) where the hash covers the config
 /// snapshot without `run_id` and the git commit (`unknown` outside a repository).
-pub fn generate_run_id(snapshot: &Json, git_commit: &str, now: SystemTime) -> String {
+pub fn generate_run_id(snapshot: &Json, git_commit: &str, now: SystemTime) -> RunId {
     let mut config = snapshot.clone();
     if let Json::Object(map) = &mut config {
         map.shift_remove("run_id");
@@ -94,12 +97,12 @@ pub fn generate_run_id(snapshot: &Json, git_commit: &str, now: SystemTime) -> St
     let stamp = humantime::format_rfc3339_seconds(now).to_string();
     // 2026-11-21T14:18:48Z -> 20261121-141848
     let digits: String = stamp.chars().filter(char::is_ascii_digit).collect();
-    format!(
+    RunId::new(format!(
         "{}-{}-{}",
         &digits[..8],
         &digits[8..14],
         canonical::short_hash(&hashed, 8)
-    )
+    ))
 }
 
 /// Expand a config into jobs in the reference's order, dropping jobs whose id repeats an

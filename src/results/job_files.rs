@@ -21,7 +21,7 @@ use crate::matrix::Job;
 use crate::registry::Registry;
 use crate::results::row::{ResultRow, RowContext};
 use crate::task::EvaluatorKind;
-use crate::vocab::{JobState, Kwargs};
+use crate::vocab::{JobId, JobState, Kwargs};
 
 /// Per-job state while the job runs.
 struct Open {
@@ -41,7 +41,7 @@ pub struct JobFilesSink {
     mode: String,
     registry: Registry,
     /// Running jobs; each has its own lock so workers never wait on each other's I/O.
-    open: Mutex<HashMap<String, Arc<Mutex<Open>>>>,
+    open: Mutex<HashMap<JobId, Arc<Mutex<Open>>>>,
 }
 
 impl JobFilesSink {

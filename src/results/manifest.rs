@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::matrix::Job;
-use crate::vocab::ManifestStatus;
+use crate::vocab::{ManifestStatus, RunId};
 
 /// One job entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -23,7 +23,7 @@ pub struct ManifestJob {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     /// Run id (the directory name).
-    pub run_id: String,
+    pub run_id: RunId,
     /// `trace-bench`.
     pub tool: String,
     /// Version of the tool that planned the run.

@@ -160,7 +160,7 @@ fn leaderboard_cells(entry: &LeaderboardEntry) -> Vec<String> {
         entry.rank.to_string(),
         g.task_id.clone(),
         g.suite.clone(),
-        best.map(|b| b.job_id.clone()).unwrap_or_default(),
+        best.map(|b| b.job_id.to_string()).unwrap_or_default(),
         g.trainer_id.clone(),
         g.resolved_optimizer.clone().unwrap_or_default(),
         f(best.map(|b| b.score_val)),
@@ -192,7 +192,7 @@ fn iteration_cells(row: &ResultRow, s: &StepRecord) -> Vec<String> {
     let f = |x: Option<f64>| x.map(python_float_repr).unwrap_or_default();
     vec![
         row.run_id.clone(),
-        row.job_id.clone(),
+        row.job_id.to_string(),
         row.task_id.clone(),
         row.trainer_id.clone(),
         row.seed.to_string(),

@@ -7,9 +7,9 @@ use crate::artifacts::layout::{JobDir, StateKind};
 use crate::events::JobOutcome;
 use crate::llm::LlmInfo;
 use crate::matrix::Job;
-use crate::vocab::JobStatus;
 use crate::vocab::Kwargs;
 use crate::vocab::canonical::{canonical_json, python_float_repr};
+use crate::vocab::{JobId, JobStatus};
 
 /// `token_scope` for rows whose tokens were spent by an LLM optimizer.
 pub const TOKEN_SCOPE_REAL: &str = "trace_optimization_only";
@@ -20,7 +20,7 @@ pub const TOKEN_SCOPE_STUB: &str = "stub_estimate";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResultRow {
     pub run_id: String,
-    pub job_id: String,
+    pub job_id: JobId,
     pub task_id: String,
     pub suite: String,
     pub trainer_id: String,
@@ -234,7 +234,7 @@ impl ResultRow {
         let k = |m: &Kwargs| canonical_json(&serde_json::Value::Object(m.clone()));
         vec![
             self.run_id.clone(),
-            self.job_id.clone(),
+            self.job_id.to_string(),
             self.task_id.clone(),
             self.suite.clone(),
             self.trainer_id.clone(),

@@ -13,8 +13,8 @@ use serde_json::{Value as Json, json};
 use super::row::ResultRow;
 use crate::results::manifest::Manifest;
 use crate::stats::{self, Describe};
-use crate::vocab::JobStatus;
 use crate::vocab::Kwargs;
+use crate::vocab::{JobId, JobStatus};
 
 /// Statistics of one task × trainer × variant group over its jobs (its seeds).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -54,7 +54,7 @@ pub struct GroupStats {
     /// Mean `cost_usd` over jobs that have one.
     pub mean_cost_usd: Option<f64>,
     /// Ok job with the highest `score_val` (first in matrix order on ties).
-    pub best_job_id: Option<String>,
+    pub best_job_id: Option<JobId>,
     /// Its `score_val`.
     pub best_score_val: Option<f64>,
     #[serde(skip)]
@@ -76,7 +76,7 @@ struct Accumulator {
 #[derive(Debug, Clone, PartialEq)]
 pub struct BestJob {
     /// Job id.
-    pub job_id: String,
+    pub job_id: JobId,
     /// Its `score_val`.
     pub score_val: f64,
     /// Its `score_test`.
@@ -174,7 +174,7 @@ impl Summary {
             .map(|s| (s.to_string(), 0))
             .collect();
         Self {
-            run_id: manifest.run_id.clone(),
+            run_id: manifest.run_id.to_string(),
             mode: manifest.mode.clone(),
             tags: manifest.tags.clone(),
             planned: manifest.jobs.len(),
@@ -441,7 +441,7 @@ mod tests {
         );
         let (lo, hi) = (d.ci95_low.unwrap(), d.ci95_high.unwrap());
         assert!(lo < -3.0 && -3.0 < hi && lo >= -6.0 && hi <= -1.0);
-        assert_eq!(g.best_job_id.as_deref(), Some("t-A-0-1"));
+        assert_eq!(g.best_job_id.as_ref().map(JobId::as_str), Some("t-A-0-1"));
         assert_eq!(g.best_score_val, Some(-1.0));
         assert_eq!(g.mean_time_seconds, Some(2.0));
         assert_eq!(g.mean_tokens, Some(15.0));

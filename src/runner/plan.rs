@@ -21,7 +21,7 @@ use crate::provenance;
 use crate::registry::Registry;
 use crate::results::manifest::{Manifest, ManifestJob};
 use crate::spec::check;
-use crate::vocab::{ManifestStatus, canonical};
+use crate::vocab::{ManifestStatus, RunId, canonical};
 
 /// Command-line settings that override the config (they are recorded in the snapshot).
 #[derive(Debug, Clone, Default)]
@@ -122,7 +122,7 @@ fn apply_cli(config: &mut Config, cli: &CliOverrides) {
 #[derive(Debug, Clone)]
 pub struct Plan {
     /// Run id.
-    pub run_id: String,
+    pub run_id: RunId,
     /// Its directory.
     pub run_dir: RunDir,
     /// The config.
@@ -144,15 +144,16 @@ impl Plan {
         let run_id = config
             .run_id
             .clone()
+            .map(RunId::new)
             .unwrap_or_else(|| matrix::generate_run_id(&snapshot, git_commit, now));
         let mut hashed = snapshot.clone();
         if let Json::Object(m) = &mut hashed {
             m.shift_remove("run_id");
         }
         let config_hash = canonical::sha256_hex(&canonical::canonical_json(&hashed));
-        snapshot["run_id"] = Json::String(run_id.clone());
+        snapshot["run_id"] = Json::String(run_id.to_string());
         Self {
-            run_dir: RunDir::new(&config.runs_dir, &run_id),
+            run_dir: RunDir::new(&config.runs_dir, run_id.as_str()),
             run_id,
             config,
             snapshot,

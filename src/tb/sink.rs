@@ -15,11 +15,12 @@ use super::EventFileWriter;
 use crate::artifacts::layout::RunDir;
 use crate::events::{Event, EventKind, EventSink, SinkError, StepRecord};
 use crate::matrix::Job;
+use crate::vocab::JobId;
 
 /// Writes each job's TensorBoard event file.
 pub struct TbSink {
     run_dir: RunDir,
-    writers: Mutex<HashMap<String, EventFileWriter>>,
+    writers: Mutex<HashMap<JobId, EventFileWriter>>,
 }
 
 impl TbSink {
