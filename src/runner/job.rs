@@ -267,7 +267,7 @@ impl Attempt<'_, '_> {
         {
             let mode = objective
                 .mode_for(value)
-                .map_err(|e| EarlyEnd::Failed("invalid_eval_kwargs", e))?;
+                .map_err(|e| EarlyEnd::Failed("invalid_eval_kwargs", e.to_string()))?;
             task = task.with_objective_mode(mode);
         }
         if let Some(agent) = &self.agent {

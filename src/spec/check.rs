@@ -73,7 +73,7 @@ pub fn check(config: &Config, registry: &Registry, strict: bool) -> Vec<Diagnost
                     Diagnostic::error(
                         format!("tasks[{i}].eval_kwargs.objective_mode"),
                         task.span,
-                        message,
+                        message.to_string(),
                     )
                     .with_hint("docs/tasks.md, Multi-objective tasks"),
                 );

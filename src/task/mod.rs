@@ -25,7 +25,7 @@ use crate::vocab::{Kwargs, ParamKind};
 pub use manifest::{
     EvaluatorKind, EvaluatorSpec, TaskManifest, parse_manifest, suite_of as manifest_suite,
 };
-pub use objective::{ObjectiveConfig, ObjectiveMode};
+pub use objective::{ObjectiveConfig, ObjectiveError, ObjectiveMode};
 
 /// One parameter of a task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -198,7 +198,9 @@ impl Task {
                 .map_err(|e| invalid(&manifest.id, e))?,
         };
         if let Some(config) = &manifest.objective_config {
-            config.validate().map_err(|e| invalid(&manifest.id, e))?;
+            config
+                .validate()
+                .map_err(|e| invalid(&manifest.id, e.to_string()))?;
         }
         let objective_mode = manifest
             .objective_config

@@ -28,15 +28,30 @@ pub enum ObjectiveMode {
 
 impl ObjectiveMode {
     /// Parse `weighted` / `pareto`.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, ObjectiveError> {
         match text {
             "weighted" => Ok(Self::Weighted),
             "pareto" => Ok(Self::Pareto),
-            other => Err(format!(
-                "objective_mode must be `weighted` or `pareto`, found `{other}`"
-            )),
+            other => Err(ObjectiveError::UnknownMode(format!("`{other}`"))),
         }
     }
+}
+
+/// Why an objective config, or a mode asked of it, cannot be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ObjectiveError {
+    /// Not `weighted` or `pareto` (the value as written).
+    #[error("objective_mode must be `weighted` or `pareto`, found {0}")]
+    UnknownMode(String),
+    /// No metrics.
+    #[error("objective_config.metrics is empty")]
+    NoMetrics,
+    /// A negative or non-finite weight.
+    #[error("objective_config: metric `{0}` needs a weight >= 0")]
+    BadWeight(String),
+    /// `pareto` with a metric that has no ideal point.
+    #[error("objective mode `pareto` needs an `ideal` value for every metric; `{0}` has none")]
+    NoIdeal(String),
 }
 
 /// One metric of the objective.
@@ -73,41 +88,34 @@ pub struct ObjectiveConfig {
 
 impl ObjectiveConfig {
     /// Check the config once, when the task loads.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ObjectiveError> {
         if self.metrics.is_empty() {
-            return Err("objective_config.metrics is empty".into());
+            return Err(ObjectiveError::NoMetrics);
         }
-        for m in &self.metrics {
-            if !(m.weight.is_finite() && m.weight >= 0.0) {
-                return Err(format!(
-                    "objective_config: metric `{}` needs a weight >= 0",
-                    m.name
-                ));
-            }
+        if let Some(m) = self
+            .metrics
+            .iter()
+            .find(|m| !(m.weight.is_finite() && m.weight >= 0.0))
+        {
+            return Err(ObjectiveError::BadWeight(m.name.clone()));
         }
         self.supports(self.mode)
     }
+
     /// The mode a job's `eval_kwargs.objective_mode` value selects, if this objective
     /// can use it: the one decision the config check and the job both rely on.
-    pub fn mode_for(&self, value: &serde_json::Value) -> Result<ObjectiveMode, String> {
+    pub fn mode_for(&self, value: &serde_json::Value) -> Result<ObjectiveMode, ObjectiveError> {
         let mode = match value.as_str() {
             Some(text) => ObjectiveMode::parse(text)?,
-            None => {
-                return Err(format!(
-                    "objective_mode must be `weighted` or `pareto`, found {value}"
-                ));
-            }
+            None => return Err(ObjectiveError::UnknownMode(value.to_string())),
         };
         self.supports(mode).map(|()| mode)
     }
 
     /// Whether metrics can be scored in `mode`: `pareto` needs every metric's `ideal`.
-    pub fn supports(&self, mode: ObjectiveMode) -> Result<(), String> {
+    pub fn supports(&self, mode: ObjectiveMode) -> Result<(), ObjectiveError> {
         match (mode, self.metrics.iter().find(|m| m.ideal.is_none())) {
-            (ObjectiveMode::Pareto, Some(m)) => Err(format!(
-                "objective mode `pareto` needs an `ideal` value for every metric; `{}` has none",
-                m.name
-            )),
+            (ObjectiveMode::Pareto, Some(m)) => Err(ObjectiveError::NoIdeal(m.name.clone())),
             _ => Ok(()),
         }
     }
@@ -210,7 +218,10 @@ mod tests {
         let mut no_ideal = config();
         no_ideal.metrics[1].ideal = None;
         assert!(no_ideal.supports(ObjectiveMode::Weighted).is_ok());
-        let e = no_ideal.supports(ObjectiveMode::Pareto).unwrap_err();
+        let e = no_ideal
+            .supports(ObjectiveMode::Pareto)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("`acc` has none"), "{e}");
         no_ideal.mode = ObjectiveMode::Pareto;
         assert!(no_ideal.validate().is_err());
