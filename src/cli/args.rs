@@ -20,6 +20,15 @@ pub struct Cli {
     /// a config's `tasks_dir` adds more.
     #[arg(long, global = true, value_name = "DIR")]
     pub tasks_dir: Vec<PathBuf>,
+    /// The reference's LLM4AD task folders (`<Trace-Bench>/benchmarks/LLM4AD/benchmark_tasks`,
+    /// with its index.json); they come before the upstream `llm4ad` package. Config key
+    /// `llm4ad_root`.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// The Python that discovers and runs LLM4AD evaluators (default `python3` on PATH).
+    /// Config key `llm4ad_python`.
+    #[arg(long, global = true, value_name = "PYTHON")]
+    pub llm4ad_python: Option<String>,
 }
 
 /// Sub-commands.
@@ -51,9 +60,6 @@ pub struct ListTasksArgs {
     /// Print JSON with description, parameters and evaluator kind.
     #[arg(long)]
     pub json: bool,
-    /// Accepted for compatibility with the Python reference (LLM4AD task root); unused.
-    #[arg(long, hide = true)]
-    pub root: Option<PathBuf>,
 }
 
 /// `list-trainers`

@@ -6,6 +6,7 @@ use super::args::{ListTasksArgs, ListTrainersArgs};
 use super::exit::{CliError, OK};
 use crate::optimizer::DEFAULT_OPTIMIZER;
 use crate::registry::{Registry, UNIVERSAL_KNOBS};
+use crate::task::EvaluatorKind;
 
 /// Print the task ids (or JSON details).
 pub fn list_tasks(args: &ListTasksArgs, registry: &Registry) -> Result<u8, CliError> {
@@ -34,11 +35,13 @@ pub fn list_tasks(args: &ListTasksArgs, registry: &Registry) -> Result<u8, CliEr
                     "description": m.description,
                     "objective": m.objective,
                     "evaluator_kind": t.evaluator_kind(),
-                    "evaluator": match m.evaluator.kind.as_str() {
-                        "command" => json!(m.evaluator.command),
-                        "dataset" => json!(m.evaluator.metric),
-                        _ => json!(m.evaluator.name),
+                    "evaluator": match m.evaluator.kind {
+                        EvaluatorKind::Command => json!(m.evaluator.command),
+                        EvaluatorKind::Dataset => json!(m.evaluator.metric),
+                        EvaluatorKind::Builtin => json!(m.evaluator.name),
                     },
+                    // LLM4AD tasks: `folder` (--root), `upstream` (the llm4ad package).
+                    "source": m.splits.train.first().and_then(|e| e.info.get("source")),
                     "task_dir": t.dir,
                     "parameters": m.parameters,
                     "splits": {"train": m.splits.train.len(), "validation": m.splits.validation.len(), "test": m.splits.test.len()},

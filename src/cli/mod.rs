@@ -17,6 +17,7 @@ use clap::Parser;
 
 use crate::config::load::Source;
 use crate::registry::Registry;
+use crate::registry::llm4ad::Llm4adSources;
 use args::{Cli, Command};
 use exit::CliError;
 
@@ -31,11 +32,15 @@ pub fn main() -> ExitCode {
         Ok(r) => r,
         Err(e) => return exit::finish(Err(e.into())),
     };
+    let llm4ad = Llm4adSources {
+        root: cli.root.clone(),
+        python: cli.llm4ad_python.clone(),
+    };
     let result = match &cli.command {
-        Command::ListTasks(a) => list::list_tasks(a, &registry),
+        Command::ListTasks(a) => list::list_tasks(a, &registry.with_llm4ad(&llm4ad)),
         Command::ListTrainers(a) => list::list_trainers(a, &registry),
-        Command::Validate(a) => validate::validate(a, &registry),
-        Command::Run(a) => run::run(a, &registry),
+        Command::Validate(a) => validate::validate(a, &registry, &llm4ad),
+        Command::Run(a) => run::run(a, &registry, &llm4ad),
         Command::Report(a) => report::report(a),
         Command::Compare(a) => compare::compare(a),
     };
@@ -53,16 +58,85 @@ fn load_source(path: Option<&Path>) -> Result<Source, CliError> {
     }
 }
 
-/// `registry` plus the config's `tasks_dir` folders (a path or a list, relative to the
-/// config file). A config that does not parse is left to the loader to report.
-fn with_config_tasks_dirs(
+/// `registry` plus what the config adds: its `tasks_dir` folders (a path or a list,
+/// relative to the config file) and, when it names LLM4AD tasks the registry lacks or an
+/// LLM4AD root is given, the discovered LLM4AD tasks (`llm4ad_root`, `llm4ad_python`; the
+/// command line's `--root` / `--llm4ad-python` win). A config that does not parse is left
+/// to the loader to report.
+fn with_config_tasks(
     registry: &Registry,
     source: &Source,
     config_path: Option<&Path>,
+    cli_llm4ad: &Llm4adSources,
 ) -> Result<Registry, CliError> {
     let Ok(Some(root)) = crate::config::yaml::parse(&source.text) else {
         return Ok(registry.clone());
     };
+    let base = config_path
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let text = |key: &str| {
+        root.get(key)
+            .and_then(|n| n.to_json().ok())
+            .and_then(|v| v.as_str().map(str::to_string))
+    };
+    let llm4ad = Llm4adSources {
+        root: cli_llm4ad
+            .root
+            .clone()
+            .or_else(|| text("llm4ad_root").map(|r| base.join(r))),
+        python: cli_llm4ad.python.clone().or_else(|| text("llm4ad_python")),
+    };
+    let registry = &with_tasks_dirs(registry, source, &root, &base)?;
+    let named = root
+        .get("tasks")
+        .and_then(|n| n.to_json().ok())
+        .map(|v| task_ids(&v))
+        .unwrap_or_default();
+    let wanted = named
+        .iter()
+        .any(|id| crate::task::manifest_suite(id) == "llm4ad" && registry.task(id).is_none());
+    Ok(if llm4ad.root.is_some() || wanted {
+        registry.with_llm4ad(&llm4ad)
+    } else {
+        registry.clone()
+    })
+}
+
+/// Task ids a raw `tasks:` value names (strings, or `id` / `key` / `task` of mappings),
+/// with the reference's rule that an id without a suite is an LLM4AD key.
+fn task_ids(tasks: &serde_json::Value) -> Vec<String> {
+    let items = match tasks {
+        serde_json::Value::Array(items) => items.as_slice(),
+        _ => &[],
+    };
+    items
+        .iter()
+        .filter_map(|t| match t {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Object(m) => ["id", "key", "task"]
+                .iter()
+                .find_map(|k| m.get(*k).and_then(|v| v.as_str()).map(str::to_string)),
+            _ => None,
+        })
+        .map(|id| {
+            if id.contains(':') {
+                id
+            } else {
+                format!("llm4ad:{id}")
+            }
+        })
+        .collect()
+}
+
+/// `registry` plus the config's `tasks_dir` folders.
+fn with_tasks_dirs(
+    registry: &Registry,
+    source: &Source,
+    root: &crate::config::yaml::Node,
+    base: &Path,
+) -> Result<Registry, CliError> {
     let Some(value) = root.get("tasks_dir").and_then(|n| n.to_json().ok()) else {
         return Ok(registry.clone());
     };
@@ -79,10 +153,6 @@ fn with_config_tasks_dirs(
             )));
         }
     };
-    let base = config_path
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
     let dirs: Vec<std::path::PathBuf> = entries.iter().map(|d| base.join(d)).collect();
     registry
         .with_task_dirs(&dirs)

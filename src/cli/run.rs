@@ -7,11 +7,12 @@ use std::time::SystemTime;
 use super::args::{ResumeArg, RunArgs};
 use super::exit::{CANCELLED, CliError, FAILURES, OK};
 use super::progress::ProgressSink;
-use super::{git_commit, load_source, with_config_tasks_dirs};
+use super::{git_commit, load_source, with_config_tasks};
 use crate::backend::LlmFactory;
 use crate::config::model::ResumeMode;
 use crate::events::{EventSink, Fanout};
 use crate::registry::Registry;
+use crate::registry::llm4ad::Llm4adSources;
 use crate::results::Summary;
 use crate::results::job_files::JobFilesSink;
 use crate::runner::lock::RunLock;
@@ -21,9 +22,9 @@ use crate::tb::TbSink;
 use crate::vocab::JobStatus;
 
 /// Run a config (or the embedded smoke matrix).
-pub fn run(args: &RunArgs, registry: &Registry) -> Result<u8, CliError> {
+pub fn run(args: &RunArgs, registry: &Registry, llm4ad: &Llm4adSources) -> Result<u8, CliError> {
     let source = load_source(args.config.as_deref())?;
-    let registry = &with_config_tasks_dirs(registry, &source, args.config.as_deref())?;
+    let registry = &with_config_tasks(registry, &source, args.config.as_deref(), llm4ad)?;
     let resume = if args.force {
         Some(ResumeMode::None)
     } else {

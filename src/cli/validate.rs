@@ -4,18 +4,23 @@ use std::time::SystemTime;
 
 use super::args::ValidateArgs;
 use super::exit::{CliError, FAILURES, OK};
-use super::{git_commit, load_source, with_config_tasks_dirs};
+use super::{git_commit, load_source, with_config_tasks};
 use crate::artifacts::FileError;
 use crate::artifacts::atomic::write_json;
 use crate::config::Severity;
 use crate::registry::Registry;
+use crate::registry::llm4ad::Llm4adSources;
 use crate::runner::{CliOverrides, Plan, prepare};
 use crate::vocab::ManifestStatus;
 
 /// Check a config; print every problem and every job; exit 1 on any error.
-pub fn validate(args: &ValidateArgs, registry: &Registry) -> Result<u8, CliError> {
+pub fn validate(
+    args: &ValidateArgs,
+    registry: &Registry,
+    llm4ad: &Llm4adSources,
+) -> Result<u8, CliError> {
     let source = load_source(Some(&args.config))?;
-    let registry = &with_config_tasks_dirs(registry, &source, Some(&args.config))?;
+    let registry = &with_config_tasks(registry, &source, Some(&args.config), llm4ad)?;
     let suites = match &args.bench {
         Some(sel) => Some(registry.bench_selector(sel).map_err(CliError::usage)?),
         None => None,

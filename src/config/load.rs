@@ -54,6 +54,8 @@ const RUN_KEYS: &[&str] = &[
     "tasks",
     "trainers",
     "tasks_dir",
+    "llm4ad_root",
+    "llm4ad_python",
 ];
 
 /// Keys of the `llm` block.

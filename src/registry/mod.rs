@@ -1,6 +1,7 @@
 //! The built-in tasks and trainer presets, embedded in the binary so that `cargo install`
 //! gives a working tool anywhere (the reference crashed when started outside its repo).
 
+pub mod llm4ad;
 mod trainers;
 
 use std::path::{Path, PathBuf};
@@ -59,7 +60,12 @@ const TASK_FOLDER_FILES: &[(&str, &str)] = embedded!(
     "tasks/datasets/factual_qa/train.jsonl",
     "tasks/datasets/factual_qa/validation.jsonl",
     "tasks/datasets/factual_qa/test.jsonl",
+    "tasks/llm4ad_bridge/bridge.py",
+    "tasks/llm4ad_bridge/discover.py",
 );
+
+/// Where the LLM4AD bridge's files are unpacked (inside the embedded folders' root).
+const LLM4AD_BRIDGE_DIR: &str = "tasks/llm4ad_bridge";
 
 /// Trainer presets shipped with the binary.
 const TRAINER_FILES: &[(&str, &str)] = embedded!(
@@ -78,6 +84,34 @@ const TRAINER_FILES: &[(&str, &str)] = embedded!(
 /// processes write identical files (atomically). If unpacking fails the tasks stay listed
 /// but their jobs are skipped with the reason.
 fn embedded_folder_tasks() -> Vec<Arc<Task>> {
+    let (root, unpack_error) = unpacked();
+    TASK_FOLDER_FILES
+        .iter()
+        .filter(|(path, _)| path.ends_with("/task.yaml"))
+        .map(|(path, text)| {
+            let mut manifest =
+                parse_manifest(path, text).unwrap_or_else(|e| panic!("embedded task: {e}"));
+            if manifest.skip_reason.is_none() {
+                manifest.skip_reason = unpack_error.clone();
+            }
+            let dir = root.join(path);
+            let dir = dir.parent().unwrap_or(root);
+            Arc::new(
+                Task::from_folder(manifest, Some(dir))
+                    .unwrap_or_else(|e| panic!("embedded task: {e}")),
+            )
+        })
+        .collect()
+}
+
+/// The embedded task folders, unpacked once per process: their root, and why they could
+/// not be unpacked (then nothing was written, and their tasks are skipped with it).
+fn unpacked() -> &'static (PathBuf, Option<String>) {
+    static UNPACKED: std::sync::OnceLock<(PathBuf, Option<String>)> = std::sync::OnceLock::new();
+    UNPACKED.get_or_init(unpack_embedded)
+}
+
+fn unpack_embedded() -> (PathBuf, Option<String>) {
     use sha2::{Digest, Sha256};
     let mut hasher = Sha256::new();
     for (path, text) in TASK_FOLDER_FILES {
@@ -111,23 +145,7 @@ fn embedded_folder_tasks() -> Vec<Arc<Task>> {
             ));
         }
     }
-    TASK_FOLDER_FILES
-        .iter()
-        .filter(|(path, _)| path.ends_with("/task.yaml"))
-        .map(|(path, text)| {
-            let mut manifest =
-                parse_manifest(path, text).unwrap_or_else(|e| panic!("embedded task: {e}"));
-            if manifest.skip_reason.is_none() {
-                manifest.skip_reason = unpack_error.clone();
-            }
-            let dir = root.join(path);
-            let dir = dir.parent().unwrap_or(&root);
-            Arc::new(
-                Task::from_folder(manifest, Some(dir))
-                    .unwrap_or_else(|e| panic!("embedded task: {e}")),
-            )
-        })
-        .collect()
+    (root, unpack_error)
 }
 
 /// Where embedded task folders are unpacked: the user's cache (`$XDG_CACHE_HOME` or
@@ -223,6 +241,8 @@ pub enum RegistryError {
 pub struct Registry {
     tasks: Vec<Arc<Task>>,
     trainers: Vec<TrainerPreset>,
+    /// What LLM4AD discovery found, once it ran ([`Registry::with_llm4ad`]).
+    llm4ad: Option<Arc<Result<llm4ad::Discovery, String>>>,
 }
 
 impl Registry {
@@ -247,7 +267,52 @@ impl Registry {
             })
             .collect();
         trainers.sort_by(|a, b| a.id.cmp(&b.id));
-        Self { tasks, trainers }
+        Self {
+            tasks,
+            trainers,
+            llm4ad: None,
+        }
+    }
+
+    /// This registry plus the LLM4AD tasks of `sources` (docs/tasks.md, "LLM4AD"): a
+    /// discovered task replaces an embedded one of the same id (folder, then upstream,
+    /// then embedded). When discovery fails, the registry is unchanged and the reason is
+    /// kept for the skip messages of `llm4ad:` ids.
+    pub fn with_llm4ad(&self, sources: &llm4ad::Llm4adSources) -> Self {
+        let mut out = self.clone();
+        let (root, unpack_error) = unpacked();
+        let bridge_dir = root.join(LLM4AD_BRIDGE_DIR);
+        let discovery = match unpack_error {
+            Some(e) => Err(e.clone()),
+            None => llm4ad::discover(sources, &bridge_dir),
+        };
+        if let Ok(d) = &discovery {
+            for found in &d.tasks {
+                let Ok(task) = llm4ad::task(found, d, &bridge_dir) else {
+                    continue;
+                };
+                out.tasks.retain(|t| t.id() != task.id());
+                out.tasks.push(Arc::new(task));
+            }
+            out.tasks.sort_by_key(|t| suite_rank(t.manifest.suite()));
+        }
+        out.llm4ad = Some(Arc::new(discovery));
+        out
+    }
+
+    /// What LLM4AD discovery found, if it ran.
+    pub fn llm4ad_discovery(&self) -> Option<&Result<llm4ad::Discovery, String>> {
+        self.llm4ad.as_deref()
+    }
+
+    /// Why a task id this registry does not have cannot run, with the fix where one is
+    /// known (LLM4AD ids name the package to install or the folder to pass).
+    pub fn missing_reason(&self, id: &str) -> String {
+        if crate::task::manifest_suite(id) == "llm4ad" {
+            llm4ad::missing_reason(id, self.llm4ad.as_deref())
+        } else {
+            format!("task `{id}` is not available in this build")
+        }
     }
 
     /// This registry plus the task folders under `dirs`: every `task.yaml` found (at any

@@ -244,10 +244,9 @@ impl Attempt<'_, '_> {
     fn bind_task(&self) -> Result<Task, EarlyEnd> {
         let job = self.job;
         let Some(task) = self.registry.task(&job.task_id) else {
-            return Err(EarlyEnd::Skipped(format!(
-                "task `{}` is not available in this build",
-                job.task_id
-            )));
+            return Err(EarlyEnd::Skipped(
+                self.registry.missing_reason(&job.task_id),
+            ));
         };
         // Evaluator processes respect the deadline and `eval_kwargs.timeout_seconds`.
         let timeout = job
@@ -260,6 +259,7 @@ impl Attempt<'_, '_> {
         let mut task = task.with_limits(EvalLimits {
             timeout,
             deadline: self.stop.deadline(),
+            eval_kwargs: job.resolved.eval_kwargs.clone(),
         });
         // Multi-objective tasks: `eval_kwargs.objective_mode` picks how metrics combine.
         if let Some(value) = job.resolved.eval_kwargs.get("objective_mode")

@@ -87,8 +87,8 @@ pub fn check(config: &Config, registry: &Registry, strict: bool) -> Vec<Diagnost
                     key,
                     task.span,
                     format!(
-                        "task `{}` is not available in this build; its jobs will be skipped",
-                        task.id
+                        "{}; its jobs will be skipped",
+                        registry.missing_reason(&task.id)
                     ),
                 )
                 .with_hint("`trace-bench list-tasks` shows the tasks this build runs"),

@@ -11,12 +11,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value as Json, json};
 
 use super::process::{ProcessSpec, run};
-use super::{Example, ExampleResult, Param, SplitName, TaskManifest};
+use super::{EvalLimits, Example, ExampleResult, Param, SplitName, TaskManifest};
 use crate::vocab::Kwargs;
 use crate::vocab::ParamKind;
 
@@ -92,10 +92,9 @@ impl CommandEvaluator {
         values: &Kwargs,
         ex: &Example,
         split: SplitName,
-        timeout: Option<Duration>,
-        deadline: Option<Instant>,
+        job: &EvalLimits,
     ) -> ExampleResult {
-        match self.try_evaluate(params, values, ex, split, timeout, deadline) {
+        match self.try_evaluate(params, values, ex, split, job) {
             Ok(r) => r,
             Err(reason) => self.failure(reason),
         }
@@ -116,8 +115,7 @@ impl CommandEvaluator {
         values: &Kwargs,
         ex: &Example,
         split: SplitName,
-        timeout: Option<Duration>,
-        deadline: Option<Instant>,
+        job: &EvalLimits,
     ) -> Result<ExampleResult, String> {
         let work = tempfile::Builder::new()
             .prefix("trace-bench-eval-")
@@ -152,9 +150,10 @@ impl CommandEvaluator {
             "info": ex.info,
             "split": split,
             "files": files,
+            "eval_kwargs": job.eval_kwargs,
         });
         let env = evaluator_env(dir);
-        let limit = timeout.unwrap_or(self.timeout);
+        let limit = job.timeout.unwrap_or(self.timeout);
         let spec = ProcessSpec {
             argv: self.argv.clone(),
             cwd: dir.to_path_buf(),
@@ -162,8 +161,8 @@ impl CommandEvaluator {
             stdin: stdin.to_string().into_bytes(),
             timeout: limit,
         };
-        let out =
-            run(&spec, deadline).map_err(|e| format!("cannot start `{}`: {e}", self.argv[0]))?;
+        let out = run(&spec, job.deadline)
+            .map_err(|e| format!("cannot start `{}`: {e}", self.argv[0]))?;
         let tail = out.stderr_tail(STDERR_TAIL);
         let with_tail = |msg: String| {
             if tail.is_empty() {
@@ -192,7 +191,7 @@ impl CommandEvaluator {
 /// The whole environment of an evaluator process working in `dir`: the allow-listed
 /// variables, with `HOME` and `TMPDIR` pointing at `dir` (so no user site-packages, caches
 /// or secrets leak in). `requires` checks run with the same environment.
-pub(super) fn evaluator_env(dir: &Path) -> Vec<(String, String)> {
+pub fn evaluator_env(dir: &Path) -> Vec<(String, String)> {
     let dir_text = dir.display().to_string();
     let mut env: Vec<(String, String)> = PASSED_ENV
         .iter()
@@ -286,7 +285,13 @@ mod tests {
             input: json!("in"),
             info: json!(7),
         };
-        eval.evaluate(params, &values, &ex, SplitName::Train, None, None)
+        eval.evaluate(
+            params,
+            &values,
+            &ex,
+            SplitName::Train,
+            &EvalLimits::default(),
+        )
     }
 
     #[test]
@@ -312,7 +317,7 @@ echo '{"score": 1.5, "feedback": "fine", "output": "out"}'
     #[test]
     fn a_hung_program_is_killed_at_the_timeout_and_scored_as_a_failure() {
         let (_dir, eval, params) = task("echo started >&2; sleep 30", 0.3);
-        let started = Instant::now();
+        let started = std::time::Instant::now();
         let r = score(&eval, &params);
         assert!(started.elapsed() < Duration::from_secs(3));
         assert_eq!(r.score, -100.0);

@@ -130,13 +130,16 @@ enum Scorer {
     Dataset(dataset::DatasetEvaluator),
 }
 
-/// The limits of one job's evaluations.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+/// The job's side of its evaluations: limits, and the `eval_kwargs` a command evaluator
+/// receives (LLM4AD evaluators are built with them, as in the reference).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct EvalLimits {
     /// Per-evaluation timeout overriding the manifest's (`eval_kwargs.timeout_seconds`).
     pub timeout: Option<std::time::Duration>,
     /// The job's hard deadline: no evaluator process outlives it.
     pub deadline: Option<std::time::Instant>,
+    /// The job's `eval_kwargs`.
+    pub eval_kwargs: Kwargs,
 }
 
 /// Why a task cannot be built from its manifest.
@@ -307,14 +310,7 @@ impl Task {
             .iter()
             .map(|ex| match &self.scorer {
                 Scorer::Builtin(e) => e.evaluate(params, values, ex),
-                Scorer::Command(c) => c.evaluate(
-                    params,
-                    values,
-                    ex,
-                    split,
-                    self.limits.timeout,
-                    self.limits.deadline,
-                ),
+                Scorer::Command(c) => c.evaluate(params, values, ex, split, &self.limits),
                 Scorer::Dataset(d) => d.evaluate(values, ex, self.agent.as_ref()),
             })
             .map(|r| self.apply_objective(r))

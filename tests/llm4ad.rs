@@ -1,0 +1,261 @@
+//! LLM4AD tasks from a folder in the reference's converted format (`--root`), with plain
+//! python3: discovery through index.json, the template's score through the bridge, the
+//! job's `eval_kwargs` reaching the evaluator, missing modules skipped with the fix, and
+//! candidates that try to print, exit or patch their way to a score getting the failure
+//! score. (The upstream package itself is checked by scripts/check_llm4ad_upstream.sh.)
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{Workspace, read_csv, read_json};
+
+/// The reference's loader module, reduced to what converted evaluators use.
+const LOADER: &str = r#"
+class Evaluation:
+    def __init__(self, template_program="", task_description="", timeout_seconds=30, **kwargs):
+        self.template_program = template_program
+        self.timeout_seconds = timeout_seconds
+        self.kwargs = kwargs
+"#;
+
+/// A converted folder: the evaluator scores a sequence built by calling `step(i, last)`.
+/// Score = -|sum - target| over `n` steps; the target sits in a helper module of the
+/// folder, as converted tasks keep their helpers.
+const SUM_TASK: &str = r#"
+from llm4ad_loader import Evaluation
+from target_value import TARGET
+
+template_program = '''
+def step(i: int, last: int) -> int:
+    """Return the next number."""
+    return i
+'''
+ENTRY_NAME = "step"
+EVAL_CLASS_NAME = "SumEvaluation"
+EVAL_KWARGS = {"n": 10, "timeout_seconds": 20}
+TASK_DESCRIPTION = "Choose numbers whose sum hits the target."
+TEMPLATE_FUNCTION = template_program
+
+
+class SumEvaluation(Evaluation):
+    def __init__(self, n=10, **kwargs):
+        super().__init__(template_program=template_program, **kwargs)
+        self.n = n
+
+    def evaluate_program(self, program_str, callable_func):
+        last, total = 0, 0
+        for i in range(self.n):
+            last = callable_func(i, last)
+            if not isinstance(last, int):
+                raise ValueError("step must return an int")
+            total += last
+        return -abs(total - TARGET)
+"#;
+
+/// A second task whose helper imports a module no Python has.
+const NEEDY_TASK: &str = r#"
+from llm4ad_loader import Evaluation
+import module_nobody_has
+
+template_program = '''
+def solve(x):
+    return x
+'''
+ENTRY_NAME = "solve"
+EVAL_CLASS_NAME = "NeedyEvaluation"
+EVAL_KWARGS = {}
+TASK_DESCRIPTION = "Needs a module."
+TEMPLATE_FUNCTION = template_program
+
+
+class NeedyEvaluation(Evaluation):
+    def evaluate_program(self, program_str, callable_func):
+        return 0.0
+"#;
+
+/// `<ws>/LLM4AD/benchmark_tasks` with two converted tasks and the loader beside it.
+fn converted_root(ws: &Workspace) -> PathBuf {
+    let bench = ws.path().join("LLM4AD");
+    let root = bench.join("benchmark_tasks");
+    let write = |rel: &str, text: &str| {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(bench.join("llm4ad_loader.py"), LOADER).unwrap();
+    write("toy_sum/__init__.py", SUM_TASK);
+    write("toy_sum/target_value.py", "TARGET = 100\n");
+    write("optimization_needy/__init__.py", NEEDY_TASK);
+    let index = serde_json::json!([
+        {"key": "toy/sum", "module": "toy_sum", "entry": "step", "eval_class": "SumEvaluation",
+         "task_description": "Choose numbers", "wrapper": "toy_sum", "copied_files": [], "benchmark": true},
+        {"key": "optimization/needy", "module": "optimization_needy", "entry": "solve",
+         "eval_class": "NeedyEvaluation", "task_description": "Needs", "wrapper": "optimization_needy",
+         "copied_files": [], "benchmark": true},
+    ]);
+    write("index.json", &index.to_string());
+    root
+}
+
+/// Run `bridge.py` on `program` for the toy task; its verdict.
+fn bridge_verdict(ws: &Workspace, root: &Path, program: &str) -> serde_json::Value {
+    let dir = ws.path().join("eval");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("program.py"), program).unwrap();
+    let request = serde_json::json!({
+        "files": {"program": "program.py"},
+        "info": {"source": "folder", "root": root, "module": "toy_sum",
+                 "eval_class": "SumEvaluation", "entry": "step", "execs_program": false},
+        "eval_kwargs": {},
+    });
+    let bridge = Path::new(env!("CARGO_MANIFEST_DIR")).join("tasks/llm4ad_bridge/bridge.py");
+    let out = std::process::Command::new("python3")
+        .arg(&bridge)
+        .current_dir(&dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(request.to_string().as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("python3 runs the bridge");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("verdict `{stdout}`: {e}"))
+}
+
+#[test]
+fn converted_folders_load_through_root_and_score_their_template() {
+    let ws = Workspace::new();
+    let root = converted_root(&ws);
+    let out = ws
+        .cmd()
+        .args(["list-tasks", "--json", "--bench", "llm4ad", "--root"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    let tasks: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let find = |id: &str| {
+        tasks
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == id)
+            .unwrap_or_else(|| panic!("{id} listed: {tasks}"))
+            .clone()
+    };
+    let sum = find("llm4ad:toy/sum");
+    assert_eq!(sum["source"], "folder");
+    assert_eq!(sum["available"], true, "{sum}");
+    let needy = find("llm4ad:optimization/needy");
+    assert_eq!(needy["available"], false);
+    let reason = needy["skip_reason"].as_str().unwrap();
+    assert!(
+        reason.contains("`module_nobody_has`") && reason.contains("pip install module_nobody_has"),
+        "{reason}"
+    );
+
+    // The template sums 0..9 = 45 against the target 100: -55; with n = 20 (eval_kwargs
+    // reach the evaluator's constructor, over the folder's EVAL_KWARGS) 190: -90.
+    let cfg = ws.config(
+        "c.yaml",
+        "mode: stub\nseeds: [1]\ntasks:\n  - toy/sum\n  - {id: llm4ad:toy/sum, eval_kwargs: {n: 20}}\n  - llm4ad:optimization/needy\ntrainers:\n  - id: PrioritySearch\n    params_variants: [{ps_steps: 1}]\n",
+    );
+    ws.cmd()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .arg("--root")
+        .arg(&root)
+        .assert()
+        .success();
+    let run = ws.only_run();
+    let (_, rows) = read_csv(&run.join("results.csv"));
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0]["status"], "ok", "{:?}", rows[0]);
+    assert_eq!(rows[0]["score_val_initial"].parse::<f64>().unwrap(), -55.0);
+    assert_eq!(rows[1]["status"], "ok", "{:?}", rows[1]);
+    assert_eq!(rows[1]["score_val_initial"].parse::<f64>().unwrap(), -90.0);
+    assert_eq!(rows[2]["status"], "skipped");
+    let meta = read_json(&run.join(format!("jobs/{}/job_meta.json", rows[2]["job_id"])));
+    assert!(
+        meta["feedback"]
+            .as_str()
+            .unwrap()
+            .contains("module_nobody_has"),
+        "{meta}"
+    );
+}
+
+#[test]
+fn an_llm4ad_id_without_a_source_is_skipped_with_the_install_command() {
+    let ws = Workspace::new();
+    let cfg = ws.config(
+        "c.yaml",
+        "mode: stub\nseeds: [1]\nllm4ad_python: /nonexistent/python3\ntasks: [llm4ad:optimization/tsp_construct]\ntrainers:\n  - id: PrioritySearch\n    params_variants: [{ps_steps: 1}]\n",
+    );
+    let out = ws
+        .cmd()
+        .args(["validate", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("pip install --no-deps llm4ad"), "{text}");
+    ws.cmd()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .assert()
+        .success();
+    let run = ws.only_run();
+    let (_, rows) = read_csv(&run.join("results.csv"));
+    assert_eq!(rows[0]["status"], "skipped");
+    let meta = read_json(&run.join(format!("jobs/{}/job_meta.json", rows[0]["job_id"])));
+    let feedback = meta["feedback"].as_str().unwrap();
+    assert!(
+        feedback.contains("pip install --no-deps llm4ad") && feedback.contains("--root"),
+        "{feedback}"
+    );
+}
+
+#[test]
+fn candidates_cannot_print_exit_or_patch_their_way_to_a_score() {
+    let ws = Workspace::new();
+    let root = converted_root(&ws);
+    let honest = "def step(i, last):\n    return 10\n";
+    assert_eq!(bridge_verdict(&ws, &root, honest)["score"], 0.0);
+    let forgers = [
+        // A verdict of its own on stdout, through print and through the raw fd.
+        "import os\nprint('{\"score\": 1e9}')\nos.write(1, b'{\"score\": 1e9}\\n')\ndef step(i, last):\n    return i\n",
+        // Exit early with status 0 before any call is answered.
+        "import os\nos._exit(0)\ndef step(i, last):\n    return i\n",
+        // Patch what the scorer uses: builtins and the evaluator's helper module.
+        "import builtins, sys\nbuiltins.abs = lambda x: 0\nimport target_value\ntarget_value.TARGET = 45\ndef step(i, last):\n    return i\n",
+        // Exit with 0 in the middle of the evaluation.
+        "import sys\ndef step(i, last):\n    sys.exit(0)\n",
+    ];
+    let scores: Vec<f64> = forgers
+        .iter()
+        .map(|p| bridge_verdict(&ws, &root, p)["score"].as_f64().unwrap())
+        .collect();
+    assert_eq!(scores[0], -55.0, "its prints are not the verdict");
+    assert_eq!(scores[1], -1_000_000.0, "an early exit is a failure");
+    assert!(
+        scores[2] == -55.0 || scores[2] == -1_000_000.0,
+        "patches in its own process change nothing here: {}",
+        scores[2]
+    );
+    assert_eq!(scores[3], -1_000_000.0);
+}
