@@ -7,7 +7,7 @@
 //! judges each against [`Thresholds`]. The result is a [`Gate`]: `gate.json`, a verdict and
 //! every reason.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
 use serde_json::{Value as Json, json};
@@ -289,7 +289,7 @@ fn group_key(r: &ResultRow) -> GroupKey {
 /// Keys (with seed) that more than one job of a run has: such jobs cannot be paired
 /// (e.g. one trainer listed twice with different optimizers), so the gate must not guess.
 fn ambiguous(rows: &[&ResultRow]) -> Vec<(GroupKey, i64)> {
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::new();
     let mut out: Vec<(GroupKey, i64)> = rows
         .iter()
         .map(|r| (group_key(r), r.seed))
@@ -307,87 +307,23 @@ fn executed(r: &ResultRow) -> bool {
 pub fn compare(base: &RunData, new: &RunData, names: (String, String), th: &Thresholds) -> Gate {
     let base_rows: Vec<&ResultRow> = base.jobs.iter().map(|j| &j.row).collect();
     let new_rows: Vec<&ResultRow> = new.jobs.iter().map(|j| &j.row).collect();
-    let new_by_key: HashMap<(GroupKey, i64), &ResultRow> = new_rows
-        .iter()
-        .map(|r| ((group_key(r), r.seed), *r))
-        .collect();
-    let base_keys: std::collections::HashSet<(GroupKey, i64)> =
-        base_rows.iter().map(|r| (group_key(r), r.seed)).collect();
-
-    // Groups in base order, then groups only the new run has.
-    let mut order: Vec<GroupKey> = Vec::new();
-    let mut members: BTreeMap<GroupKey, (Vec<&ResultRow>, Vec<&ResultRow>)> = BTreeMap::new();
-    for r in &base_rows {
-        let k = group_key(r);
-        if !members.contains_key(&k) {
-            order.push(k.clone());
-        }
-        members.entry(k).or_default().0.push(r);
-    }
-    for r in &new_rows {
-        let k = group_key(r);
-        if !members.contains_key(&k) {
-            order.push(k.clone());
-        }
-        members.entry(k).or_default().1.push(r);
-    }
-
-    let mut reasons = Vec::new();
-    for (which, rows) in [("base", &base_rows), ("new", &new_rows)] {
-        for (key, seed) in ambiguous(rows) {
-            GroupFindings::new(&key, &mut reasons).push(
-                Severity::Fail,
-                "ambiguous",
-                format!(
-                    "the {which} run has several jobs for seed {seed} (the same trainer listed twice?); they cannot be paired"
-                ),
-                None,
-                None,
-            );
-        }
-    }
+    let partners = Partners::new(&base_rows, &new_rows);
+    let (order, members) = groups_in_order(&base_rows, &new_rows);
+    let mut reasons = ambiguity_reasons(&base_rows, &new_rows);
     let mut groups = Vec::new();
     let mut paired_jobs = 0;
     let mut missing_in_new = 0;
     let mut only_in_new = 0;
     for key in order {
         let (b_rows, n_rows) = &members[&key];
-        let pairs: Vec<(&ResultRow, &ResultRow)> = b_rows
-            .iter()
-            .filter_map(|b| new_by_key.get(&(key.clone(), b.seed)).map(|n| (*b, *n)))
-            .collect();
+        let pairs = partners.pairs(&key, b_rows);
         let missing = b_rows.len() - pairs.len();
-        let extra = n_rows
-            .iter()
-            .filter(|n| !base_keys.contains(&(key.clone(), n.seed)))
-            .count();
+        let extra = partners.only_in_new(&key, n_rows);
         paired_jobs += pairs.len();
         missing_in_new += missing;
         only_in_new += extra;
         let mut found = GroupFindings::new(&key, &mut reasons);
-        if missing > 0 {
-            let severity = if th.allow_missing {
-                Severity::Warn
-            } else {
-                Severity::Fail
-            };
-            found.push(
-                severity,
-                "missing",
-                format!("{missing} base job(s) have no partner (same seed) in the new run"),
-                Some(missing as f64),
-                None,
-            );
-        }
-        if extra > 0 {
-            found.push(
-                Severity::Warn,
-                "unpaired",
-                format!("{extra} new job(s) have no partner in the base run; not compared"),
-                Some(extra as f64),
-                None,
-            );
-        }
+        report_unpaired(missing, extra, th, &mut found);
         let delta = judge_group(&key, &pairs, b_rows, n_rows, th, &mut found);
         groups.push(delta);
     }
@@ -406,6 +342,122 @@ pub fn compare(base: &RunData, new: &RunData, names: (String, String), th: &Thre
         only_in_new,
         groups,
         reasons,
+    }
+}
+
+/// Base and new rows of each group.
+type Members<'a> = BTreeMap<GroupKey, (Vec<&'a ResultRow>, Vec<&'a ResultRow>)>;
+
+/// The groups in base order, then groups only the new run has, with their rows.
+fn groups_in_order<'a>(
+    base_rows: &[&'a ResultRow],
+    new_rows: &[&'a ResultRow],
+) -> (Vec<GroupKey>, Members<'a>) {
+    let mut order: Vec<GroupKey> = Vec::new();
+    let mut members: Members<'a> = BTreeMap::new();
+    for r in base_rows {
+        let k = group_key(r);
+        if !members.contains_key(&k) {
+            order.push(k.clone());
+        }
+        members.entry(k).or_default().0.push(r);
+    }
+    for r in new_rows {
+        let k = group_key(r);
+        if !members.contains_key(&k) {
+            order.push(k.clone());
+        }
+        members.entry(k).or_default().1.push(r);
+    }
+    (order, members)
+}
+
+/// One failure per key (with seed) that several jobs of one run share, base run first.
+fn ambiguity_reasons(base_rows: &[&ResultRow], new_rows: &[&ResultRow]) -> Vec<Reason> {
+    let mut reasons = Vec::new();
+    for (which, rows) in [("base", base_rows), ("new", new_rows)] {
+        for (key, seed) in ambiguous(rows) {
+            GroupFindings::new(&key, &mut reasons).push(
+                Severity::Fail,
+                "ambiguous",
+                format!(
+                    "the {which} run has several jobs for seed {seed} (the same trainer listed twice?); they cannot be paired"
+                ),
+                None,
+                None,
+            );
+        }
+    }
+    reasons
+}
+
+/// Which jobs of the two runs share a group key and seed.
+struct Partners<'a> {
+    new_by_key: HashMap<(GroupKey, i64), &'a ResultRow>,
+    base_keys: HashSet<(GroupKey, i64)>,
+}
+
+impl<'a> Partners<'a> {
+    fn new(base_rows: &[&ResultRow], new_rows: &[&'a ResultRow]) -> Self {
+        Self {
+            new_by_key: new_rows
+                .iter()
+                .map(|r| ((group_key(r), r.seed), *r))
+                .collect(),
+            base_keys: base_rows.iter().map(|r| (group_key(r), r.seed)).collect(),
+        }
+    }
+
+    /// The base rows of group `key` that have a partner, each with it.
+    fn pairs<'b>(
+        &self,
+        key: &GroupKey,
+        b_rows: &[&'b ResultRow],
+    ) -> Vec<(&'b ResultRow, &'a ResultRow)> {
+        b_rows
+            .iter()
+            .filter_map(|b| {
+                self.new_by_key
+                    .get(&(key.clone(), b.seed))
+                    .map(|n| (*b, *n))
+            })
+            .collect()
+    }
+
+    /// New rows of group `key` without a base partner.
+    fn only_in_new(&self, key: &GroupKey, n_rows: &[&ResultRow]) -> usize {
+        n_rows
+            .iter()
+            .filter(|n| !self.base_keys.contains(&(key.clone(), n.seed)))
+            .count()
+    }
+}
+
+/// Jobs of a group that could not be paired: missing ones fail (or warn with
+/// `allow_missing`), new-only ones warn.
+fn report_unpaired(missing: usize, extra: usize, th: &Thresholds, found: &mut GroupFindings<'_>) {
+    if missing > 0 {
+        let severity = if th.allow_missing {
+            Severity::Warn
+        } else {
+            Severity::Fail
+        };
+        found.push(
+            severity,
+            "missing",
+            format!("{missing} base job(s) have no partner (same seed) in the new run"),
+            Some(missing as f64),
+            None,
+        );
+    }
+    if extra > 0 {
+        found.push(
+            Severity::Warn,
+            "unpaired",
+            format!("{extra} new job(s) have no partner in the base run; not compared"),
+            Some(extra as f64),
+            None,
+        );
     }
 }
 
@@ -470,6 +522,8 @@ fn relative(base: Option<f64>, new: Option<f64>) -> Option<f64> {
     }
 }
 
+/// The delta of one group, its checks judged in a fixed order (score, pass rate, tokens,
+/// time) so the reasons keep that order.
 fn judge_group(
     key: &GroupKey,
     pairs: &[(&ResultRow, &ResultRow)],
@@ -480,8 +534,45 @@ fn judge_group(
 ) -> GroupDelta {
     let (task, trainer, variant, eval_kwargs) = key;
     let changed_config_pairs = pairs.iter().filter(|(b, n)| b.job_id != n.job_id).count();
+    let score = judge_score(key, pairs, th, found);
+    let pass = judge_pass_rate(b_rows, n_rows, th, found);
+    let both = executed_in_both(pairs);
+    let tokens = judge_tokens(&both, th, found);
+    let time = judge_time(&both, th, found);
+    GroupDelta {
+        task_id: task.clone(),
+        trainer_id: trainer.clone(),
+        variant_index: *variant,
+        eval_kwargs: eval_kwargs.clone(),
+        pairs: pairs.len(),
+        scored_pairs: score.scored_pairs,
+        changed_config_pairs,
+        score_val: score.change,
+        score_delta_ci95_low: score.ci.map(|c| c.0),
+        score_delta_ci95_high: score.ci.map(|c| c.1),
+        pass_rate: pass,
+        tokens,
+        time_seconds: time,
+        verdict: if found.failed { "fail" } else { "pass" },
+    }
+}
 
-    // Scores: paired differences of ok jobs.
+/// The score part of a [`GroupDelta`].
+struct ScoreDelta {
+    change: Change,
+    ci: Option<(f64, f64)>,
+    scored_pairs: usize,
+}
+
+/// Scores: paired differences of ok jobs, with a seeded bootstrap interval; a drop fails
+/// only when the interval lies below zero.
+fn judge_score(
+    key: &GroupKey,
+    pairs: &[(&ResultRow, &ResultRow)],
+    th: &Thresholds,
+    found: &mut GroupFindings<'_>,
+) -> ScoreDelta {
+    let (task, trainer, variant, eval_kwargs) = key;
     let scored: Vec<(f64, f64)> = pairs
         .iter()
         .filter(|(b, n)| b.status == JobStatus::Ok && n.status == JobStatus::Ok)
@@ -525,8 +616,20 @@ fn judge_group(
             Some(limit),
         );
     }
+    ScoreDelta {
+        change: score,
+        ci,
+        scored_pairs: diffs.len(),
+    }
+}
 
-    // Pass rate over all executed jobs of the group in each run.
+/// Pass rate over all executed jobs of the group in each run.
+fn judge_pass_rate(
+    b_rows: &[&ResultRow],
+    n_rows: &[&ResultRow],
+    th: &Thresholds,
+    found: &mut GroupFindings<'_>,
+) -> Change {
     let (bp, np) = (pass_rate(b_rows), pass_rate(n_rows));
     let pass = Change {
         base: bp,
@@ -548,19 +651,37 @@ fn judge_group(
             Some(limit),
         );
     }
+    pass
+}
 
-    // Resources over pairs executed in both runs.
-    let both: Vec<_> = pairs
+/// Resources are compared over pairs executed in both runs.
+fn executed_in_both<'p, 'r>(
+    pairs: &'p [(&'r ResultRow, &'r ResultRow)],
+) -> Vec<&'p (&'r ResultRow, &'r ResultRow)> {
+    pairs
         .iter()
         .filter(|(b, n)| executed(b) && executed(n))
-        .collect();
-    let means = |f: &dyn Fn(&ResultRow) -> f64| {
-        (
-            stats::mean(&both.iter().map(|(b, _)| f(b)).collect::<Vec<_>>()),
-            stats::mean(&both.iter().map(|(_, n)| f(n)).collect::<Vec<_>>()),
-        )
-    };
-    let (bt, nt) = means(&|r| r.total_tokens as f64);
+        .collect()
+}
+
+/// Base and new mean of `f` over `both`.
+fn means(
+    both: &[&(&ResultRow, &ResultRow)],
+    f: &dyn Fn(&ResultRow) -> f64,
+) -> (Option<f64>, Option<f64>) {
+    (
+        stats::mean(&both.iter().map(|(b, _)| f(b)).collect::<Vec<_>>()),
+        stats::mean(&both.iter().map(|(_, n)| f(n)).collect::<Vec<_>>()),
+    )
+}
+
+/// Mean tokens per job; growth beyond the limit fails.
+fn judge_tokens(
+    both: &[&(&ResultRow, &ResultRow)],
+    th: &Thresholds,
+    found: &mut GroupFindings<'_>,
+) -> Change {
+    let (bt, nt) = means(both, &|r| r.total_tokens as f64);
     let tokens = Change {
         base: bt,
         new: nt,
@@ -582,7 +703,16 @@ fn judge_group(
             );
         }
     }
-    let (bs, ns) = means(&|r| r.time_seconds);
+    tokens
+}
+
+/// Mean seconds per job; growth beyond the limit fails unless within the grace seconds.
+fn judge_time(
+    both: &[&(&ResultRow, &ResultRow)],
+    th: &Thresholds,
+    found: &mut GroupFindings<'_>,
+) -> Change {
+    let (bs, ns) = means(both, &|r| r.time_seconds);
     let time = Change {
         base: bs,
         new: ns,
@@ -605,22 +735,7 @@ fn judge_group(
             );
         }
     }
-    GroupDelta {
-        task_id: task.clone(),
-        trainer_id: trainer.clone(),
-        variant_index: *variant,
-        eval_kwargs: eval_kwargs.clone(),
-        pairs: pairs.len(),
-        scored_pairs: diffs.len(),
-        changed_config_pairs,
-        score_val: score,
-        score_delta_ci95_low: ci.map(|c| c.0),
-        score_delta_ci95_high: ci.map(|c| c.1),
-        pass_rate: pass,
-        tokens,
-        time_seconds: time,
-        verdict: if found.failed { "fail" } else { "pass" },
-    }
+    time
 }
 
 fn percent(change: Option<f64>) -> String {

@@ -4,6 +4,7 @@
 
 use super::args::CompareArgs;
 use super::exit::{CliError, FAILURES, OK};
+use super::table::{self, Column};
 use crate::analysis::compare::{Gate, Severity, Thresholds, compare as run_gate};
 use crate::analysis::load_run;
 use crate::artifacts::FileError;
@@ -57,13 +58,6 @@ fn thresholds(args: &CompareArgs) -> Result<Thresholds, CliError> {
 fn print_gate(gate: &Gate) {
     let f = |x: Option<f64>| x.map_or_else(|| "-".to_string(), |v| format!("{v:+.4}"));
     let pct = |x: Option<f64>| x.map_or_else(|| "-".to_string(), |v| format!("{:+.1}%", v * 100.0));
-    let w_task = gate
-        .groups
-        .iter()
-        .map(|g| g.task_id.len())
-        .max()
-        .unwrap_or(4)
-        .max(4);
     // Name the variant only for trainers compared with several.
     let label = |g: &crate::analysis::compare::GroupDelta| {
         let several = gate
@@ -76,39 +70,43 @@ fn print_gate(gate: &Gate) {
             g.trainer_id.clone()
         }
     };
-    let w_trainer = gate
-        .groups
-        .iter()
-        .map(|g| label(g).len())
-        .max()
-        .unwrap_or(7)
-        .max(7);
     println!(
         "{} (base) -> {} (new): {} paired job(s)\n",
         gate.base.run_id, gate.new.run_id, gate.paired_jobs
     );
-    println!(
-        "{:<w_task$}  {:<w_trainer$}  {:>5}  {:>10}  {:>21}  {:>9}  {:>8}  {:>8}  verdict",
-        "task", "trainer", "pairs", "score d", "95% CI", "pass d", "tokens", "time"
-    );
-    for g in &gate.groups {
-        let ci = match (g.score_delta_ci95_low, g.score_delta_ci95_high) {
-            (Some(lo), Some(hi)) => format!("[{lo:+.4}, {hi:+.4}]"),
-            _ => "-".to_string(),
-        };
-        println!(
-            "{:<w_task$}  {:<w_trainer$}  {:>5}  {:>10}  {:>21}  {:>9}  {:>8}  {:>8}  {}",
-            g.task_id,
-            label(g),
-            g.pairs,
-            f(g.score_val.change),
-            ci,
-            pct(g.pass_rate.change),
-            pct(g.tokens.change),
-            pct(g.time_seconds.change),
-            g.verdict
-        );
-    }
+    let rows: Vec<Vec<String>> = gate
+        .groups
+        .iter()
+        .map(|g| {
+            let ci = match (g.score_delta_ci95_low, g.score_delta_ci95_high) {
+                (Some(lo), Some(hi)) => format!("[{lo:+.4}, {hi:+.4}]"),
+                _ => "-".to_string(),
+            };
+            vec![
+                g.task_id.clone(),
+                label(g),
+                g.pairs.to_string(),
+                f(g.score_val.change),
+                ci,
+                pct(g.pass_rate.change),
+                pct(g.tokens.change),
+                pct(g.time_seconds.change),
+                g.verdict.to_string(),
+            ]
+        })
+        .collect();
+    let columns = [
+        Column::Fit("task"),
+        Column::Fit("trainer"),
+        Column::Right("pairs", 5),
+        Column::Right("score d", 10),
+        Column::Right("95% CI", 21),
+        Column::Right("pass d", 9),
+        Column::Right("tokens", 8),
+        Column::Right("time", 8),
+        Column::Last("verdict"),
+    ];
+    print!("{}", table::render(&columns, &rows));
     println!();
     for r in &gate.reasons {
         let tag = match r.severity {

@@ -8,6 +8,7 @@ mod list;
 mod progress;
 mod report;
 mod run;
+mod table;
 mod validate;
 
 use std::path::Path;

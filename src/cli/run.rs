@@ -7,6 +7,7 @@ use std::time::SystemTime;
 use super::args::{ResumeArg, RunArgs};
 use super::exit::{CANCELLED, CliError, FAILURES, OK};
 use super::progress::ProgressSink;
+use super::table::{self, Column};
 use super::{git_commit, load_source, with_config_tasks};
 use crate::backend::LlmFactory;
 use crate::config::model::ResumeMode;
@@ -211,41 +212,39 @@ fn on_interrupt(cancel: &Cancel, plan: &Plan) {
 }
 
 fn print_table(summary: &Summary) {
-    let groups = summary.groups();
-    let labels: Vec<String> = groups
-        .iter()
-        .map(|g| g.label(summary.several_variants(&g.trainer_id)))
-        .collect();
-    let w_task = groups
-        .iter()
-        .map(|g| g.task_id.len())
-        .max()
-        .unwrap_or(4)
-        .max(4);
-    let w_trainer = labels.iter().map(String::len).max().unwrap_or(7).max(7);
     let f = |x: Option<f64>| x.map_or_else(|| "-".to_string(), |v| format!("{v:.4}"));
-    println!(
-        "\n{:<w_task$}  {:<w_trainer$}  {:>4}  {:>4}  {:>10}  {:>8}  {:>19}  {:>10}",
-        "task", "trainer", "jobs", "ok", "mean score", "std", "95% CI", "best"
-    );
-    for (g, label) in groups.iter().zip(&labels) {
-        let v = &g.score_val;
-        let ci = match (v.ci95_low, v.ci95_high) {
-            (Some(lo), Some(hi)) => format!("[{lo:.4}, {hi:.4}]"),
-            _ => "-".to_string(),
-        };
-        println!(
-            "{:<w_task$}  {:<w_trainer$}  {:>4}  {:>4}  {:>10}  {:>8}  {:>19}  {:>10}",
-            g.task_id,
-            label,
-            g.jobs,
-            g.ok,
-            f(v.mean),
-            f(v.std),
-            ci,
-            f(v.max)
-        );
-    }
+    let rows: Vec<Vec<String>> = summary
+        .groups()
+        .iter()
+        .map(|g| {
+            let v = &g.score_val;
+            let ci = match (v.ci95_low, v.ci95_high) {
+                (Some(lo), Some(hi)) => format!("[{lo:.4}, {hi:.4}]"),
+                _ => "-".to_string(),
+            };
+            vec![
+                g.task_id.clone(),
+                g.label(summary.several_variants(&g.trainer_id)),
+                g.jobs.to_string(),
+                g.ok.to_string(),
+                f(v.mean),
+                f(v.std),
+                ci,
+                f(v.max),
+            ]
+        })
+        .collect();
+    let columns = [
+        Column::Fit("task"),
+        Column::Fit("trainer"),
+        Column::Right("jobs", 4),
+        Column::Right("ok", 4),
+        Column::Right("mean score", 10),
+        Column::Right("std", 8),
+        Column::Right("95% CI", 19),
+        Column::Right("best", 10),
+    ];
+    print!("\n{}", table::render(&columns, &rows));
     let counts: Vec<String> = summary
         .counts
         .iter()

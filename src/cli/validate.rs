@@ -1,4 +1,5 @@
-//! `validate`: load, expand and check a config without running it (DESIGN §3.4).
+//! `validate`: load, expand and check a config without running it (`docs/architecture.md`,
+//! `config::check`).
 
 use std::time::SystemTime;
 

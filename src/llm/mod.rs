@@ -2,7 +2,7 @@
 //! seeded stub (offline, deterministic) and, in real mode, by an OpenAI-compatible client.
 //!
 //! Real mode is assembled from small pieces so each can be tested alone:
-//! [`openai::OpenAiClient`] talks HTTP (retries, backoff, typed errors),
+//! [`openai::OpenAiClient`] talks HTTP (typed errors; retries as [`retry`] decides),
 //! [`ratelimit::RateLimiter`] is shared by all workers to stay under the provider's
 //! per-minute budgets, and [`cache::CachedLlm`] wraps any [`Llm`] with an on-disk,
 //! content-addressed response cache (record once, replay offline).
@@ -13,6 +13,7 @@ pub mod cache;
 pub mod mock_server;
 pub mod openai;
 pub mod ratelimit;
+pub mod retry;
 pub mod settings;
 
 use serde::{Deserialize, Serialize};

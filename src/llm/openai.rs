@@ -14,17 +14,21 @@
 //! (`?api-version=...`) is kept at the end. See [`chat_completions_url`].
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Map, Value as Json, json};
 
 use super::ratelimit::{Clock, RateLimiter, SystemClock};
+use super::retry::{honours_retry_after, retryable_status};
 use super::{
     ChatRequest, ChatResponse, Llm, LlmError, LlmInfo, Usage, estimate_prompt_tokens,
     estimate_tokens,
 };
 use crate::provenance::env::REDACTED;
 use crate::rng::Rng;
+
+// The retry policy lives in `retry.rs`; still public here, where `ClientConfig` uses it.
+pub use super::retry::{Backoff, parse_retry_after};
 
 /// Longest server text quoted in an error message.
 const EXCERPT_CHARS: usize = 200;
@@ -50,42 +54,6 @@ impl Secret {
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(REDACTED)
-    }
-}
-
-/// Exponential backoff between retries: `min(cap, base * factor^n)` plus up to 25 %
-/// seeded jitter (still capped), or the server's `Retry-After` (429/503) when longer,
-/// capped at `retry_after_cap`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Backoff {
-    /// Delay before the first retry.
-    pub base: Duration,
-    /// Growth per retry.
-    pub factor: f64,
-    /// Longest computed delay.
-    pub cap: Duration,
-    /// Longest honoured `Retry-After`.
-    pub retry_after_cap: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Self {
-            base: Duration::from_millis(500),
-            factor: 2.0,
-            cap: Duration::from_secs(30),
-            retry_after_cap: Duration::from_secs(60),
-        }
-    }
-}
-
-impl Backoff {
-    /// The delay before retry number `retry` (0-based), jittered from `rng`.
-    pub fn delay(&self, retry: u32, rng: &mut Rng) -> Duration {
-        let exp = self.factor.max(1.0).powi(retry.min(64) as i32);
-        let secs = (self.base.as_secs_f64() * exp).min(self.cap.as_secs_f64());
-        let jittered = secs * (1.0 + 0.25 * rng.next_f64());
-        Duration::from_secs_f64(jittered.min(self.cap.as_secs_f64()))
     }
 }
 
@@ -200,56 +168,6 @@ pub fn chat_completions_url(base_url: &str) -> Result<String, String> {
     Ok(url)
 }
 
-/// The delay a `Retry-After` value asks for: delta-seconds (`"2"`, also `"1.5"`) or an
-/// HTTP-date (`"Wed, 21 Oct 2015 07:28:00 GMT"`, relative to `now`). `None` if unusable.
-pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let v = value.trim();
-    if let Ok(secs) = v.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
-    }
-    let at = parse_http_date(v)?;
-    let now = now.duration_since(UNIX_EPOCH).ok()?.as_secs();
-    Some(Duration::from_secs(at.saturating_sub(now)))
-}
-
-/// Seconds since the epoch of an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
-fn parse_http_date(v: &str) -> Option<u64> {
-    let parts: Vec<&str> = v.split_whitespace().collect();
-    let [_, day, month, year, time, zone] = parts.as_slice() else {
-        return None;
-    };
-    if !zone.eq_ignore_ascii_case("GMT") && *zone != "UTC" {
-        return None;
-    }
-    const MONTHS: [&str; 12] = [
-        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
-    ];
-    let month = MONTHS.iter().position(|m| m.eq_ignore_ascii_case(month))? as i64 + 1;
-    let day: i64 = day.parse().ok()?;
-    let year: i64 = year.parse().ok()?;
-    let hms: Vec<u64> = time
-        .split(':')
-        .map(|t| t.parse().ok())
-        .collect::<Option<_>>()?;
-    let [h, m, s] = hms.as_slice() else {
-        return None;
-    };
-    if !(1..=31).contains(&day) || *h > 23 || *m > 59 || *s > 60 {
-        return None;
-    }
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    u64::try_from(days)
-        .ok()
-        .map(|d| d * 86_400 + h * 3600 + m * 60 + s)
-}
-
 /// Replace the key (if any) in `text`.
 fn redact(text: &str, key: Option<&Secret>) -> String {
     match key {
@@ -341,7 +259,7 @@ enum Failure {
 impl Failure {
     fn retryable(&self) -> bool {
         match self {
-            Self::Status { status, .. } => matches!(status, 408 | 429) || *status >= 500,
+            Self::Status { status, .. } => retryable_status(*status),
             Self::Timeout | Self::Connection(_) => true,
             Self::Malformed(_) | Self::Other(_) => false,
         }
@@ -475,7 +393,7 @@ impl OpenAiClient {
             200..=299 => parse_completion(&text).map_err(Failure::Malformed),
             _ => Err(Failure::Status {
                 status,
-                retry_after: retry_after.filter(|_| matches!(status, 429 | 503)),
+                retry_after: retry_after.filter(|_| honours_retry_after(status)),
                 message: error_message(&text),
             }),
         }
@@ -601,15 +519,14 @@ impl Llm for OpenAiClient {
                     if !failure.retryable() || retries >= self.config.max_retries {
                         return Err(self.error(failure, retries));
                     }
-                    let backoff = &self.config.backoff;
-                    let mut delay = backoff.delay(retries, &mut self.rng);
-                    if let Failure::Status {
-                        retry_after: Some(ra),
-                        ..
-                    } = failure
-                    {
-                        delay = delay.max(ra.min(backoff.retry_after_cap));
-                    }
+                    let retry_after = match failure {
+                        Failure::Status { retry_after, .. } => retry_after,
+                        _ => None,
+                    };
+                    let delay = self
+                        .config
+                        .backoff
+                        .wait(retries, retry_after, &mut self.rng);
                     // Waiting past the job's deadline is pointless: the job stops there.
                     if self.time_left().is_some_and(|left| left <= delay) {
                         return Err(self.error(failure, retries));
@@ -1129,51 +1046,5 @@ mod tests {
         assert!(chat_completions_url("api.openai.com/v1").is_err());
         assert!(chat_completions_url("http:///v1").is_err());
         assert!(chat_completions_url("").is_err());
-    }
-
-    #[test]
-    fn retry_after_parsing() {
-        let now = UNIX_EPOCH + Duration::from_secs(1_445_412_470); // 2015-10-21 07:27:50 GMT
-        assert_eq!(parse_retry_after("1", now), Some(Duration::from_secs(1)));
-        assert_eq!(
-            parse_retry_after(" 2.5 ", now),
-            Some(Duration::from_millis(2500))
-        );
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now),
-            Some(Duration::from_secs(10))
-        );
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(parse_retry_after("-1", now), None);
-        assert_eq!(parse_retry_after("soon", now), None);
-        assert_eq!(parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
-        assert_eq!(
-            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
-            Some(784_111_777)
-        );
-    }
-
-    #[test]
-    fn backoff_grows_is_capped_and_is_seeded() {
-        let b = Backoff::default();
-        let delays = |seed| {
-            let mut rng = Rng::stream(seed, "llm-backoff");
-            (0..10).map(|n| b.delay(n, &mut rng)).collect::<Vec<_>>()
-        };
-        let d = delays(1);
-        assert_eq!(d, delays(1));
-        assert_ne!(d, delays(2));
-        for (n, delay) in d.iter().enumerate() {
-            let nominal = (0.5 * 2f64.powi(n as i32)).min(30.0);
-            let s = delay.as_secs_f64();
-            assert!(
-                s >= nominal && s <= (nominal * 1.25).min(30.0),
-                "retry {n}: {s}"
-            );
-        }
-        assert_eq!(d[9], Duration::from_secs(30));
     }
 }

@@ -1,14 +1,17 @@
-//! Semantic checks of a decoded config against the registry (DESIGN §3.4): task and
-//! trainer ids, trainer knobs, optimizer/guide/logger names, mode. Every problem is
-//! collected with its location; `strict` turns the strict-relevant warnings into errors.
+//! Semantic checks of a decoded config against the registry (`docs/architecture.md`,
+//! `spec`): task and trainer ids, trainer knobs, optimizer/guide/logger names,
+//! mode. Every problem is collected with its location; `strict` turns the
+//! strict-relevant warnings into errors.
 
 use std::collections::HashSet;
 
 use crate::config::diag::{Diagnostic, suggestion};
-use crate::config::model::Config;
+use crate::config::model::{Config, TaskEntry, TrainerEntry};
+use crate::config::yaml::Span;
 use crate::llm::settings::LlmSettings;
 use crate::optimizer::{KNOWN_OPTIMIZERS, protocol_for};
-use crate::registry::Registry;
+use crate::registry::{Registry, TrainerPreset};
+use crate::task::Task;
 use crate::trainer::Algorithm;
 use crate::vocab::Mode;
 
@@ -39,162 +42,218 @@ pub fn in_reference_catalog(id: &str) -> bool {
 /// Run every check; strict-relevant problems are errors when `strict`.
 pub fn check(config: &Config, registry: &Registry, strict: bool) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    let strictly = |key: String, span, msg: String| {
-        if strict {
-            Diagnostic::error(key, span, msg)
-        } else {
-            Diagnostic::warning(key, span, msg)
-        }
-    };
     if config.mode == Mode::Real {
-        let env = |name: &str| std::env::var(name).ok();
-        match LlmSettings::from_config(&config.llm, &env) {
-            Err(e) => out.push(Diagnostic::error("llm", Default::default(), e.to_string())),
-            Ok(settings) => {
-                if let Err(e) = settings.api_key(&env) {
-                    out.push(Diagnostic::error("llm.api_key_env", Default::default(), e.to_string()).with_hint(
-                        format!("export {}=... before running, or use `mode: stub` (offline, seeded)", settings.api_key_env),
-                    ));
-                }
-                if let Err(e) = crate::llm::openai::chat_completions_url(&settings.base_url) {
-                    out.push(Diagnostic::error("llm.base_url", Default::default(), e));
-                }
-            }
-        }
+        check_llm(config, &mut out);
     }
-    for (i, task) in config.tasks.iter().enumerate() {
-        if let Some(known) = registry.task(&task.id) {
-            // Multi-objective tasks: a mode the job could not use is a config error.
-            if let Some(objective) = &known.manifest.objective_config
-                && let Some(mode) = task.eval_kwargs.get("objective_mode")
-                && let Err(message) = objective.mode_for(mode)
-            {
+    check_tasks(config, registry, &mut out);
+    check_trainers(config, registry, strict, &mut out);
+    check_job_timeout(config, &mut out);
+    out
+}
+
+/// A warning, or an error under `--strict`.
+fn strictly(strict: bool, key: String, span: Span, msg: String) -> Diagnostic {
+    if strict {
+        Diagnostic::error(key, span, msg)
+    } else {
+        Diagnostic::warning(key, span, msg)
+    }
+}
+
+/// Real mode: the `llm` settings decode, the key variable is set, `base_url` is usable.
+fn check_llm(config: &Config, out: &mut Vec<Diagnostic>) {
+    let env = |name: &str| std::env::var(name).ok();
+    match LlmSettings::from_config(&config.llm, &env) {
+        Err(e) => out.push(Diagnostic::error("llm", Default::default(), e.to_string())),
+        Ok(settings) => {
+            if let Err(e) = settings.api_key(&env) {
                 out.push(
-                    Diagnostic::error(
-                        format!("tasks[{i}].eval_kwargs.objective_mode"),
-                        task.span,
-                        message.to_string(),
-                    )
-                    .with_hint("docs/tasks.md, Multi-objective tasks"),
+                    Diagnostic::error("llm.api_key_env", Default::default(), e.to_string())
+                        .with_hint(format!(
+                            "export {}=... before running, or use `mode: stub` (offline, seeded)",
+                            settings.api_key_env
+                        )),
                 );
             }
-            continue;
-        }
-        let key = format!("tasks[{i}]");
-        if in_reference_catalog(&task.id) {
-            out.push(
-                Diagnostic::warning(
-                    key,
-                    task.span,
-                    format!(
-                        "{}; its jobs will be skipped",
-                        registry.missing_reason(&task.id)
-                    ),
-                )
-                .with_hint("`trace-bench list-tasks` shows the tasks this build runs"),
-            );
-        } else {
-            out.push(
-                Diagnostic::error(key, task.span, format!("unknown task `{}`", task.id))
-                    .with_optional_hint(suggestion(&task.id, registry.task_ids()).or_else(|| {
-                        Some("`trace-bench list-tasks` shows the known task ids".into())
-                    })),
-            );
+            if let Err(e) = crate::llm::openai::chat_completions_url(&settings.base_url) {
+                out.push(Diagnostic::error("llm.base_url", Default::default(), e));
+            }
         }
     }
+}
+
+/// Known tasks get their `eval_kwargs` checked; unknown ones are a warning when the
+/// reference has them (jobs skipped), else an error.
+fn check_tasks(config: &Config, registry: &Registry, out: &mut Vec<Diagnostic>) {
+    for (i, task) in config.tasks.iter().enumerate() {
+        match registry.task(&task.id) {
+            Some(known) => check_objective_mode(i, task, &known, out),
+            None => out.push(missing_task(i, task, registry)),
+        }
+    }
+}
+
+/// Multi-objective tasks: a mode the job could not use is a config error.
+fn check_objective_mode(i: usize, task: &TaskEntry, known: &Task, out: &mut Vec<Diagnostic>) {
+    let (Some(objective), Some(mode)) = (
+        &known.manifest.objective_config,
+        task.eval_kwargs.get("objective_mode"),
+    ) else {
+        return;
+    };
+    if let Err(message) = objective.mode_for(mode) {
+        out.push(
+            Diagnostic::error(
+                format!("tasks[{i}].eval_kwargs.objective_mode"),
+                task.span,
+                message.to_string(),
+            )
+            .with_hint("docs/tasks.md, Multi-objective tasks"),
+        );
+    }
+}
+
+/// A task this build does not have.
+fn missing_task(i: usize, task: &TaskEntry, registry: &Registry) -> Diagnostic {
+    let key = format!("tasks[{i}]");
+    if in_reference_catalog(&task.id) {
+        Diagnostic::warning(
+            key,
+            task.span,
+            format!(
+                "{}; its jobs will be skipped",
+                registry.missing_reason(&task.id)
+            ),
+        )
+        .with_hint("`trace-bench list-tasks` shows the tasks this build runs")
+    } else {
+        Diagnostic::error(key, task.span, format!("unknown task `{}`", task.id)).with_optional_hint(
+            suggestion(&task.id, registry.task_ids())
+                .or_else(|| Some("`trace-bench list-tasks` shows the known task ids".into())),
+        )
+    }
+}
+
+/// Each trainer entry: a known id, then its variants, then its component names.
+fn check_trainers(config: &Config, registry: &Registry, strict: bool, out: &mut Vec<Diagnostic>) {
     for (t, trainer) in config.trainers.iter().enumerate() {
         let key = format!("trainers[{t}]");
         let Some(preset) = registry.trainer(&trainer.id) else {
-            out.push(
-                Diagnostic::error(
-                    key,
-                    trainer.span,
-                    format!("unknown trainer `{}`", trainer.id),
-                )
-                .with_optional_hint(
-                    suggestion(&trainer.id, registry.trainer_ids()).or_else(|| {
-                        Some(format!(
-                            "available trainers: {}",
-                            registry.trainer_ids().collect::<Vec<_>>().join(", ")
-                        ))
-                    }),
-                ),
-            );
+            out.push(unknown_trainer(key, trainer, registry));
             continue;
         };
-        let mut reported = HashSet::new();
-        for (v, variant) in trainer.params_variants.iter().enumerate() {
-            for (name, span) in &variant.key_spans {
-                if name == "eval_kwargs" || name == "optimizer_kwargs" {
-                    continue;
-                }
-                let knob = preset.canonical_knob(name);
-                if preset.has_knob(knob) || !reported.insert(name.clone()) {
-                    continue;
-                }
-                let names = preset.knob_names();
-                let knobs = format!("`{}` knobs: {}", preset.id, names.join(", "));
-                let hint = match suggestion(name, names.iter().copied()) {
-                    Some(s) => format!("{s}; {knobs}"),
-                    None => knobs,
-                };
-                out.push(
-                    strictly(
-                        format!("{key}.params_variants[{v}].{name}"),
-                        *span,
-                        format!(
-                            "trainer `{}` has no knob `{name}`; it is ignored",
-                            trainer.id
-                        ),
-                    )
-                    .with_hint(hint),
-                );
+        check_variants(&key, trainer, preset, strict, out);
+        check_names(&key, trainer, strict, out);
+    }
+}
+
+/// A trainer id the registry does not have.
+fn unknown_trainer(key: String, trainer: &TrainerEntry, registry: &Registry) -> Diagnostic {
+    Diagnostic::error(
+        key,
+        trainer.span,
+        format!("unknown trainer `{}`", trainer.id),
+    )
+    .with_optional_hint(suggestion(&trainer.id, registry.trainer_ids()).or_else(|| {
+        Some(format!(
+            "available trainers: {}",
+            registry.trainer_ids().collect::<Vec<_>>().join(", ")
+        ))
+    }))
+}
+
+/// Per variant: knobs the trainer lacks (each name once per entry, since variants
+/// inherit entry-level knobs), then values the algorithm rejects.
+fn check_variants(
+    key: &str,
+    trainer: &TrainerEntry,
+    preset: &TrainerPreset,
+    strict: bool,
+    out: &mut Vec<Diagnostic>,
+) {
+    let mut reported = HashSet::new();
+    for (v, variant) in trainer.params_variants.iter().enumerate() {
+        for (name, span) in &variant.key_spans {
+            if name == "eval_kwargs" || name == "optimizer_kwargs" {
+                continue;
             }
-            if let Err(e) = Algorithm::from_preset(preset, &preset.resolve(&variant.params)) {
-                out.push(Diagnostic::error(
-                    format!("{key}.params_variants[{v}]"),
-                    trainer.span,
-                    e.to_string(),
-                ));
+            let knob = preset.canonical_knob(name);
+            if preset.has_knob(knob) || !reported.insert(name.clone()) {
+                continue;
             }
-        }
-        if let Some(opt) = &trainer.optimizer {
-            if !KNOWN_OPTIMIZERS.contains(&opt.as_str()) {
-                out.push(
-                    strictly(
-                        format!("{key}.optimizer"),
-                        trainer.span,
-                        format!("optimizer not found: `{opt}`"),
-                    )
-                    .with_optional_hint(suggestion(opt, KNOWN_OPTIMIZERS.iter().copied())),
-                );
-            } else if let (_, Some(note)) = protocol_for(Some(opt)) {
-                out.push(Diagnostic::warning(
-                    format!("{key}.optimizer"),
-                    trainer.span,
-                    note,
-                ));
-            }
-        }
-        if let Some(guide) = &trainer.guide {
-            out.push(
-                strictly(format!("{key}.guide"), trainer.span, format!("guide override `{guide}` is not supported; the task's evaluator scores the jobs"))
-                    .with_hint("remove `guide:`; each task defines its evaluator"),
-            );
-        }
-        if let Some(logger) = &trainer.logger
-            && !KNOWN_LOGGERS.contains(&logger.as_str())
-        {
+            let names = preset.knob_names();
+            let knobs = format!("`{}` knobs: {}", preset.id, names.join(", "));
+            let hint = match suggestion(name, names.iter().copied()) {
+                Some(s) => format!("{s}; {knobs}"),
+                None => knobs,
+            };
             out.push(
                 strictly(
-                    format!("{key}.logger"),
-                    trainer.span,
-                    format!("logger not found: `{logger}`"),
+                    strict,
+                    format!("{key}.params_variants[{v}].{name}"),
+                    *span,
+                    format!(
+                        "trainer `{}` has no knob `{name}`; it is ignored",
+                        trainer.id
+                    ),
                 )
-                .with_optional_hint(suggestion(logger, KNOWN_LOGGERS.iter().copied())),
+                .with_hint(hint),
             );
         }
+        if let Err(e) = Algorithm::from_preset(preset, &preset.resolve(&variant.params)) {
+            out.push(Diagnostic::error(
+                format!("{key}.params_variants[{v}]"),
+                trainer.span,
+                e.to_string(),
+            ));
+        }
     }
+}
+
+/// The optimizer, guide and logger names of a trainer entry.
+fn check_names(key: &str, trainer: &TrainerEntry, strict: bool, out: &mut Vec<Diagnostic>) {
+    if let Some(opt) = &trainer.optimizer {
+        if !KNOWN_OPTIMIZERS.contains(&opt.as_str()) {
+            out.push(
+                strictly(
+                    strict,
+                    format!("{key}.optimizer"),
+                    trainer.span,
+                    format!("optimizer not found: `{opt}`"),
+                )
+                .with_optional_hint(suggestion(opt, KNOWN_OPTIMIZERS.iter().copied())),
+            );
+        } else if let (_, Some(note)) = protocol_for(Some(opt)) {
+            out.push(Diagnostic::warning(
+                format!("{key}.optimizer"),
+                trainer.span,
+                note,
+            ));
+        }
+    }
+    if let Some(guide) = &trainer.guide {
+        out.push(
+            strictly(strict, format!("{key}.guide"), trainer.span, format!("guide override `{guide}` is not supported; the task's evaluator scores the jobs"))
+                .with_hint("remove `guide:`; each task defines its evaluator"),
+        );
+    }
+    if let Some(logger) = &trainer.logger
+        && !KNOWN_LOGGERS.contains(&logger.as_str())
+    {
+        out.push(
+            strictly(
+                strict,
+                format!("{key}.logger"),
+                trainer.span,
+                format!("logger not found: `{logger}`"),
+            )
+            .with_optional_hint(suggestion(logger, KNOWN_LOGGERS.iter().copied())),
+        );
+    }
+}
+
+/// `job_timeout`: a finite number of seconds, not negative.
+fn check_job_timeout(config: &Config, out: &mut Vec<Diagnostic>) {
     if let Some(t) = config.job_timeout.filter(|t| !(*t >= 0.0 && t.is_finite())) {
         out.push(
             Diagnostic::error(
@@ -205,7 +264,6 @@ pub fn check(config: &Config, registry: &Registry, strict: bool) -> Vec<Diagnost
             .with_hint("0 means no limit; unset, real mode gets 600 s and stub mode none"),
         );
     }
-    out
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! GEPA as upstream gepa-ai/gepa runs it (`GEPAEngine`, spec `research/trainers.md`
-//! §2.11): a pool of programs with a Pareto front per validation example; each
+//! GEPA as upstream gepa-ai/gepa runs it (`GEPAEngine`; see `docs/trainers.md`, GEPA):
+//! a pool of programs with a Pareto front per validation example; each
 //! iteration selects a parent from the fronts, reflects on one component (round robin)
 //! from a minibatch, keeps the child when it strictly improves on that minibatch, then
 //! scores it on the whole validation split. Optional merges recombine two front

@@ -1,5 +1,6 @@
-//! OpenTrace's GEPA re-implementations (`examples/trainers/gepa_algorithms.py`, spec
-//! `research/trainers.md` §2.7–2.10) as one loop with three parent-selection rules:
+//! OpenTrace's GEPA re-implementations (`examples/trainers/gepa_algorithms.py`; see
+//! `docs/trainers.md`, GEPA-Base, GEPA-UCB and GEPA-Beam) as one loop with three
+//! parent-selection rules:
 //!
 //! - `GEPA-Base`: a parent sampled with probability ∝ max(1, Pareto wins);
 //! - `GEPA-UCB`: the parent with the highest upper confidence bound on its subset mean

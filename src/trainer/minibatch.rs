@@ -1,5 +1,6 @@
-//! The two OpenTrace baselines built on minibatches (`basic_algorithms.py`, spec
-//! `research/trainers.md` §2.1–2.2), one step per minibatch over `num_epochs` epochs:
+//! The two OpenTrace baselines built on minibatches (`basic_algorithms.py`; see
+//! `docs/trainers.md`, MinibatchAlgorithm and BasicSearch), one step per minibatch over
+//! `num_epochs` epochs:
 //!
 //! - `MinibatchAlgorithm`: one proposal per minibatch, applied; with
 //!   `ensure_improvement` it is re-scored on the same minibatch and reverted unless it

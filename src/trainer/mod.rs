@@ -1,5 +1,5 @@
 //! Trainers: the optimisation algorithms being benchmarked. Each is a native
-//! implementation of the algorithm its preset names (`research/trainers.md`), driven by
+//! implementation of the algorithm its preset names (`docs/trainers.md`), driven by
 //! the job seed only, spending evaluator and LLM calls through a shared [`Ctx`] that
 //! counts them and reports progress as events.
 

@@ -1,5 +1,5 @@
-//! PrioritySearch (OpenTrace `opto/trainer/algorithms/priority_search.py`, spec
-//! `research/trainers.md` §2.3): candidates live in a priority memory; each iteration
+//! PrioritySearch (OpenTrace `opto/trainer/algorithms/priority_search.py`; see
+//! `docs/trainers.md`, PrioritySearch): candidates live in a priority memory; each iteration
 //! explores the best candidate plus the highest-priority ones, asks K·P proposals of each
 //! explored candidate (one per sub-batch and proposal), validates the proposals and
 //! pushes everything back with recomputed priorities.

@@ -141,7 +141,7 @@ fn golden_trajectories_are_pinned() {
 }
 
 /// Pinned with seed 7 on `internal:multi_param`. Metric-call totals agree with the cost
-/// formulas of `research/trainers.md` (checked independently above and below). A change
+/// formulas of `docs/trainers.md` (checked independently above and below). A change
 /// here changes published stub results: update it only on purpose, and say so.
 const GOLDEN: &str = "
 PrioritySearch: parents=[0, 0, 0, 0, 1, 1, 3, 3, 1, 1, 3, 3, 8, 8, 1, 1] pool=[8:-0.0867 1:-0.1477 13:-0.2496 3:-0.4592 11:-0.4935 2:-0.7703 0:-1.0000 7:-1.3219 9:-1.4893 14:-1.7124 10:-2.4710 5:-2.5544 4:-3.3189 6:-3.3343 12:-3.3659] metric_calls=24 llm_calls=16
