@@ -259,3 +259,26 @@ fn candidates_cannot_print_exit_or_patch_their_way_to_a_score() {
     );
     assert_eq!(scores[3], -1_000_000.0);
 }
+
+#[test]
+fn the_candidates_process_reads_no_evaluator_file_and_has_no_network() {
+    let ws = Workspace::new();
+    let root = converted_root(&ws);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Either leak would let it hit the target exactly (score 0) instead of -55.
+    let helper = root.join("toy_sum/target_value.py");
+    let reader = format!(
+        "import re\ntry:\n    TARGET = int(re.search(r'\\d+', open({helper:?}).read()).group())\nexcept Exception:\n    TARGET = None\ndef step(i, last):\n    return i if TARGET is None else (TARGET if i == 0 else 0)\n",
+        helper = helper.display().to_string()
+    );
+    assert_eq!(bridge_verdict(&ws, &root, &reader)["score"], -55.0);
+    let caller = format!(
+        "import socket\ntry:\n    socket.create_connection(('127.0.0.1', {port}), timeout=2).close()\n    REACHED = True\nexcept Exception:\n    REACHED = False\ndef step(i, last):\n    return (100 if i == 0 else 0) if REACHED else i\n"
+    );
+    let verdict = bridge_verdict(&ws, &root, &caller);
+    assert_eq!(verdict["score"], -55.0, "{verdict}");
+    let feedback = verdict["feedback"].as_str().unwrap();
+    assert!(!feedback.contains("unconfined"), "{feedback}");
+    drop(listener);
+}

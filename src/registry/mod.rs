@@ -62,6 +62,7 @@ const TASK_FOLDER_FILES: &[(&str, &str)] = embedded!(
     "tasks/datasets/factual_qa/test.jsonl",
     "tasks/llm4ad_bridge/bridge.py",
     "tasks/llm4ad_bridge/discover.py",
+    "tasks/llm4ad_bridge/confine.py",
 );
 
 /// Where the LLM4AD bridge's files are unpacked (inside the embedded folders' root).

@@ -122,7 +122,12 @@ def count_buffers(header):
 exec(CODEC)
 
 # ---------------------------------------------------------------- the candidate's side
-CHILD = CODEC + r'''
+# The confinement (confine.py beside this file) runs first in the child.
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "confine.py"), encoding="utf-8") as f:
+    CONFINE = f.read()
+
+# Confinement comes first: the namespace needs a process without threads (numpy starts some).
+CHILD = CONFINE + CODEC + r'''
 import os, sys, ast, __future__
 
 source_file, entry, transform = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -154,7 +159,7 @@ try:
     if not callable(function):
         defined = [n for n, v in namespace.items() if callable(v) and getattr(v, "__module__", None) == "candidate"]
         raise NameError(f"the program does not define {entry}(...) (it defines: {', '.join(defined) or 'nothing'})")
-    reply({"ready": True})
+    reply({"ready": True, "unconfined": unconfined})
 except BaseException as e:
     reply({"error": f"{type(e).__name__}: {e}"})
     sys.exit(0)
@@ -191,6 +196,8 @@ class Candidate:
         ready = self._receive()
         if "error" in ready:
             raise CandidateError(ready["error"])
+        # Where the kernel offers no confinement the candidate still runs, visibly.
+        self.unconfined = ready.get("unconfined")
 
     def _receive(self):
         try:
@@ -321,7 +328,8 @@ def main():
         verdict(FAILURE_SCORE, f"invalid: the evaluator returned {result!r} (no finite score)")
         return
     calls = candidate.calls
-    verdict(score, f"score {score:.6g} ({calls} call(s) of {entry}, {seconds:.2f}s); higher is better",
+    warning = f"; warning: the candidate ran unconfined ({candidate.unconfined})" if candidate.unconfined else ""
+    verdict(score, f"score {score:.6g} ({calls} call(s) of {entry}, {seconds:.2f}s); higher is better{warning}",
             f"score {score:.6g}", metrics)
 
 

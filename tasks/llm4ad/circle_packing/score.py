@@ -13,6 +13,7 @@ invalid packing scores 0 with the reason.
 """
 
 import json
+import os
 import math
 import subprocess
 import sys
@@ -39,9 +40,19 @@ out.write(json.dumps(rows) + "\n")
 """
 
 
+# The candidate's process is confined first (../../llm4ad_bridge/confine.py: no network,
+# reads only the interpreter's files, writes only its working directory).
+CONFINE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "llm4ad_bridge", "confine.py")
+
+
+def confined(code):
+    with open(CONFINE, encoding="utf-8") as f:
+        return f.read() + code
+
+
 def run_candidate(source_file, n):
     """The candidate's packing, computed in a child interpreter (raises with its error)."""
-    child = subprocess.run([sys.executable, "-c", CHILD, source_file, str(n)], capture_output=True, text=True)
+    child = subprocess.run([sys.executable, "-c", confined(CHILD), source_file, str(n)], capture_output=True, text=True)
     if child.returncode != 0:
         lines = child.stderr.strip().splitlines()
         raise CandidateError(lines[-1] if lines else f"the program exited with code {child.returncode}")

@@ -55,6 +55,16 @@ out.write(json.dumps(all_choices) + "\n")
 """
 
 
+# The candidate's process is confined first (../../llm4ad_bridge/confine.py: no network,
+# reads only the interpreter's files, writes only its working directory).
+CONFINE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "llm4ad_bridge", "confine.py")
+
+
+def confined(code):
+    with open(CONFINE, encoding="utf-8") as f:
+        return f.read() + code
+
+
 def replay(items, choices, capacity):
     """Bins used by `choices` (-1 = a new bin), checked move by move."""
     if len(choices) != len(items):
@@ -80,7 +90,7 @@ def main():
     capacity = data["capacity"]
     source_file = request.get("files", {}).get("program", "program.py")
     try:
-        child = subprocess.run([sys.executable, "-c", CHILD, source_file], input=json.dumps(data),
+        child = subprocess.run([sys.executable, "-c", confined(CHILD), source_file], input=json.dumps(data),
                                capture_output=True, text=True)
         if child.returncode != 0:
             lines = child.stderr.strip().splitlines()

@@ -48,6 +48,16 @@ out.write(json.dumps(tours) + "\n")
 """
 
 
+# The candidate's process is confined first (../../llm4ad_bridge/confine.py: no network,
+# reads only the interpreter's files, writes only its working directory).
+CONFINE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "llm4ad_bridge", "confine.py")
+
+
+def confined(code):
+    with open(CONFINE, encoding="utf-8") as f:
+        return f.read() + code
+
+
 def tour_length(points, tour):
     """Length of `tour` (checked to be a permutation starting at city 0), back to 0."""
     if sorted(tour) != list(range(len(points))) or tour[0] != 0:
@@ -62,7 +72,7 @@ def main():
         instances = json.load(f)["instances"]
     source_file = request.get("files", {}).get("program", "program.py")
     try:
-        child = subprocess.run([sys.executable, "-c", CHILD, source_file], input=json.dumps(instances),
+        child = subprocess.run([sys.executable, "-c", confined(CHILD), source_file], input=json.dumps(instances),
                                capture_output=True, text=True)
         if child.returncode != 0:
             lines = child.stderr.strip().splitlines()
