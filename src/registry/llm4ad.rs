@@ -170,7 +170,9 @@ pub fn task(found: &Found, discovery: &Discovery, bridge_dir: &Path) -> Result<T
         }]},
         "evaluator": {
             "kind": "command",
-            "command": [discovery.python, "-I", "{task_dir}/bridge.py"],
+            // One bridge per job: the evaluator (imports, instances) is built once.
+            "command": [discovery.python, "-I", "{task_dir}/bridge.py", "--serve"],
+            "serve": true,
             "timeout_seconds": EVALUATION_TIMEOUT_S,
             "failure_score": FAILURE_SCORE,
         },

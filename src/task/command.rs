@@ -11,11 +11,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value as Json, json};
 
 use super::process::{ProcessSpec, run};
+use super::server::{EvalServer, ServeError, ServerSlot};
 use super::{EvalLimits, Example, ExampleResult, Param, SplitName, TaskManifest};
 use crate::vocab::Kwargs;
 use crate::vocab::ParamKind;
@@ -38,6 +39,8 @@ pub struct CommandEvaluator {
     timeout: Duration,
     failure_score: f64,
     code_extension: String,
+    /// `serve`: the job's evaluator server (None: one process per evaluation).
+    server: Option<ServerSlot>,
 }
 
 impl CommandEvaluator {
@@ -81,7 +84,15 @@ impl CommandEvaluator {
             timeout: Duration::from_secs_f64(timeout),
             failure_score,
             code_extension: e.code_extension.clone().unwrap_or_else(|| "py".into()),
+            server: e.serve.then(ServerSlot::default),
         })
+    }
+
+    /// This evaluator for one job: a server slot of its own (jobs never share a server).
+    pub(super) fn for_job(&self) -> Self {
+        let mut e = self.clone();
+        e.server = self.server.as_ref().map(|_| ServerSlot::default());
+        e
     }
 
     /// Score one example. `timeout` overrides the manifest's (`eval_kwargs.timeout_seconds`);
@@ -152,8 +163,11 @@ impl CommandEvaluator {
             "files": files,
             "eval_kwargs": job.eval_kwargs,
         });
-        let env = evaluator_env(dir);
         let limit = job.timeout.unwrap_or(self.timeout);
+        if let Some(slot) = &self.server {
+            return self.ask_server(slot, stdin, dir, limit, job);
+        }
+        let env = evaluator_env(dir);
         let spec = ProcessSpec {
             argv: self.argv.clone(),
             cwd: dir.to_path_buf(),
@@ -185,6 +199,59 @@ impl CommandEvaluator {
         }
         let stdout = String::from_utf8_lossy(&out.stdout);
         parse_verdict(&stdout).map_err(with_tail)
+    }
+}
+
+impl CommandEvaluator {
+    /// One evaluation through the job's server (started, or restarted after a failure, on
+    /// demand); the request is the usual stdin object plus `workdir`, the evaluation's own
+    /// fresh directory.
+    fn ask_server(
+        &self,
+        slot: &ServerSlot,
+        mut request: Json,
+        dir: &Path,
+        limit: Duration,
+        job: &EvalLimits,
+    ) -> Result<ExampleResult, String> {
+        request["workdir"] = json!(dir);
+        let started = Instant::now();
+        let until = job
+            .deadline
+            .map_or(started + limit, |d| d.min(started + limit));
+        let mut server = slot.lock();
+        if server.is_none() {
+            let started = EvalServer::start(&self.argv, evaluator_env)
+                .map_err(|e| format!("cannot start `{}`: {e}", self.argv[0]))?;
+            *server = Some(started);
+        }
+        let running = server.as_mut().expect("started above");
+        let answer = running.ask(&request.to_string(), until);
+        let tail = running.stderr_tail(STDERR_TAIL);
+        let with_tail = |msg: String| {
+            if tail.is_empty() {
+                msg
+            } else {
+                format!("{msg}; stderr: {tail}")
+            }
+        };
+        match answer {
+            Ok(line) => parse_verdict(&line).map_err(with_tail),
+            Err(failure) => {
+                // The next evaluation starts a fresh server.
+                *server = None;
+                Err(with_tail(match failure {
+                    ServeError::TimedOut => format!(
+                        "evaluation timed out after {:.1}s (limit {}s); the evaluator's process group was killed",
+                        started.elapsed().as_secs_f64(),
+                        limit.as_secs_f64()
+                    ),
+                    ServeError::Exited(Some(code)) => format!("evaluator exited with code {code}"),
+                    ServeError::Exited(None) => "evaluator was killed by a signal".into(),
+                    ServeError::Io(e) => format!("cannot send the request to the evaluator: {e}"),
+                }))
+            }
+        }
     }
 }
 

@@ -43,6 +43,10 @@ pub struct EvaluatorSpec {
     /// overrides it).
     #[serde(default)]
     pub timeout_seconds: Option<f64>,
+    /// Keep one evaluator process per job (`command`): it reads one request per line on
+    /// stdin and answers one verdict per line on stdout (docs/tasks.md).
+    #[serde(default)]
+    pub serve: bool,
     /// Score of a candidate whose evaluation fails (`command`; required).
     #[serde(default)]
     pub failure_score: Option<f64>,

@@ -13,6 +13,7 @@ pub mod manifest;
 pub mod objective;
 pub mod process;
 pub mod requires;
+pub mod server;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -234,8 +235,17 @@ impl Task {
 
     /// This task for one job: evaluations respect `limits`.
     pub fn with_limits(&self, limits: EvalLimits) -> Self {
+        let mut bound = self.bind_to_job();
+        bound.limits = limits;
+        bound
+    }
+
+    /// A copy with this job's own running state (a fresh evaluator-server slot).
+    fn bind_to_job(&self) -> Self {
         let mut task = self.clone();
-        task.limits = limits;
+        if let Scorer::Command(c) = &mut task.scorer {
+            *c = c.for_job();
+        }
         task
     }
 

@@ -32,6 +32,18 @@ fn live_groups() -> std::sync::MutexGuard<'static, Vec<i32>> {
     LIVE_GROUPS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Track a process group started elsewhere in this module's family (a job's evaluator
+/// server), so a second Ctrl-C kills it too.
+pub(super) fn track_group(group: i32) {
+    live_groups().push(group);
+}
+
+/// Kill a tracked group and stop tracking it.
+pub(super) fn kill_group(group: i32) {
+    let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
+    live_groups().retain(|g| *g != group);
+}
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct ProcessSpec {

@@ -10,7 +10,9 @@ unpickled here, the child's own output goes to stderr, and the verdict is printe
 process alone, so a candidate can neither print, forge nor patch its way to a score: numpy
 and the evaluator it could monkeypatch live in another process.
 
-Verdict (last stdout line): {"score", "feedback", "output", "metrics"?}. Any failure
+Verdict (last stdout line): {"score", "feedback", "output", "metrics"?}. With `--serve`
+one process serves a whole job: one request per stdin line (with `workdir`, the
+evaluation's directory), one verdict per stdout line, the evaluator built once. Any failure
 (exception, invalid output, None or NaN, a dead child) scores the reference's -1000000.0
 with the reason in the feedback. The task's `info` names what to load:
   {"source": "upstream", "module": "llm4ad.task.optimization.tsp_construct",
@@ -187,10 +189,10 @@ class CandidateError(Exception):
 class Candidate:
     """The child interpreter running the candidate, called like the entry function."""
 
-    def __init__(self, source_file, entry, transform):
+    def __init__(self, source_file, entry, transform, workdir):
         self.proc = subprocess.Popen(
             [sys.executable, "-I", "-c", CHILD, source_file, entry, transform],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=sys.stderr,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=sys.stderr, cwd=workdir,
         )
         self.calls = 0
         ready = self._receive()
@@ -289,21 +291,26 @@ def verdict(score, feedback, output="", metrics=None):
     out = {"score": score, "feedback": feedback, "output": output}
     if metrics:
         out["metrics"] = metrics
-    print(json.dumps(out))
+    return out
 
 
-def main():
-    request = json.load(sys.stdin)
+def evaluate(request, evaluators):
+    """The verdict of one request. `evaluators` caches the evaluator objects of a serving
+    process (one per task and eval_kwargs): built once, reused for every candidate."""
     info = request.get("info") or {}
     entry = info["entry"]
-    source_file = request.get("files", {}).get("program", "program.py")
+    workdir = request.get("workdir") or os.getcwd()
+    source_file = os.path.join(workdir, request.get("files", {}).get("program", "program.py"))
     started = time.monotonic()
     candidate = None
     try:
         program = open(source_file, encoding="utf-8").read()
         transform = "ode_t" if info.get("execs_program") else "none"
-        candidate = Candidate(source_file, entry, transform)
-        evaluator, _ = load_evaluator(info, request.get("eval_kwargs"))
+        candidate = Candidate(source_file, entry, transform, workdir)
+        key = json.dumps([info, request.get("eval_kwargs")], sort_keys=True)
+        if key not in evaluators:
+            evaluators[key] = load_evaluator(info, request.get("eval_kwargs"))[0]
+        evaluator = evaluators[key]
         if info.get("execs_program"):
             # This evaluator executes the program text itself: it gets a stub that
             # forwards to the candidate, never the candidate's code.
@@ -314,23 +321,46 @@ def main():
             program = f"def {entry}(*args, **kwargs):\n    return __trace_bench_forward__(t, *args, **kwargs)\n"
         result = evaluator.evaluate_program(program, candidate)
     except CandidateError as e:
-        verdict(FAILURE_SCORE, f"invalid: {e}")
-        return
+        return verdict(FAILURE_SCORE, f"invalid: {e}")
     except Exception as e:
-        verdict(FAILURE_SCORE, f"evaluation error: {type(e).__name__}: {e}")
-        return
+        return verdict(FAILURE_SCORE, f"evaluation error: {type(e).__name__}: {e}")
     finally:
         if candidate is not None:
             candidate.close()
     score, metrics = normalise(result)
     seconds = time.monotonic() - started
     if score is None:
-        verdict(FAILURE_SCORE, f"invalid: the evaluator returned {result!r} (no finite score)")
-        return
+        return verdict(FAILURE_SCORE, f"invalid: the evaluator returned {result!r} (no finite score)")
     calls = candidate.calls
     warning = f"; warning: the candidate ran unconfined ({candidate.unconfined})" if candidate.unconfined else ""
-    verdict(score, f"score {score:.6g} ({calls} call(s) of {entry}, {seconds:.2f}s); higher is better{warning}",
-            f"score {score:.6g}", metrics)
+    return verdict(score, f"score {score:.6g} ({calls} call(s) of {entry}, {seconds:.2f}s); higher is better{warning}",
+                   f"score {score:.6g}", metrics)
+
+
+def serve():
+    """One request per stdin line, one verdict per stdout line, for a whole job. The
+    protocol keeps a private copy of stdout; fd 1 becomes stderr, so an evaluator that
+    prints cannot corrupt it."""
+    channel = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    evaluators = {}
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            out = evaluate(json.loads(line), evaluators)
+        except Exception as e:
+            out = verdict(FAILURE_SCORE, f"evaluation error: {type(e).__name__}: {e}")
+        channel.write(json.dumps(out) + "\n")
+        channel.flush()
+
+
+def main():
+    if "--serve" in sys.argv[1:]:
+        serve()
+    else:
+        print(json.dumps(evaluate(json.load(sys.stdin), {})))
 
 
 if __name__ == "__main__":
