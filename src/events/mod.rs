@@ -419,14 +419,9 @@ mod tests {
                 metrics: Default::default(),
             }),
             EventKind::JobFinished(Box::new(JobOutcome {
-                status: JobStatus::Ok,
-                error_kind: None,
-                error: None,
                 score_val_initial: Some(-3.0),
                 score_val_final: Some(-1.5),
                 score_val: Some(-1.5),
-                score_test: None,
-                feedback: "ok".into(),
                 time_seconds: 0.3,
                 steps: 1,
                 best_step: Some(1),
@@ -438,12 +433,7 @@ mod tests {
                 initial_params: Some(params.clone()),
                 best_params: Some(params.clone()),
                 final_params: Some(params),
-                cost_usd: None,
-                metrics: Default::default(),
-                pareto_front: Vec::new(),
-                agent_calls: 0,
-                agent_prompt_tokens: 0,
-                agent_completion_tokens: 0,
+                ..JobOutcome::ended(JobStatus::Ok, None, "ok".into())
             })),
             EventKind::LlmTranscript(Box::new(LlmTranscript {
                 step: 1,

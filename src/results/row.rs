@@ -352,14 +352,9 @@ mod tests {
             .0
             .remove(0);
         let outcome = JobOutcome {
-            status: JobStatus::Ok,
-            error_kind: None,
-            error: None,
             score_val_initial: Some(-3.0),
             score_val_final: Some(-0.5),
             score_val: Some(-0.5),
-            score_test: None,
-            feedback: "f".into(),
             time_seconds: 1.23456789,
             steps: 2,
             best_step: Some(2),
@@ -371,12 +366,7 @@ mod tests {
             initial_params: Some(Kwargs::new()),
             best_params: Some(Kwargs::new()),
             final_params: Some(Kwargs::new()),
-            cost_usd: None,
-            metrics: Default::default(),
-            pareto_front: Vec::new(),
-            agent_calls: 0,
-            agent_prompt_tokens: 0,
-            agent_completion_tokens: 0,
+            ..JobOutcome::ended(JobStatus::Ok, None, "f".into())
         };
         let llm = LlmInfo {
             provider: "stub".into(),

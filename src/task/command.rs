@@ -178,13 +178,7 @@ impl CommandEvaluator {
         let out = run(&spec, job.deadline)
             .map_err(|e| format!("cannot start `{}`: {e}", self.argv[0]))?;
         let tail = out.stderr_tail(STDERR_TAIL);
-        let with_tail = |msg: String| {
-            if tail.is_empty() {
-                msg
-            } else {
-                format!("{msg}; stderr: {tail}")
-            }
-        };
+        let with_tail = |msg: String| with_stderr(msg, &tail);
         if out.timed_out {
             return Err(with_tail(format!(
                 "evaluation timed out after {:.1}s (limit {}s); the process group was killed",
@@ -228,13 +222,7 @@ impl CommandEvaluator {
         let running = server.as_mut().expect("started above");
         let answer = running.ask(&request.to_string(), until);
         let tail = running.stderr_tail(STDERR_TAIL);
-        let with_tail = |msg: String| {
-            if tail.is_empty() {
-                msg
-            } else {
-                format!("{msg}; stderr: {tail}")
-            }
-        };
+        let with_tail = |msg: String| with_stderr(msg, &tail);
         match answer {
             Ok(line) => parse_verdict(&line).map_err(with_tail),
             Err(failure) => {
@@ -252,6 +240,15 @@ impl CommandEvaluator {
                 }))
             }
         }
+    }
+}
+
+/// A failure message with the evaluator's last stderr lines, when it printed any.
+fn with_stderr(message: String, tail: &str) -> String {
+    if tail.is_empty() {
+        message
+    } else {
+        format!("{message}; stderr: {tail}")
     }
 }
 

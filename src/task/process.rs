@@ -77,11 +77,16 @@ pub struct ProcessOutput {
 impl ProcessOutput {
     /// The last `max` characters of stderr, for feedback.
     pub fn stderr_tail(&self, max: usize) -> String {
-        let text = String::from_utf8_lossy(&self.stderr);
-        let text = text.trim_end();
-        let skip = text.chars().count().saturating_sub(max);
-        text.chars().skip(skip).collect()
+        tail_text(&self.stderr, max)
     }
+}
+
+/// The last `max` characters of some output, trailing white space dropped.
+pub(super) fn tail_text(bytes: &[u8], max: usize) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let text = text.trim_end();
+    let skip = text.chars().count().saturating_sub(max);
+    text.chars().skip(skip).collect()
 }
 
 /// Run `spec`, killing its process group at `spec.timeout` or at `deadline`.

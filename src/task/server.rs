@@ -12,7 +12,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use super::process::{kill_group, track_group};
+use super::process::{kill_group, tail_text, track_group};
 
 /// Bytes of the server's stderr kept for feedback.
 const STDERR_KEPT: usize = 8192;
@@ -120,11 +120,7 @@ impl EvalServer {
 
     /// The last `max` characters of its stderr.
     pub fn stderr_tail(&self, max: usize) -> String {
-        let kept = self.stderr.lock().unwrap_or_else(|e| e.into_inner());
-        let text = String::from_utf8_lossy(&kept);
-        let text = text.trim_end();
-        let skip = text.chars().count().saturating_sub(max);
-        text.chars().skip(skip).collect()
+        tail_text(&self.stderr.lock().unwrap_or_else(|e| e.into_inner()), max)
     }
 }
 
