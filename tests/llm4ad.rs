@@ -214,11 +214,15 @@ fn an_llm4ad_id_without_a_source_is_skipped_with_the_install_command() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains("pip install --no-deps llm4ad"), "{text}");
+    // Every job skipped: nothing was measured, so the run does not pass (exit 1).
     ws.cmd()
         .args(["run", "--config"])
         .arg(&cfg)
         .assert()
-        .success();
+        .code(1)
+        .stderr(predicates::str::contains(
+            "no job ran: all 1 job(s) were skipped",
+        ));
     let run = ws.only_run();
     let (_, rows) = read_csv(&run.join("results.csv"));
     assert_eq!(rows[0]["status"], "skipped");

@@ -558,3 +558,18 @@ fn a_config_value_equal_to_an_env_secret_is_redacted_and_the_run_still_resumes()
     assert!(snapshot.contains("- \"***REDACTED***\""), "{snapshot}");
     assert!(!snapshot.contains("team-alpha-experiments"));
 }
+
+#[test]
+fn an_unwritable_runs_directory_says_so_and_suggests_runs_dir() {
+    let ws = Workspace::new();
+    // Nobody, not even root, may create folders in /sys.
+    ws.cmd()
+        .args(["run", "--runs-dir", "/sys/trace-bench-no-runs-here"])
+        .assert()
+        .code(2)
+        .stderr(contains("is not writable"))
+        .stderr(contains("--runs-dir"))
+        .stderr(predicates::prelude::PredicateBooleanExt::not(contains(
+            "wait for it",
+        )));
+}

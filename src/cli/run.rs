@@ -17,7 +17,7 @@ use crate::registry::llm4ad::Llm4adSources;
 use crate::results::Summary;
 use crate::results::job_files::JobFilesSink;
 use crate::runner::lock::RunLock;
-use crate::runner::{CliOverrides, Disposition, Plan, drift, execute, prepare};
+use crate::runner::{CliOverrides, Disposition, Plan, RunError, drift, execute, prepare};
 use crate::stop::Cancel;
 use crate::tb::TbSink;
 use crate::vocab::JobStatus;
@@ -61,7 +61,13 @@ pub fn run(args: &RunArgs, registry: &Registry, llm4ad: &Llm4adSources) -> Resul
     let plan = Plan::new(config, prepared.jobs, &git_commit(), SystemTime::now());
     // One process per run directory, from before the first file is written.
     let acquired = RunLock::acquire(&plan.run_dir.lock_file()).map_err(|e| {
-        CliError::usage(e).with_hint("wait for it to finish, or use another --run-id")
+        let hint = match e {
+            RunError::NotWritable { .. } => {
+                "pass --runs-dir DIR (or set `runs_dir:`) to a folder you can write"
+            }
+            _ => "wait for it to finish, or use another --run-id",
+        };
+        CliError::usage(e).with_hint(hint)
     })?;
     if let Some(holder) = &acquired.took_over {
         eprintln!("trace-bench: took over the lock of an earlier run that is gone ({holder})");
@@ -156,11 +162,21 @@ pub fn run(args: &RunArgs, registry: &Registry, llm4ad: &Llm4adSources) -> Resul
             plan.run_id
         );
     }
-    Ok(if report.summary.failures() > 0 || incomplete > 0 {
-        FAILURES
-    } else {
-        OK
-    })
+    // A matrix of skipped jobs measured nothing: a CI gate must not pass on it.
+    let nothing_ran = report.summary.ran() == 0 && report.summary.rows() > 0;
+    if nothing_ran {
+        eprintln!(
+            "trace-bench: no job ran: all {} job(s) were skipped (the reasons are in results.csv `feedback` and each job_meta.json)",
+            report.summary.rows()
+        );
+    }
+    Ok(
+        if report.summary.failures() > 0 || incomplete > 0 || nothing_ran {
+            FAILURES
+        } else {
+            OK
+        },
+    )
 }
 
 /// Refuse to resume a run whose config changed since it was planned.

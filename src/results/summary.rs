@@ -216,6 +216,11 @@ impl Summary {
             + self.counts.get("timeout").copied().unwrap_or(0)
     }
 
+    /// Jobs that ran at all (ok, failed or timed out): zero when every job was skipped.
+    pub fn ran(&self) -> usize {
+        self.counts.get("ok").copied().unwrap_or(0) + self.failures()
+    }
+
     /// Account one job row.
     pub fn add(&mut self, row: &ResultRow) {
         self.finished = OnceCell::new();

@@ -34,7 +34,25 @@ pub struct Acquired {
 impl RunLock {
     /// Take the lock at `path` (creating its directory), or say who holds it.
     pub fn acquire(path: &Path) -> Result<Acquired, RunError> {
-        let io = |e: std::io::Error| RunError::File(FileError::on("lock", path)(e));
+        let io = |e: std::io::Error| {
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+            ) {
+                // The run directory is created here first: say which folder refused.
+                let dir = path
+                    .ancestors()
+                    .skip(1)
+                    .find(|d| d.exists())
+                    .unwrap_or(path);
+                RunError::NotWritable {
+                    dir: dir.to_path_buf(),
+                    source: e,
+                }
+            } else {
+                RunError::File(FileError::on("lock", path)(e))
+            }
+        };
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;
         }

@@ -41,6 +41,14 @@ pub enum RunError {
         /// Who holds it ("pid 123 on host, started …").
         holder: String,
     },
+    /// The run directory cannot be created or written.
+    #[error("`{}` is not writable ({source}); nothing was run", dir.display())]
+    NotWritable {
+        /// The nearest existing folder on the way to the run directory.
+        dir: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The earlier invocation's config snapshot does not parse.
     #[error("`{}` is not a readable snapshot: {message}", path.display())]
     Snapshot {
