@@ -327,3 +327,47 @@ fn list_commands_match_the_reference_format() {
         .code(2)
         .stderr(contains("unknown bench selector"));
 }
+
+#[test]
+fn a_config_given_without_flag_gets_the_hint() {
+    let ws = Workspace::new();
+    ws.config("my.yaml", "seeds: [1]\n");
+    ws.cmd()
+        .args(["run", "my.yaml"])
+        .assert()
+        .code(2)
+        .stderr(contains("unexpected argument 'my.yaml'"))
+        .stderr(contains("= hint: pass the config with `--config my.yaml`"));
+    ws.cmd()
+        .args(["run", "--bogus"])
+        .assert()
+        .code(2)
+        .stderr(contains("hint: pass the config").not());
+}
+
+#[test]
+fn report_on_a_planned_run_says_it_never_ran_and_writes_nothing() {
+    let ws = Workspace::new();
+    let cfg = ws.config(
+        "c.yaml",
+        "seeds: [1]\ntasks: [internal:numeric_param]\ntrainers:\n  - id: PrioritySearch\n    params_variants: [{ps_steps: 1}]\nrun_id: planned\n",
+    );
+    ws.cmd()
+        .args(["validate", "--strict", "--config"])
+        .arg(&cfg)
+        .assert()
+        .success();
+    let run = ws.path().join("runs/planned");
+    assert!(run.join("meta/manifest.json").is_file());
+    ws.cmd()
+        .arg("report")
+        .arg(&run)
+        .assert()
+        .code(2)
+        .stderr(contains("was planned but never run"))
+        .stderr(contains("--run-id"));
+    assert!(
+        !run.join("results.csv").exists(),
+        "no empty results written"
+    );
+}

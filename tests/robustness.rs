@@ -47,9 +47,13 @@ fn real_config(ws: &Workspace, server: &MockServer, seeds: usize, extra: &str) -
 
 /// Start `run` in the background (for signals).
 fn spawn_run(ws: &Workspace, cfg: &Path, run_id: &str) -> Child {
+    // A temp dir of its own, so a test can see what the run leaves there.
+    let tmp = ws.path().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
     Command::new(assert_cmd::cargo::cargo_bin("trace-bench"))
         .current_dir(ws.path())
         .env("TRACE_BENCH_CACHE_DIR", ws.path().join("llm-cache"))
+        .env("TMPDIR", &tmp)
         .args(["run", "--config"])
         .arg(cfg)
         .args(["--run-id", run_id])
@@ -534,6 +538,13 @@ fn a_second_ctrl_c_kills_running_evaluators_too() {
     for pid in std::fs::read_to_string(&pids).unwrap().lines() {
         assert!(!alive(pid), "evaluator process {pid} outlived trace-bench");
     }
+    let left: Vec<_> = std::fs::read_dir(ws.path().join("tmp"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("trace-bench-"))
+        .collect();
+    assert!(left.is_empty(), "working directories left behind: {left:?}");
 }
 
 #[test]

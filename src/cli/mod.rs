@@ -28,7 +28,10 @@ pub const DEFAULT_CONFIG: &str =
 
 /// Parse arguments, run the command, map the result to an exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     let registry = match Registry::builtin().with_task_dirs(&cli.tasks_dir) {
         Ok(r) => r,
         Err(e) => return exit::finish(Err(e.into())),
@@ -46,6 +49,32 @@ pub fn main() -> ExitCode {
         Command::Compare(a) => compare::compare(a),
     };
     exit::finish(result)
+}
+
+/// clap's message, plus a hint where the mistake is a common one: a config file given
+/// without `--config` (`trace-bench run my.yaml`).
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let stray = match (e.kind(), e.get(ContextKind::InvalidArg)) {
+        (ErrorKind::UnknownArgument, Some(ContextValue::String(arg))) => Some(arg.clone()),
+        _ => None,
+    };
+    let looks_like_config = stray.as_deref().is_some_and(|a| {
+        !a.starts_with('-')
+            && ([".yaml", ".yml", ".json"]
+                .iter()
+                .any(|ext| a.ends_with(ext))
+                || Path::new(a).is_file())
+    });
+    if !looks_like_config {
+        e.exit();
+    }
+    let _ = e.print();
+    eprintln!(
+        "  = hint: pass the config with `--config {}`",
+        stray.unwrap_or_default()
+    );
+    ExitCode::from(exit::USAGE)
 }
 
 /// The config source: a file, or the embedded smoke matrix.

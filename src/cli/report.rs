@@ -5,7 +5,9 @@ use super::args::ReportArgs;
 use super::exit::{CliError, OK};
 use crate::analysis::html;
 use crate::artifacts::layout::RunDir;
+use crate::results::manifest::Manifest;
 use crate::results::write_run_files;
+use crate::vocab::ManifestStatus;
 
 /// Rebuild and print where the files are.
 pub fn report(args: &ReportArgs) -> Result<u8, CliError> {
@@ -16,6 +18,16 @@ pub fn report(args: &ReportArgs) -> Result<u8, CliError> {
             args.run_dir.display()
         ))
         .with_hint("pass `<runs_dir>/<run_id>`"));
+    }
+    if never_ran(&run_dir) {
+        return Err(CliError::usage(format!(
+            "`{}` was planned but never run: every job is still pending, so there is nothing to report",
+            args.run_dir.display()
+        ))
+        .with_hint(format!(
+            "run it with `trace-bench run --config {} --run-id <its run id>`",
+            run_dir.config_snapshot().display()
+        )));
     }
     let summary = write_run_files(&run_dir)?;
     println!("Rebuilt from {} job result(s):", summary.rows());
@@ -32,4 +44,16 @@ pub fn report(args: &ReportArgs) -> Result<u8, CliError> {
         println!("  {}", page.display());
     }
     Ok(OK)
+}
+
+/// Whether the run was only planned (what `validate --strict` leaves): every job of the
+/// manifest `pending` and none with a result (a running run has some).
+fn never_ran(run_dir: &RunDir) -> bool {
+    crate::artifacts::atomic::read_json::<Manifest>(&run_dir.manifest()).is_ok_and(|m| {
+        !m.jobs.is_empty()
+            && m.jobs.iter().all(|j| {
+                j.status == ManifestStatus::Pending
+                    && !run_dir.job(&j.job.job_id).results_json().exists()
+            })
+    })
 }

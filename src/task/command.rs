@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value as Json, json};
 
-use super::process::{ProcessSpec, run};
+use super::process::{ProcessSpec, WorkDir, run};
 use super::server::{EvalServer, ServeError, ServerSlot};
 use super::{EvalLimits, Example, ExampleResult, Param, SplitName, TaskManifest};
 use crate::vocab::Kwargs;
@@ -128,10 +128,8 @@ impl CommandEvaluator {
         split: SplitName,
         job: &EvalLimits,
     ) -> Result<ExampleResult, String> {
-        let work = tempfile::Builder::new()
-            .prefix("trace-bench-eval-")
-            .tempdir()
-            .map_err(|e| format!("cannot create a working directory: {e}"))?;
+        let work =
+            WorkDir::new("eval").map_err(|e| format!("cannot create a working directory: {e}"))?;
         let dir = work.path();
         let io = |what: &str, e: std::io::Error| format!("cannot write {what}: {e}");
         let mut files = serde_json::Map::new();

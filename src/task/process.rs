@@ -20,11 +20,54 @@ use nix::unistd::Pid;
 /// not get its signal.
 static LIVE_GROUPS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 
-/// SIGKILL every evaluator process group still running (before an immediate exit).
+/// Evaluators' working directories not yet removed, so an immediate exit removes them
+/// too (their `TempDir` guards never get to run then).
+static LIVE_DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// SIGKILL every evaluator process group still running and remove the evaluators' working
+/// directories (before an immediate exit: a second Ctrl-C).
 pub fn kill_all_groups() {
     let groups = LIVE_GROUPS.lock().unwrap_or_else(|e| e.into_inner());
     for g in groups.iter() {
         let _ = killpg(Pid::from_raw(*g), Signal::SIGKILL);
+    }
+    let dirs = LIVE_DIRS.lock().unwrap_or_else(|e| e.into_inner());
+    for d in dirs.iter() {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+/// A private working directory (`trace-bench-<what>-*` in the temp dir) that is removed
+/// when dropped, or by [`kill_all_groups`] on an immediate exit.
+pub struct WorkDir(Option<tempfile::TempDir>);
+
+impl WorkDir {
+    /// Create one.
+    pub fn new(what: &str) -> std::io::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("trace-bench-{what}-"))
+            .tempdir()?;
+        LIVE_DIRS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(dir.path().to_path_buf());
+        Ok(Self(Some(dir)))
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &std::path::Path {
+        self.0.as_ref().expect("present until dropped").path()
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            LIVE_DIRS
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|d| d != dir.path());
+        }
     }
 }
 

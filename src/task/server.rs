@@ -12,7 +12,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use super::process::{kill_group, tail_text, track_group};
+use super::process::{WorkDir, kill_group, tail_text, track_group};
 
 /// Bytes of the server's stderr kept for feedback.
 const STDERR_KEPT: usize = 8192;
@@ -36,7 +36,7 @@ pub struct EvalServer {
     stderr: Arc<Mutex<Vec<u8>>>,
     group: i32,
     /// Its private working directory (HOME and TMPDIR point here).
-    _dir: tempfile::TempDir,
+    _dir: WorkDir,
 }
 
 impl EvalServer {
@@ -49,9 +49,7 @@ impl EvalServer {
         let (program, args) = argv
             .split_first()
             .ok_or_else(|| std::io::Error::other("empty command"))?;
-        let dir = tempfile::Builder::new()
-            .prefix("trace-bench-evaluator-")
-            .tempdir()?;
+        let dir = WorkDir::new("evaluator")?;
         let mut child = Command::new(program)
             .args(args)
             .current_dir(dir.path())
