@@ -261,3 +261,37 @@ fn report_rebuilds_run_files_byte_for_byte() {
         .code(2)
         .stderr(contains("is not a run directory"));
 }
+
+#[test]
+fn job_meta_and_manifest_carry_the_references_resolved_fields() {
+    let ws = Workspace::new();
+    let run = ws.run_ok(
+        "seeds: [1]\ntasks: [{id: internal:numeric_param, eval_kwargs: {note: 1}}]\ntrainers:\n  - id: PrioritySearch\n    params_variants: [{ps_steps: 1}]\n",
+    );
+    let (_, rows) = common::read_csv(&run.join("results.csv"));
+    let manifest = common::read_json(&run.join("meta/manifest.json"));
+    let entry = &manifest["jobs"][0];
+    let meta = common::read_json(&run.join(format!("jobs/{}/job_meta.json", rows[0]["job_id"])));
+    for key in [
+        "resolved_optimizer",
+        "resolved_guide",
+        "resolved_logger",
+        "resolved_optimizer_kwargs",
+        "resolved_guide_kwargs",
+        "resolved_logger_kwargs",
+        "resolved_trainer_kwargs",
+        "eval_kwargs",
+    ] {
+        assert_eq!(meta[key], entry[key], "{key}: job_meta and manifest agree");
+        let cell = &rows[0][key];
+        let from_csv: serde_json::Value =
+            serde_json::from_str(cell).unwrap_or_else(|_| serde_json::Value::String(cell.clone()));
+        assert_eq!(meta[key], from_csv, "{key}: as results.csv has it");
+    }
+    assert_eq!(meta["resolved_optimizer"], "OptoPrimeV2");
+    assert_eq!(entry["eval_kwargs"], serde_json::json!({"note": 1}));
+    assert_eq!(
+        entry["resolved_kwargs"]["eval_kwargs"], entry["eval_kwargs"],
+        "both kept"
+    );
+}

@@ -19,7 +19,7 @@ use crate::events::{Event, EventKind, EventSink, JobOutcome, SinkError, StepReco
 use crate::llm::LlmInfo;
 use crate::matrix::Job;
 use crate::registry::Registry;
-use crate::results::row::{ResultRow, RowContext};
+use crate::results::row::{Resolved, ResultRow, RowContext};
 use crate::task::EvaluatorKind;
 use crate::vocab::{JobId, JobState, Kwargs};
 
@@ -65,9 +65,18 @@ impl JobFilesSink {
         };
         std::fs::create_dir_all(dir.artifacts_dir())
             .map_err(io("cannot create", &dir.artifacts_dir()))?;
+        let resolved = Resolved::of(job, None, &self.row_context(job, llm, &dir));
         write_json(
             &dir.job_meta(),
-            &job_meta(job, JobState::Running, None, llm, &event.ts, None),
+            &job_meta(
+                job,
+                JobState::Running,
+                None,
+                &resolved,
+                llm,
+                &event.ts,
+                None,
+            ),
         )
         .map_err(io("cannot write", &dir.job_meta()))?;
         let create = |p: std::path::PathBuf| {
@@ -115,7 +124,9 @@ impl JobFilesSink {
                     .map_err(io(&dir.state_yaml(kind)))?;
             }
         }
-        let row = ResultRow::new(job, outcome, &self.row_context(job, &open.llm, &dir));
+        let ctx = self.row_context(job, &open.llm, &dir);
+        let row = ResultRow::new(job, outcome, &ctx);
+        let resolved = Resolved::of(job, outcome.resolved_optimizer.clone(), &ctx);
         let mut results = serde_json::to_value(&row).unwrap_or(Json::Null);
         results["history"] = serde_json::to_value(&open.history).unwrap_or(Json::Null);
         if !outcome.pareto_front.is_empty() {
@@ -127,6 +138,7 @@ impl JobFilesSink {
             job,
             JobState::Finished(outcome.status),
             Some(outcome),
+            &resolved,
             &open.llm,
             &open.started_at,
             Some(&event.ts),
@@ -226,12 +238,13 @@ fn job_meta(
     job: &Job,
     status: JobState,
     outcome: Option<&JobOutcome>,
+    resolved: &Resolved,
     llm: &LlmInfo,
     started_at: &str,
     finished_at: Option<&str>,
 ) -> Json {
     let r = &job.resolved;
-    json!({
+    let mut meta = json!({
         "job_id": job.job_id,
         "job_index": job.index,
         "task_id": job.task_id,
@@ -256,7 +269,14 @@ fn job_meta(
         "llm": {"llm_provider": llm.provider, "llm_model": llm.model, "llm_base_url": llm.base_url, "stub": llm.stub},
         "started_at": started_at,
         "finished_at": finished_at,
-    })
+    });
+    // The reference's top-level `resolved_*` and `eval_kwargs` (raw values stay too).
+    if let (Json::Object(meta), Ok(Json::Object(fields))) =
+        (&mut meta, serde_json::to_value(resolved))
+    {
+        meta.extend(fields);
+    }
+    meta
 }
 
 /// The human line of an event in `job.log`.

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::matrix::Job;
+use crate::results::row::Resolved;
 use crate::vocab::{ManifestStatus, RunId};
 
 /// One job entry.
@@ -17,6 +18,10 @@ pub struct ManifestJob {
     pub status: ManifestStatus,
     /// Why, for anything but `ok`/`pending`.
     pub reason: Option<String>,
+    /// The reference's top-level `resolved_*` and `eval_kwargs` (also nested in the job's
+    /// `resolved_kwargs`): as configured until the job ran, then as it ran.
+    #[serde(flatten)]
+    pub resolved: Resolved,
 }
 
 /// The whole manifest.

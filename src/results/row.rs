@@ -136,6 +136,58 @@ pub const COLUMNS: &[&str] = &[
 /// Number of leading columns shared with the Python reference.
 pub const REFERENCE_COLUMNS: usize = 33;
 
+/// The reference's `resolved_*` fields and `eval_kwargs` of a job, decided in one place for
+/// results.csv, `job_meta.json` and the manifest (which also keep our nested
+/// `resolved_kwargs`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Resolved {
+    /// The prompt protocol used (known once the job ran; as configured before).
+    pub resolved_optimizer: Option<String>,
+    /// The evaluator that scores the job (`command:…`, `dataset:…`, `builtin:…`).
+    pub resolved_guide: Option<String>,
+    /// The configured logger (`EventLog`: our own event files).
+    pub resolved_logger: Option<String>,
+    /// Trainer knobs after defaults and aliases.
+    pub resolved_trainer_kwargs: Kwargs,
+    /// The task's optimizer kwargs merged with the trainer entry's.
+    pub resolved_optimizer_kwargs: Kwargs,
+    /// Guide arguments.
+    pub resolved_guide_kwargs: Kwargs,
+    /// Logger arguments.
+    pub resolved_logger_kwargs: Kwargs,
+    /// The task's arguments.
+    pub eval_kwargs: Kwargs,
+}
+
+impl Resolved {
+    /// As the job runs its task: `optimizer` once known, the task's guide and optimizer
+    /// kwargs from `ctx`.
+    pub fn of(job: &Job, optimizer: Option<String>, ctx: &RowContext<'_>) -> Self {
+        Self {
+            resolved_optimizer: optimizer,
+            resolved_guide: Some(ctx.guide.clone()),
+            resolved_optimizer_kwargs: ctx.optimizer_kwargs.clone(),
+            ..Self::planned(job)
+        }
+    }
+
+    /// As planned, before a task is bound: what the config names.
+    pub fn planned(job: &Job) -> Self {
+        let r = &job.resolved;
+        Self {
+            resolved_optimizer: r.optimizer.clone(),
+            resolved_guide: r.guide.clone(),
+            resolved_logger: Some(r.logger.clone().unwrap_or_else(|| "EventLog".to_string())),
+            resolved_trainer_kwargs: r.trainer_kwargs.clone(),
+            resolved_optimizer_kwargs: r.optimizer_kwargs.clone(),
+            resolved_guide_kwargs: r.guide_kwargs.clone(),
+            resolved_logger_kwargs: r.logger_kwargs.clone(),
+            eval_kwargs: r.eval_kwargs.clone(),
+        }
+    }
+}
+
 /// What the row needs besides the job and its outcome.
 pub struct RowContext<'a> {
     /// Run id.
@@ -155,7 +207,7 @@ pub struct RowContext<'a> {
 impl ResultRow {
     /// Build the row of a finished job.
     pub fn new(job: &Job, outcome: &JobOutcome, ctx: &RowContext<'_>) -> Self {
-        let r = &job.resolved;
+        let resolved = Resolved::of(job, outcome.resolved_optimizer.clone(), ctx);
         let has_states = outcome.initial_params.is_some();
         let state = |kind| {
             if has_states {
@@ -177,14 +229,14 @@ impl ResultRow {
             score_val: outcome.score_val,
             score_test: outcome.score_test,
             time_seconds: (outcome.time_seconds * 1e6).round() / 1e6,
-            resolved_optimizer: outcome.resolved_optimizer.clone(),
-            resolved_guide: Some(ctx.guide.clone()),
-            resolved_logger: Some(r.logger.clone().unwrap_or_else(|| "EventLog".to_string())),
-            resolved_trainer_kwargs: r.trainer_kwargs.clone(),
-            resolved_optimizer_kwargs: ctx.optimizer_kwargs.clone(),
-            resolved_guide_kwargs: r.guide_kwargs.clone(),
-            resolved_logger_kwargs: r.logger_kwargs.clone(),
-            eval_kwargs: r.eval_kwargs.clone(),
+            resolved_optimizer: resolved.resolved_optimizer,
+            resolved_guide: resolved.resolved_guide,
+            resolved_logger: resolved.resolved_logger,
+            resolved_trainer_kwargs: resolved.resolved_trainer_kwargs,
+            resolved_optimizer_kwargs: resolved.resolved_optimizer_kwargs,
+            resolved_guide_kwargs: resolved.resolved_guide_kwargs,
+            resolved_logger_kwargs: resolved.resolved_logger_kwargs,
+            eval_kwargs: resolved.eval_kwargs,
             feedback: outcome.feedback.clone(),
             llm_provider: ctx.llm.provider.clone(),
             llm_model: ctx.llm.model.clone(),

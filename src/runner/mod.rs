@@ -247,18 +247,26 @@ fn clear_job_dir(plan: &Plan, job: &Job) -> Result<(), FileError> {
 /// Write the final manifest: each job's status and why.
 fn finalize(plan: &Plan, dispositions: &[Disposition]) -> Result<(), FileError> {
     let finished = humantime::format_rfc3339_micros(SystemTime::now()).to_string();
-    let manifest = plan.manifest(
+    // What each job that ran (now or in the invocation whose result is kept) recorded.
+    let metas: Vec<Option<serde_json::Value>> = plan
+        .jobs
+        .iter()
+        .map(|job| match &dispositions[job.index] {
+            Disposition::Executed(_) | Disposition::Reused(_) => {
+                read_json(&plan.run_dir.job(&job.job_id).job_meta()).ok()
+            }
+            Disposition::NotExecuted(_) | Disposition::Cancelled => None,
+        })
+        .collect();
+    let mut manifest = plan.manifest(
         |job| match &dispositions[job.index] {
             Disposition::Executed(s) => {
                 let reason = (*s != JobStatus::Ok).then(|| {
-                    read_json::<serde_json::Value>(&plan.run_dir.job(&job.job_id).job_meta())
-                        .ok()
-                        .and_then(|m| {
-                            m.get("feedback")
-                                .and_then(|f| f.as_str())
-                                .map(str::to_string)
-                        })
+                    metas[job.index]
+                        .as_ref()
+                        .and_then(|m| m.get("feedback").and_then(|f| f.as_str()))
                         .unwrap_or_default()
+                        .to_string()
                 });
                 (ManifestStatus::Finished(*s), reason)
             }
@@ -274,6 +282,12 @@ fn finalize(plan: &Plan, dispositions: &[Disposition]) -> Result<(), FileError> 
         },
         Some(finished),
     );
+    // The resolved fields as the jobs ran them (the task's guide, the protocol used).
+    for (entry, meta) in manifest.jobs.iter_mut().zip(metas) {
+        if let Some(resolved) = meta.and_then(|m| serde_json::from_value(m).ok()) {
+            entry.resolved = resolved;
+        }
+    }
     write_json(&plan.run_dir.manifest(), &manifest)
         .map_err(FileError::on("write", &plan.run_dir.manifest()))
 }

@@ -20,6 +20,7 @@ use crate::matrix::{self, Job};
 use crate::provenance;
 use crate::registry::Registry;
 use crate::results::manifest::{Manifest, ManifestJob};
+use crate::results::row::Resolved;
 use crate::spec::check;
 use crate::vocab::{ManifestStatus, RunId, canonical};
 
@@ -188,6 +189,7 @@ impl Plan {
                         job: job.clone(),
                         status,
                         reason,
+                        resolved: Resolved::planned(job),
                     }
                 })
                 .collect(),
