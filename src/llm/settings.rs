@@ -20,6 +20,28 @@ const MODEL_VARS: &[&str] = &["TRACE_LITELLM_MODEL", "TRACE_CUSTOMLLM_MODEL"];
 const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 const DEFAULT_MODEL: &str = "gpt-4o-mini";
 const DEFAULT_KEY_VAR: &str = "OPENAI_API_KEY";
+/// OpenRouter's API root and key variable (`provider: openrouter`).
+const OPENROUTER_BASE_URL: &str = "https://openrouter.ai/api/v1";
+const OPENROUTER_KEY_VAR: &str = "OPENROUTER_API_KEY";
+
+/// The provider an endpoint belongs to, from its host (`openai` for anything unknown:
+/// the protocol is OpenAI's).
+fn provider_of(base_url: &str) -> &'static str {
+    let host = base_url
+        .split("://")
+        .nth(1)
+        .unwrap_or(base_url)
+        .split(['/', ':', '?'])
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let is = |domain: &str| host == domain || host.ends_with(&format!(".{domain}"));
+    if is("openrouter.ai") {
+        "openrouter"
+    } else {
+        "openai"
+    }
+}
 
 /// Why the `llm` block cannot be used.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -147,20 +169,31 @@ impl LlmSettings {
                 });
             }
         };
+        // `provider: openrouter` alone means OpenRouter's endpoint and key variable; without
+        // a provider, the endpoint's host names it (recorded in every artifact).
+        let openrouter = text("provider").is_some_and(|p| p.eq_ignore_ascii_case("openrouter"));
+        let base_url = text("base_url")
+            .or_else(|| text("api_base"))
+            .unwrap_or_else(|| {
+                if openrouter {
+                    OPENROUTER_BASE_URL.into()
+                } else {
+                    from_env(BASE_URL_VARS).unwrap_or_else(|| DEFAULT_BASE_URL.into())
+                }
+            });
+        let provider = text("provider").unwrap_or_else(|| provider_of(&base_url).into());
         Ok(Self {
-            provider: text("provider").unwrap_or_else(|| "openai".into()),
-            base_url: text("base_url")
-                .or_else(|| text("api_base"))
-                .or_else(|| from_env(BASE_URL_VARS))
-                .unwrap_or_else(|| DEFAULT_BASE_URL.into()),
-            model: text("model")
-                .or_else(|| from_env(MODEL_VARS))
-                .unwrap_or_else(|| DEFAULT_MODEL.into()),
-            // An explicit `api_key_env: null` (or "") means a server without auth.
             api_key_env: match llm.get("api_key_env") {
+                None if openrouter => OPENROUTER_KEY_VAR.into(),
                 None => DEFAULT_KEY_VAR.into(),
                 Some(v) => v.as_str().unwrap_or_default().to_string(),
             },
+            provider,
+            base_url,
+            model: text("model")
+                .or_else(|| from_env(MODEL_VARS))
+                .unwrap_or_else(|| DEFAULT_MODEL.into()),
+            // (An explicit `api_key_env: null` or "" above means a server without auth.)
             inline_key: text("api_key").map(Secret::new),
             temperature: number("temperature")?,
             max_tokens: count("max_tokens")?.map(|n| n as u32),
@@ -248,6 +281,39 @@ mod tests {
         );
         let err = s.api_key(&env).unwrap_err().to_string();
         assert!(err.contains("`OPENAI_API_KEY`"), "{err}");
+    }
+
+    #[test]
+    fn the_provider_follows_the_endpoint_and_openrouter_alone_means_its_endpoint() {
+        let none = |_: &str| None;
+        let s = LlmSettings::from_config(
+            &kwargs(json!({"base_url": "https://openrouter.ai/api/v1", "model": "m"})),
+            &none,
+        )
+        .unwrap();
+        assert_eq!(s.provider, "openrouter", "inferred from the host");
+        assert_eq!(
+            s.api_key_env, "OPENAI_API_KEY",
+            "the key variable stays as configured"
+        );
+        let s =
+            LlmSettings::from_config(&kwargs(json!({"provider": "openrouter"})), &none).unwrap();
+        assert_eq!(
+            (s.base_url.as_str(), s.api_key_env.as_str()),
+            ("https://openrouter.ai/api/v1", "OPENROUTER_API_KEY")
+        );
+        let s = LlmSettings::from_config(
+            &kwargs(json!({"base_url": "http://localhost:8000/v1"})),
+            &none,
+        )
+        .unwrap();
+        assert_eq!(s.provider, "openai", "an OpenAI-compatible server");
+        let s = LlmSettings::from_config(
+            &kwargs(json!({"base_url": "https://notopenrouter.ai.example.com/v1"})),
+            &none,
+        )
+        .unwrap();
+        assert_eq!(s.provider, "openai", "only the real host counts");
     }
 
     #[test]
