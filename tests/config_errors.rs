@@ -371,3 +371,41 @@ fn report_on_a_planned_run_says_it_never_ran_and_writes_nothing() {
         "no empty results written"
     );
 }
+
+#[test]
+fn run_logger_is_accepted_recorded_and_changes_job_ids_as_the_reference() {
+    let ws = Workspace::new();
+    let cfg = ws.config(
+        "c.yaml",
+        "seeds: [1]\ntasks: [internal:numeric_param]\ntrainers:\n  - id: PrioritySearch\n    params_variants: [{ps_steps: 1}]\n",
+    );
+    let ids = |extra: &[&str], run_id: &str| {
+        ws.cmd()
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .args(["--run-id", run_id])
+            .args(extra)
+            .assert()
+            .success();
+        let m = read_json(&ws.path().join(format!("runs/{run_id}/meta/manifest.json")));
+        (
+            m["jobs"][0]["job_id"].as_str().unwrap().to_string(),
+            m["jobs"][0]["resolved_kwargs"]["logger"].clone(),
+        )
+    };
+    let (plain, logger) = ids(&[], "plain");
+    assert_eq!(logger, serde_json::Value::Null);
+    let (kept, _) = ids(&["--logger", "default"], "kept");
+    assert_eq!(kept, plain, "`default` keeps the config's logger");
+    let (none, logger) = ids(&["--logger", "off"], "none");
+    assert_eq!(logger, "none", "off/none/null/disabled mean none");
+    assert_ne!(none, plain, "the logger is part of the job id");
+    ws.cmd()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .args(["--run-id", "bogus", "--logger", "Bogus"])
+        .assert()
+        .success()
+        .stderr(contains("unknown logger override `Bogus`"))
+        .stderr(contains("the command line (`--logger`)"));
+}

@@ -134,6 +134,11 @@ pub struct RunArgs {
     /// Hard per-job time limit in seconds; 0 = none (default: 600 in real mode, none in stub).
     #[arg(long)]
     pub job_timeout: Option<f64>,
+    /// Logger of every trainer, as the reference's flag (none, ConsoleLogger,
+    /// TensorboardLogger, …; default/config keep the config's). Recorded, and part of
+    /// the job ids as in the reference; trace-bench writes its own logs either way.
+    #[arg(long, value_name = "LOGGER")]
+    pub logger: Option<String>,
     /// Stop starting jobs after the first failure.
     #[arg(long)]
     pub fail_fast: bool,

@@ -42,6 +42,7 @@ pub fn run(args: &RunArgs, registry: &Registry, llm4ad: &Llm4adSources) -> Resul
         resume,
         fail_fast: args.fail_fast,
         job_timeout: args.job_timeout,
+        logger: args.logger.clone(),
     };
     let prepared = prepare(&source, &args.config_args.sets, &cli, args.strict, registry);
     let rendered = prepared.diagnostics.render();

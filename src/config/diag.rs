@@ -125,7 +125,10 @@ impl Diagnostics {
         } else {
             format!(" (key `{}`)", d.key)
         };
-        if d.span.line == 0 {
+        if d.key.starts_with("--") {
+            // A command-line flag: the file is not to blame.
+            let _ = writeln!(out, "  --> the command line (`{}`)", d.key);
+        } else if d.span.line == 0 {
             let _ = writeln!(out, "  --> {}{key}", self.source_name);
         } else {
             let _ = writeln!(

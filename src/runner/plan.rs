@@ -21,7 +21,7 @@ use crate::provenance;
 use crate::registry::Registry;
 use crate::results::manifest::{Manifest, ManifestJob};
 use crate::results::row::Resolved;
-use crate::spec::check;
+use crate::spec::{KNOWN_LOGGERS, LoggerOverride, check, logger_override};
 use crate::vocab::{ManifestStatus, RunId, canonical};
 
 /// Command-line settings that override the config (they are recorded in the snapshot).
@@ -39,6 +39,8 @@ pub struct CliOverrides {
     pub fail_fast: bool,
     /// `--job-timeout`
     pub job_timeout: Option<f64>,
+    /// `--logger` (every trainer's logger; part of the job ids, as in the reference)
+    pub logger: Option<String>,
 }
 
 /// A checked config and its jobs.
@@ -77,6 +79,24 @@ pub fn prepare(
         };
     };
     apply_cli(&mut config, cli);
+    if let Some(value) = &cli.logger {
+        match logger_override(value) {
+            LoggerOverride::Keep => {}
+            LoggerOverride::Set(name) => {
+                for trainer in &mut config.trainers {
+                    trainer.logger = Some(name.clone());
+                }
+            }
+            LoggerOverride::Unknown(name) => diagnostics.push(
+                Diagnostic::warning(
+                    "--logger",
+                    Default::default(),
+                    format!("unknown logger override `{name}`; keeping the config's loggers"),
+                )
+                .with_hint(format!("known loggers: {}", KNOWN_LOGGERS.join(", "))),
+            ),
+        }
+    }
     for d in check(&config, registry, strict) {
         diagnostics.push(d);
     }

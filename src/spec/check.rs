@@ -28,6 +28,28 @@ pub const KNOWN_LOGGERS: &[&str] = &[
     "disabled",
 ];
 
+/// What `run --logger X` does, normalised as the reference does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoggerOverride {
+    /// Empty, `default` or `config`: keep each trainer's configured logger.
+    Keep,
+    /// Every trainer gets this logger (`none` for none/null/off/disable/disabled).
+    Set(String),
+    /// Not a logger the reference knows: kept as configured, with a warning.
+    Unknown(String),
+}
+
+/// Normalise a `--logger` value.
+pub fn logger_override(value: &str) -> LoggerOverride {
+    let v = value.trim();
+    match v {
+        "" | "default" | "config" => LoggerOverride::Keep,
+        "none" | "null" | "off" | "disable" | "disabled" => LoggerOverride::Set("none".into()),
+        _ if KNOWN_LOGGERS.contains(&v) => LoggerOverride::Set(v.into()),
+        _ => LoggerOverride::Unknown(v.into()),
+    }
+}
+
 /// Task ids the Python reference lists (for configs naming tasks this build lacks).
 const REFERENCE_CATALOG: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
