@@ -40,7 +40,7 @@ pub fn list_tasks(args: &ListTasksArgs, registry: &Registry) -> Result<u8, CliEr
                     "evaluator_kind": t.evaluator_kind(),
                     "evaluator": match m.evaluator.kind.as_str() {
                         "command" => json!(m.evaluator.command),
-                        "dataset" => json!(m.evaluator.metric),
+                        "dataset" | "hf" => json!(m.evaluator.metric),
                         _ => json!(m.evaluator.name),
                     },
                     "task_dir": t.dir,

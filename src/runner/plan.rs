@@ -74,6 +74,7 @@ pub fn prepare(
         };
     };
     apply_cli(&mut config, cli);
+    config.tasks = crate::task::hf::expand_entries(std::mem::take(&mut config.tasks));
     for d in check(&config, registry, strict) {
         diagnostics.push(d);
     }

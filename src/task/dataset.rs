@@ -34,6 +34,8 @@ pub enum Metric {
     },
     /// The expected answer is a regular expression that must match somewhere in the answer.
     Regex,
+    /// An `hf:` task: the reference's scorer of the task type (`task::hf::score`).
+    Hf(super::hf::catalog::TaskType),
 }
 
 impl Metric {
@@ -44,6 +46,7 @@ impl Metric {
             Metric::Contains => "contains",
             Metric::Numeric { .. } => "numeric",
             Metric::Regex => "regex",
+            Metric::Hf(kind) => kind.name(),
         }
     }
 
@@ -256,6 +259,15 @@ impl DatasetEvaluator {
         })
     }
 
+    /// The scorer of an `hf:` task: `kind`'s rule, the prompt in `prompt_param`.
+    pub fn hf(kind: super::hf::catalog::TaskType, prompt_param: &str) -> Self {
+        Self {
+            metric: Metric::Hf(kind),
+            prompt_param: prompt_param.into(),
+            regexes: HashMap::new(),
+        }
+    }
+
     /// The metric.
     pub fn metric(&self) -> Metric {
         self.metric
@@ -292,6 +304,9 @@ impl DatasetEvaluator {
     /// Score one answer: 1 when the metric accepts it, else 0 with feedback naming the
     /// expected answer and the example's hint.
     pub fn score(&self, answer: &str, example: &Example) -> ExampleResult {
+        if let Metric::Hf(kind) = self.metric {
+            return super::hf::score::score(kind, answer, example);
+        }
         let (want, hint) = expected(example);
         let ok = match self.metric {
             Metric::ExactMatch => normalise(answer) == normalise(&want),
@@ -305,6 +320,7 @@ impl DatasetEvaluator {
                     _ => false,
                 }
             }
+            Metric::Hf(_) => false,
             Metric::Regex => self
                 .regexes
                 .get(&want)

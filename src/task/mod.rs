@@ -9,6 +9,7 @@ pub mod agent;
 mod builtin;
 pub mod command;
 pub mod dataset;
+pub mod hf;
 pub mod manifest;
 pub mod objective;
 pub mod process;
@@ -170,6 +171,20 @@ impl Task {
                 dataset::DatasetEvaluator::load(&mut manifest, dir)
                     .map_err(|e| format!("task `{}`: {e}", manifest.id))?,
             ),
+            hf::EVALUATOR_KIND => {
+                let kind = manifest
+                    .evaluator
+                    .metric
+                    .as_deref()
+                    .and_then(hf::task_type_named)
+                    .ok_or_else(|| format!("task `{}`: unknown hf task type", manifest.id))?;
+                let prompt = manifest
+                    .parameters
+                    .first()
+                    .map(|p| p.name.clone())
+                    .unwrap_or_default();
+                Scorer::Dataset(dataset::DatasetEvaluator::hf(kind, &prompt))
+            }
             other => {
                 return Err(format!(
                     "task `{}`: evaluator kind `{other}` is not supported (builtin, command, dataset)",
@@ -207,6 +222,16 @@ impl Task {
     /// The mode metrics are combined in.
     pub fn objective_mode(&self) -> ObjectiveMode {
         self.objective_mode
+    }
+
+    /// This task for a job with `eval_kwargs`: an `hf:` task reads its examples from the
+    /// hub cache here (counts from `eval_kwargs`); other tasks are unchanged.
+    pub fn for_eval_kwargs(&self, eval_kwargs: &Kwargs) -> Result<Self, hf::HfError> {
+        if self.manifest.evaluator.kind == hf::EVALUATOR_KIND {
+            hf::bind(self, eval_kwargs)
+        } else {
+            Ok(self.clone())
+        }
     }
 
     /// This task for one job: evaluations respect `limits`.
