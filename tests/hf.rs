@@ -9,11 +9,15 @@
 //! answer right or wrong on purpose.
 
 mod common;
+#[path = "../src/llm/mock_server.rs"]
+#[allow(dead_code)]
+mod mock_server;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use common::{Workspace, read_csv};
+use mock_server::{MockServer, ScriptedResponse};
 use parquet::basic::Compression;
 use parquet::data_type::{ByteArray, ByteArrayType};
 use parquet::file::properties::WriterProperties;
@@ -429,4 +433,80 @@ fn validate_expands_bbeh_eight_and_list_tasks_shows_availability() {
             .contains("huggingface-cli download --repo-type dataset allenai/qasc")
     );
     assert_eq!(by_id("hf:humaneval")["available"], false);
+}
+
+#[test]
+fn real_mode_sends_the_reference_messages_and_scores_the_replies() {
+    let ws = Workspace::new();
+    let cache = ws.path().join("hub");
+    fixture(&cache);
+    let server = MockServer::start(vec![]).unwrap();
+    server.set_default(ScriptedResponse::chat(
+        "Step by step... Answer: 18",
+        Some((10, 2)),
+    ));
+    let dir = run(
+        &ws,
+        &cache,
+        &format!(
+            "mode: real\nseeds: [1]\nllm:\n  provider: mock\n  base_url: {}\n  model: mock-model\n  api_key_env: null\n  max_retries: 0\n  cache_dir: {}\ntasks:\n\
+             - {{id: hf:gsm8k, eval_kwargs: {{num_train: 3, num_validate: 2, num_test: 2}}}}\n\
+             - {{id: hf:hotpot_qa, eval_kwargs: {{num_train: 2, num_validate: 2, num_test: 0}}}}\n\
+             trainers: [NoOp]\n",
+            server.base_url(),
+            ws.path().join("llm-cache").display()
+        ),
+        0,
+    );
+    let (_, rows) = read_csv(&dir.join("results.csv"));
+    // gsm8k: "Answer: 18" is extracted to "18": right for gold 18, wrong for 5; the
+    // test golds are 42 and 3.
+    let g = &rows[0];
+    assert_eq!(g["status"], "ok", "{g:?}");
+    assert_eq!(num(g, "score_val_initial"), 0.5);
+    assert_eq!(num(g, "score_test"), 0.0);
+    // NoOp scores train (3), validate (2) and test (2): one agent call per example.
+    assert_eq!(num(g, "agent_calls"), 7.0);
+    // hotpot: the whole reply, normalised "step by step answer 18", contains "swer".
+    let h = &rows[1];
+    assert_eq!(num(h, "score_val_initial"), 0.5, "{h:?}");
+    let bodies: Vec<serde_json::Value> = server
+        .requests()
+        .iter()
+        .map(|r| r.json().unwrap())
+        .collect();
+    let question_only = bodies
+        .iter()
+        .filter(|b| {
+            let m = b["messages"].as_array().unwrap();
+            m.len() == 2
+                && m[0]["role"] == "system"
+                && m[0]["content"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("Given the fields `question`, produce the fields `answer`.")
+                && m[1]["content"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("Tom has some apples")
+        })
+        .count();
+    assert_eq!(
+        question_only, 4,
+        "gsm8k: system = prompt_template, user = question"
+    );
+    let qa: Vec<&serde_json::Value> = bodies
+        .iter()
+        .filter(|b| b["messages"].as_array().unwrap().len() == 1)
+        .collect();
+    assert_eq!(num(h, "agent_calls"), 4.0);
+    assert_eq!(qa.len(), 4, "hotpot: one user message per example");
+    let text = qa[0]["messages"][0]["content"].as_str().unwrap();
+    assert_eq!(qa[0]["messages"][0]["role"], "user");
+    assert!(
+        text.starts_with(
+            "Answer the question based on the context.\n\nContext:\nParagraph 1 (Arthur's Magazine):\nArthur's Magazine was a magazine.  It began in 1844.\n\nParagraph 2 (First for Women):"
+        ) && text.ends_with("\n\nQuestion: Which magazine was started first?\n\nAnswer:"),
+        "{text}"
+    );
 }

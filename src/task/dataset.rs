@@ -287,7 +287,10 @@ impl DatasetEvaluator {
             None => String::new(),
         };
         let answer = match agent {
-            Some(agent) => agent.answer(&prompt, example),
+            Some(agent) => {
+                let user_only = matches!(self.metric, Metric::Hf(kind) if kind.qa_agent());
+                agent.answer_with(&prompt, example, user_only)
+            }
             None => Ok(StubAgent::answer(&prompt, example)),
         };
         match answer {

@@ -41,12 +41,11 @@ impl TaskType {
         }
     }
 
-    /// Whether the reply passes the question-only agent's initial `extract_answer` (the
-    /// text after the last `Answer:`) before scoring.
-    pub fn question_only_agent(self) -> bool {
+    /// Whether the QA agent answers (one user message: instructions, context, question).
+    pub fn qa_agent(self) -> bool {
         matches!(
             self,
-            TaskType::Bbeh | TaskType::Gsm8k | TaskType::Mcqa | TaskType::StrategyQa
+            TaskType::Hfqa | TaskType::Musique | TaskType::Drop | TaskType::Qasper
         )
     }
 }
@@ -106,11 +105,99 @@ pub struct Entry {
     pub agent: AgentClass,
     /// Split names expanded into `hf:<id>/<subtask>` ids, in order.
     pub subtasks: &'static [&'static str],
-    /// The optimizer's objective (summarised; see docs/tasks.md).
-    pub objective: &'static str,
-    /// The label of the trainable instructions.
-    pub description: &'static str,
 }
+
+impl Entry {
+    /// The optimizer's objective (the reference's text).
+    pub fn objective(&self) -> &'static str {
+        TEXTS.iter().find(|t| t.0 == self.id).map_or("", |t| t.1)
+    }
+
+    /// The entry's description (the QA agent's label of its instructions).
+    pub fn description(&self) -> &'static str {
+        TEXTS.iter().find(|t| t.0 == self.id).map_or("", |t| t.2)
+    }
+}
+
+/// (id, objective, description) of each entry, verbatim from the reference's
+/// `hf_tasks.yaml` (Trace-Bench d1469af; YAML `|` blocks keep their final newline).
+const TEXTS: &[(&str, &str, &str)] = &[
+    (
+        "hotpot_qa",
+        "You are an expert in agent prompt optimization for HotpotQA (multi-hop reasoning).\nQuestions require reasoning over information spread across multiple context paragraphs.\nYour goal is to optimize meta_instructions described in #Variables for an agent.\n\n#Variables:\n- meta_instructions: General instructions for the agent's reasoning and formatting.\n\nGoal: Create instructions that generalize across all tasks based on local feedback\nfrom specific question-answer pairs.\n",
+        "HotpotQA multi-hop reasoning (distractor setting)",
+    ),
+    (
+        "bbeh",
+        "You are an expert in agent prompt optimization for BigBench Hard reasoning tasks.\nYour goal is to optimize the prompt_template and answer extraction logic described\nin #Variables so the agent answers a variety of reasoning questions correctly.\n\n#Variables:\n- prompt_template: Instructions and format template given to the LLM.\n- extract_answer: Code that parses the LLM response into a final answer.\n\nGoal: Create a prompt and extraction logic that generalizes across all question\ntypes based on local feedback from specific examples.\n",
+        "BigBenchExtraHard — reasoning tasks across 23 subtasks",
+    ),
+    (
+        "bbeh_eight",
+        "You are an expert in agent prompt optimization for BigBench Hard reasoning tasks.\nYour goal is to optimize the prompt_template and answer extraction logic described\nin #Variables so the agent answers a variety of reasoning questions correctly.\n\n#Variables:\n- prompt_template: Instructions and format template given to the LLM.\n- extract_answer: Code that parses the LLM response into a final answer.\n\nGoal: Create a prompt and extraction logic that generalizes across all question\ntypes based on local feedback from specific examples.\n",
+        "BigBenchExtraHard — 8 curated reasoning subtasks",
+    ),
+    (
+        "musique",
+        "Optimize the agent's instructions for connected multi-hop reasoning across multiple paragraphs.\n",
+        "MuSiQue compositional multi-hop QA",
+    ),
+    (
+        "gsm8k",
+        "Optimize the prompt template and extraction logic for free-form numeric reasoning.\n",
+        "GSM8K arithmetic word problems",
+    ),
+    (
+        "arc_challenge",
+        "Optimize the prompt template and extraction logic for science multiple-choice reasoning.\n",
+        "ARC-Challenge science multiple-choice reasoning",
+    ),
+    (
+        "qasc",
+        "Optimize the prompt template and extraction logic for fact-composition science QA.\n",
+        "QASC fact-composition science multiple-choice QA",
+    ),
+    (
+        "drop",
+        "Optimize instructions for passage-based arithmetic and discrete reasoning.\n",
+        "DROP discrete / numerical reasoning over passages",
+    ),
+    (
+        "quality",
+        "Optimize the prompt template and extraction logic for long-context multiple-choice reasoning.\n",
+        "QuALITY long-context multiple-choice reading comprehension",
+    ),
+    (
+        "qasper",
+        "Optimize instructions for information-seeking QA over full research papers.\n",
+        "Qasper scholarly long-document QA",
+    ),
+    (
+        "bbeh_horizon",
+        "Optimize the prompt_template and extraction logic for multi-step reasoning\nchains where intermediate steps must be tracked to reach the final answer.\n\n#Variables:\n- prompt_template: Instructions and format template given to the LLM.\n- extract_answer: Code that parses the LLM response into a final answer.\n",
+        "BBEH long-horizon reasoning subset (for credit_horizon diagnostics)",
+    ),
+    (
+        "aqua_rat",
+        "Optimize the prompt template and extraction logic for algebraic word-problem\nreasoning with multiple-choice answers.\n",
+        "AQuA-RAT algebraic multiple-choice reasoning",
+    ),
+    (
+        "strategy_qa",
+        "Optimize the agent's instructions for implicit multi-step decomposition that\nyields a correct final Yes/No answer.\n",
+        "StrategyQA implicit multi-hop yes/no reasoning",
+    ),
+    (
+        "humaneval",
+        "Optimize the prompt template and code-generation instructions so the produced\nPython function passes all provided unit tests.\n",
+        "HumanEval Python function synthesis (unit-test scored)",
+    ),
+    (
+        "mbpp",
+        "Optimize the prompt template and code-generation instructions so the produced\nPython function passes all provided unit tests.\n",
+        "MBPP basic Python programming problems (unit-test scored)",
+    ),
+];
 
 /// The 23 BBEH subtasks, in the catalog's order.
 pub const BBEH: &[&str] = &[
@@ -163,10 +250,6 @@ pub const BBEH_HORIZON: &[&str] = &[
     "zebra_puzzles",
 ];
 
-const BBEH_OBJECTIVE: &str = "You are an expert in BigBench-Hard-style reasoning. Optimize the variables \
-`prompt_template` and `extract_answer` so the agent writes a prompt and extraction logic that \
-answer every question type correctly, in the exact answer format each task expects.\n";
-
 const fn qa(id: &'static str, dataset_id: &'static str) -> Entry {
     Entry {
         id,
@@ -184,24 +267,16 @@ const fn qa(id: &'static str, dataset_id: &'static str) -> Entry {
         task_type: TaskType::Hfqa,
         agent: AgentClass::Qa,
         subtasks: &[],
-        objective: "",
-        description: "",
     }
 }
 
-const fn bbeh(
-    id: &'static str,
-    subtasks: &'static [&'static str],
-    objective: &'static str,
-) -> Entry {
+const fn bbeh(id: &'static str, subtasks: &'static [&'static str]) -> Entry {
     Entry {
         question_field: "input",
         answer_field: "target",
         task_type: TaskType::Bbeh,
         agent: AgentClass::Bbeh,
         subtasks,
-        objective,
-        description: "BIG-Bench Extra Hard reasoning.",
         ..qa(id, "hubert233/BigBenchExtraHard")
     }
 }
@@ -213,22 +288,16 @@ pub const CATALOG: &[Entry] = &[
         test_split: "validation",
         counts: [100, 100, 100],
         context_format: ContextFormat::Module,
-        objective: "You are a prompt-optimization expert for multi-hop HotpotQA. Optimize \
-`meta_instructions` so the agent finds and links the facts of several paragraphs and answers \
-with the short answer span; make the instructions generalise from the per-example feedback.\n",
-        description: "Meta-instructions for multi-hop question answering over HotpotQA paragraphs.",
         ..qa("hotpot_qa", "hotpotqa/hotpot_qa")
     },
-    bbeh("bbeh", BBEH, BBEH_OBJECTIVE),
-    bbeh("bbeh_eight", BBEH_EIGHT, BBEH_OBJECTIVE),
+    bbeh("bbeh", BBEH),
+    bbeh("bbeh_eight", BBEH_EIGHT),
     Entry {
         test_split: "validation",
         counts: [128, 128, 128],
         context_field: Some("paragraphs"),
         context_format: ContextFormat::Module,
         task_type: TaskType::Musique,
-        objective: "Write guidance for linked, multi-step reasoning across several paragraphs (MuSiQue).\n",
-        description: "Meta-instructions for multi-hop reasoning over MuSiQue paragraphs.",
         ..qa("musique", "dgslibisey/MuSiQue")
     },
     Entry {
@@ -237,8 +306,6 @@ with the short answer span; make the instructions generalise from the per-exampl
         counts: [128, 128, 128],
         task_type: TaskType::Gsm8k,
         agent: AgentClass::Bbeh,
-        objective: "Optimize the prompt template and answer extraction for free-form numeric answers.\n",
-        description: "GSM8K grade-school maths.",
         ..qa("gsm8k", "openai/gsm8k")
     },
     Entry {
@@ -249,8 +316,6 @@ with the short answer span; make the instructions generalise from the per-exampl
         options_field: Some("choices"),
         task_type: TaskType::Mcqa,
         agent: AgentClass::Bbeh,
-        objective: "Optimize the prompt template and answer extraction for science multiple-choice questions.\n",
-        description: "ARC-Challenge science multiple choice.",
         ..qa("arc_challenge", "allenai/ai2_arc")
     },
     Entry {
@@ -262,8 +327,6 @@ with the short answer span; make the instructions generalise from the per-exampl
         context_format: ContextFormat::Plain,
         task_type: TaskType::Mcqa,
         agent: AgentClass::Bbeh,
-        objective: "Optimize the prompt template and extraction for science questions that combine facts.\n",
-        description: "QASC multiple choice over combined facts.",
         ..qa("qasc", "allenai/qasc")
     },
     Entry {
@@ -273,8 +336,6 @@ with the short answer span; make the instructions generalise from the per-exampl
         context_field: Some("passage"),
         context_format: ContextFormat::Plain,
         task_type: TaskType::Drop,
-        objective: "Write instructions for numeric and discrete reasoning over a passage.\n",
-        description: "Meta-instructions for discrete reasoning over DROP passages.",
         ..qa("drop", "ucinlp/drop")
     },
     Entry {
@@ -286,8 +347,6 @@ with the short answer span; make the instructions generalise from the per-exampl
         context_format: ContextFormat::Plain,
         task_type: TaskType::Mcqa,
         agent: AgentClass::Bbeh,
-        objective: "Optimize the prompt template and answer extraction for long-context multiple choice.\n",
-        description: "QuALITY long-context multiple choice.",
         ..qa("quality", "emozilla/quality")
     },
     Entry {
@@ -297,16 +356,9 @@ with the short answer span; make the instructions generalise from the per-exampl
         answer_field: "output",
         context_format: ContextFormat::Plain,
         task_type: TaskType::Qasper,
-        objective: "Write guidance for answering questions about entire research papers.\n",
-        description: "Meta-instructions for question answering over Qasper papers.",
         ..qa("qasper", "abertsch/converted_qasper")
     },
-    bbeh(
-        "bbeh_horizon",
-        BBEH_HORIZON,
-        "Optimize `prompt_template` and `extract_answer` for long multi-step chains, where the \
-intermediate state must be tracked step by step until the final answer.\n",
-    ),
+    bbeh("bbeh_horizon", BBEH_HORIZON),
     Entry {
         config: Some("raw"),
         test_split: "test",
@@ -315,9 +367,6 @@ intermediate state must be tracked step by step until the final answer.\n",
         options_field: Some("options"),
         task_type: TaskType::Mcqa,
         agent: AgentClass::Bbeh,
-        objective: "Optimize the prompt template and answer extraction for algebra word problems\n\
-with lettered options.\n",
-        description: "AQuA-RAT algebra multiple choice.",
         ..qa("aqua_rat", "deepmind/aqua_rat")
     },
     Entry {
@@ -325,8 +374,6 @@ with lettered options.\n",
         counts: [128, 128, 128],
         task_type: TaskType::StrategyQa,
         agent: AgentClass::Bbeh,
-        objective: "Write instructions for implicit multi-step decomposition\nthat end in an explicit Yes or No.\n",
-        description: "StrategyQA yes/no questions.",
         ..qa("strategy_qa", "ChilleD/StrategyQA")
     },
     Entry {
@@ -337,8 +384,6 @@ with lettered options.\n",
         answer_field: "entry_point",
         task_type: TaskType::CodeExec,
         agent: AgentClass::Code,
-        objective: CODE_OBJECTIVE,
-        description: "HumanEval Python functions.",
         ..qa("humaneval", "openai/openai_humaneval")
     },
     Entry {
@@ -349,14 +394,9 @@ with lettered options.\n",
         answer_field: "entry_point",
         task_type: TaskType::CodeExec,
         agent: AgentClass::Code,
-        objective: CODE_OBJECTIVE,
-        description: "MBPP Python functions.",
         ..qa("mbpp", "google-research-datasets/mbpp")
     },
 ];
-
-const CODE_OBJECTIVE: &str = "Tune the prompt template and the code-writing guidance\n\
-until the generated function passes every unit test.\n";
 
 /// The catalog entry named `id` (the part after `hf:` and before `/`).
 pub fn entry(id: &str) -> Option<&'static Entry> {

@@ -98,15 +98,20 @@ impl HfError {
 /// The evaluator kind of `hf:` manifests.
 pub const EVALUATOR_KIND: &str = "hf";
 
-/// The QA agent's built-in initial instructions.
-pub const DEFAULT_QA_INSTRUCTIONS: &str =
-    "Answer the question using the context. Reply with the short answer only.";
+/// The QA agent's built-in initial instructions (the reference's `_DEFAULT_INSTRUCTIONS`).
+pub const DEFAULT_QA_INSTRUCTIONS: &str = "Answer the question based on the context.";
 
-/// The question-only agent's initial prompt template (DSPy style).
-pub const DEFAULT_PROMPT_TEMPLATE: &str = "Given the field `question`, produce the field `answer`.\n\n---\n\nFollow the following format.\n\nQuestion: the question to answer\nAnswer: the final answer, in the form the question asks for\n\n---\n\nQuestion:";
+/// The question-only agent's initial prompt template (the reference's `_PROMPT_TEMPLATE`).
+pub const DEFAULT_PROMPT_TEMPLATE: &str = "Given the fields `question`, produce the fields `answer`.\n\n---\n\nFollow the following format.\n\nQuestion:\nAnswer:\n\n---\nQuestion:\n";
 
-/// The code agent's initial prompt.
-pub const DEFAULT_CODE_PROMPT: &str = "You are an expert Python programmer. Output only a complete function definition, optionally in a ```python fenced block, with no explanations and no tests.";
+/// The description of `prompt_template` (the reference's `_PROMPT_DESCRIPTION`).
+pub const PROMPT_DESCRIPTION: &str = "[ParameterNode] This is the Prompt Template to the LLM. Need to include information about what the format of answers LLM should output. They can be (A)/(B), a number like 8, or a string, or Yes/No/Ambiguous.";
+
+/// The code agent's initial prompt (the reference's `_CODE_PROMPT`).
+pub const DEFAULT_CODE_PROMPT: &str = "You are an expert Python programmer. Implement the requested function.\nReturn ONLY the complete function definition (you may use a ```python block).\nDo not include explanations, examples, or test code.\n\n";
+
+/// The description of the code agent's `prompt_template` (`_CODE_PROMPT_DESCRIPTION`).
+pub const CODE_PROMPT_DESCRIPTION: &str = "[ParameterNode] Code-generation instructions prepended to each problem spec. Should steer the model to emit a single complete, correct Python function definition (no prose, no tests) that satisfies the spec and its hidden unit tests.";
 
 /// Split an `hf:` id into its catalog entry and subtask.
 pub fn parse_id(id: &str) -> Option<(&'static Entry, Option<&str>)> {
@@ -123,17 +128,17 @@ fn prompt_param(entry: &Entry) -> Param {
         AgentClass::Qa => (
             "meta_instructions",
             DEFAULT_QA_INSTRUCTIONS,
-            entry.description.to_string(),
+            entry.description().to_string(),
         ),
         AgentClass::Bbeh => (
             "prompt_template",
             DEFAULT_PROMPT_TEMPLATE,
-            "The system prompt of the agent; it must state the expected answer form (a parenthesised letter, a number, free text, or Yes/No) and end the reply with `Answer: <answer>`.".to_string(),
+            PROMPT_DESCRIPTION.to_string(),
         ),
         AgentClass::Code => (
             "prompt_template",
             DEFAULT_CODE_PROMPT,
-            "The system prompt of the code-writing agent.".to_string(),
+            CODE_PROMPT_DESCRIPTION.to_string(),
         ),
     };
     Param {
@@ -165,8 +170,8 @@ fn manifest(entry: &Entry, id: String, cache_root: &std::path::Path) -> TaskMani
     };
     TaskManifest {
         id,
-        description: format!("{} ({})", entry.description, entry.dataset_id),
-        objective: entry.objective.into(),
+        description: format!("{} ({})", entry.description(), entry.dataset_id),
+        objective: entry.objective().into(),
         parameters: vec![prompt_param(entry)],
         splits: Splits::default(),
         evaluator: EvaluatorSpec {

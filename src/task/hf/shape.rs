@@ -295,7 +295,8 @@ pub fn row_to_example(entry: &Entry, row: &Json, index: usize) -> Result<Example
                     other => other.to_string(),
                 },
             };
-            let input = format!("Question: {question}\nAnswer with exactly Yes or No.\nAnswer:");
+            let input =
+                format!("Question: {question}\nAnswer with exactly 'Yes' or 'No'.\nAnswer:");
             example(input, gold, json!({}))
         }
         TaskType::CodeExec => example(question, text_field(row, entry.answer_field), json!({})),
