@@ -61,6 +61,15 @@ fn struct_list(rows: &[Vec<&str>]) -> Leaf {
     }
 }
 
+/// A top-level `optional group f (LIST) { repeated group list { optional binary element } }`.
+fn list(rows: &[Vec<&str>]) -> Leaf {
+    let mut leaf = struct_list(rows);
+    for d in &mut leaf.def {
+        *d -= 1;
+    }
+    leaf
+}
+
 /// A list of lists of strings inside a struct (HotpotQA `context.sentences`).
 fn struct_list_list(rows: &[Vec<Vec<&str>>]) -> Leaf {
     let (mut values, mut def, mut rep) = (Vec::new(), Vec::new(), Vec::new());
@@ -245,6 +254,41 @@ fn fixture(cache: &Path) {
             struct_list(&[vec!["water", "stone"]]),
             struct_list(&[vec!["1", "2"]]),
             strings(&["1"]),
+        ],
+    );
+    // mbpp `sanitized`: source_file, prompt, code, test_imports, test_list (its int
+    // `task_id` column is left out: the suite never reads it).
+    let mbpp = snapshot(cache, "google-research-datasets/mbpp");
+    let schema = "message schema {
+        optional binary source_file (STRING); optional binary prompt (STRING);
+        optional binary code (STRING);
+        optional group test_imports (LIST) { repeated group list { optional binary element (STRING); } }
+        optional group test_list (LIST) { repeated group list { optional binary element (STRING); } } }";
+    let sq = vec!["assert sq(3) == 9", "assert sq(-2) == 4"];
+    write_parquet(
+        &mbpp.join("sanitized/train-00000-of-00001.parquet"),
+        schema,
+        vec![
+            strings(&["a.py", "b.py", "c.py"]),
+            strings(&[
+                "Write a function sq to square x.",
+                "Write sq.",
+                "Write cube.",
+            ]),
+            strings(&["def sq(x): return x*x", "", ""]),
+            list(&[vec![], vec![], vec!["import math"]]),
+            list(&[sq.clone(), sq.clone(), vec!["assert cube(2) == 8"]]),
+        ],
+    );
+    write_parquet(
+        &mbpp.join("sanitized/test-00000-of-00001.parquet"),
+        schema,
+        vec![
+            strings(&["d.py"]),
+            strings(&["Write sq again."]),
+            strings(&[""]),
+            list(&[vec![]]),
+            list(&[sq]),
         ],
     );
 }
@@ -509,4 +553,78 @@ fn real_mode_sends_the_reference_messages_and_scores_the_replies() {
         ) && text.ends_with("\n\nQuestion: Which magazine was started first?\n\nAnswer:"),
         "{text}"
     );
+}
+
+#[test]
+fn mbpp_candidates_run_against_the_unit_tests() {
+    let python = std::process::Command::new("python3")
+        .arg("-c")
+        .arg("pass")
+        .status();
+    if !python.is_ok_and(|s| s.success()) {
+        return; // code_exec tasks are skipped without python3 (checked in unit tests)
+    }
+    let ws = Workspace::new();
+    let cache = ws.path().join("hub");
+    fixture(&cache);
+    let server = MockServer::start(vec![]).unwrap();
+    server.set_default(ScriptedResponse::chat(
+        "Here it is:\n```python\ndef sq(x):\n    return x * x\n```",
+        Some((10, 2)),
+    ));
+    let dir = run(
+        &ws,
+        &cache,
+        &format!(
+            "mode: real\nseeds: [1]\nllm:\n  provider: mock\n  base_url: {}\n  model: mock-model\n  api_key_env: null\n  max_retries: 0\n  cache_dir: {}\ntasks:\n\
+             - {{id: hf:mbpp, eval_kwargs: {{num_train: 1, num_validate: 2, num_test: 1}}}}\n\
+             trainers: [NoOp]\n",
+            server.base_url(),
+            ws.path().join("llm-cache").display()
+        ),
+        0,
+    );
+    let (_, rows) = read_csv(&dir.join("results.csv"));
+    let m = &rows[0];
+    assert_eq!(m["status"], "ok", "{m:?}");
+    // validate rows 1, 2: the sq tests pass, `cube` is a NameError.
+    assert_eq!(num(m, "score_val_initial"), 0.5);
+    assert_eq!(num(m, "score_test"), 1.0);
+    let mut users = Vec::new();
+    for r in server.requests() {
+        let body = r.json().unwrap();
+        assert_eq!(body["messages"][0]["role"], "system");
+        let system = body["messages"][0]["content"].as_str().unwrap().to_string();
+        assert!(
+            system.starts_with("You are an expert Python programmer."),
+            "{system}"
+        );
+        users.push(body["messages"][1]["content"].as_str().unwrap().to_string());
+    }
+    users.sort();
+    users.dedup();
+    assert_eq!(
+        users,
+        [
+            "Write a function sq to square x.",
+            "Write cube.",
+            "Write sq again.",
+            "Write sq."
+        ]
+    );
+    // Stub mode: the stub's one-word answer is no function.
+    let ws = Workspace::new();
+    fixture(&cache_of(&ws));
+    let dir = run(
+        &ws,
+        &cache_of(&ws),
+        "mode: stub\nseeds: [1]\ntasks:\n  - {id: hf:mbpp, eval_kwargs: {num_train: 1, num_validate: 2, num_test: 1}}\ntrainers: [NoOp]\n",
+        0,
+    );
+    let (_, rows) = read_csv(&dir.join("results.csv"));
+    assert_eq!(num(&rows[0], "score_val_initial"), 0.0);
+}
+
+fn cache_of(ws: &Workspace) -> PathBuf {
+    ws.path().join("hub")
 }

@@ -105,6 +105,12 @@ pub struct Entry {
     pub agent: AgentClass,
     /// Split names expanded into `hf:<id>/<subtask>` ids, in order.
     pub subtasks: &'static [&'static str],
+    /// Unit-test column (code_exec).
+    pub test_field: Option<&'static str>,
+    /// Entry-point column (code_exec).
+    pub entry_field: Option<&'static str>,
+    /// Setup-code column (code_exec).
+    pub setup_field: Option<&'static str>,
 }
 
 impl Entry {
@@ -267,6 +273,9 @@ const fn qa(id: &'static str, dataset_id: &'static str) -> Entry {
         task_type: TaskType::Hfqa,
         agent: AgentClass::Qa,
         subtasks: &[],
+        test_field: None,
+        entry_field: None,
+        setup_field: None,
     }
 }
 
@@ -384,6 +393,8 @@ pub const CATALOG: &[Entry] = &[
         answer_field: "entry_point",
         task_type: TaskType::CodeExec,
         agent: AgentClass::Code,
+        test_field: Some("test"),
+        entry_field: Some("entry_point"),
         ..qa("humaneval", "openai/openai_humaneval")
     },
     Entry {
@@ -394,6 +405,9 @@ pub const CATALOG: &[Entry] = &[
         answer_field: "entry_point",
         task_type: TaskType::CodeExec,
         agent: AgentClass::Code,
+        test_field: Some("test_list"),
+        entry_field: Some("entry_point"),
+        setup_field: Some("test_setup_code"),
         ..qa("mbpp", "google-research-datasets/mbpp")
     },
 ];

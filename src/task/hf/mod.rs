@@ -8,6 +8,7 @@
 
 pub mod cache;
 pub mod catalog;
+pub mod code;
 pub mod score;
 pub mod shape;
 
@@ -152,12 +153,7 @@ fn prompt_param(entry: &Entry) -> Param {
 
 /// The manifest of one listed id (no examples yet: a job reads them).
 fn manifest(entry: &Entry, id: String, cache_root: &std::path::Path) -> TaskManifest {
-    let skip_reason = if entry.task_type == TaskType::CodeExec {
-        Some(
-            "code execution for hf:humaneval and hf:mbpp is not implemented yet in this build"
-                .into(),
-        )
-    } else if cache::snapshot(cache_root, entry.dataset_id).is_none() {
+    let skip_reason = if cache::snapshot(cache_root, entry.dataset_id).is_none() {
         Some(
             HfError::NotCached {
                 dataset_id: entry.dataset_id.into(),
@@ -189,7 +185,12 @@ fn manifest(entry: &Entry, id: String, cache_root: &std::path::Path) -> TaskMani
         memory_size: 10,
         skip_reason,
         objective_config: None,
-        requires: Vec::new(),
+        // Candidates run in a child python3 (code_exec); without it the jobs are skipped.
+        requires: if entry.task_type == TaskType::CodeExec {
+            vec!["python3".into()]
+        } else {
+            Vec::new()
+        },
     }
 }
 

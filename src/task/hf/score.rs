@@ -295,7 +295,12 @@ pub fn score(kind: TaskType, reply: &str, example: &Example) -> ExampleResult {
                 }
             }
         }
-        TaskType::CodeExec => (0.0, "code execution is not supported in this build".into()),
+        TaskType::CodeExec => super::code::score(
+            reply,
+            &text(&hf["test"]),
+            &text(&hf["entry_point"]),
+            &text(&hf["setup"]),
+        ),
     };
     ExampleResult {
         output: shown(reply),

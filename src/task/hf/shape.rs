@@ -299,7 +299,33 @@ pub fn row_to_example(entry: &Entry, row: &Json, index: usize) -> Result<Example
                 format!("Question: {question}\nAnswer with exactly 'Yes' or 'No'.\nAnswer:");
             example(input, gold, json!({}))
         }
-        TaskType::CodeExec => example(question, text_field(row, entry.answer_field), json!({})),
+        TaskType::CodeExec => {
+            let test_field = entry.test_field.unwrap_or("test");
+            let test = match row.get(test_field) {
+                Some(Json::Array(items)) => items.iter().map(py_str).collect::<Vec<_>>().join("\n"),
+                Some(v) => py_str(v),
+                None => {
+                    return Err(HfError::Row {
+                        index,
+                        message: format!("no test field `{test_field}`"),
+                    });
+                }
+            };
+            let entry_point = row
+                .get(entry.entry_field.unwrap_or("entry_point"))
+                .map(py_str)
+                .unwrap_or_default();
+            let setup = entry
+                .setup_field
+                .and_then(|f| row.get(f))
+                .map(py_str)
+                .unwrap_or_default();
+            example(
+                question,
+                entry_point.clone(),
+                json!({"test": test, "entry_point": entry_point, "setup": setup}),
+            )
+        }
     })
 }
 
