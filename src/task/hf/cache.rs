@@ -88,37 +88,124 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 /// The files of `split` (of `config`, when set) in a snapshot, in path order (the order
-/// `datasets` reads shards in). A file belongs to the split when its name is `<split>.<ext>`
-/// or starts with `<split>-` (`train-00000-of-00002.parquet`), or when it sits in a folder
-/// named after the split (`<config>/<split>/0000.parquet`); with a config, some folder on
-/// its path must be named after the config.
+/// `datasets` reads shards in): the `data_files` the repo's README declares for the config
+/// (`configs:` front matter), else by name as `datasets` infers splits — a file whose path
+/// holds the split name (or, for train / validation / test, one of its usual spellings) as a
+/// word between `-._ /` or digits, under a folder named after the config when it has one.
 pub fn split_files(snapshot: &Path, config: Option<&str>, split: &str) -> Vec<PathBuf> {
     let mut files = Vec::new();
     walk(snapshot, &mut files);
-    let mut out: Vec<PathBuf> = files
+    files.sort();
+    let rel = |f: &PathBuf| {
+        f.strip_prefix(snapshot)
+            .unwrap_or(f)
+            .to_string_lossy()
+            .replace('\\', "/")
+    };
+    if let Some(patterns) = declared_patterns(snapshot, config, split) {
+        return files
+            .into_iter()
+            .filter(|f| {
+                let r = rel(f);
+                patterns.iter().any(|p| p.is_match(&r))
+            })
+            .collect();
+    }
+    let words: Vec<&str> = match split {
+        "train" => vec!["train", "training"],
+        "validation" => vec!["validation", "valid", "dev", "val"],
+        "test" => vec!["test", "testing", "eval", "evaluation"],
+        other => vec![other],
+    };
+    files
         .into_iter()
         .filter(|f| {
-            let rel = f.strip_prefix(snapshot).unwrap_or(f);
-            let dirs: Vec<&str> = rel
-                .parent()
-                .map(|p| p.iter().filter_map(|c| c.to_str()).collect())
-                .unwrap_or_default();
-            if let Some(config) = config
-                && !dirs.contains(&config)
-            {
-                return false;
-            }
-            let name = rel.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            let stem = name.split('.').next().unwrap_or("");
-            stem == split
-                || name.starts_with(&format!("{split}-"))
-                || dirs
-                    .last()
-                    .is_some_and(|d| *d == split && Some(*d) != config)
+            let r = rel(f);
+            let dirs: Vec<&str> = r.split('/').collect();
+            let in_config = config.is_none_or(|c| dirs[..dirs.len() - 1].contains(&c));
+            in_config && words.iter().any(|w| has_word(&r, w))
         })
-        .collect();
-    out.sort();
-    out
+        .collect()
+}
+
+/// Whether `word` occurs in `path` between delimiters (`-._ /`, digits, or the ends).
+fn has_word(path: &str, word: &str) -> bool {
+    let delim = |c: Option<char>| c.is_none_or(|c| "-._ /".contains(c) || c.is_ascii_digit());
+    path.match_indices(word).any(|(i, _)| {
+        delim(path[..i].chars().next_back()) && delim(path[i + word.len()..].chars().next())
+    })
+}
+
+/// The README's `configs:` `data_files` patterns of (config, split); `None` when the README
+/// declares no such config (then splits are inferred from file names).
+fn declared_patterns(
+    snapshot: &Path,
+    config: Option<&str>,
+    split: &str,
+) -> Option<Vec<regex::Regex>> {
+    let text = std::fs::read_to_string(snapshot.join("README.md")).ok()?;
+    let rest = text.strip_prefix("---")?;
+    let end = rest.find("\n---")?;
+    let doc: Json = crate::config::decode_yaml("README.md", &rest[..end]).ok()?;
+    let configs = doc.get("configs")?.as_array()?;
+    let name = config.unwrap_or("default");
+    let chosen = configs
+        .iter()
+        .find(|c| c.get("config_name").and_then(Json::as_str) == Some(name))
+        .or_else(|| (config.is_none() && configs.len() == 1).then(|| &configs[0]))?;
+    let strings = |v: &Json| -> Vec<String> {
+        match v {
+            Json::String(s) => vec![s.clone()],
+            Json::Array(a) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let patterns: Vec<String> = match chosen.get("data_files")? {
+        v @ (Json::String(_) | Json::Array(_))
+            if v.as_array().is_none_or(|a| a.iter().all(Json::is_string)) =>
+        {
+            if split == "train" {
+                strings(v)
+            } else {
+                Vec::new()
+            }
+        }
+        Json::Array(items) => items
+            .iter()
+            .filter(|i| i.get("split").and_then(Json::as_str) == Some(split))
+            .flat_map(|i| i.get("path").map(strings).unwrap_or_default())
+            .collect(),
+        Json::Object(map) => map.get(split).map(strings).unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    Some(patterns.iter().filter_map(|p| glob_regex(p)).collect())
+}
+
+/// A `data_files` glob (`*`, `**`, `?`) as an anchored regex over `/`-separated paths.
+fn glob_regex(glob: &str) -> Option<regex::Regex> {
+    let mut re = String::from("^");
+    let mut chars = glob.trim_start_matches("./").chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '*' if chars.peek() == Some(&'*') => {
+                chars.next();
+                if chars.peek() == Some(&'/') {
+                    chars.next();
+                    re.push_str("(?:.*/)?");
+                } else {
+                    re.push_str(".*");
+                }
+            }
+            '*' => re.push_str("[^/]*"),
+            '?' => re.push_str("[^/]"),
+            other => re.push_str(&regex::escape(&other.to_string())),
+        }
+    }
+    re.push('$');
+    regex::Regex::new(&re).ok()
 }
 
 /// Read up to `limit` rows of `files`, in order.
@@ -289,6 +376,60 @@ mod tests {
         std::fs::create_dir_all(&convert).unwrap();
         std::fs::write(convert.join("0000.parquet"), "").unwrap();
         assert_eq!(split_files(&snap, Some("main"), "validation").len(), 1);
+        // Names as `datasets` infers them: the split as a word, usual spellings.
+        std::fs::write(snap.join("musique_ans_v1.0_dev.jsonl"), "").unwrap();
+        std::fs::write(snap.join("musique_ans_v1.0_training.jsonl"), "").unwrap();
+        std::fs::write(snap.join("pretrained.jsonl"), "").unwrap();
+        let names = |split| {
+            split_files(&snap, None, split)
+                .iter()
+                .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+        };
+        assert!(names("validation").contains(&"musique_ans_v1.0_dev.jsonl".to_string()));
+        assert!(names("train").contains(&"musique_ans_v1.0_training.jsonl".to_string()));
+        assert!(!names("train").contains(&"pretrained.jsonl".to_string()));
+    }
+
+    #[test]
+    fn readme_configs_declare_the_data_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let snap = dir.path();
+        for f in [
+            "distractor/train-0.parquet",
+            "distractor/train-1.parquet",
+            "distractor/validation-0.parquet",
+            "fullwiki/train-0.parquet",
+            "odd/x.parquet",
+        ] {
+            std::fs::create_dir_all(snap.join(f).parent().unwrap()).unwrap();
+            std::fs::write(snap.join(f), "").unwrap();
+        }
+        std::fs::write(
+            snap.join("README.md"),
+            "---\nconfigs:\n- config_name: distractor\n  data_files:\n  - split: train\n    path: distractor/train-*\n  - split: validation\n    path: odd/*.parquet\n- config_name: fullwiki\n  data_files: \"fullwiki/**\"\n---\n# card\n",
+        )
+        .unwrap();
+        let rel = |v: Vec<PathBuf>| {
+            v.iter()
+                .map(|p| p.strip_prefix(snap).unwrap().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            rel(split_files(snap, Some("distractor"), "train")),
+            ["distractor/train-0.parquet", "distractor/train-1.parquet"]
+        );
+        assert_eq!(
+            rel(split_files(snap, Some("distractor"), "validation")),
+            ["odd/x.parquet"]
+        );
+        assert_eq!(
+            rel(split_files(snap, Some("fullwiki"), "train")),
+            ["fullwiki/train-0.parquet"]
+        );
+        assert!(split_files(snap, Some("fullwiki"), "test").is_empty());
+        // A config the README does not declare: names decide.
+        assert_eq!(split_files(snap, Some("odd"), "train").len(), 0);
     }
 
     #[test]
