@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
 use super::agent::{AgentHandle, StubAgent};
-use super::{Example, ExampleResult, Param, Splits, TaskManifest};
+use super::{EvalLimits, Example, ExampleResult, Param, Splits, TaskManifest};
 use crate::vocab::Kwargs;
 use crate::vocab::ParamKind;
 
@@ -274,12 +274,14 @@ impl DatasetEvaluator {
     }
 
     /// Ask the agent for `example` with the prompt in `values`, and score its answer.
-    /// Without a job's agent (tests, tools) the stub rule answers, uncounted.
+    /// Without a job's agent (tests, tools) the stub rule answers, uncounted. `limits`
+    /// bound the programs a scorer runs (`hf:` code execution).
     pub fn evaluate(
         &self,
         values: &Kwargs,
         example: &Example,
         agent: Option<&AgentHandle>,
+        limits: &EvalLimits,
     ) -> ExampleResult {
         let prompt = match values.get(&self.prompt_param) {
             Some(Json::String(s)) => s.clone(),
@@ -294,7 +296,10 @@ impl DatasetEvaluator {
             None => Ok(StubAgent::answer(&prompt, example)),
         };
         match answer {
-            Ok(answer) => self.score(&answer, example),
+            Ok(answer) => match self.metric {
+                Metric::Hf(kind) => super::hf::score::score_within(kind, &answer, example, limits),
+                _ => self.score(&answer, example),
+            },
             Err(e) => ExampleResult {
                 output: String::new(),
                 score: 0.0,

@@ -324,7 +324,7 @@ impl Task {
                     self.limits.timeout,
                     self.limits.deadline,
                 ),
-                Scorer::Dataset(d) => d.evaluate(values, ex, self.agent.as_ref()),
+                Scorer::Dataset(d) => d.evaluate(values, ex, self.agent.as_ref(), &self.limits),
             })
             .map(|r| self.apply_objective(r))
             .collect();

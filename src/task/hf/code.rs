@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use crate::task::EvalLimits;
 use crate::task::process::{ProcessSpec, run};
 
 /// Seconds per candidate (the catalog's `timeout`).
@@ -51,7 +52,16 @@ pub fn harness(candidate: &str, test: &str, entry: &str, setup: &str) -> String 
 }
 
 /// Run the tests: `(passed, detail)`.
-pub fn run_tests(candidate: &str, test: &str, entry: &str, setup: &str) -> (bool, String) {
+pub fn run_tests(
+    candidate: &str,
+    test: &str,
+    entry: &str,
+    setup: &str,
+    limits: &EvalLimits,
+) -> (bool, String) {
+    let timeout = limits
+        .timeout
+        .unwrap_or(Duration::from_secs(TIMEOUT_SECONDS));
     let dir = match tempfile::tempdir() {
         Ok(d) => d,
         Err(e) => return (false, format!("cannot create a working directory: {e}")),
@@ -72,9 +82,9 @@ pub fn run_tests(candidate: &str, test: &str, entry: &str, setup: &str) -> (bool
         cwd: dir.path().to_path_buf(),
         env,
         stdin: Vec::new(),
-        timeout: Duration::from_secs(TIMEOUT_SECONDS),
+        timeout,
     };
-    let out = match run(&spec, None) {
+    let out = match run(&spec, limits.deadline) {
         Ok(out) => out,
         Err(e) => return (false, format!("cannot run python3: {e}")),
     };
@@ -82,7 +92,8 @@ pub fn run_tests(candidate: &str, test: &str, entry: &str, setup: &str) -> (bool
         return (
             false,
             format!(
-                "timed out after {TIMEOUT_SECONDS}s — the function likely has an infinite loop or is far too slow; ensure it terminates"
+                "timed out after {}s — the function likely has an infinite loop or is far too slow; ensure it terminates",
+                timeout.as_secs_f64()
             ),
         );
     }
@@ -111,7 +122,13 @@ pub fn run_tests(candidate: &str, test: &str, entry: &str, setup: &str) -> (bool
 }
 
 /// Score a reply: 1 when every test passes, with the reference's feedback.
-pub fn score(reply: &str, test: &str, entry: &str, setup: &str) -> (f64, String) {
+pub fn score(
+    reply: &str,
+    test: &str,
+    entry: &str,
+    setup: &str,
+    limits: &EvalLimits,
+) -> (f64, String) {
     let candidate = extract_code(reply);
     if candidate.trim().is_empty() {
         return (
@@ -119,7 +136,7 @@ pub fn score(reply: &str, test: &str, entry: &str, setup: &str) -> (f64, String)
             "Empty code response; produce a complete function definition.".into(),
         );
     }
-    let (passed, detail) = run_tests(&candidate, test, entry, setup);
+    let (passed, detail) = run_tests(&candidate, test, entry, setup, limits);
     if passed {
         (1.0, "The implementation passes all unit tests.".into())
     } else {
@@ -152,10 +169,11 @@ mod tests {
         if crate::task::requires::missing(&["python3".into()]).is_some() {
             return; // no python3 here: the tasks are skipped, nothing to run
         }
+        let none = EvalLimits::default();
         let test = "def check(candidate):\n    assert candidate(1, 2) == 3\n";
         let good = "```python\ndef add(a, b):\n    return a + b\n```";
-        assert_eq!(score(good, test, "add", "").0, 1.0);
-        let (s, fb) = score("def add(a, b):\n    return a - b\n", test, "add", "");
+        assert_eq!(score(good, test, "add", "", &none).0, 1.0);
+        let (s, fb) = score("def add(a, b):\n    return a - b\n", test, "add", "", &none);
         assert_eq!(s, 0.0);
         assert!(
             fb.starts_with(
@@ -163,7 +181,7 @@ mod tests {
             ),
             "{fb}"
         );
-        let (_, fb) = score("add", test, "add", "");
+        let (_, fb) = score("add", test, "add", "", &none);
         assert!(fb.contains("NameError"), "{fb}");
         // MBPP: bare asserts, no entry point.
         let (s, _) = score(
@@ -171,11 +189,20 @@ mod tests {
             "assert sq(3) == 9",
             "",
             "",
+            &none,
         );
         assert_eq!(s, 1.0);
-        assert_eq!(score("   ", test, "add", "").0, 0.0);
+        assert_eq!(score("   ", test, "add", "", &none).0, 0.0);
         // The candidate cannot read secrets from the environment.
         let leak = "import os\nassert 'OPENAI_API_KEY' not in os.environ\n";
-        assert_eq!(score(leak, "", "", "").0, 1.0);
+        assert_eq!(score(leak, "", "", "", &none).0, 1.0);
+        // A candidate that never ends is killed at the job's timeout.
+        let quick = EvalLimits {
+            timeout: Some(Duration::from_millis(500)),
+            deadline: None,
+        };
+        let (s, fb) = score("while True:\n    pass\n", "", "", "", &quick);
+        assert_eq!(s, 0.0);
+        assert!(fb.contains("timed out after 0.5s"), "{fb}");
     }
 }

@@ -11,7 +11,7 @@ use regex::Regex;
 use serde_json::Value as Json;
 
 use super::catalog::TaskType;
-use crate::task::{Example, ExampleResult};
+use crate::task::{EvalLimits, Example, ExampleResult};
 
 fn re(cell: &'static OnceLock<Regex>, pattern: &str) -> &'static Regex {
     cell.get_or_init(|| Regex::new(pattern).unwrap_or_else(|e| unreachable!("constant regex: {e}")))
@@ -178,6 +178,17 @@ fn collapse(text: &str, max: usize) -> String {
 
 /// Score `reply` for `example` by the rule of `kind`.
 pub fn score(kind: TaskType, reply: &str, example: &Example) -> ExampleResult {
+    score_within(kind, reply, example, &EvalLimits::default())
+}
+
+/// [`score`], with a code candidate's run bounded by `limits` (`eval_kwargs.timeout_seconds`
+/// instead of the catalog's 10 s, and never past the job's deadline).
+pub fn score_within(
+    kind: TaskType,
+    reply: &str,
+    example: &Example,
+    limits: &EvalLimits,
+) -> ExampleResult {
     let info = &example.info;
     let hf = &info["hf"];
     let gold = text(&info["answer"]);
@@ -300,6 +311,7 @@ pub fn score(kind: TaskType, reply: &str, example: &Example) -> ExampleResult {
             &text(&hf["test"]),
             &text(&hf["entry_point"]),
             &text(&hf["setup"]),
+            limits,
         ),
     };
     ExampleResult {
