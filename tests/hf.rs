@@ -291,6 +291,37 @@ fn fixture(cache: &Path) {
             list(&[sq]),
         ],
     );
+    blobify(cache);
+}
+
+/// Move every snapshot file into the repo's `blobs/` and leave a relative symlink, as the
+/// hub cache stores them.
+fn blobify(cache: &Path) {
+    fn files(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                files(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    for repo in std::fs::read_dir(cache).unwrap() {
+        let repo = repo.unwrap().path();
+        let mut found = Vec::new();
+        files(&repo.join("snapshots"), &mut found);
+        std::fs::create_dir_all(repo.join("blobs")).unwrap();
+        for (i, f) in found.iter().enumerate() {
+            let blob = repo.join("blobs").join(format!("blob{i}"));
+            std::fs::rename(f, &blob).unwrap();
+            let depth = f.strip_prefix(&repo).unwrap().components().count() - 1;
+            let target = PathBuf::from("../".repeat(depth))
+                .join("blobs")
+                .join(format!("blob{i}"));
+            std::os::unix::fs::symlink(target, f).unwrap();
+        }
+    }
 }
 
 /// Run `config` against `cache`; `code` is the expected exit code (1: some job failed).
@@ -317,6 +348,12 @@ fn stub_runs_read_the_cache_select_the_catalog_rows_and_score_them() {
     let ws = Workspace::new();
     let cache = ws.path().join("hub");
     fixture(&cache);
+    let link =
+        cache.join("datasets--openai--gsm8k/snapshots/0123abcd/main/train-00000-of-00001.parquet");
+    assert!(
+        link.symlink_metadata().unwrap().file_type().is_symlink(),
+        "files are blob links"
+    );
     let dir = run(
         &ws,
         &cache,
@@ -378,9 +415,9 @@ fn a_short_split_starves_test_first_and_a_missing_split_is_skipped() {
     fixture(&cache);
     // BBEH boolean_expressions has 5 rows: 3 train + 2 validate, test gets none (so it is
     // not scored); hotpot has no `validation` file for this config here → skipped.
-    std::fs::remove_file(
-        cache.join("datasets--hotpotqa--hotpot_qa/snapshots/0123abcd/distractor/validation-00000-of-00001.parquet"),
-    )
+    std::fs::remove_file(cache.join(
+        "datasets--hotpotqa--hotpot_qa/snapshots/0123abcd/distractor/validation-00000-of-00001.parquet",
+    ))
     .unwrap();
     let dir = run(
         &ws,
