@@ -312,7 +312,17 @@ pub fn load_splits(id: &str, eval_kwargs: &Kwargs) -> Result<Splits, HfError> {
             .iter()
             .enumerate()
             .map(|(n, row)| shape::row_to_example(entry, row, n))
-            .collect::<Result<Vec<_>, _>>()?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| match e {
+                HfError::Row { index, message } => HfError::Row {
+                    index,
+                    message: format!(
+                        "{message} (dataset `{}`, split `{}`)",
+                        entry.dataset_id, splits[i]
+                    ),
+                },
+                other => other,
+            })?
             .into_iter();
         for &j in &members {
             parts[j] = examples.by_ref().take(counts[j]).collect();

@@ -92,24 +92,21 @@ fn letter(i: usize) -> String {
 pub fn option_pairs(raw: &Json) -> Vec<(String, String)> {
     match raw {
         Json::Object(m) => {
-            let texts = ["text", "texts", "options"]
-                .iter()
-                .find_map(|k| m.get(*k).and_then(Json::as_array))
-                .cloned()
-                .unwrap_or_default();
-            let labels = ["label", "labels"]
-                .iter()
-                .find_map(|k| m.get(*k).and_then(Json::as_array))
-                .cloned()
-                .unwrap_or_default();
-            texts
-                .iter()
-                .enumerate()
-                .map(|(i, t)| {
-                    let label = labels.get(i).map(py_str).unwrap_or_else(|| letter(i));
-                    (label, py_str(t))
-                })
-                .collect()
+            // Python's `a or b or c`: the first non-empty list.
+            let first = |keys: &[&str]| -> Vec<String> {
+                keys.iter()
+                    .filter_map(|k| m.get(*k).and_then(Json::as_array))
+                    .find(|a| !a.is_empty())
+                    .map(|a| a.iter().map(py_str).collect())
+                    .unwrap_or_default()
+            };
+            let texts = first(&["text", "texts", "options"]);
+            let mut labels = first(&["label", "labels"]);
+            if labels.is_empty() {
+                labels = (0..texts.len()).map(letter).collect();
+            }
+            // `zip`: as many pairs as the shorter list.
+            labels.into_iter().zip(texts).collect()
         }
         Json::Array(items) => items
             .iter()
@@ -180,8 +177,19 @@ fn example(input: String, answer: String, hf: Json) -> Example {
 
 /// Turn row number `index` of a split into a task (one row, one task).
 pub fn row_to_example(entry: &Entry, row: &Json, index: usize) -> Result<Example, HfError> {
-    let question = text_field(row, entry.question_field);
     let ty = entry.task_type;
+    // The default converter (hfqa, bbeh) needs both fields; every converter the question.
+    let mut required = vec![entry.question_field];
+    if matches!(ty, TaskType::Hfqa | TaskType::Bbeh) {
+        required.push(entry.answer_field);
+    }
+    if let Some(missing) = required.iter().find(|f| row.get(**f).is_none()) {
+        return Err(HfError::Row {
+            index,
+            message: format!("no field `{missing}`"),
+        });
+    }
+    let question = text_field(row, entry.question_field);
     Ok(match ty {
         TaskType::Hfqa | TaskType::Bbeh => {
             let raw_answer = field(row, entry.answer_field);
@@ -390,6 +398,10 @@ mod tests {
         );
         let bad = json!({"question": "Q?", "answer": 0, "options": []});
         assert!(row_to_example(entry("quality").unwrap(), &bad, 3).is_err());
+        let e = row_to_example(entry("gsm8k").unwrap(), &json!({"answer": "#### 1"}), 7);
+        assert_eq!(e.unwrap_err().to_string(), "row 7: no field `question`");
+        let e = row_to_example(entry("bbeh").unwrap(), &json!({"input": "x"}), 0);
+        assert!(e.unwrap_err().to_string().contains("`target`"));
 
         let sq = json!({"question": "Is it?", "answer": true});
         let e = row_to_example(entry("strategy_qa").unwrap(), &sq, 0).unwrap();
