@@ -24,11 +24,9 @@ fn field<'a>(row: &'a Json, name: &str) -> &'a Json {
     row.get(name).unwrap_or(&Json::Null)
 }
 
+/// Python's `str(row.get(name, ""))`: a null value reads `None`, a missing one "".
 fn text_field(row: &Json, name: &str) -> String {
-    match field(row, name) {
-        Json::Null => String::new(),
-        v => py_str(v),
-    }
+    row.get(name).map(py_str).unwrap_or_default()
 }
 
 /// HotpotQA's `context` `{title: [...], sentences: [[...]]}` as numbered paragraphs:
@@ -62,7 +60,6 @@ pub fn musique_context(raw: &Json) -> String {
                     let n = i + 1;
                     let title = p
                         .get("title")
-                        .filter(|t| !t.is_null())
                         .map(py_str)
                         .unwrap_or_else(|| format!("Paragraph {n}"));
                     let body = p
@@ -178,9 +175,13 @@ fn example(input: String, answer: String, hf: Json) -> Example {
 /// Turn row number `index` of a split into a task (one row, one task).
 pub fn row_to_example(entry: &Entry, row: &Json, index: usize) -> Result<Example, HfError> {
     let ty = entry.task_type;
-    // The default converter (hfqa, bbeh) needs both fields; every converter the question.
+    // The default converter (hfqa, bbeh), gsm8k and mcqa need both fields; every converter
+    // the question.
     let mut required = vec![entry.question_field];
-    if matches!(ty, TaskType::Hfqa | TaskType::Bbeh) {
+    if matches!(
+        ty,
+        TaskType::Hfqa | TaskType::Bbeh | TaskType::Gsm8k | TaskType::Mcqa | TaskType::Qasper
+    ) {
         required.push(entry.answer_field);
     }
     if let Some(missing) = required.iter().find(|f| row.get(**f).is_none()) {
@@ -271,14 +272,20 @@ pub fn row_to_example(entry: &Entry, row: &Json, index: usize) -> Result<Example
         }
         TaskType::Drop => {
             let context = text_field(row, entry.context_field.unwrap_or("passage"));
-            let spans = field(row, entry.answer_field);
             let mut all = Vec::new();
-            for key in ["spans", "number", "numbers", "date", "dates"] {
-                match spans.get(key) {
-                    Some(Json::Array(items)) => all.extend(items.iter().map(py_str)),
-                    Some(Json::Null) | None => {}
-                    Some(v) => all.push(py_str(v)),
+            match field(row, entry.answer_field) {
+                Json::Object(spans) => {
+                    for key in ["spans", "number", "numbers", "date", "dates"] {
+                        match spans.get(key) {
+                            Some(Json::Array(items)) => all.extend(items.iter().map(py_str)),
+                            Some(Json::Null) | None => {}
+                            Some(v) => all.push(py_str(v)),
+                        }
+                    }
                 }
+                Json::Array(items) => all.extend(items.iter().map(py_str)),
+                Json::Null => {}
+                v => all.push(py_str(v)),
             }
             all.retain(|a| !a.trim().is_empty());
             qa_with_aliases(&context, &question, dedupe_aliases(all))
