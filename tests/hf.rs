@@ -597,9 +597,23 @@ fn mbpp_candidates_run_against_the_unit_tests() {
     let python = std::process::Command::new("python3")
         .arg("-c")
         .arg("pass")
-        .status();
-    if !python.is_ok_and(|s| s.success()) {
-        return; // code_exec tasks are skipped without python3 (checked in unit tests)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !python {
+        // Without python3 the code tasks cannot run: their jobs are skipped, saying why.
+        let ws = Workspace::new();
+        fixture(&cache_of(&ws));
+        let dir = run(
+            &ws,
+            &cache_of(&ws),
+            "mode: stub\nseeds: [1]\ntasks: [hf:mbpp]\ntrainers: [NoOp]\n",
+            0,
+        );
+        let (_, rows) = read_csv(&dir.join("results.csv"));
+        assert_eq!(rows[0]["status"], "skipped", "{:?}", rows[0]);
+        let all: String = rows[0].values().cloned().collect::<Vec<_>>().join(" ");
+        assert!(all.contains("python3"), "{all}");
+        return;
     }
     let ws = Workspace::new();
     let cache = ws.path().join("hub");

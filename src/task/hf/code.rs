@@ -166,12 +166,15 @@ mod tests {
 
     #[test]
     fn candidates_pass_or_fail_with_the_reason() {
-        if crate::task::requires::missing(&["python3".into()]).is_some() {
-            return; // no python3 here: the tasks are skipped, nothing to run
-        }
         let none = EvalLimits::default();
         let test = "def check(candidate):\n    assert candidate(1, 2) == 3\n";
         let good = "```python\ndef add(a, b):\n    return a + b\n```";
+        if crate::task::requires::missing(&["python3".into()]).is_some() {
+            // No python3 here (its tasks are skipped): a candidate cannot pass.
+            let (s, fb) = score(good, test, "add", "", &none);
+            assert!(s == 0.0 && fb.contains("python3"), "{fb}");
+            return;
+        }
         assert_eq!(score(good, test, "add", "", &none).0, 1.0);
         let (s, fb) = score("def add(a, b):\n    return a - b\n", test, "add", "", &none);
         assert_eq!(s, 0.0);
