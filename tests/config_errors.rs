@@ -271,6 +271,7 @@ fn list_commands_match_the_reference_format() {
             "trace_examples",
             "internal",
             "veribench",
+            "hf",
             "datasets"
         ],
         "suites in the reference's order"

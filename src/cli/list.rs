@@ -37,7 +37,7 @@ pub fn list_tasks(args: &ListTasksArgs, registry: &Registry) -> Result<u8, CliEr
                     "evaluator_kind": t.evaluator_kind(),
                     "evaluator": match m.evaluator.kind {
                         EvaluatorKind::Command => json!(m.evaluator.command),
-                        EvaluatorKind::Dataset => json!(m.evaluator.metric),
+                        EvaluatorKind::Dataset | EvaluatorKind::Hf => json!(m.evaluator.metric),
                         EvaluatorKind::Builtin => json!(m.evaluator.name),
                     },
                     // LLM4AD tasks: `folder` (--root), `upstream` (the llm4ad package).

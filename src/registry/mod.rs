@@ -260,6 +260,7 @@ impl Registry {
             })
             .collect();
         tasks.extend(embedded_folder_tasks());
+        tasks.extend(crate::task::hf::tasks().into_iter().map(Arc::new));
         tasks.sort_by_key(|t| suite_rank(t.manifest.suite()));
         let mut trainers: Vec<TrainerPreset> = TRAINER_FILES
             .iter()
@@ -455,11 +456,12 @@ mod tests {
             .iter()
             .filter(|(p, _)| p.ends_with("/task.yaml"))
             .count();
-        assert_eq!(reg.tasks().len(), TASK_FILES.len() + folders);
+        let hf = crate::task::hf::catalog::listed_ids().len();
+        assert_eq!(reg.tasks().len(), TASK_FILES.len() + folders + hf);
         let mut ids: Vec<&str> = reg.task_ids().collect();
         ids.sort();
         ids.dedup();
-        assert_eq!(ids.len(), TASK_FILES.len() + folders);
+        assert_eq!(ids.len(), TASK_FILES.len() + folders + hf);
         let cp = reg.task("llm4ad:circle_packing").unwrap();
         assert_eq!(cp.evaluator_kind().as_str(), "command");
         assert!(

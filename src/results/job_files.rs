@@ -168,7 +168,9 @@ impl JobFilesSink {
                 let e = &t.manifest.evaluator;
                 let detail = match e.kind {
                     EvaluatorKind::Command => e.command.join(" "),
-                    EvaluatorKind::Dataset => e.metric.clone().unwrap_or_default(),
+                    EvaluatorKind::Dataset | EvaluatorKind::Hf => {
+                        e.metric.clone().unwrap_or_default()
+                    }
                     EvaluatorKind::Builtin => e.name.clone(),
                 };
                 format!("{}:{detail}", e.kind.as_str())

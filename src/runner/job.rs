@@ -256,6 +256,18 @@ impl Attempt<'_, '_> {
             .and_then(serde_json::Value::as_f64)
             .filter(|t| *t > 0.0 && t.is_finite())
             .map(Duration::from_secs_f64);
+        if let Some(reason) = task.unavailable_reason() {
+            return Err(EarlyEnd::Skipped(reason));
+        }
+        let task = task
+            .for_eval_kwargs(&job.resolved.eval_kwargs)
+            .map_err(|e| {
+                if e.is_missing_data() {
+                    EarlyEnd::Skipped(e.to_string())
+                } else {
+                    EarlyEnd::Failed("task_load_error", e.to_string())
+                }
+            })?;
         let mut task = task.with_limits(EvalLimits {
             timeout,
             deadline: self.stop.deadline(),

@@ -79,6 +79,7 @@ pub fn prepare(
         };
     };
     apply_cli(&mut config, cli);
+    config.tasks = crate::task::hf::expand_entries(std::mem::take(&mut config.tasks));
     if let Some(value) = &cli.logger {
         match logger_override(value) {
             LoggerOverride::Keep => {}

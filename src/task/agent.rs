@@ -115,6 +115,17 @@ impl AgentHandle {
     /// Answer `example` with `prompt` as the system message: messages
     /// `[system: prompt, user: input]`.
     pub fn answer(&self, prompt: &str, example: &Example) -> Result<String, LlmError> {
+        self.answer_with(prompt, example, false)
+    }
+
+    /// [`AgentHandle::answer`], or with `user_only` one user message
+    /// `<prompt>` + blank line + `<input>` (the reference's QA agent of `hf:` tasks).
+    pub fn answer_with(
+        &self,
+        prompt: &str,
+        example: &Example,
+        user_only: bool,
+    ) -> Result<String, LlmError> {
         let mut state = self.lock();
         if let Some(e) = &state.failure {
             return Err(e.clone());
@@ -128,8 +139,13 @@ impl AgentHandle {
                 (text, tokens, completion)
             }
             AgentBackend::Llm(llm) => {
+                let messages = if user_only {
+                    vec![Message::new("user", format!("{prompt}\n\n{input}"))]
+                } else {
+                    vec![Message::new("system", prompt), Message::new("user", input)]
+                };
                 let request = ChatRequest {
-                    messages: vec![Message::new("system", prompt), Message::new("user", input)],
+                    messages,
                     temperature: None,
                     max_tokens: None,
                     variables: Vec::new(),

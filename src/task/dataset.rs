@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
 use super::agent::{AgentHandle, StubAgent};
-use super::{Example, ExampleResult, Param, Splits, TaskManifest};
+use super::{EvalLimits, Example, ExampleResult, Param, Splits, TaskManifest};
 use crate::vocab::Kwargs;
 use crate::vocab::ParamKind;
 
@@ -34,6 +34,8 @@ pub enum Metric {
     },
     /// The expected answer is a regular expression that must match somewhere in the answer.
     Regex,
+    /// An `hf:` task: the reference's scorer of the task type (`task::hf::score`).
+    Hf(super::hf::catalog::TaskType),
 }
 
 impl Metric {
@@ -44,6 +46,7 @@ impl Metric {
             Metric::Contains => "contains",
             Metric::Numeric { .. } => "numeric",
             Metric::Regex => "regex",
+            Metric::Hf(kind) => kind.name(),
         }
     }
 
@@ -256,18 +259,29 @@ impl DatasetEvaluator {
         })
     }
 
+    /// The scorer of an `hf:` task: `kind`'s rule, the prompt in `prompt_param`.
+    pub fn hf(kind: super::hf::catalog::TaskType, prompt_param: &str) -> Self {
+        Self {
+            metric: Metric::Hf(kind),
+            prompt_param: prompt_param.into(),
+            regexes: HashMap::new(),
+        }
+    }
+
     /// The metric.
     pub fn metric(&self) -> Metric {
         self.metric
     }
 
     /// Ask the agent for `example` with the prompt in `values`, and score its answer.
-    /// Without a job's agent (tests, tools) the stub rule answers, uncounted.
+    /// Without a job's agent (tests, tools) the stub rule answers, uncounted. `limits`
+    /// bound the programs a scorer runs (`hf:` code execution).
     pub fn evaluate(
         &self,
         values: &Kwargs,
         example: &Example,
         agent: Option<&AgentHandle>,
+        limits: &EvalLimits,
     ) -> ExampleResult {
         let prompt = match values.get(&self.prompt_param) {
             Some(Json::String(s)) => s.clone(),
@@ -275,11 +289,17 @@ impl DatasetEvaluator {
             None => String::new(),
         };
         let answer = match agent {
-            Some(agent) => agent.answer(&prompt, example),
+            Some(agent) => {
+                let user_only = matches!(self.metric, Metric::Hf(kind) if kind.qa_agent());
+                agent.answer_with(&prompt, example, user_only)
+            }
             None => Ok(StubAgent::answer(&prompt, example)),
         };
         match answer {
-            Ok(answer) => self.score(&answer, example),
+            Ok(answer) => match self.metric {
+                Metric::Hf(kind) => super::hf::score::score_within(kind, &answer, example, limits),
+                _ => self.score(&answer, example),
+            },
             Err(e) => ExampleResult {
                 output: String::new(),
                 score: 0.0,
@@ -292,6 +312,9 @@ impl DatasetEvaluator {
     /// Score one answer: 1 when the metric accepts it, else 0 with feedback naming the
     /// expected answer and the example's hint.
     pub fn score(&self, answer: &str, example: &Example) -> ExampleResult {
+        if let Metric::Hf(kind) = self.metric {
+            return super::hf::score::score(kind, answer, example);
+        }
         let (want, hint) = expected(example);
         let ok = match self.metric {
             Metric::ExactMatch => normalise(answer) == normalise(&want),
@@ -305,6 +328,7 @@ impl DatasetEvaluator {
                     _ => false,
                 }
             }
+            Metric::Hf(_) => false,
             Metric::Regex => self
                 .regexes
                 .get(&want)

@@ -14,6 +14,8 @@ pub enum EvaluatorKind {
     Command,
     /// An agent answers JSONL examples with the prompt (docs/tasks.md).
     Dataset,
+    /// A Hugging Face QA dataset from the hub cache, scored as the reference does.
+    Hf,
 }
 
 impl EvaluatorKind {
@@ -23,6 +25,7 @@ impl EvaluatorKind {
             EvaluatorKind::Builtin => "builtin",
             EvaluatorKind::Command => "command",
             EvaluatorKind::Dataset => "dataset",
+            EvaluatorKind::Hf => "hf",
         }
     }
 }

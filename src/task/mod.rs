@@ -9,6 +9,7 @@ pub mod agent;
 mod builtin;
 pub mod command;
 pub mod dataset;
+pub mod hf;
 pub mod manifest;
 pub mod objective;
 pub mod process;
@@ -200,6 +201,20 @@ impl Task {
             EvaluatorKind::Dataset => dataset::DatasetEvaluator::load(&mut manifest, dir)
                 .map(Scorer::Dataset)
                 .map_err(|e| invalid(&manifest.id, e))?,
+            EvaluatorKind::Hf => {
+                let kind = manifest
+                    .evaluator
+                    .metric
+                    .as_deref()
+                    .and_then(hf::task_type_named)
+                    .ok_or_else(|| invalid(&manifest.id, "unknown hf task type".into()))?;
+                let prompt = manifest
+                    .parameters
+                    .first()
+                    .map(|p| p.name.clone())
+                    .unwrap_or_default();
+                Scorer::Dataset(dataset::DatasetEvaluator::hf(kind, &prompt))
+            }
         };
         if let Some(config) = &manifest.objective_config {
             config
@@ -231,6 +246,16 @@ impl Task {
     /// The mode metrics are combined in.
     pub fn objective_mode(&self) -> ObjectiveMode {
         self.objective_mode
+    }
+
+    /// This task for a job with `eval_kwargs`: an `hf:` task reads its examples from the
+    /// hub cache here (counts from `eval_kwargs`); other tasks are unchanged.
+    pub fn for_eval_kwargs(&self, eval_kwargs: &Kwargs) -> Result<Self, hf::HfError> {
+        if self.manifest.evaluator.kind == EvaluatorKind::Hf {
+            hf::bind(self, eval_kwargs)
+        } else {
+            Ok(self.clone())
+        }
     }
 
     /// This task for one job: evaluations respect `limits`.
@@ -321,7 +346,7 @@ impl Task {
             .map(|ex| match &self.scorer {
                 Scorer::Builtin(e) => e.evaluate(params, values, ex),
                 Scorer::Command(c) => c.evaluate(params, values, ex, split, &self.limits),
-                Scorer::Dataset(d) => d.evaluate(values, ex, self.agent.as_ref()),
+                Scorer::Dataset(d) => d.evaluate(values, ex, self.agent.as_ref(), &self.limits),
             })
             .map(|r| self.apply_objective(r))
             .collect();

@@ -1,0 +1,681 @@
+//! The `hf:` suite through the binary, offline: a small Hugging Face hub cache written here
+//! as parquet in the real column layouts (gsm8k `main`, hotpot_qa `distractor`, a BBEH
+//! subtask, ai2_arc `ARC-Challenge`), runs in stub mode with the catalog's selection, scores
+//! hand-checked on chosen rows, a missing dataset skipped with its download command, and
+//! `validate` expanding `hf:bbeh_eight` to its 8 subtasks.
+//!
+//! The stub agent answers with the last word of the input (lowercased letters and digits),
+//! and every QA / MCQ input ends with `Answer:`, so the rows below are chosen to make that
+//! answer right or wrong on purpose.
+
+mod common;
+#[path = "../src/llm/mock_server.rs"]
+#[allow(dead_code)]
+mod mock_server;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use common::{Workspace, read_csv};
+use mock_server::{MockServer, ScriptedResponse};
+use parquet::basic::Compression;
+use parquet::data_type::{ByteArray, ByteArrayType};
+use parquet::file::properties::WriterProperties;
+use parquet::file::writer::SerializedFileWriter;
+use parquet::schema::parser::parse_message_type;
+
+/// One leaf column: values and Dremel definition / repetition levels.
+struct Leaf {
+    values: Vec<ByteArray>,
+    def: Vec<i16>,
+    rep: Option<Vec<i16>>,
+}
+
+/// An optional top-level string column, every value present.
+fn strings(values: &[&str]) -> Leaf {
+    Leaf {
+        values: values.iter().map(|s| ByteArray::from(*s)).collect(),
+        def: vec![1; values.len()],
+        rep: None,
+    }
+}
+
+/// `optional group s { optional group f (LIST) { repeated group list { optional binary element } } }`.
+fn struct_list(rows: &[Vec<&str>]) -> Leaf {
+    let (mut values, mut def, mut rep) = (Vec::new(), Vec::new(), Vec::new());
+    for row in rows {
+        if row.is_empty() {
+            def.push(2);
+            rep.push(0);
+        }
+        for (i, v) in row.iter().enumerate() {
+            values.push(ByteArray::from(*v));
+            def.push(4);
+            rep.push(if i == 0 { 0 } else { 1 });
+        }
+    }
+    Leaf {
+        values,
+        def,
+        rep: Some(rep),
+    }
+}
+
+/// A top-level `optional group f (LIST) { repeated group list { optional binary element } }`.
+fn list(rows: &[Vec<&str>]) -> Leaf {
+    let mut leaf = struct_list(rows);
+    for d in &mut leaf.def {
+        *d -= 1;
+    }
+    leaf
+}
+
+/// A list of lists of strings inside a struct (HotpotQA `context.sentences`).
+fn struct_list_list(rows: &[Vec<Vec<&str>>]) -> Leaf {
+    let (mut values, mut def, mut rep) = (Vec::new(), Vec::new(), Vec::new());
+    for row in rows {
+        for (i, inner) in row.iter().enumerate() {
+            for (j, v) in inner.iter().enumerate() {
+                values.push(ByteArray::from(*v));
+                def.push(6);
+                rep.push(match (i, j) {
+                    (0, 0) => 0,
+                    (_, 0) => 1,
+                    _ => 2,
+                });
+            }
+        }
+    }
+    Leaf {
+        values,
+        def,
+        rep: Some(rep),
+    }
+}
+
+fn write_parquet(path: &Path, schema: &str, leaves: Vec<Leaf>) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let schema = Arc::new(parse_message_type(schema).unwrap());
+    let props = Arc::new(
+        WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .build(),
+    );
+    let file = std::fs::File::create(path).unwrap();
+    let mut writer = SerializedFileWriter::new(file, schema, props).unwrap();
+    let mut group = writer.next_row_group().unwrap();
+    for leaf in leaves {
+        let mut col = group.next_column().unwrap().expect("a column per leaf");
+        col.typed::<ByteArrayType>()
+            .write_batch(&leaf.values, Some(&leaf.def), leaf.rep.as_deref())
+            .unwrap();
+        col.close().unwrap();
+    }
+    assert!(group.next_column().unwrap().is_none(), "every leaf written");
+    group.close().unwrap();
+    writer.close().unwrap();
+}
+
+/// A repo in the cache as `huggingface-cli download` leaves it: a snapshot named by
+/// `refs/main`.
+fn snapshot(cache: &Path, repo: &str) -> PathBuf {
+    let dir = cache.join(format!("datasets--{}", repo.replace('/', "--")));
+    let snap = dir.join("snapshots").join("0123abcd");
+    std::fs::create_dir_all(&snap).unwrap();
+    std::fs::create_dir_all(dir.join("refs")).unwrap();
+    std::fs::write(dir.join("refs/main"), "0123abcd").unwrap();
+    snap
+}
+
+const FLAT_QA: &str =
+    "message schema { optional binary question (STRING); optional binary answer (STRING); }";
+
+fn fixture(cache: &Path) {
+    // gsm8k `main`: question, answer (rationale, then `#### n`).
+    let gsm = snapshot(cache, "openai/gsm8k");
+    let q = |n: &str| format!("Tom has some apples and gets more. Total {n}");
+    let (q0, q1, q2, q3) = (q("1"), q("2"), q("3"), q("18"));
+    write_parquet(
+        &gsm.join("main/train-00000-of-00001.parquet"),
+        FLAT_QA,
+        vec![
+            strings(&[&q0, &q1, &q2, &q3, "How many apples?", "unused row"]),
+            strings(&[
+                "1\n#### 1",
+                "2\n#### 2",
+                "3\n#### 3",
+                "so 18\n#### 18",
+                "#### 5",
+                "#### 0",
+            ]),
+        ],
+    );
+    write_parquet(
+        &gsm.join("main/test-00000-of-00001.parquet"),
+        FLAT_QA,
+        vec![
+            strings(&[
+                "What is 40 + 2? It is 42",
+                "What is 1.5 + 1.5? 3.0",
+                "unused",
+            ]),
+            strings(&["#### 42", "#### 3", "#### 9"]),
+        ],
+    );
+    // hotpot_qa `distractor`: id, question, answer, type, level, context {title, sentences}.
+    let hotpot = snapshot(cache, "hotpotqa/hotpot_qa");
+    let schema = "message schema {
+        optional binary id (STRING); optional binary question (STRING);
+        optional binary answer (STRING); optional binary type (STRING);
+        optional binary level (STRING);
+        optional group context {
+          optional group title (LIST) { repeated group list { optional binary element (STRING); } }
+          optional group sentences (LIST) { repeated group list {
+            optional group element (LIST) { repeated group list { optional binary element (STRING); } } } }
+        } }";
+    let hotpot_file = |split: &str, ids: &[&str], answers: &[&str]| {
+        let n = ids.len();
+        write_parquet(
+            &hotpot.join(format!("distractor/{split}-00000-of-00001.parquet")),
+            schema,
+            vec![
+                strings(ids),
+                strings(&vec!["Which magazine was started first?"; n]),
+                strings(answers),
+                strings(&vec!["comparison"; n]),
+                strings(&vec!["hard"; n]),
+                struct_list(&vec![vec!["Arthur's Magazine", "First for Women"]; n]),
+                struct_list_list(&vec![
+                    vec![
+                        vec!["Arthur's Magazine was a magazine.", " It began in 1844."],
+                        vec!["First for Women began in 1989."]
+                    ];
+                    n
+                ]),
+            ],
+        );
+    };
+    hotpot_file(
+        "train",
+        &["t0", "t1", "t2", "t3"],
+        &["Paris", "Paris", "Swer.", "Arthur's Magazine"],
+    );
+    hotpot_file("validation", &["v0"], &["an answer"]);
+    // One BBEH subtask: input, target.
+    let bbeh = snapshot(cache, "hubert233/BigBenchExtraHard");
+    write_parquet(
+        &bbeh.join("data/boolean_expressions-00000-of-00001.parquet"),
+        "message schema { optional binary input (STRING); optional binary target (STRING); }",
+        vec![
+            strings(&[
+                "x",
+                "y",
+                "Count the trues: 7",
+                "not True is False",
+                "Pick (A)",
+            ]),
+            strings(&["1", "2", "7", "False", "(A)"]),
+        ],
+    );
+    // ai2_arc `ARC-Challenge`: id, question, choices {text, label}, answerKey.
+    let arc = snapshot(cache, "allenai/ai2_arc");
+    let schema = "message schema {
+        optional binary id (STRING); optional binary question (STRING);
+        optional group choices {
+          optional group text (LIST) { repeated group list { optional binary element (STRING); } }
+          optional group label (LIST) { repeated group list { optional binary element (STRING); } }
+        }
+        optional binary answerKey (STRING); }";
+    write_parquet(
+        &arc.join("ARC-Challenge/train-00000-of-00001.parquet"),
+        schema,
+        vec![
+            strings(&["a0", "a1", "a2"]),
+            strings(&[
+                "Which is a gas?",
+                "Which word ends the prompt?",
+                "Which is a metal?",
+            ]),
+            struct_list(&[
+                vec!["oxygen", "iron"],
+                vec!["swer", "question"],
+                vec!["wood", "iron"],
+            ]),
+            struct_list(&[vec!["A", "B"], vec!["A", "B"], vec!["A", "B"]]),
+            strings(&["A", "A", "B"]),
+        ],
+    );
+    write_parquet(
+        &arc.join("ARC-Challenge/test-00000-of-00001.parquet"),
+        schema,
+        vec![
+            strings(&["b0"]),
+            strings(&["Which is liquid?"]),
+            struct_list(&[vec!["water", "stone"]]),
+            struct_list(&[vec!["1", "2"]]),
+            strings(&["1"]),
+        ],
+    );
+    // mbpp `sanitized`: source_file, prompt, code, test_imports, test_list (its int
+    // `task_id` column is left out: the suite never reads it).
+    let mbpp = snapshot(cache, "google-research-datasets/mbpp");
+    let schema = "message schema {
+        optional binary source_file (STRING); optional binary prompt (STRING);
+        optional binary code (STRING);
+        optional group test_imports (LIST) { repeated group list { optional binary element (STRING); } }
+        optional group test_list (LIST) { repeated group list { optional binary element (STRING); } } }";
+    let sq = vec!["assert sq(3) == 9", "assert sq(-2) == 4"];
+    write_parquet(
+        &mbpp.join("sanitized/train-00000-of-00001.parquet"),
+        schema,
+        vec![
+            strings(&["a.py", "b.py", "c.py"]),
+            strings(&[
+                "Write a function sq to square x.",
+                "Write sq.",
+                "Write cube.",
+            ]),
+            strings(&["def sq(x): return x*x", "", ""]),
+            list(&[vec![], vec![], vec!["import math"]]),
+            list(&[sq.clone(), sq.clone(), vec!["assert cube(2) == 8"]]),
+        ],
+    );
+    write_parquet(
+        &mbpp.join("sanitized/test-00000-of-00001.parquet"),
+        schema,
+        vec![
+            strings(&["d.py"]),
+            strings(&["Write sq again."]),
+            strings(&[""]),
+            list(&[vec![]]),
+            list(&[sq]),
+        ],
+    );
+    blobify(cache);
+}
+
+/// Move every snapshot file into the repo's `blobs/` and leave a relative symlink, as the
+/// hub cache stores them.
+fn blobify(cache: &Path) {
+    fn files(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                files(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    for repo in std::fs::read_dir(cache).unwrap() {
+        let repo = repo.unwrap().path();
+        let mut found = Vec::new();
+        files(&repo.join("snapshots"), &mut found);
+        std::fs::create_dir_all(repo.join("blobs")).unwrap();
+        for (i, f) in found.iter().enumerate() {
+            let blob = repo.join("blobs").join(format!("blob{i}"));
+            std::fs::rename(f, &blob).unwrap();
+            let depth = f.strip_prefix(&repo).unwrap().components().count() - 1;
+            let target = PathBuf::from("../".repeat(depth))
+                .join("blobs")
+                .join(format!("blob{i}"));
+            std::os::unix::fs::symlink(target, f).unwrap();
+        }
+    }
+}
+
+/// Run `config` against `cache`; `code` is the expected exit code (1: some job failed).
+fn run(ws: &Workspace, cache: &Path, config: &str, code: i32) -> PathBuf {
+    let cfg = ws.config("run.yaml", config);
+    ws.cmd()
+        .env("HF_HUB_CACHE", cache)
+        .env("HF_HUB_OFFLINE", "1")
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .assert()
+        .code(code);
+    ws.only_run()
+}
+
+fn num(row: &std::collections::BTreeMap<String, String>, key: &str) -> f64 {
+    row[key]
+        .parse()
+        .unwrap_or_else(|_| panic!("{key} = {:?} in {row:?}", row[key]))
+}
+
+#[test]
+fn stub_runs_read_the_cache_select_the_catalog_rows_and_score_them() {
+    let ws = Workspace::new();
+    let cache = ws.path().join("hub");
+    fixture(&cache);
+    let link =
+        cache.join("datasets--openai--gsm8k/snapshots/0123abcd/main/train-00000-of-00001.parquet");
+    assert!(
+        link.symlink_metadata().unwrap().file_type().is_symlink(),
+        "files are blob links"
+    );
+    let dir = run(
+        &ws,
+        &cache,
+        "mode: stub\nseeds: [1]\ntasks:\n\
+         - {id: hf:gsm8k, eval_kwargs: {num_train: 3, num_validate: 2, num_test: 2}}\n\
+         - {id: hf:hotpot_qa, eval_kwargs: {num_train: 2, num_validate: 2, num_test: 1}}\n\
+         - {id: hf:bbeh_eight/boolean_expressions, eval_kwargs: {num_train: 2, num_validate: 2, num_test: 1}}\n\
+         - {id: hf:arc_challenge, eval_kwargs: {num_train: 1, num_validate: 2, num_test: 1}}\n\
+         - hf:musique\n\
+         trainers: [NoOp]\n",
+        0,
+    );
+    let (_, rows) = read_csv(&dir.join("results.csv"));
+    let row = |id: &str| {
+        rows.iter()
+            .find(|r| r["task_id"] == id)
+            .unwrap_or_else(|| panic!("no row for {id}: {rows:?}"))
+    };
+    // gsm8k: validate = train rows 3..5 (the stub says "18": right; "apples": wrong);
+    // test = test rows 0..2 ("42" right; "3.0" is read as the word "0": wrong).
+    let g = row("hf:gsm8k");
+    assert_eq!(g["status"], "ok", "{g:?}");
+    assert_eq!(num(g, "score_val_initial"), 0.5);
+    assert_eq!(num(g, "score_test"), 0.5);
+    assert!(g["feedback"].contains("mean over 2 examples"), "{g:?}");
+    // hotpot: validate = train rows 2..4: gold "Swer." is inside the stub's "answer",
+    // "Arthur's Magazine" is not; test = validation row 0, gold "an answer".
+    let h = row("hf:hotpot_qa");
+    assert_eq!(num(h, "score_val_initial"), 0.5, "{h:?}");
+    assert_eq!(num(h, "score_test"), 1.0);
+    // BBEH: one split for all three: validate rows 2..4 ("7" exact: right; "false" vs
+    // "False": case matters, wrong), test row 4 (stub "a" is not "(A)").
+    let b = row("hf:bbeh_eight/boolean_expressions");
+    assert_eq!(num(b, "score_val_initial"), 0.5, "{b:?}");
+    assert_eq!(num(b, "score_test"), 0.0);
+    // ARC: validate rows 1..3: option text "swer" of the gold label is in "answer";
+    // "iron" is not; test: numeric labels, gold text "water" not in "answer".
+    let a = row("hf:arc_challenge");
+    assert_eq!(num(a, "score_val_initial"), 0.5, "{a:?}");
+    assert_eq!(num(a, "score_test"), 0.0);
+    // Agent calls: every example of the validate and test partitions is answered.
+    for (r, n) in [(g, 2 + 2), (h, 2 + 1), (b, 2 + 1), (a, 2 + 1)] {
+        assert!(num(r, "agent_calls") >= n as f64, "{r:?}");
+    }
+    // Not downloaded: skipped, with the command that downloads it.
+    let m = row("hf:musique");
+    assert_eq!(m["status"], "skipped", "{m:?}");
+    let all: String = m.values().cloned().collect::<Vec<_>>().join(" ");
+    assert!(
+        all.contains("huggingface-cli download --repo-type dataset dgslibisey/MuSiQue"),
+        "{m:?}"
+    );
+}
+
+#[test]
+fn a_short_split_starves_test_first_and_a_missing_split_is_skipped() {
+    let ws = Workspace::new();
+    let cache = ws.path().join("hub");
+    fixture(&cache);
+    // BBEH boolean_expressions has 5 rows: 3 train + 2 validate, test gets none (so it is
+    // not scored); hotpot has no `validation` file for this config here → skipped.
+    std::fs::remove_file(cache.join(
+        "datasets--hotpotqa--hotpot_qa/snapshots/0123abcd/distractor/validation-00000-of-00001.parquet",
+    ))
+    .unwrap();
+    let dir = run(
+        &ws,
+        &cache,
+        "mode: stub\nseeds: [1]\ntasks:\n\
+         - {id: hf:bbeh/boolean_expressions, eval_kwargs: {num_train: 3, num_validate: 2, num_test: 4}}\n\
+         - {id: hf:hotpot_qa, eval_kwargs: {num_train: 1, num_validate: 1, num_test: 1}}\n\
+         - {id: hf:gsm8k, eval_kwargs: {num_train: \"3\"}}\n\
+         trainers: [NoOp]\n",
+        1,
+    );
+    let (_, rows) = read_csv(&dir.join("results.csv"));
+    let b = &rows[0];
+    assert_eq!(b["status"], "ok", "{b:?}");
+    // validate = rows 3, 4: "False" (stub "false": wrong), "(A)" (wrong).
+    assert_eq!(num(b, "score_val_initial"), 0.0);
+    assert_eq!(b["score_test"], "", "no test examples left: {b:?}");
+    let h = &rows[1];
+    assert_eq!(h["status"], "skipped", "{h:?}");
+    let all: String = h.values().cloned().collect::<Vec<_>>().join(" ");
+    assert!(
+        all.contains("split `validation`") && all.contains("hotpotqa/hotpot_qa"),
+        "{h:?}"
+    );
+    let g = &rows[2];
+    assert_eq!(g["status"], "failed", "a string count is refused: {g:?}");
+}
+
+#[test]
+fn validate_expands_bbeh_eight_and_list_tasks_shows_availability() {
+    let ws = Workspace::new();
+    let cache = ws.path().join("hub");
+    fixture(&cache);
+    let cfg = ws.config(
+        "v.yaml",
+        "mode: stub\ntasks:\n  - id: hf:bbeh_eight\n    eval_kwargs: {num_train: 15, num_validate: 5, num_test: 180}\ntrainers: [NoOp]\n",
+    );
+    let out = ws
+        .cmd()
+        .env("HF_HUB_CACHE", &cache)
+        .args(["validate", "--config"])
+        .arg(&cfg)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.contains("[OK] matrix: 8 jobs"), "{out}");
+    let order = [
+        "dyck_languages",
+        "geometric_shapes",
+        "linguini",
+        "causal_understanding",
+        "disambiguation_qa",
+        "boolean_expressions",
+        "movie_recommendation",
+        "boardgame_qa",
+    ];
+    let mut at = 0;
+    for s in order {
+        let needle = format!("[OK] hf:bbeh_eight/{s}");
+        let pos = out[at..]
+            .find(&needle)
+            .unwrap_or_else(|| panic!("{needle} after {at}: {out}"));
+        at += pos + needle.len();
+    }
+
+    let json: serde_json::Value = serde_json::from_slice(
+        &ws.cmd()
+            .env("HF_HUB_CACHE", &cache)
+            .args(["list-tasks", "--json", "--bench", "hf"])
+            .assert()
+            .success()
+            .get_output()
+            .stdout,
+    )
+    .unwrap();
+    let items = json.as_array().unwrap();
+    assert_eq!(items.len(), 51);
+    let by_id = |id: &str| items.iter().find(|t| t["id"] == id).unwrap();
+    assert_eq!(by_id("hf:gsm8k")["available"], true);
+    assert_eq!(
+        by_id("hf:bbeh/nycc")["available"],
+        true,
+        "the repo is cached"
+    );
+    let q = by_id("hf:qasc");
+    assert_eq!(q["available"], false);
+    assert!(
+        q["skip_reason"]
+            .as_str()
+            .unwrap()
+            .contains("huggingface-cli download --repo-type dataset allenai/qasc")
+    );
+    assert_eq!(by_id("hf:humaneval")["available"], false);
+}
+
+#[test]
+fn real_mode_sends_the_reference_messages_and_scores_the_replies() {
+    let ws = Workspace::new();
+    let cache = ws.path().join("hub");
+    fixture(&cache);
+    let server = MockServer::start(vec![]).unwrap();
+    server.set_default(ScriptedResponse::chat(
+        "Step by step... Answer: 18",
+        Some((10, 2)),
+    ));
+    let dir = run(
+        &ws,
+        &cache,
+        &format!(
+            "mode: real\nseeds: [1]\nllm:\n  provider: mock\n  base_url: {}\n  model: mock-model\n  api_key_env: null\n  max_retries: 0\n  cache_dir: {}\ntasks:\n\
+             - {{id: hf:gsm8k, eval_kwargs: {{num_train: 3, num_validate: 2, num_test: 2}}}}\n\
+             - {{id: hf:hotpot_qa, eval_kwargs: {{num_train: 2, num_validate: 2, num_test: 0}}}}\n\
+             trainers: [NoOp]\n",
+            server.base_url(),
+            ws.path().join("llm-cache").display()
+        ),
+        0,
+    );
+    let (_, rows) = read_csv(&dir.join("results.csv"));
+    // gsm8k: "Answer: 18" is extracted to "18": right for gold 18, wrong for 5; the
+    // test golds are 42 and 3.
+    let g = &rows[0];
+    assert_eq!(g["status"], "ok", "{g:?}");
+    assert_eq!(num(g, "score_val_initial"), 0.5);
+    assert_eq!(num(g, "score_test"), 0.0);
+    // NoOp scores train (3), validate (2) and test (2): one agent call per example.
+    assert_eq!(num(g, "agent_calls"), 7.0);
+    // hotpot: the whole reply, normalised "step by step answer 18", contains "swer".
+    let h = &rows[1];
+    assert_eq!(num(h, "score_val_initial"), 0.5, "{h:?}");
+    let bodies: Vec<serde_json::Value> = server
+        .requests()
+        .iter()
+        .map(|r| r.json().unwrap())
+        .collect();
+    let question_only = bodies
+        .iter()
+        .filter(|b| {
+            let m = b["messages"].as_array().unwrap();
+            m.len() == 2
+                && m[0]["role"] == "system"
+                && m[0]["content"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("Given the fields `question`, produce the fields `answer`.")
+                && m[1]["content"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("Tom has some apples")
+        })
+        .count();
+    assert_eq!(
+        question_only, 4,
+        "gsm8k: system = prompt_template, user = question"
+    );
+    let qa: Vec<&serde_json::Value> = bodies
+        .iter()
+        .filter(|b| b["messages"].as_array().unwrap().len() == 1)
+        .collect();
+    assert_eq!(num(h, "agent_calls"), 4.0);
+    assert_eq!(qa.len(), 4, "hotpot: one user message per example");
+    let text = qa[0]["messages"][0]["content"].as_str().unwrap();
+    assert_eq!(qa[0]["messages"][0]["role"], "user");
+    assert!(
+        text.starts_with(
+            "Answer the question based on the context.\n\nContext:\nParagraph 1 (Arthur's Magazine):\nArthur's Magazine was a magazine.  It began in 1844.\n\nParagraph 2 (First for Women):"
+        ) && text.ends_with("\n\nQuestion: Which magazine was started first?\n\nAnswer:"),
+        "{text}"
+    );
+}
+
+#[test]
+fn mbpp_candidates_run_against_the_unit_tests() {
+    let python = std::process::Command::new("python3")
+        .arg("-c")
+        .arg("pass")
+        .status()
+        .is_ok_and(|s| s.success());
+    if !python {
+        // Without python3 the code tasks cannot run: their jobs are skipped, saying why.
+        let ws = Workspace::new();
+        fixture(&cache_of(&ws));
+        let dir = run(
+            &ws,
+            &cache_of(&ws),
+            "mode: stub\nseeds: [1]\ntasks: [hf:mbpp]\ntrainers: [NoOp]\n",
+            0,
+        );
+        let (_, rows) = read_csv(&dir.join("results.csv"));
+        assert_eq!(rows[0]["status"], "skipped", "{:?}", rows[0]);
+        let all: String = rows[0].values().cloned().collect::<Vec<_>>().join(" ");
+        assert!(all.contains("python3"), "{all}");
+        return;
+    }
+    let ws = Workspace::new();
+    let cache = ws.path().join("hub");
+    fixture(&cache);
+    let server = MockServer::start(vec![]).unwrap();
+    server.set_default(ScriptedResponse::chat(
+        "Here it is:\n```python\ndef sq(x):\n    return x * x\n```",
+        Some((10, 2)),
+    ));
+    let dir = run(
+        &ws,
+        &cache,
+        &format!(
+            "mode: real\nseeds: [1]\nllm:\n  provider: mock\n  base_url: {}\n  model: mock-model\n  api_key_env: null\n  max_retries: 0\n  cache_dir: {}\ntasks:\n\
+             - {{id: hf:mbpp, eval_kwargs: {{num_train: 1, num_validate: 2, num_test: 1}}}}\n\
+             trainers: [NoOp]\n",
+            server.base_url(),
+            ws.path().join("llm-cache").display()
+        ),
+        0,
+    );
+    let (_, rows) = read_csv(&dir.join("results.csv"));
+    let m = &rows[0];
+    assert_eq!(m["status"], "ok", "{m:?}");
+    // validate rows 1, 2: the sq tests pass, `cube` is a NameError.
+    assert_eq!(num(m, "score_val_initial"), 0.5);
+    assert_eq!(num(m, "score_test"), 1.0);
+    let mut users = Vec::new();
+    for r in server.requests() {
+        let body = r.json().unwrap();
+        assert_eq!(body["messages"][0]["role"], "system");
+        let system = body["messages"][0]["content"].as_str().unwrap().to_string();
+        assert!(
+            system.starts_with("You are an expert Python programmer."),
+            "{system}"
+        );
+        users.push(body["messages"][1]["content"].as_str().unwrap().to_string());
+    }
+    users.sort();
+    users.dedup();
+    assert_eq!(
+        users,
+        [
+            "Write a function sq to square x.",
+            "Write cube.",
+            "Write sq again.",
+            "Write sq."
+        ]
+    );
+    // Stub mode: the stub's one-word answer is no function.
+    let ws = Workspace::new();
+    fixture(&cache_of(&ws));
+    let dir = run(
+        &ws,
+        &cache_of(&ws),
+        "mode: stub\nseeds: [1]\ntasks:\n  - {id: hf:mbpp, eval_kwargs: {num_train: 1, num_validate: 2, num_test: 1}}\ntrainers: [NoOp]\n",
+        0,
+    );
+    let (_, rows) = read_csv(&dir.join("results.csv"));
+    assert_eq!(num(&rows[0], "score_val_initial"), 0.0);
+}
+
+fn cache_of(ws: &Workspace) -> PathBuf {
+    ws.path().join("hub")
+}
