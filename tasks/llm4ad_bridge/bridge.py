@@ -56,6 +56,8 @@ def encode(value):
             return x if x == x and x not in (float("inf"), float("-inf")) else {"__float": repr(x)}
         if isinstance(x, tuple):
             return {"__tuple": [enc(v) for v in x]}
+        if isinstance(x, (set, frozenset)):
+            return {"__set": [enc(v) for v in x], "frozen": isinstance(x, frozenset)}
         if isinstance(x, list):
             return [enc(v) for v in x]
         if isinstance(x, dict):
@@ -89,6 +91,9 @@ def decode(header, buffers):
             return float(x["__float"])
         if "__tuple" in x:
             return tuple(dec(v) for v in x["__tuple"])
+        if "__set" in x:
+            items = [dec(v) for v in x["__set"]]
+            return frozenset(items) if x.get("frozen") else set(items)
         if "__dict" in x:
             return {dec(k): dec(v) for k, v in x["__dict"]}
         if "__list_array" in x:
@@ -157,11 +162,11 @@ try:
     code = compile(text, source_file, "exec", flags=__future__.annotations.compiler_flag, dont_inherit=True)
     namespace = {"__name__": "candidate"}
     exec(code, namespace)
-    function = namespace.get(entry)
-    if not callable(function):
-        defined = [n for n, v in namespace.items() if callable(v) and getattr(v, "__module__", None) == "candidate"]
-        raise NameError(f"the program does not define {entry}(...) (it defines: {', '.join(defined) or 'nothing'})")
-    reply({"ready": True, "unconfined": unconfined})
+    functions = {n: v for n, v in namespace.items()
+                 if callable(v) and getattr(v, "__module__", None) == "candidate"}
+    if entry and entry not in functions:
+        raise NameError(f"the program does not define {entry}(...) (it defines: {', '.join(functions) or 'nothing'})")
+    reply({"ready": True, "unconfined": unconfined, "functions": sorted(functions)})
 except BaseException as e:
     reply({"error": f"{type(e).__name__}: {e}"})
     sys.exit(0)
@@ -171,9 +176,9 @@ while True:
         header, buffers = read_message(channel_in, count_buffers)
     except EOFError:
         break
-    args, kwargs = decode(header, buffers)
+    name, args, kwargs = decode(header, buffers)
     try:
-        result = function(*args, **kwargs)
+        result = functions[name or entry](*args, **kwargs)
         data, _ = encode({"value": result})
     except BaseException as e:
         data, _ = encode({"error": f"{type(e).__name__}: {e}"})
@@ -200,6 +205,7 @@ class Candidate:
             raise CandidateError(ready["error"])
         # Where the kernel offers no confinement the candidate still runs, visibly.
         self.unconfined = ready.get("unconfined")
+        self.functions = ready.get("functions") or []
 
     def _receive(self):
         try:
@@ -213,8 +219,13 @@ class Candidate:
         return message
 
     def __call__(self, *args, **kwargs):
+        return self.call(None, *args, **kwargs)
+
+    def call(self, name, *args, **kwargs):
+        """Call the candidate's function `name` (None: the entry) with copies of the
+        arguments; its return value comes back as data."""
         self.calls += 1
-        data, _ = encode((list(args), kwargs))
+        data, _ = encode((name, list(args), kwargs))
         try:
             self.proc.stdin.write(data)
             self.proc.stdin.flush()

@@ -1,7 +1,9 @@
-//! HumanEval / MBPP: the candidate function is run against the dataset's unit tests in a
-//! child `python3`, as the reference's `code_exec` guide does (same harness, same
-//! outcomes), but in a fresh temporary directory with an allow-listed environment (no API
-//! keys reach the candidate) and its whole process group killed at the timeout.
+//! HumanEval / MBPP: the candidate function is run against the dataset's unit tests with
+//! the reference's outcomes (`PASS`, or the failing test line), in a fresh temporary
+//! directory with an allow-listed environment (no API keys reach the candidate) and the
+//! whole process group killed at the timeout. Unlike the reference, the tests and the
+//! candidate run in two processes (`code_tests.py`): the candidate's is confined, and it
+//! can neither print `PASS` nor patch the tests.
 
 use std::time::Duration;
 
@@ -27,29 +29,32 @@ pub fn extract_code(reply: &str) -> String {
     reply.to_string()
 }
 
-/// The reference's test script: candidate, tests and `check(entry)` inside one `try`,
-/// a `FAIL: <type>: <message> at: <line>` line on stderr when something raises.
-pub fn harness(candidate: &str, test: &str, entry: &str, setup: &str) -> String {
-    let call = if entry.is_empty() {
-        String::new()
-    } else {
-        format!("\nif 'check' in dir():\n    check({entry})\n")
-    };
-    let body = [
-        "import traceback",
-        setup,
-        candidate,
-        test,
-        &call,
-        "print('PASS')",
-    ]
-    .join("\n");
-    let indented: Vec<String> = body.lines().map(|l| format!("    {l}")).collect();
-    format!(
-        "import traceback, sys\ntry:\n{}\nexcept Exception as exc:\n    tb = traceback.extract_tb(sys.exc_info()[2])\n    frame = tb[-1] if tb else None\n    loc = f' at: {{frame.line}}' if frame and frame.line else ''\n    print(f'FAIL: {{type(exc).__name__}}: {{exc}}{{loc}}', file=sys.stderr)\n    sys.exit(1)\n",
-        indented.join("\n")
-    )
-}
+/// The test runner and the sandbox it shares with the LLM4AD bridge: the candidate runs in
+/// a confined child (no network, reads only the interpreter's files), the tests here, and
+/// every call between them is forwarded as data.
+const RUNNER_FILES: &[(&str, &str)] = &[
+    (
+        "code_tests.py",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tasks/llm4ad_bridge/code_tests.py"
+        )),
+    ),
+    (
+        "bridge.py",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tasks/llm4ad_bridge/bridge.py"
+        )),
+    ),
+    (
+        "confine.py",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tasks/llm4ad_bridge/confine.py"
+        )),
+    ),
+];
 
 /// Run the tests: `(passed, detail)`.
 pub fn run_tests(
@@ -66,9 +71,20 @@ pub fn run_tests(
         Ok(d) => d,
         Err(e) => return (false, format!("cannot create a working directory: {e}")),
     };
-    let script = dir.path().join("candidate_test.py");
-    if let Err(e) = std::fs::write(&script, harness(candidate, test, entry, setup)) {
-        return (false, format!("cannot write the test script: {e}"));
+    // The dataset's setup (imports) precedes the candidate in its own process too.
+    let spec = serde_json::json!({"entry": entry, "setup": setup});
+    let files = [
+        ("candidate.py", format!("{setup}\n{candidate}")),
+        ("tests.py", test.to_string()),
+        ("spec.json", spec.to_string()),
+    ];
+    let written = files
+        .iter()
+        .map(|(name, text)| (*name, text.as_str()))
+        .chain(RUNNER_FILES.iter().copied())
+        .try_for_each(|(name, text)| std::fs::write(dir.path().join(name), text));
+    if let Err(e) = written {
+        return (false, format!("cannot write the test files: {e}"));
     }
     let mut env: Vec<(String, String)> = ["PATH", "LANG", "LC_ALL", "TZ"]
         .iter()
@@ -78,7 +94,15 @@ pub fn run_tests(
     env.push(("HOME".into(), home.clone()));
     env.push(("TMPDIR".into(), home));
     let spec = ProcessSpec {
-        argv: vec!["python3".into(), script.to_string_lossy().into_owned()],
+        argv: [
+            "python3",
+            "code_tests.py",
+            "candidate.py",
+            "tests.py",
+            "spec.json",
+        ]
+        .map(String::from)
+        .to_vec(),
         cwd: dir.path().to_path_buf(),
         env,
         stdin: Vec::new(),
@@ -207,5 +231,36 @@ mod tests {
         let (s, fb) = score("while True:\n    pass\n", "", "", "", &quick);
         assert_eq!(s, 0.0);
         assert!(fb.contains("timed out after 0.5s"), "{fb}");
+    }
+
+    #[test]
+    fn a_wrong_candidate_cannot_print_exit_or_patch_its_way_to_a_pass() {
+        if crate::task::requires::missing(&["python3".into()]).is_some() {
+            return; // its tasks are skipped without python3 (tested above)
+        }
+        let none = EvalLimits::default();
+        let test = "def check(candidate):\n    assert candidate(1, 2) == 3\n";
+        let wrong = "def add(a, b):\n    return 0\n";
+        let forgers = [
+            format!("print('PASS')\nimport os\nos.write(1, b'PASS\\n')\n{wrong}"),
+            format!("import os\nprint('PASS', flush=True)\nos._exit(0)\n{wrong}"),
+            format!(
+                "import builtins\nbuiltins.AssertionError = type('Nope', (BaseException,), {{}})\n{wrong}"
+            ),
+            format!("import sys\nsys.modules['__main__'].check = lambda c: None\n{wrong}"),
+            "def add(a, b):\n    import os\n    os._exit(0)\n".to_string(),
+        ];
+        for program in &forgers {
+            let (s, fb) = score(program, test, "add", "", &none);
+            assert_eq!(s, 0.0, "a wrong candidate passed: {program}\n{fb}");
+        }
+        // Files outside its own directory are out of reach.
+        let secret = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(secret.path(), "3").unwrap();
+        let reader = format!(
+            "def add(a, b):\n    return int(open({:?}).read())\n",
+            secret.path().display().to_string()
+        );
+        assert_eq!(score(&reader, test, "add", "", &none).0, 0.0);
     }
 }
