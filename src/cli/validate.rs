@@ -52,6 +52,11 @@ pub fn validate(
         };
         if let Some(reason) = t.unavailable_reason() {
             println!("[SKIP] {}: {reason}", task.id);
+        } else if let Some(why) = unconfined(registry, t.id()) {
+            println!(
+                "[WARN] {}: its candidates will run unconfined ({why})",
+                task.id
+            );
         } else if args.strict && !t.has_trainable_params() {
             if task.id == "internal:non_trainable" {
                 println!("[EXPECTED] {}: no_trainable_parameters", task.id);
@@ -114,4 +119,14 @@ pub fn validate(
     }
     println!("\n{errors} error(s), {warnings} warning(s)");
     Ok(if errors > 0 { FAILURES } else { OK })
+}
+
+/// Why the candidates of a discovered LLM4AD task cannot be confined on this machine.
+fn unconfined(registry: &Registry, id: &str) -> Option<String> {
+    let discovery = registry.llm4ad_discovery()?.as_ref().ok()?;
+    let discovered = discovery
+        .tasks
+        .iter()
+        .any(|f| format!("llm4ad:{}", f.key) == id);
+    discovered.then(|| discovery.confinement.clone()).flatten()
 }

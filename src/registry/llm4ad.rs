@@ -46,6 +46,9 @@ pub struct Discovery {
     pub root: Option<serde_json::Value>,
     /// Every task, folder tasks first.
     pub tasks: Vec<Found>,
+    /// Why a candidate's process cannot be confined here (`None`: it is).
+    #[serde(default)]
+    pub confinement: Option<String>,
 }
 
 /// One discovered task.

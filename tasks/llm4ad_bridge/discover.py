@@ -11,6 +11,7 @@ import ast
 import importlib.util
 import json
 import os
+import subprocess
 import sys
 
 # What `import llm4ad` itself needs (its top-level __init__ imports these).
@@ -179,7 +180,22 @@ def main():
         keys = {t["key"] for t in folder}
         tasks = folder + [t for t in tasks if t["key"] not in keys]
     out["tasks"] = tasks
+    out["confinement"] = confinement()
     print(json.dumps(out))
+
+
+def confinement():
+    """None when a candidate's process can be confined here (confine.py in a child),
+    else why not: `validate` warns, and each verdict says so."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        code = open(os.path.join(here, "confine.py"), encoding="utf-8").read()
+        probe = subprocess.run([sys.executable, "-I", "-c", code + "\nprint(repr(unconfined))"],
+                               capture_output=True, text=True, timeout=30)
+        reason = ast.literal_eval(probe.stdout.strip().splitlines()[-1])
+    except Exception as e:
+        return f"the confinement probe failed: {e}"
+    return reason
 
 
 if __name__ == "__main__":
