@@ -410,3 +410,35 @@ fn run_logger_is_accepted_recorded_and_changes_job_ids_as_the_reference() {
         .stderr(contains("unknown logger override `Bogus`"))
         .stderr(contains("the command line (`--logger`)"));
 }
+
+#[test]
+fn reference_only_trainers_and_harness_suites_run_as_skipped_jobs() {
+    let ws = Workspace::new();
+    let run = ws.run_ok(
+        "seeds: [1]\ntasks: [internal:numeric_param, veribench:all, veribench:some_task, terminal_bench:hello]\ntrainers:\n  - id: PrioritySearch\n    params_variants: [{ps_steps: 1}]\n  - id: BeamsearchAlgorithm\n    params_variants: [{beam_width: 2}]\n  - id: DSPyTrainer\n",
+    );
+    let (_, rows) = common::read_csv(&run.join("results.csv"));
+    assert_eq!(rows.len(), 12, "veribench:all is the placeholder");
+    for r in &rows {
+        let runs = r["task_id"] == "internal:numeric_param" && r["trainer_id"] == "PrioritySearch";
+        assert_eq!(r["status"], if runs { "ok" } else { "skipped" }, "{r:?}");
+    }
+    let beam = rows
+        .iter()
+        .find(|r| r["trainer_id"] == "BeamsearchAlgorithm")
+        .unwrap();
+    assert!(
+        beam["feedback"].contains("exists in the Python reference"),
+        "{beam:?}"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r["task_id"] == "veribench:smoke_placeholder")
+    );
+    // A trainer no tool has stays an error with did-you-mean.
+    assert_refused(
+        &Workspace::new(),
+        "tasks: [internal:numeric_param]\ntrainers: [BeamsearchAlgoritm]\n",
+        "unknown trainer `BeamsearchAlgoritm`",
+    );
+}

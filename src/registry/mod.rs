@@ -310,10 +310,15 @@ impl Registry {
     /// Why a task id this registry does not have cannot run, with the fix where one is
     /// known (LLM4AD ids name the package to install or the folder to pass).
     pub fn missing_reason(&self, id: &str) -> String {
-        if crate::task::manifest_suite(id) == "llm4ad" {
-            llm4ad::missing_reason(id, self.llm4ad.as_deref())
-        } else {
-            format!("task `{id}` is not available in this build")
+        match crate::task::manifest_suite(id) {
+            "llm4ad" => llm4ad::missing_reason(id, self.llm4ad.as_deref()),
+            "veribench" => format!(
+                "task `{id}` needs the reference's VeriBench harness, which this build does not include"
+            ),
+            "terminal_bench" => format!(
+                "task `{id}` needs the reference's Terminal-Bench (Harbor) harness, which this build does not include"
+            ),
+            _ => format!("task `{id}` is not available in this build"),
         }
     }
 

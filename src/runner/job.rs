@@ -300,6 +300,9 @@ impl Attempt<'_, '_> {
     /// The trainer with the job's knobs; `Err` names the problem.
     fn algorithm(&self) -> Result<Algorithm, EarlyEnd> {
         let Some(preset) = self.registry.trainer(&self.job.trainer_id) else {
+            if let Some(reason) = crate::spec::reference_only_trainer(&self.job.trainer_id) {
+                return Err(EarlyEnd::Skipped(reason));
+            }
             return Err(EarlyEnd::Failed(
                 "unknown_trainer",
                 format!("trainer `{}` is not available", self.job.trainer_id),

@@ -50,6 +50,42 @@ pub fn logger_override(value: &str) -> LoggerOverride {
     }
 }
 
+/// Trainers the Python reference's OpenTrace versions expose that this build does not
+/// implement: configs naming them run, their jobs `skipped` with the reason.
+pub const REFERENCE_ONLY_TRAINERS: &[&str] = &[
+    "AggregatedUpdate",
+    "BasicSearchAlgorithm",
+    "BeamSearch",
+    "BeamsearchAlgorithm",
+    "BeamsearchHistoryAlgorithm",
+    "DSPyTrainer",
+    "Minibatch",
+    "NoOpTrainer",
+    "OpenEvolveTrainer",
+    "POLCA",
+    "ParetobasedPS",
+    "PrioritySearch_with_Regressor",
+    "SequentialSearch",
+    "SequentialUpdate",
+    "StreamingPrioritySearch",
+    "TextGradTrainer",
+    "UCBSearchAlgorithm",
+];
+
+/// Why a trainer of the reference that this build lacks is skipped.
+pub fn reference_only_trainer(id: &str) -> Option<String> {
+    REFERENCE_ONLY_TRAINERS.contains(&id).then(|| {
+        format!(
+            "trainer `{id}` exists in the Python reference but is not implemented in this build"
+        )
+    })
+}
+
+/// Suites whose tasks need the reference's own harnesses (VeriBench, Terminal-Bench/Harbor):
+/// any id in them runs as `skipped` with the reason, as the reference skips them when its
+/// harness is not installed.
+pub const HARNESS_SUITES: &[&str] = &["veribench", "terminal_bench"];
+
 /// Task ids the Python reference lists (for configs naming tasks this build lacks).
 const REFERENCE_CATALOG: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -138,7 +174,8 @@ fn check_objective_mode(i: usize, task: &TaskEntry, known: &Task, out: &mut Vec<
 /// A task this build does not have.
 fn missing_task(i: usize, task: &TaskEntry, registry: &Registry) -> Diagnostic {
     let key = format!("tasks[{i}]");
-    if in_reference_catalog(&task.id) {
+    let harness = HARNESS_SUITES.contains(&crate::task::manifest_suite(&task.id));
+    if in_reference_catalog(&task.id) || harness {
         Diagnostic::warning(
             key,
             task.span,
@@ -161,7 +198,15 @@ fn check_trainers(config: &Config, registry: &Registry, strict: bool, out: &mut 
     for (t, trainer) in config.trainers.iter().enumerate() {
         let key = format!("trainers[{t}]");
         let Some(preset) = registry.trainer(&trainer.id) else {
-            out.push(unknown_trainer(key, trainer, registry));
+            out.push(match reference_only_trainer(&trainer.id) {
+                Some(reason) => Diagnostic::warning(
+                    key,
+                    trainer.span,
+                    format!("{reason}; its jobs will be skipped"),
+                )
+                .with_hint("`trace-bench list-trainers` shows the trainers this build runs"),
+                None => unknown_trainer(key, trainer, registry),
+            });
             continue;
         };
         check_variants(&key, trainer, preset, strict, out);
