@@ -295,3 +295,21 @@ fn job_meta_and_manifest_carry_the_references_resolved_fields() {
         "both kept"
     );
 }
+
+#[test]
+fn a_runs_own_snapshot_reruns_as_the_same_run_and_reuses_every_job() {
+    let ws = Workspace::new();
+    let cfg = ws.config(
+        "c.yaml",
+        "seeds: [1, 2]\ntasks: [internal:numeric_param]\ntrainers:\n  - id: PrioritySearch\n    params_variants: [{ps_steps: 1}]\n  - id: GEPA-Base\n    optimizer_kwargs: {memory_size: 3}\n    params_variants: [{gepa_iters: 1}]\n",
+    );
+    let run = ws.run_named(&cfg, "snap");
+    let snapshot = run.join("meta/config.snapshot.yaml");
+    ws.cmd()
+        .args(["run", "--config"])
+        .arg(&snapshot)
+        .args(["--run-id", "snap"])
+        .assert()
+        .success()
+        .stdout(contains("(0 executed, 4 reused"));
+}

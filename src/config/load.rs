@@ -247,6 +247,7 @@ impl Decoder<'_> {
             let key = e.key.replace('-', "_");
             if TOP_LEVEL_KNOBS.contains(&key.as_str())
                 && let Some(value) = self.json(&e.value, &key)
+                && !is_empty_mapping(&value)
             {
                 trainer_kwargs.insert(key.clone(), value.clone());
                 defaults.push(Knob {
@@ -749,7 +750,9 @@ impl Decoder<'_> {
         }
         for e in entry_knobs {
             let key = e.key.replace('-', "_");
-            if let Some(v) = self.json(&e.value, &key) {
+            if let Some(v) = self.json(&e.value, &key)
+                && !is_empty_mapping(&v)
+            {
                 base.params.insert(key.clone(), v);
                 base.key_spans.insert(key, e.key_span);
             }
@@ -816,6 +819,13 @@ impl Decoder<'_> {
         }
         trainer
     }
+}
+
+/// An empty `eval_kwargs: {}` / `optimizer_kwargs: {}` copies nothing into the variants:
+/// the run's own `meta/config.snapshot.yaml` writes them empty, and re-running it must give
+/// the same jobs.
+fn is_empty_mapping(value: &Json) -> bool {
+    value.as_object().is_some_and(|m| m.is_empty())
 }
 
 fn join(prefix: &str, key: &str) -> String {

@@ -93,10 +93,20 @@ fn walk(path: &str, old: Option<&Json>, new: Option<&Json>, out: &mut Vec<Change
     }
 }
 
+/// `null` for what means "no setting": absent, `null`, an empty mapping.
+fn nothing(v: Option<&Json>) -> &Json {
+    match v {
+        Some(Json::Object(m)) if m.is_empty() => &Json::Null,
+        Some(v) => v,
+        None => &Json::Null,
+    }
+}
+
 /// Equal values; numbers compare by value (`3` and `3.0` are the same setting), and an
-/// absent key equals `null`.
+/// absent key equals `null` and an empty mapping (snapshots of older versions wrote empty
+/// `eval_kwargs` / `optimizer_kwargs` that newer ones leave out).
 fn same(a: Option<&Json>, b: Option<&Json>) -> bool {
-    match (a.unwrap_or(&Json::Null), b.unwrap_or(&Json::Null)) {
+    match (nothing(a), nothing(b)) {
         (Json::Number(x), Json::Number(y)) => x.as_f64() == y.as_f64(),
         (x, y) => x == y,
     }
