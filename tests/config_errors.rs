@@ -442,3 +442,25 @@ fn reference_only_trainers_and_harness_suites_run_as_skipped_jobs() {
         "unknown trainer `BeamsearchAlgoritm`",
     );
 }
+
+#[test]
+fn a_scalar_seeds_value_is_one_seed_with_a_warning_and_an_error_under_strict() {
+    let ws = Workspace::new();
+    let cfg = ws.config(
+        "s.yaml",
+        "seeds: 3\ntasks: [internal:numeric_param]\ntrainers: [NoOp]\n",
+    );
+    ws.cmd()
+        .args(["validate", "--config"])
+        .arg(&cfg)
+        .assert()
+        .success()
+        .stderr(contains("`seeds: 3` means one seed, 3"))
+        .stderr(contains("seeds: [1, 2, 3]"))
+        .stdout(contains("seed=3"));
+    ws.cmd()
+        .args(["validate", "--strict", "--config"])
+        .arg(&cfg)
+        .assert()
+        .code(1);
+}

@@ -476,7 +476,22 @@ impl Decoder<'_> {
                     .enumerate()
                     .filter_map(|(i, n)| self.integer(n, &format!("seeds[{i}]")))
                     .collect(),
-                yaml::Value::Int(i) => vec![*i],
+                yaml::Value::Int(i) => {
+                    // The reference reads `seeds: 3` as the one seed 3: easy to mistake for
+                    // "three seeds".
+                    let msg = format!("`seeds: {i}` means one seed, {i} (not {i} seeds)");
+                    let d = if self.strict {
+                        Diagnostic::error("seeds", node.span, msg)
+                    } else {
+                        Diagnostic::warning("seeds", node.span, msg)
+                    };
+                    let list: Vec<String> = (1..=(*i).clamp(1, 5)).map(|s| s.to_string()).collect();
+                    self.diags.push(d.with_hint(format!(
+                        "write a list: `seeds: [{i}]` for this one seed, `seeds: [{}]` for several",
+                        list.join(", ")
+                    )));
+                    vec![*i]
+                }
                 yaml::Value::Null => Vec::new(),
                 _ => {
                     self.type_error(node, "seeds", "a list of integers");
