@@ -464,3 +464,19 @@ fn a_scalar_seeds_value_is_one_seed_with_a_warning_and_an_error_under_strict() {
         .assert()
         .code(1);
 }
+
+#[test]
+fn a_trainer_entrys_own_trainer_kwargs_is_its_single_variant_as_in_the_reference() {
+    let ws = Workspace::new();
+    let cfg = ws.config(
+        "tk.yaml",
+        "runs_dir: runs\nmode: stub\nseeds: [123]\ntasks:\n  - id: internal:numeric_param\ntrainers:\n  - id: PrioritySearch\n    trainer_kwargs: {ps_steps: 1, ps_batches: 1}\n",
+    );
+    ws.cmd()
+        .args(["validate", "--strict", "--config"])
+        .arg(&cfg)
+        .assert()
+        .success()
+        .stdout(contains("job 806f391306ae"))
+        .stdout(contains("0 error(s), 0 warning(s)"));
+}

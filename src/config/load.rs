@@ -87,6 +87,7 @@ const TRAINER_KEYS: &[&str] = &[
     "key",
     "params_variants",
     "params",
+    "trainer_kwargs",
     "optimizer",
     "optimizer_kwargs",
     "guide",
@@ -799,7 +800,14 @@ impl Decoder<'_> {
         trainer.guide_kwargs = opt_map(self, "guide_kwargs");
         trainer.logger = opt_str(self, "logger");
         trainer.logger_kwargs = opt_map(self, "logger_kwargs");
-        let variants: Vec<&Node> = match (node.get("params_variants"), node.get("params")) {
+        // The reference: without `params_variants`, `params` (when non-empty) or else the
+        // entry's `trainer_kwargs` is the single variant.
+        let params = node
+            .get("params")
+            .filter(|p| !matches!(&p.value, yaml::Value::Map(m) if m.is_empty()))
+            .or_else(|| node.get("trainer_kwargs"))
+            .or_else(|| node.get("params"));
+        let variants: Vec<&Node> = match (node.get("params_variants"), params) {
             (Some(n), _) => match &n.value {
                 yaml::Value::Seq(items) => items.iter().collect(),
                 yaml::Value::Null => Vec::new(),
