@@ -480,3 +480,34 @@ fn a_trainer_entrys_own_trainer_kwargs_is_its_single_variant_as_in_the_reference
         .stdout(contains("job 806f391306ae"))
         .stdout(contains("0 error(s), 0 warning(s)"));
 }
+
+#[test]
+fn validate_names_each_jobs_variant_and_no_ok_matrix_after_a_fail() {
+    let ws = Workspace::new();
+    let cfg = ws.config(
+        "v.yaml",
+        "seeds: [1]\ntasks: [internal:numeric_param]\ntrainers:\n  - id: PrioritySearch\n    params_variants: [{ps_steps: 1}, {ps_steps: 2}]\n",
+    );
+    ws.cmd()
+        .args(["validate", "--config"])
+        .arg(&cfg)
+        .assert()
+        .success()
+        .stdout(contains(
+            "x PrioritySearch variant 0 {\"ps_steps\":1} (seed=1)",
+        ))
+        .stdout(contains(
+            "x PrioritySearch variant 1 {\"ps_steps\":2} (seed=1)",
+        ));
+    let bad = ws.config(
+        "b.yaml",
+        "seeds: [1]\ntasks: [internal:numeric_param]\ntrainers: [PrioritySerch, PrioritySearch]\n",
+    );
+    ws.cmd()
+        .args(["validate", "--config"])
+        .arg(&bad)
+        .assert()
+        .code(1)
+        .stdout(contains("[FAIL] trainer PrioritySerch"))
+        .stdout(contains("[OK] matrix").not());
+}

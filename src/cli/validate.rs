@@ -80,13 +80,31 @@ pub fn validate(
     if jobs.is_empty() {
         println!("[FAIL] matrix: no jobs expanded");
     } else {
+        // After a [FAIL] the matrix is what would run once the errors are fixed, not OK.
+        let state = if errors == 0 { "OK" } else { "CHECK" };
         println!(
-            "\n[OK] matrix: {} jobs expanded deterministically",
+            "\n[{state}] matrix: {} jobs expanded deterministically",
             jobs.len()
         );
         for j in jobs {
+            // Two variants of one trainer would otherwise print identical-looking lines.
+            let variants = config
+                .trainers
+                .iter()
+                .filter(|t| t.id == j.trainer_id)
+                .map(|t| t.params_variants.len())
+                .sum::<usize>();
+            let variant = if variants > 1 {
+                format!(
+                    " variant {} {}",
+                    j.variant_index,
+                    serde_json::Value::Object(j.raw_params.clone())
+                )
+            } else {
+                String::new()
+            };
             println!(
-                "  job {}: {} x {} (seed={})",
+                "  job {}: {} x {}{variant} (seed={})",
                 j.job_id, j.task_id, j.trainer_id, j.seed
             );
         }
