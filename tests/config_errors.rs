@@ -511,3 +511,26 @@ fn validate_names_each_jobs_variant_and_no_ok_matrix_after_a_fail() {
         .stdout(contains("[FAIL] trainer PrioritySerch"))
         .stdout(contains("[OK] matrix").not());
 }
+
+#[test]
+fn typos_in_set_keys_are_command_line_errors_and_alias_typos_get_suggestions() {
+    let ws = Workspace::new();
+    let cfg = ws.config(
+        "c.yaml",
+        "seeds: [1]\ntasks: [internal:numeric_param]\ntrainers:\n  - id: PrioritySearch\n    params_variants: [{ps_step: 1}]\n",
+    );
+    ws.cmd()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .args(["--set", "max_wrokers=2"])
+        .assert()
+        .code(2)
+        .stderr(contains("unknown run-level key `max_wrokers`"))
+        .stderr(contains("the command line (`--set max_wrokers`)"))
+        .stderr(contains("did you mean `max_workers`?"));
+    ws.cmd()
+        .args(["validate", "--config"])
+        .arg(&cfg)
+        .assert()
+        .stderr(contains("did you mean `ps_steps`?"));
+}

@@ -301,7 +301,12 @@ impl Decoder<'_> {
                     ))
                 });
                 let msg = format!("unknown {what} `{}`", e.key);
-                let d = if self.strict {
+                // A key only `--set` wrote (it has no place in the file) is a typo on the
+                // command line, and setting nothing is never what was meant: an error.
+                let from_set = e.key_span.line == 0;
+                let d = if from_set {
+                    Diagnostic::error(format!("--set {path}"), e.key_span, msg)
+                } else if self.strict {
                     Diagnostic::error(&path, e.key_span, msg)
                 } else {
                     Diagnostic::warning(&path, e.key_span, msg)

@@ -253,7 +253,9 @@ fn check_variants(
             }
             let names = preset.knob_names();
             let knobs = format!("`{}` knobs: {}", preset.id, names.join(", "));
-            let hint = match suggestion(name, names.iter().copied()) {
+            // Aliases too: `ps_step` is a typo of the alias `ps_steps`.
+            let aliases = preset.aliases.keys().map(String::as_str);
+            let hint = match suggestion(name, names.iter().copied().chain(aliases)) {
                 Some(s) => format!("{s}; {knobs}"),
                 None => knobs,
             };
