@@ -142,7 +142,11 @@ fn an_auth_error_stops_the_run_early() {
         .args(["--run-id", "auth", "--max-workers", "1"])
         .assert()
         .code(1)
-        .stderr(contains("stopping the run"));
+        .stderr(contains("stopping the run"))
+        // The endpoint at the start, the cause at the end, not only in the files.
+        .stderr(contains(format!("LLM mock-model at {}", server.base_url())))
+        .stdout(contains("failed (1 job(s)): "))
+        .stdout(contains("Incorrect API key"));
     assert_eq!(server.requests().len(), 1, "no call after the 401");
     let (_, rows) = read_csv(&ws.path().join("runs/auth/results.csv"));
     assert_eq!(rows[0]["status"], "failed");

@@ -91,6 +91,12 @@ pub fn run(args: &RunArgs, registry: &Registry, llm4ad: &Llm4adSources) -> Resul
         plan.config.max_workers,
         if fresh { "" } else { ", resuming" }
     );
+    if let Some(settings) = llm.settings() {
+        eprintln!(
+            "trace-bench: LLM {} at {} (provider {})",
+            settings.model, settings.base_url, settings.provider
+        );
+    }
     let cancel = Cancel::new();
     on_interrupt(&cancel, &plan);
     let progress = ProgressSink::new(plan.jobs.len());
@@ -108,6 +114,7 @@ pub fn run(args: &RunArgs, registry: &Registry, llm4ad: &Llm4adSources) -> Resul
     let report = execute(&plan, registry, &fanout, &llm, &cancel)?;
     progress.finish();
     print_table(&report.summary);
+    print_causes(&plan);
     let executed = report
         .dispositions
         .iter()
@@ -178,6 +185,48 @@ pub fn run(args: &RunArgs, registry: &Registry, llm4ad: &Llm4adSources) -> Resul
             OK
         },
     )
+}
+
+/// Why jobs failed or were skipped, grouped by cause (from the final manifest), so the
+/// terminal says what the files say.
+fn print_causes(plan: &Plan) {
+    let Ok(manifest) = crate::artifacts::atomic::read_json::<crate::results::manifest::Manifest>(
+        &plan.run_dir.manifest(),
+    ) else {
+        return;
+    };
+    let mut groups: Vec<(String, String, usize)> = Vec::new();
+    for job in &manifest.jobs {
+        let status = job.status.as_str();
+        if !matches!(status, "failed" | "timeout" | "skipped") {
+            continue;
+        }
+        let reason = job.reason.as_deref().unwrap_or_default();
+        let line: String = reason
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .take(200)
+            .collect();
+        match groups
+            .iter_mut()
+            .find(|(s, r, _)| s == status && *r == line)
+        {
+            Some(g) => g.2 += 1,
+            None => groups.push((status.to_string(), line, 1)),
+        }
+    }
+    const SHOWN: usize = 8;
+    for (status, reason, n) in groups.iter().take(SHOWN) {
+        println!("{status} ({n} job(s)): {reason}");
+    }
+    if groups.len() > SHOWN {
+        println!(
+            "… and {} more cause(s): see meta/manifest.json",
+            groups.len() - SHOWN
+        );
+    }
 }
 
 /// Refuse to resume a run whose config changed since it was planned.

@@ -37,6 +37,22 @@ pub fn validate(
         println!("[FAIL] config: {}", source.name);
         return Ok(FAILURES);
     };
+    if config.mode == crate::vocab::Mode::Real {
+        let env = |name: &str| std::env::var(name).ok();
+        if let Ok(s) = crate::llm::settings::LlmSettings::from_config(&config.llm, &env) {
+            println!(
+                "[OK] llm: {} at {} (provider {}, key from {})",
+                s.model,
+                s.base_url,
+                s.provider,
+                if s.api_key_env.is_empty() {
+                    "nowhere: no auth"
+                } else {
+                    s.api_key_env.as_str()
+                }
+            );
+        }
+    }
     for task in &config.tasks {
         if suites
             .as_ref()
