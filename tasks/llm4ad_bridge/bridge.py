@@ -73,7 +73,7 @@ def encode(value):
         raise TypeError(f"cannot forward a value of type {type(x).__name__}")
 
     header = json.dumps(enc(value)).encode()
-    parts = [struct.pack(">I", len(header)), header]
+    parts = [struct.pack(">II", len(header), len(buffers)), header]
     for b in buffers:
         parts += [struct.pack(">Q", len(b)), b]
     return b"".join(parts), len(buffers)
@@ -111,20 +111,34 @@ def decode(header, buffers):
     return dec(json.loads(header))
 
 
-def read_message(stream, count_buffers):
-    raw = stream.read(4)
-    if len(raw) < 4:
+# Limits on what the other side may announce (a candidate must not make the evaluator
+# allocate without bound); far above any task's payload (bp_2d: ~2 MB per call).
+MAX_HEADER = 64 << 20
+MAX_BUFFER = 512 << 20
+MAX_BUFFERS = 1 << 16
+
+
+def read_exactly(stream, n):
+    data = stream.read(n)
+    if len(data) < n:
         raise EOFError("the other side closed the channel")
-    header = stream.read(struct.unpack(">I", raw)[0])
+    return data
+
+
+def read_message(stream):
+    """One frame: header length and buffer count (4 bytes each), the JSON header, then
+    each buffer as an 8-byte length and its bytes."""
+    header_len, count = struct.unpack(">II", read_exactly(stream, 8))
+    if header_len > MAX_HEADER or count > MAX_BUFFERS:
+        raise ValueError("oversized message")
+    header = read_exactly(stream, header_len)
     buffers = []
-    for _ in range(count_buffers(header)):
-        n = struct.unpack(">Q", stream.read(8))[0]
-        buffers.append(stream.read(n))
+    for _ in range(count):
+        n = struct.unpack(">Q", read_exactly(stream, 8))[0]
+        if n > MAX_BUFFER:
+            raise ValueError("oversized buffer")
+        buffers.append(read_exactly(stream, n))
     return header, buffers
-
-
-def count_buffers(header):
-    return header.count(b'"buffer"')
 '''
 exec(CODEC)
 
@@ -173,7 +187,7 @@ except BaseException as e:
 
 while True:
     try:
-        header, buffers = read_message(channel_in, count_buffers)
+        header, buffers = read_message(channel_in)
     except EOFError:
         break
     name, args, kwargs = decode(header, buffers)
@@ -209,7 +223,7 @@ class Candidate:
 
     def _receive(self):
         try:
-            header, buffers = read_message(self.proc.stdout, count_buffers)
+            header, buffers = read_message(self.proc.stdout)
             message = decode(header, buffers)
         except Exception as e:
             code = self.proc.poll()

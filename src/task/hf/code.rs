@@ -254,6 +254,10 @@ mod tests {
             let (s, fb) = score(program, test, "add", "", &none);
             assert_eq!(s, 0.0, "a wrong candidate passed: {program}\n{fb}");
         }
+        // Values travel as data whatever they hold (a key named like the codec's own).
+        let dicts = "def f():\n    return {'buffer': [1, (2, 3)], 's': {4}}\n";
+        let check = "assert f() == {'buffer': [1, (2, 3)], 's': {4}}";
+        assert_eq!(score(dicts, check, "", "", &none).0, 1.0);
         // Files outside its own directory are out of reach.
         let secret = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(secret.path(), "3").unwrap();
