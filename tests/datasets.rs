@@ -265,3 +265,36 @@ fn an_agent_failing_mid_run_stops_the_job_at_once() {
         server.requests().len()
     );
 }
+
+#[test]
+fn each_example_of_the_final_evaluation_is_recorded_and_counted() {
+    let ws = Workspace::new();
+    let run = ws.run_ok(
+        "mode: stub\nseeds: [1]\ntasks: [datasets:arithmetic]\ntrainers:\n  - id: PrioritySearch\n    params_variants: [{ps_steps: 3}]\n",
+    );
+    let (_, rows) = read_csv(&run.join("results.csv"));
+    let r = &rows[0];
+    let records =
+        common::read_jsonl(&run.join(format!("jobs/{}/artifacts/examples.jsonl", r["job_id"])));
+    let split = |s: &str| {
+        records
+            .iter()
+            .filter(|e| e["split"] == s)
+            .collect::<Vec<_>>()
+    };
+    let (validation, test) = (split("validation"), split("test"));
+    assert!(!validation.is_empty() && !test.is_empty(), "{records:?}");
+    for e in &records {
+        assert!(
+            e["input"].is_string() && e["expected"]["answer"].is_number(),
+            "{e}"
+        );
+        assert!(e["reply"].is_string() && e["score"].is_number(), "{e}");
+    }
+    let correct = validation.iter().filter(|e| e["score"] == 1.0).count();
+    assert_eq!(r["examples_correct"], correct.to_string());
+    assert_eq!(r["examples_total"], validation.len().to_string());
+    // The counts agree with the score (mean over the validation examples).
+    let mean: f64 = r["score_val_final"].parse().unwrap();
+    assert!((mean - correct as f64 / validation.len() as f64).abs() < 1e-9);
+}

@@ -196,6 +196,12 @@ impl JobDir {
         self.artifacts_dir().join("llm_calls.jsonl")
     }
 
+    /// `artifacts/examples.jsonl`: the final parameters on each example of the evaluation
+    /// and test splits.
+    pub fn examples(&self) -> PathBuf {
+        self.artifacts_dir().join("examples.jsonl")
+    }
+
     /// `tb/`
     pub fn tb_dir(&self) -> PathBuf {
         self.root.join("tb")

@@ -123,6 +123,13 @@ pub struct JobOutcome {
     /// Completion tokens of the dataset agent.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub agent_completion_tokens: u64,
+    /// Dataset tasks: examples of the evaluation split the final parameters got right
+    /// (score 1), and how many there were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub examples_correct: Option<u64>,
+    /// See `examples_correct`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub examples_total: Option<u64>,
 }
 
 impl JobOutcome {
@@ -155,6 +162,8 @@ impl JobOutcome {
             agent_calls: 0,
             agent_prompt_tokens: 0,
             agent_completion_tokens: 0,
+            examples_correct: None,
+            examples_total: None,
         }
     }
 }
@@ -173,6 +182,26 @@ pub struct ParetoPoint {
     pub metrics: std::collections::BTreeMap<String, f64>,
     /// Its parameter values.
     pub params: Kwargs,
+}
+
+/// How the job's final parameters did on one example of the evaluation or test split, so a
+/// researcher sees what failed. Written to `artifacts/examples.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExampleRecord {
+    /// `validation`, `train` (when the task has no validation split) or `test`.
+    pub split: crate::task::SplitName,
+    /// Position of the example in its split (0-based).
+    pub index: usize,
+    /// The question (the example's input).
+    pub input: serde_json::Value,
+    /// What the scorer expects (the example's `info`: the answer, hints, tests).
+    pub expected: serde_json::Value,
+    /// What the candidate or agent answered.
+    pub reply: String,
+    /// Its score.
+    pub score: f64,
+    /// The scorer's feedback.
+    pub feedback: String,
 }
 
 /// One LLM request and its answer (or error), secrets redacted.
@@ -279,6 +308,9 @@ pub enum EventKind {
     /// `events.jsonl` (prompts are large); it carries the `seq` of the event that reports
     /// the call (`llm_call`, or the `warning` of a failed call) so the two files join.
     LlmTranscript(Box<LlmTranscript>),
+    /// One example of the final evaluation, attached like a transcript (to
+    /// `artifacts/examples.jsonl`, carrying the `seq` of `job_finished`).
+    ExampleRecord(Box<ExampleRecord>),
     /// Something worth a look that did not stop the job.
     Warning {
         /// Step, when it belongs to one.

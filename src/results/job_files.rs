@@ -29,6 +29,7 @@ struct Open {
     log: BufWriter<File>,
     history_file: BufWriter<File>,
     llm_calls: BufWriter<File>,
+    examples: BufWriter<File>,
     history: Vec<StepRecord>,
     llm: LlmInfo,
     started_at: String,
@@ -89,6 +90,7 @@ impl JobFilesSink {
             log: create(dir.job_log())?,
             history_file: create(dir.state_history())?,
             llm_calls: create(dir.llm_calls())?,
+            examples: create(dir.examples())?,
             history: Vec::new(),
             llm: llm.clone(),
             started_at: event.ts.clone(),
@@ -107,7 +109,13 @@ impl JobFilesSink {
             let path = path.display().to_string();
             move |e| SinkError::io(format!("cannot write `{path}`"), e)
         };
-        for mut w in [open.events, open.log, open.history_file, open.llm_calls] {
+        for mut w in [
+            open.events,
+            open.log,
+            open.history_file,
+            open.llm_calls,
+            open.examples,
+        ] {
             w.flush().map_err(io(dir.root()))?;
             w.get_ref().sync_all().map_err(io(dir.root()))?;
         }
@@ -193,9 +201,16 @@ impl EventSink for JobFilesSink {
         let path = self.run_dir.job(&job.job_id).root().display().to_string();
         let io = |e| SinkError::io(format!("cannot append to job files in `{path}`"), e);
         let line = serde_json::to_string(event).unwrap_or_default();
-        if let EventKind::LlmTranscript(_) = &event.kind {
-            writeln!(state.llm_calls, "{line}").map_err(io)?;
-            return state.llm_calls.flush().map_err(io);
+        match &event.kind {
+            EventKind::LlmTranscript(_) => {
+                writeln!(state.llm_calls, "{line}").map_err(io)?;
+                return state.llm_calls.flush().map_err(io);
+            }
+            EventKind::ExampleRecord(_) => {
+                // Flushed with the others when the job finishes (it comes right before).
+                return writeln!(state.examples, "{line}").map_err(io);
+            }
+            _ => {}
         }
         writeln!(state.events, "{line}").map_err(io)?;
         state.events.flush().map_err(io)?;
@@ -327,7 +342,8 @@ fn log_line(event: &Event) -> Option<String> {
         EventKind::Candidate { .. }
         | EventKind::Eval { .. }
         | EventKind::LlmCall { .. }
-        | EventKind::LlmTranscript(_) => {
+        | EventKind::LlmTranscript(_)
+        | EventKind::ExampleRecord(_) => {
             return None;
         }
     })

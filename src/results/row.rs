@@ -69,6 +69,12 @@ pub struct ResultRow {
     /// Multi-objective tasks: every metric of the best parameters (validation split).
     #[serde(default)]
     pub metrics: std::collections::BTreeMap<String, f64>,
+    /// Dataset tasks: evaluation-split examples the final parameters got right, and the
+    /// split's size (empty elsewhere); each example is in `artifacts/examples.jsonl`.
+    #[serde(default)]
+    pub examples_correct: Option<u64>,
+    #[serde(default)]
+    pub examples_total: Option<u64>,
     // Dataset tasks: what the agent answering the examples spent (0 elsewhere), apart
     // from the optimizer's calls and tokens above.
     #[serde(default)]
@@ -128,6 +134,8 @@ pub const COLUMNS: &[&str] = &[
     "attempts",
     "raw_params",
     "metrics",
+    "examples_correct",
+    "examples_total",
     "agent_calls",
     "agent_prompt_tokens",
     "agent_completion_tokens",
@@ -273,6 +281,8 @@ impl ResultRow {
             attempts: 1,
             raw_params: job.raw_params.clone(),
             metrics: outcome.metrics.clone(),
+            examples_correct: outcome.examples_correct,
+            examples_total: outcome.examples_total,
             agent_calls: outcome.agent_calls,
             agent_prompt_tokens: outcome.agent_prompt_tokens,
             agent_completion_tokens: outcome.agent_completion_tokens,
@@ -332,6 +342,12 @@ impl ResultRow {
             self.attempts.to_string(),
             k(&self.raw_params),
             super::metrics_cell(&self.metrics),
+            self.examples_correct
+                .map(|n| n.to_string())
+                .unwrap_or_default(),
+            self.examples_total
+                .map(|n| n.to_string())
+                .unwrap_or_default(),
             self.agent_calls.to_string(),
             self.agent_prompt_tokens.to_string(),
             self.agent_completion_tokens.to_string(),

@@ -7,14 +7,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::backend::LlmFactory;
-use crate::events::{Emitter, EventKind, EventSink, JobOutcome, SinkError};
+use crate::events::{Emitter, EventKind, EventSink, ExampleRecord, JobOutcome, SinkError};
 use crate::llm::{Llm, LlmError};
 use crate::matrix::Job;
 use crate::optimizer::{Protocol, protocol_for};
 use crate::registry::Registry;
 use crate::stop::{Cancel, JobStop, StopReason, Stopped};
 use crate::task::agent::AgentHandle;
-use crate::task::{EvalLimits, Example, SplitName, Task};
+use crate::task::{EvalLimits, EvaluatorKind, Example, ExampleResult, SplitName, Task};
 use crate::trainer::{Algorithm, Counters, Ctx, Monitor, TrainResult};
 use crate::vocab::JobStatus;
 use crate::vocab::Kwargs;
@@ -230,13 +230,38 @@ impl Attempt<'_, '_> {
             outcome.score_val_initial = initial_score;
             return Ok(outcome);
         }
+        let mut finals = finals;
+        // Accuracy counts where examples are answered right or wrong (score 1 or 0).
+        let counted = matches!(
+            task.evaluator_kind(),
+            EvaluatorKind::Dataset | EvaluatorKind::Hf
+        );
+        let (eval_split, _) = task.eval_split();
+        let evaluated: Vec<&ExampleRecord> = finals
+            .records
+            .iter()
+            .filter(|r| r.split == eval_split)
+            .collect();
+        let accuracy = counted.then(|| {
+            let correct = evaluated.iter().filter(|r| r.score >= 1.0).count() as u64;
+            (correct, evaluated.len() as u64)
+        });
+        for record in std::mem::take(&mut finals.records) {
+            self.emitter
+                .emit_attached(EventKind::ExampleRecord(Box::new(record)));
+        }
         let scores = Scores {
             initial: initial_score,
             evaluator_calls: result.counters.metric_calls + monitor.calls + finals.test_calls,
             metrics: monitor.metrics(&result.best_params),
             finals,
         };
-        Ok(finished(self.protocol, initial, scores, result))
+        let mut outcome = finished(self.protocol, initial, scores, result);
+        if let Some((correct, total)) = accuracy {
+            outcome.examples_correct = Some(correct);
+            outcome.examples_total = Some(total);
+        }
+        Ok(outcome)
     }
 
     /// The job's own copy of its task: limits, objective mode and agent bound; `Err` when
@@ -386,17 +411,23 @@ struct Finals {
     score_test: Option<f64>,
     /// Evaluator calls of the test split.
     test_calls: u64,
+    /// Each example of the evaluation and test splits (`artifacts/examples.jsonl`).
+    records: Vec<ExampleRecord>,
 }
 
 /// Score the trainer's parameters on the evaluation split (through the monitor) and on
 /// the test split.
 fn final_scores(task: &Task, monitor: &mut Monitor, best: &Kwargs) -> Finals {
     let (score, feedback) = monitor.score(task, best);
+    let (eval_split, eval_examples) = task.eval_split();
+    let mut records = records_of(eval_split, eval_examples, monitor.examples(best));
     let test = &task.manifest.splits.test;
     let score_test = (!test.is_empty())
         .then(|| {
             let refs: Vec<&Example> = test.iter().collect();
-            task.evaluate(best, SplitName::Test, &refs).score
+            let e = task.evaluate(best, SplitName::Test, &refs);
+            records.extend(records_of(SplitName::Test, test, &e.examples));
+            e.score
         })
         .flatten();
     Finals {
@@ -404,7 +435,30 @@ fn final_scores(task: &Task, monitor: &mut Monitor, best: &Kwargs) -> Finals {
         feedback,
         score_test,
         test_calls: test.len() as u64,
+        records,
     }
+}
+
+/// Example records of one split: the examples zipped with their results.
+fn records_of(
+    split: SplitName,
+    examples: &[Example],
+    results: &[ExampleResult],
+) -> Vec<ExampleRecord> {
+    examples
+        .iter()
+        .zip(results)
+        .enumerate()
+        .map(|(index, (ex, r))| ExampleRecord {
+            split,
+            index,
+            input: ex.input.clone(),
+            expected: ex.info.clone(),
+            reply: r.output.clone(),
+            score: r.score,
+            feedback: r.feedback.clone(),
+        })
+        .collect()
 }
 
 /// What a finished job scored, besides the trainer's result.

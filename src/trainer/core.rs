@@ -12,7 +12,7 @@ use crate::llm::{Llm, LlmError, Message};
 use crate::optimizer::{ExampleTrace, HistoryEntry, ProblemInstance, Protocol};
 use crate::rng::Rng;
 use crate::stop::{JobStop, StopReason, Stopped};
-use crate::task::{Evaluation, Example, SplitName, Task};
+use crate::task::{Evaluation, Example, ExampleResult, SplitName, Task};
 use crate::vocab::Kwargs;
 
 /// What a trainer has spent.
@@ -53,7 +53,7 @@ impl Monitor {
     /// Score and summary of `params` on the evaluation split.
     pub fn score(&mut self, task: &Task, params: &Kwargs) -> (Option<f64>, String) {
         let key = serde_json::to_string(params).unwrap_or_default();
-        if let Some((score, summary, _)) = self.cache.get(&key) {
+        if let Some((score, summary, _, _)) = self.cache.get(&key) {
             return (*score, summary.clone());
         }
         let (split, examples) = task.eval_split();
@@ -61,8 +61,15 @@ impl Monitor {
         self.calls += refs.len() as u64;
         let e = task.evaluate(params, split, &refs);
         self.cache
-            .insert(key, (e.score, e.summary.clone(), e.metrics));
+            .insert(key, (e.score, e.summary.clone(), e.metrics, e.examples));
         (e.score, e.summary)
+    }
+
+    /// The per-example results of `params` from their last [`score`](Self::score) (empty
+    /// if never scored).
+    pub fn examples(&self, params: &Kwargs) -> &[ExampleResult] {
+        let key = serde_json::to_string(params).unwrap_or_default();
+        self.cache.get(&key).map_or(&[], |(_, _, _, e)| e)
     }
 
     /// The metrics of `params` from their last [`score`](Self::score) (empty if never
@@ -71,13 +78,18 @@ impl Monitor {
         let key = serde_json::to_string(params).unwrap_or_default();
         self.cache
             .get(&key)
-            .map(|(_, _, m)| m.clone())
+            .map(|(_, _, m, _)| m.clone())
             .unwrap_or_default()
     }
 }
 
-/// A cached monitor evaluation: score, summary, metrics.
-type Scored = (Option<f64>, String, BTreeMap<String, f64>);
+/// A cached monitor evaluation: score, summary, metrics, per-example results.
+type Scored = (
+    Option<f64>,
+    String,
+    BTreeMap<String, f64>,
+    Vec<ExampleResult>,
+);
 
 /// One entry of a trainer's final pool (memory, buffer or program list).
 #[derive(Debug, Clone, PartialEq)]
