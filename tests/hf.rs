@@ -516,28 +516,33 @@ fn validate_expands_bbeh_eight_and_list_tasks_shows_availability() {
     assert_eq!(by_id("hf:humaneval")["available"], false);
 }
 
-#[test]
-fn real_mode_sends_the_reference_messages_and_scores_the_replies() {
+/// A real-mode NoOp run of `tasks` (YAML list items) against the loopback mock answering
+/// every call with `reply`; the workspace, the mock and the run directory.
+fn real_mode_run(reply: &str, tasks: &str) -> (Workspace, MockServer, PathBuf) {
     let ws = Workspace::new();
     let cache = ws.path().join("hub");
     fixture(&cache);
     let server = MockServer::start(vec![]).unwrap();
-    server.set_default(ScriptedResponse::chat(
-        "Step by step... Answer: 18",
-        Some((10, 2)),
-    ));
+    server.set_default(ScriptedResponse::chat(reply, Some((10, 2))));
     let dir = run(
         &ws,
         &cache,
         &format!(
-            "mode: real\nseeds: [1]\nllm:\n  provider: mock\n  base_url: {}\n  model: mock-model\n  api_key_env: null\n  max_retries: 0\n  cache_dir: {}\ntasks:\n\
-             - {{id: hf:gsm8k, eval_kwargs: {{num_train: 3, num_validate: 2, num_test: 2}}}}\n\
-             - {{id: hf:hotpot_qa, eval_kwargs: {{num_train: 2, num_validate: 2, num_test: 0}}}}\n\
-             trainers: [NoOp]\n",
+            "mode: real\nseeds: [1]\nllm:\n  provider: mock\n  base_url: {}\n  model: mock-model\n  api_key_env: null\n  max_retries: 0\n  cache_dir: {}\ntasks:\n{tasks}trainers: [NoOp]\n",
             server.base_url(),
             ws.path().join("llm-cache").display()
         ),
         0,
+    );
+    (ws, server, dir)
+}
+
+#[test]
+fn real_mode_sends_the_reference_messages_and_scores_the_replies() {
+    let (_ws, server, dir) = real_mode_run(
+        "Step by step... Answer: 18",
+        "- {id: hf:gsm8k, eval_kwargs: {num_train: 3, num_validate: 2, num_test: 2}}\n\
+         - {id: hf:hotpot_qa, eval_kwargs: {num_train: 2, num_validate: 2, num_test: 0}}\n",
     );
     let (_, rows) = read_csv(&dir.join("results.csv"));
     // gsm8k: "Answer: 18" is extracted to "18": right for gold 18, wrong for 5; the
@@ -615,25 +620,9 @@ fn mbpp_candidates_run_against_the_unit_tests() {
         assert!(all.contains("python3"), "{all}");
         return;
     }
-    let ws = Workspace::new();
-    let cache = ws.path().join("hub");
-    fixture(&cache);
-    let server = MockServer::start(vec![]).unwrap();
-    server.set_default(ScriptedResponse::chat(
+    let (_ws, server, dir) = real_mode_run(
         "Here it is:\n```python\ndef sq(x):\n    return x * x\n```",
-        Some((10, 2)),
-    ));
-    let dir = run(
-        &ws,
-        &cache,
-        &format!(
-            "mode: real\nseeds: [1]\nllm:\n  provider: mock\n  base_url: {}\n  model: mock-model\n  api_key_env: null\n  max_retries: 0\n  cache_dir: {}\ntasks:\n\
-             - {{id: hf:mbpp, eval_kwargs: {{num_train: 1, num_validate: 2, num_test: 1}}}}\n\
-             trainers: [NoOp]\n",
-            server.base_url(),
-            ws.path().join("llm-cache").display()
-        ),
-        0,
+        "- {id: hf:mbpp, eval_kwargs: {num_train: 1, num_validate: 2, num_test: 1}}\n",
     );
     let (_, rows) = read_csv(&dir.join("results.csv"));
     let m = &rows[0];
