@@ -256,7 +256,8 @@ fn list_commands_match_the_reference_format() {
     let out = ws.stdout_of(&["list-tasks", "--bench", "internal"]);
     assert_eq!(
         out,
-        "internal:code_param\ninternal:numeric_param\ninternal:multi_param\ninternal:non_trainable\ninternal:multiobjective_convex\n"
+        "internal:code_param\ninternal:numeric_param\ninternal:multi_param\ninternal:non_trainable\ninternal:multiobjective_convex\n\
+         internal:multiobjective_bbeh\ninternal:multiobjective_gsm8k\n"
     );
     let out = ws.stdout_of(&["list-tasks"]);
     let ids: Vec<String> = out.lines().map(str::to_string).collect();

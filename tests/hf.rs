@@ -16,7 +16,7 @@ mod mock_server;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use common::{Workspace, read_csv};
+use common::{Workspace, read_csv, read_json, read_jsonl};
 use mock_server::{MockServer, ScriptedResponse};
 use parquet::basic::Compression;
 use parquet::data_type::{ByteArray, ByteArrayType};
@@ -667,4 +667,66 @@ fn mbpp_candidates_run_against_the_unit_tests() {
 
 fn cache_of(ws: &Workspace) -> PathBuf {
     ws.path().join("hub")
+}
+
+/// `internal:multiobjective_gsm8k` reads openai/gsm8k from the cache when it is there:
+/// the rows RandomState(42) picks, the endpoint's tokens as metrics.
+#[test]
+fn multiobjective_gsm8k_draws_its_rows_from_the_cache() {
+    let (_ws, server, dir) = real_mode_run(
+        "Adding them up gives 18.\n#### 18",
+        "- {id: internal:multiobjective_gsm8k, eval_kwargs: {objective_mode: weighted}}\n",
+    );
+    let (_, rows) = read_csv(&dir.join("results.csv"));
+    let row = &rows[0];
+    assert_eq!(row["status"], "ok", "{row:?}");
+    assert_eq!(
+        (
+            row["examples_correct"].as_str(),
+            row["examples_total"].as_str()
+        ),
+        ("1", "6")
+    );
+    let job = dir.join("jobs").join(&row["job_id"]);
+    let meta = read_json(&job.join("job_meta.json"));
+    assert!(
+        meta["examples_source"]
+            .as_str()
+            .unwrap()
+            .contains("datasets--openai--gsm8k")
+    );
+    let records = read_jsonl(&job.join("artifacts/examples.jsonl"));
+    let inputs: Vec<&str> = records
+        .iter()
+        .map(|r| r["input"].as_str().unwrap())
+        .collect();
+    // RandomState(42).permutation(6) = [0, 1, 5, 2, 4, 3].
+    let q = |n: &str| format!("Tom has some apples and gets more. Total {n}");
+    assert_eq!(
+        inputs,
+        [
+            q("1").as_str(),
+            &q("2"),
+            "unused row",
+            &q("3"),
+            "How many apples?",
+            &q("18")
+        ]
+    );
+    assert_eq!(records[5]["correct"], true);
+    assert_eq!(
+        records[5]["feedback"],
+        "expected=18 predicted=18 tokens_in=10 tokens_out=2"
+    );
+    // System prompt + problem, one call per example; the mock's usage is the metric.
+    let m: serde_json::Value = serde_json::from_str(&row["metrics"]).unwrap();
+    assert_eq!(
+        (m["tokens_in"].as_f64(), m["tokens_out"].as_f64()),
+        (Some(10.0), Some(2.0))
+    );
+    let score: f64 = row["score_val"].parse().unwrap();
+    assert!((score - -(5.0 / 6.0 + 0.012)).abs() < 1e-9, "{score}");
+    let first = server.requests()[0].json().unwrap();
+    assert_eq!(first["messages"][0]["role"], "system");
+    assert_eq!(first["messages"][1]["content"], q("1"));
 }

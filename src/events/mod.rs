@@ -130,6 +130,10 @@ pub struct JobOutcome {
     /// See `examples_correct`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub examples_total: Option<u64>,
+    /// Where the examples were read from, when that depends on the machine (`hf:` tasks,
+    /// the multi-objective tasks' pools).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub examples_source: Option<String>,
 }
 
 impl JobOutcome {
@@ -164,6 +168,7 @@ impl JobOutcome {
             agent_completion_tokens: 0,
             examples_correct: None,
             examples_total: None,
+            examples_source: None,
         }
     }
 }
@@ -200,6 +205,9 @@ pub struct ExampleRecord {
     pub reply: String,
     /// Its score.
     pub score: f64,
+    /// Whether it was answered right, when the scorer says right or wrong.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correct: Option<bool>,
     /// The scorer's feedback.
     pub feedback: String,
 }

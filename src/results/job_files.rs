@@ -283,6 +283,7 @@ fn job_meta(
         "logger_kwargs": r.logger_kwargs,
         "eval_kwargs": r.eval_kwargs,
         "feedback": outcome.map(|o| o.feedback.clone()).unwrap_or_default(),
+        "examples_source": outcome.and_then(|o| o.examples_source.clone()),
         "llm": {"llm_provider": llm.provider, "llm_model": llm.model, "llm_base_url": llm.base_url, "stub": llm.stub},
         "started_at": started_at,
         "finished_at": finished_at,

@@ -14,7 +14,7 @@ use crate::optimizer::{Protocol, protocol_for};
 use crate::registry::Registry;
 use crate::stop::{Cancel, JobStop, StopReason, Stopped};
 use crate::task::agent::AgentHandle;
-use crate::task::{EvalLimits, EvaluatorKind, Example, ExampleResult, SplitName, Task};
+use crate::task::{EvalLimits, Example, ExampleResult, SplitName, Task};
 use crate::trainer::{Algorithm, Counters, Ctx, Monitor, TrainResult};
 use crate::vocab::JobStatus;
 use crate::vocab::Kwargs;
@@ -231,20 +231,17 @@ impl Attempt<'_, '_> {
             return Ok(outcome);
         }
         let mut finals = finals;
-        // Accuracy counts where examples are answered right or wrong (score 1 or 0).
-        let counted = matches!(
-            task.evaluator_kind(),
-            EvaluatorKind::Dataset | EvaluatorKind::Hf
-        );
+        // Accuracy counts where the scorer says right or wrong for every example.
         let (eval_split, _) = task.eval_split();
-        let evaluated: Vec<&ExampleRecord> = finals
+        let verdicts: Option<Vec<bool>> = finals
             .records
             .iter()
             .filter(|r| r.split == eval_split)
+            .map(|r| r.correct)
             .collect();
-        let accuracy = counted.then(|| {
-            let correct = evaluated.iter().filter(|r| r.score >= 1.0).count() as u64;
-            (correct, evaluated.len() as u64)
+        let accuracy = verdicts.filter(|v| !v.is_empty()).map(|v| {
+            let correct = v.iter().filter(|&&c| c).count() as u64;
+            (correct, v.len() as u64)
         });
         for record in std::mem::take(&mut finals.records) {
             self.emitter
@@ -257,6 +254,7 @@ impl Attempt<'_, '_> {
             finals,
         };
         let mut outcome = finished(self.protocol, initial, scores, result);
+        outcome.examples_source = task.examples_source().map(str::to_string);
         if let Some((correct, total)) = accuracy {
             outcome.examples_correct = Some(correct);
             outcome.examples_total = Some(total);
@@ -456,6 +454,7 @@ fn records_of(
             expected: ex.info.clone(),
             reply: r.output.clone(),
             score: r.score,
+            correct: r.correct,
             feedback: r.feedback.clone(),
         })
         .collect()

@@ -37,6 +37,27 @@ impl StubAgent {
             .pop()
             .unwrap_or_else(|| "unknown".into())
     }
+
+    /// [`StubAgent::answer`] with the token estimates a stub-mode agent counts.
+    pub fn reply(prompt: &str, example: &Example) -> Reply {
+        let text = Self::answer(prompt, example);
+        Reply {
+            prompt_tokens: estimate_tokens(prompt) + estimate_tokens(&input_text(&example.input)),
+            completion_tokens: estimate_tokens(&text),
+            text,
+        }
+    }
+}
+
+/// One answer of the agent and what it cost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// The answer.
+    pub text: String,
+    /// Prompt tokens of the call (the endpoint's usage; estimated for the stub).
+    pub prompt_tokens: u64,
+    /// Completion tokens of the call.
+    pub completion_tokens: u64,
 }
 
 /// Who answers: the stub rule, or an LLM (real mode).
@@ -115,7 +136,7 @@ impl AgentHandle {
     /// Answer `example` with `prompt` as the system message: messages
     /// `[system: prompt, user: input]`.
     pub fn answer(&self, prompt: &str, example: &Example) -> Result<String, LlmError> {
-        self.answer_with(prompt, example, false)
+        self.answer_with(prompt, example, false).map(|r| r.text)
     }
 
     /// [`AgentHandle::answer`], or with `user_only` one user message
@@ -125,19 +146,14 @@ impl AgentHandle {
         prompt: &str,
         example: &Example,
         user_only: bool,
-    ) -> Result<String, LlmError> {
+    ) -> Result<Reply, LlmError> {
         let mut state = self.lock();
         if let Some(e) = &state.failure {
             return Err(e.clone());
         }
         let input = input_text(&example.input);
-        let (text, prompt_tokens, completion_tokens) = match &mut state.backend {
-            AgentBackend::Stub => {
-                let text = StubAgent::answer(prompt, example);
-                let tokens = estimate_tokens(prompt) + estimate_tokens(&input);
-                let completion = estimate_tokens(&text);
-                (text, tokens, completion)
-            }
+        let reply = match &mut state.backend {
+            AgentBackend::Stub => StubAgent::reply(prompt, example),
             AgentBackend::Llm(llm) => {
                 let messages = if user_only {
                     vec![Message::new("user", format!("{prompt}\n\n{input}"))]
@@ -152,7 +168,11 @@ impl AgentHandle {
                     feedback: String::new(),
                 };
                 match llm.complete(&request) {
-                    Ok(r) => (r.content, r.usage.prompt_tokens, r.usage.completion_tokens),
+                    Ok(r) => Reply {
+                        text: r.content,
+                        prompt_tokens: r.usage.prompt_tokens,
+                        completion_tokens: r.usage.completion_tokens,
+                    },
                     Err(e) => {
                         state.usage.calls += 1;
                         if state.deadline.is_none_or(|d| Instant::now() < d) {
@@ -164,9 +184,9 @@ impl AgentHandle {
             }
         };
         state.usage.calls += 1;
-        state.usage.prompt_tokens += prompt_tokens;
-        state.usage.completion_tokens += completion_tokens;
-        Ok(text)
+        state.usage.prompt_tokens += reply.prompt_tokens;
+        state.usage.completion_tokens += reply.completion_tokens;
+        Ok(reply)
     }
 }
 

@@ -86,6 +86,7 @@ fn numeric_distance(params: &[Param], values: &Kwargs, ex: &Example) -> ExampleR
                         p.name,
                         other.map_or_else(|| text_of(values.get(&p.name)), |x| x.to_string())
                     ),
+                    correct: None,
                 };
             }
         }
@@ -97,12 +98,14 @@ fn numeric_distance(params: &[Param], values: &Kwargs, ex: &Example) -> ExampleR
             metrics: BTreeMap::new(),
             feedback: format!("output={output}, target={}", python_float_repr(t)),
             output,
+            correct: None,
         },
         None => ExampleResult {
             output,
             score: -1.0,
             metrics: BTreeMap::new(),
             feedback: "the example has no numeric target".into(),
+            correct: None,
         },
     }
 }
@@ -124,6 +127,7 @@ fn six_hump_camel(values: &Kwargs) -> ExampleResult {
             score: -1.0,
             feedback: "invalid action: x1 and x2 must be numbers in [-2, 2]".into(),
             metrics: [("base_loss".into(), 1e6), ("reg_loss".into(), 1e6)].into(),
+            correct: None,
         };
     };
     let base = (4.0 - 2.1 * x1 * x1 + x1.powi(4) / 3.0) * x1 * x1
@@ -137,6 +141,7 @@ fn six_hump_camel(values: &Kwargs) -> ExampleResult {
             "base_loss (six-hump camel) = {base:.4}, reg_loss (x1^2 + x2^2) = {reg:.4}; both should be lower"
         ),
         metrics: [("base_loss".into(), base), ("reg_loss".into(), reg)].into(),
+        correct: None,
     }
 }
 
@@ -152,6 +157,7 @@ fn exact_match(params: &[Param], values: &Kwargs, ex: &Example) -> ExampleResult
         score: if ok { 1.0 } else { 0.0 },
         metrics: BTreeMap::new(),
         feedback: if ok { "Correct" } else { "Mismatch" }.into(),
+        correct: None,
     }
 }
 
@@ -181,6 +187,7 @@ fn greeting_template(values: &Kwargs, ex: &Example) -> ExampleResult {
             format!("Expected: {expected}")
         },
         output,
+        correct: None,
     }
 }
 
@@ -209,5 +216,6 @@ fn language_greeting(values: &Kwargs, ex: &Example) -> ExampleResult {
             format!("Expected a greeting in language `{lang}` (such as '{word}'), got '{output}'")
         },
         output,
+        correct: None,
     }
 }

@@ -117,6 +117,7 @@ impl CommandEvaluator {
             score: self.failure_score,
             feedback,
             metrics: BTreeMap::new(),
+            correct: None,
         }
     }
 
@@ -268,7 +269,8 @@ pub fn evaluator_env(dir: &Path) -> Vec<(String, String)> {
 }
 
 /// The evaluator's verdict: the whole stdout, or its last line that is a JSON object, as
-/// `{"score": number, "feedback"?: string, "output"?: any, "metrics"?: {name: number}}`.
+/// `{"score": number, "feedback"?: string, "output"?: any, "metrics"?: {name: number},
+/// "correct"?: bool}`.
 fn parse_verdict(stdout: &str) -> Result<ExampleResult, String> {
     let value: Json = serde_json::from_str(stdout.trim())
         .ok()
@@ -309,11 +311,17 @@ fn parse_verdict(stdout: &str) -> Result<ExampleResult, String> {
             .collect::<Result<_, _>>()?,
         Some(other) => return Err(format!("evaluator `metrics` is not an object: {other}")),
     };
+    let correct = match value.get("correct") {
+        None | Some(Json::Null) => None,
+        Some(Json::Bool(b)) => Some(*b),
+        Some(other) => return Err(format!("evaluator `correct` is not true or false: {other}")),
+    };
     Ok(ExampleResult {
         output,
         score,
         feedback,
         metrics,
+        correct,
     })
 }
 

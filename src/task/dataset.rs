@@ -36,6 +36,10 @@ pub enum Metric {
     Regex,
     /// An `hf:` task: the reference's scorer of the task type (`task::hf::score`).
     Hf(super::hf::catalog::TaskType),
+    /// The final number of a GSM8K solution (after `####`, else the last number) equals
+    /// the expected one's; metrics `error` (0/1) and the call's `tokens_in`/`tokens_out`
+    /// (`internal:multiobjective_gsm8k`).
+    Gsm8kFinal,
 }
 
 impl Metric {
@@ -47,6 +51,7 @@ impl Metric {
             Metric::Numeric { .. } => "numeric",
             Metric::Regex => "regex",
             Metric::Hf(kind) => kind.name(),
+            Metric::Gsm8kFinal => "gsm8k_final",
         }
     }
 
@@ -62,8 +67,9 @@ impl Metric {
             "contains" => Ok(Metric::Contains),
             "numeric" => Ok(Metric::Numeric { tolerance }),
             "regex" => Ok(Metric::Regex),
+            "gsm8k_final" => Ok(Metric::Gsm8kFinal),
             other => Err(format!(
-                "evaluator.metric `{other}` is unknown (exact_match, contains, numeric, regex)"
+                "evaluator.metric `{other}` is unknown (exact_match, contains, numeric, regex, gsm8k_final)"
             )),
         }
     }
@@ -186,6 +192,55 @@ pub fn last_number(text: &str) -> Option<f64> {
         .last()
 }
 
+/// The final answer of a GSM8K-style solution, normalised as the reference's
+/// multi-objective task does: the first number after a `####` marker, else the last
+/// number of the text (`-`, comma groups, decimals and a `/denominator` allowed); commas
+/// dropped, integers canonical (`007` → `7`, `-0` → `0`), whole decimals as integers
+/// (`18.0` → `18`), other decimals as written. `None` when there is no number (or a
+/// marker with none after it).
+pub fn gsm8k_final_answer(text: &str) -> Option<String> {
+    static RE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| {
+        Regex::new(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?")
+            .unwrap_or_else(|e| unreachable!("constant regex: {e}"))
+    });
+    let found = match text.find("####") {
+        Some(at) => re.find(&text[at + 4..])?,
+        None => re.find_iter(text).last()?,
+    };
+    let plain = found.as_str().replace(',', "");
+    if let Ok(n) = plain.parse::<i128>() {
+        return Some(n.to_string());
+    }
+    if let Some((whole, frac)) = plain.split_once('.')
+        && !frac.contains('/')
+        && frac.bytes().all(|b| b == b'0')
+        && let Ok(n) = whole.parse::<i128>()
+    {
+        return Some(n.to_string());
+    }
+    Some(plain)
+}
+
+fn gsm8k_score(reply: &str, example: &Example) -> ExampleResult {
+    let (gold_text, hint) = expected(example);
+    let gold = gsm8k_final_answer(&gold_text);
+    let pred = gsm8k_final_answer(reply);
+    let ok = gold.is_some() && gold == pred;
+    let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "None".into());
+    let hint = hint
+        .filter(|_| !ok)
+        .map(|h| format!(" hint='{h}'"))
+        .unwrap_or_default();
+    ExampleResult {
+        output: reply.trim().chars().take(200).collect(),
+        score: if ok { 1.0 } else { 0.0 },
+        feedback: format!("expected={} predicted={}{hint}", show(&gold), show(&pred)),
+        metrics: [("error".to_string(), if ok { 0.0 } else { 1.0 })].into(),
+        correct: Some(ok),
+    }
+}
+
 fn number_regex() -> &'static Regex {
     static RE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
     RE.get_or_init(|| {
@@ -288,23 +343,36 @@ impl DatasetEvaluator {
             Some(other) => other.to_string(),
             None => String::new(),
         };
-        let answer = match agent {
+        let reply = match agent {
             Some(agent) => {
                 let user_only = matches!(self.metric, Metric::Hf(kind) if kind.qa_agent());
                 agent.answer_with(&prompt, example, user_only)
             }
-            None => Ok(StubAgent::answer(&prompt, example)),
+            None => Ok(StubAgent::reply(&prompt, example)),
         };
-        match answer {
-            Ok(answer) => match self.metric {
-                Metric::Hf(kind) => super::hf::score::score_within(kind, &answer, example, limits),
-                _ => self.score(&answer, example),
+        match reply {
+            Ok(reply) => match self.metric {
+                Metric::Hf(kind) => {
+                    super::hf::score::score_within(kind, &reply.text, example, limits)
+                }
+                Metric::Gsm8kFinal => {
+                    let mut result = gsm8k_score(&reply.text, example);
+                    let (tin, tout) = (reply.prompt_tokens, reply.completion_tokens);
+                    result
+                        .feedback
+                        .push_str(&format!(" tokens_in={tin} tokens_out={tout}"));
+                    result.metrics.insert("tokens_in".into(), tin as f64);
+                    result.metrics.insert("tokens_out".into(), tout as f64);
+                    result
+                }
+                _ => self.score(&reply.text, example),
             },
             Err(e) => ExampleResult {
                 output: String::new(),
                 score: 0.0,
                 feedback: format!("the agent failed: {e}"),
                 metrics: Default::default(),
+                correct: Some(false),
             },
         }
     }
@@ -312,8 +380,10 @@ impl DatasetEvaluator {
     /// Score one answer: 1 when the metric accepts it, else 0 with feedback naming the
     /// expected answer and the example's hint.
     pub fn score(&self, answer: &str, example: &Example) -> ExampleResult {
-        if let Metric::Hf(kind) = self.metric {
-            return super::hf::score::score(kind, answer, example);
+        match self.metric {
+            Metric::Hf(kind) => return super::hf::score::score(kind, answer, example),
+            Metric::Gsm8kFinal => return gsm8k_score(answer, example),
+            _ => {}
         }
         let (want, hint) = expected(example);
         let ok = match self.metric {
@@ -328,7 +398,7 @@ impl DatasetEvaluator {
                     _ => false,
                 }
             }
-            Metric::Hf(_) => false,
+            Metric::Hf(_) | Metric::Gsm8kFinal => false,
             Metric::Regex => self
                 .regexes
                 .get(&want)
@@ -350,6 +420,7 @@ impl DatasetEvaluator {
             score: if ok { 1.0 } else { 0.0 },
             feedback,
             metrics: Default::default(),
+            correct: Some(ok),
         }
     }
 }

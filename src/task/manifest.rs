@@ -101,6 +101,9 @@ pub struct TaskManifest {
     /// them the task's jobs are `skipped` with the reason.
     #[serde(default)]
     pub requires: Vec<String>,
+    /// Examples drawn per job from a pool (the multi-objective tasks; docs/tasks.md).
+    #[serde(default)]
+    pub sample: Option<super::sample::SampleSpec>,
 }
 
 fn default_memory() -> u32 {

@@ -14,6 +14,7 @@ pub mod manifest;
 pub mod objective;
 pub mod process;
 pub mod requires;
+pub mod sample;
 pub mod server;
 
 use std::collections::BTreeMap;
@@ -28,6 +29,24 @@ pub use manifest::{
     EvaluatorKind, EvaluatorSpec, TaskManifest, parse_manifest, suite_of as manifest_suite,
 };
 pub use objective::{ObjectiveConfig, ObjectiveError, ObjectiveMode};
+
+/// Why a task cannot be bound to a job's `eval_kwargs`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BindError {
+    /// An `hf:` task's data.
+    #[error(transparent)]
+    Hf(#[from] hf::HfError),
+    /// A sampled task's pool or counts.
+    #[error(transparent)]
+    Sample(#[from] sample::SampleError),
+}
+
+impl BindError {
+    /// Whether the data is simply not downloaded (the job is `skipped`, not `failed`).
+    pub fn is_missing_data(&self) -> bool {
+        matches!(self, BindError::Hf(e) if e.is_missing_data())
+    }
+}
 
 /// One parameter of a task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -109,6 +128,9 @@ pub struct ExampleResult {
     pub feedback: String,
     /// Named metrics, for multi-objective tasks (empty otherwise).
     pub metrics: BTreeMap<String, f64>,
+    /// Whether a right-or-wrong example was answered right (dataset and `hf:` tasks, and
+    /// command verdicts that say so); `None` when the score is a grade, not a verdict.
+    pub correct: Option<bool>,
 }
 
 /// The outcome of evaluating one parameter set on a list of examples.
@@ -173,6 +195,8 @@ pub struct Task {
     objective_mode: ObjectiveMode,
     /// The job's agent (dataset tasks); `None`: the stub agent, uncounted.
     agent: Option<agent::AgentHandle>,
+    /// Where a job's examples were read from, when that depends on the machine.
+    examples_source: Option<String>,
 }
 
 impl Task {
@@ -233,6 +257,7 @@ impl Task {
             limits: EvalLimits::default(),
             objective_mode,
             agent: None,
+            examples_source: None,
         })
     }
 
@@ -249,13 +274,32 @@ impl Task {
     }
 
     /// This task for a job with `eval_kwargs`: an `hf:` task reads its examples from the
-    /// hub cache here (counts from `eval_kwargs`); other tasks are unchanged.
-    pub fn for_eval_kwargs(&self, eval_kwargs: &Kwargs) -> Result<Self, hf::HfError> {
+    /// hub cache here (counts from `eval_kwargs`), a task with a `sample` block draws
+    /// them from its pool; other tasks are unchanged.
+    pub fn for_eval_kwargs(&self, eval_kwargs: &Kwargs) -> Result<Self, BindError> {
         if self.manifest.evaluator.kind == EvaluatorKind::Hf {
-            hf::bind(self, eval_kwargs)
-        } else {
-            Ok(self.clone())
+            let mut task = hf::bind(self, eval_kwargs)?;
+            task.examples_source = hf::parse_id(self.id())
+                .and_then(|(entry, _)| {
+                    hf::cache::snapshot(&hf::cache::hub_cache(), entry.dataset_id)
+                })
+                .map(|s| format!("hub cache `{}`", s.display()));
+            return Ok(task);
         }
+        let Some(spec) = &self.manifest.sample else {
+            return Ok(self.clone());
+        };
+        let cwd = std::env::current_dir().unwrap_or_default();
+        let (splits, source) = spec.draw(&self.manifest.splits.train, eval_kwargs, &cwd)?;
+        let mut task = self.clone();
+        task.manifest.splits = splits;
+        task.examples_source = Some(source.to_string());
+        Ok(task)
+    }
+
+    /// Where this job's examples were read from (`hf:` and sampled tasks).
+    pub fn examples_source(&self) -> Option<&str> {
+        self.examples_source.as_deref()
     }
 
     /// This task for one job: evaluations respect `limits`.

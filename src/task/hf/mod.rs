@@ -189,6 +189,7 @@ fn manifest(entry: &Entry, id: String, cache_root: &std::path::Path) -> TaskMani
         } else {
             Vec::new()
         },
+        sample: None,
     }
 }
 

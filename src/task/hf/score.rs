@@ -319,6 +319,7 @@ pub fn score_within(
         score,
         feedback,
         metrics: Default::default(),
+        correct: Some(score >= 1.0),
     }
 }
 

@@ -4,6 +4,8 @@
 //! future build: a crate's "standard" RNG may change its algorithm between versions, so
 //! the algorithm is fixed here, in a few lines, and pinned by tests.
 
+pub mod numpy;
+
 use sha2::{Digest, Sha256};
 
 /// A deterministic stream of pseudo-random numbers.
