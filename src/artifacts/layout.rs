@@ -50,6 +50,18 @@ impl RunDir {
         self.meta_dir().join("manifest.json")
     }
 
+    /// `meta/locks/<job_id>.lock`: held by the process running that job of a shared run.
+    pub fn job_lock(&self, job_id: &JobId) -> PathBuf {
+        self.meta_dir()
+            .join("locks")
+            .join(format!("{}.lock", job_id.as_str()))
+    }
+
+    /// `meta/slurm/`: batch scripts and submissions of the Slurm executor.
+    pub fn slurm_dir(&self) -> PathBuf {
+        self.meta_dir().join("slurm")
+    }
+
     /// `meta/run.lock`: held by the process running this directory.
     pub fn lock_file(&self) -> PathBuf {
         self.meta_dir().join("run.lock")

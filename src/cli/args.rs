@@ -47,6 +47,39 @@ pub enum Command {
     /// Compare two runs job by job (same task, trainer, variant, seed) and gate on regressions; writes gate.json.
     #[command(after_help = COMPARE_HELP)]
     Compare(CompareArgs),
+    /// Where a run stands: jobs per status from the job directories, the Slurm array's state, what is left (exit 0 only when every job has a final status).
+    Status(StatusArgs),
+    /// Run one Slurm array task's jobs of a planned run directory (what the batch script calls).
+    RunJob(RunJobArgs),
+}
+
+/// `status`
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The run directory (`<runs_dir>/<run_id>`).
+    pub run_dir: PathBuf,
+}
+
+/// `run-job`
+#[derive(Debug, Args)]
+pub struct RunJobArgs {
+    /// The run directory (`<runs_dir>/<run_id>`), planned by `run --executor slurm`.
+    pub run_dir: PathBuf,
+    /// The array task (`$SLURM_ARRAY_TASK_ID`): which chunk of jobs.
+    #[arg(long)]
+    pub task_index: usize,
+    /// The submission the task belongs to (meta/slurm/submit-N); default: the newest.
+    #[arg(long)]
+    pub submission: Option<u32>,
+}
+
+/// Where `run` executes jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExecutorArg {
+    /// This machine's worker pool.
+    Local,
+    /// A Slurm job array (submits and returns).
+    Slurm,
 }
 
 const COMPARE_HELP: &str = "A score drop fails when the mean paired difference is below -max-score-drop and its paired bootstrap 95% interval lies below zero. Limits come from the defaults, then --thresholds FILE (YAML with the same names, snake_case), then the flags; `off` turns a check off. Exit codes: 0 the gate passed, 1 it failed, 2 a run directory or the thresholds file could not be read.";
@@ -145,6 +178,45 @@ pub struct RunArgs {
     /// Unknown keys and knobs are errors.
     #[arg(long)]
     pub strict: bool,
+    /// Run only shard I of N (1-based, round robin over the matrix) of the run directory
+    /// named by --run-id, alongside the other shards; `report` merges (docs/cluster.md).
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// Where jobs run (default: the config's `executor.kind`, else local).
+    #[arg(long, value_enum)]
+    pub executor: Option<ExecutorArg>,
+    #[command(flatten)]
+    pub slurm: SlurmArgs,
+}
+
+/// Slurm options of `run --executor slurm` (over the config's `executor` block).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Slurm (--executor slurm)")]
+pub struct SlurmArgs {
+    /// Jobs per array task [default: 1].
+    #[arg(long, value_name = "K")]
+    pub jobs_per_task: Option<usize>,
+    /// At most N array tasks at once (`--array=...%N`).
+    #[arg(long, value_name = "N")]
+    pub max_concurrent: Option<usize>,
+    /// `sbatch --partition`.
+    #[arg(long, value_name = "P")]
+    pub slurm_partition: Option<String>,
+    /// `sbatch --time` of each array task (e.g. 02:00:00).
+    #[arg(long, value_name = "T")]
+    pub slurm_time: Option<String>,
+    /// `sbatch --cpus-per-task`; also the worker threads of each task [default: 1].
+    #[arg(long, value_name = "C")]
+    pub slurm_cpus_per_task: Option<usize>,
+    /// `sbatch --mem` (e.g. 8G).
+    #[arg(long, value_name = "M")]
+    pub slurm_mem: Option<String>,
+    /// Another sbatch argument, as written (repeatable), e.g. --slurm-arg=--account=lab.
+    #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
+    pub slurm_arg: Vec<String>,
+    /// The trace-bench binary the array tasks run [default: this one, by absolute path].
+    #[arg(long, value_name = "PATH")]
+    pub slurm_bin: Option<PathBuf>,
 }
 
 /// `report`

@@ -8,6 +8,8 @@ mod list;
 mod progress;
 mod report;
 mod run;
+mod run_job;
+mod status;
 mod table;
 mod validate;
 
@@ -44,9 +46,11 @@ pub fn main() -> ExitCode {
         Command::ListTasks(a) => list::list_tasks(a, &registry.with_llm4ad(&llm4ad)),
         Command::ListTrainers(a) => list::list_trainers(a, &registry),
         Command::Validate(a) => validate::validate(a, &registry, &llm4ad),
-        Command::Run(a) => run::run(a, &registry, &llm4ad),
+        Command::Run(a) => run::run(a, &registry, &llm4ad, &cli.tasks_dir),
         Command::Report(a) => report::report(a),
         Command::Compare(a) => compare::compare(a),
+        Command::Status(a) => status::status(a),
+        Command::RunJob(a) => run_job::run_job(a, &registry, &llm4ad),
     };
     exit::finish(result)
 }

@@ -3,7 +3,7 @@
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::events::{Event, EventKind, EventSink, SinkError};
+use crate::events::{Event, EventKind, EventSink, RunEvent, SinkError};
 use crate::matrix::Job;
 use crate::vocab::JobStatus;
 
@@ -44,5 +44,21 @@ impl EventSink for ProgressSink {
             }
         }
         Ok(())
+    }
+
+    /// Jobs kept or not run count towards the total; a stop is said at once.
+    fn on_run_event(&self, event: &RunEvent) -> Result<(), SinkError> {
+        match event {
+            RunEvent::JobReused { .. } | RunEvent::JobSkipped { .. } => self.bar.inc(1),
+            RunEvent::RunStopping { reason } => self
+                .bar
+                .suspend(|| eprintln!("trace-bench: stopping the run: {reason}")),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn name(&self) -> &str {
+        "progress"
     }
 }

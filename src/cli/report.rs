@@ -29,6 +29,8 @@ pub fn report(args: &ReportArgs) -> Result<u8, CliError> {
             run_dir.config_snapshot().display()
         )));
     }
+    // Shards and array tasks leave the manifest's entries pending: settle them first.
+    crate::runner::status::settle_manifest(&run_dir)?;
     let summary = write_run_files(&run_dir)?;
     println!("Rebuilt from {} job result(s):", summary.rows());
     for p in [

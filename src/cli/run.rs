@@ -1,10 +1,11 @@
-//! `run`: plan the matrix, create the run directory, execute, rebuild the results, print a
-//! short table and the paths. A config with errors stops before anything is written.
+//! `run`: plan the matrix, open the run directory, launch the jobs through an executor
+//! (here, one shard of them, or a Slurm job array), print a short table and the paths.
+//! A config with errors stops before anything is written.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::SystemTime;
 
-use super::args::{ResumeArg, RunArgs};
+use super::args::{ExecutorArg, ResumeArg, RunArgs};
 use super::exit::{CANCELLED, CliError, FAILURES, OK};
 use super::progress::ProgressSink;
 use super::table::{self, Column};
@@ -16,16 +17,110 @@ use crate::registry::Registry;
 use crate::registry::llm4ad::Llm4adSources;
 use crate::results::Summary;
 use crate::results::job_files::JobFilesSink;
-use crate::runner::lock::RunLock;
-use crate::runner::{CliOverrides, Disposition, Plan, RunError, drift, execute, prepare};
+use crate::runner::slurm::{Invocation, SlurmExecutor, SlurmOptions};
+use crate::runner::{
+    Access, CliOverrides, ExecEnv, Executor, Launched, LocalExecutor, OpenRun, Plan, RunError,
+    Selection, prepare,
+};
 use crate::stop::Cancel;
 use crate::tb::TbSink;
-use crate::vocab::JobStatus;
 
-/// Run a config (or the embedded smoke matrix).
-pub fn run(args: &RunArgs, registry: &Registry, llm4ad: &Llm4adSources) -> Result<u8, CliError> {
-    let source = load_source(args.config.as_deref())?;
-    let registry = &with_config_tasks(registry, &source, args.config.as_deref(), llm4ad)?;
+/// What `run` and `run-job` share: the config planned into a run, with its registry
+/// and LLM factory.
+pub(super) struct Planned {
+    pub plan: Plan,
+    pub registry: Registry,
+    pub llm: LlmFactory,
+}
+
+/// How a run is planned from a config (the same for the submitter and every array task).
+pub(super) struct PlanInputs<'a> {
+    pub config: Option<&'a std::path::Path>,
+    pub sets: &'a [String],
+    pub cli: CliOverrides,
+    pub strict: bool,
+}
+
+/// Load, check and plan a config; a config with errors stops here, before any file.
+pub(super) fn plan_run(
+    inputs: &PlanInputs<'_>,
+    registry: &Registry,
+    llm4ad: &Llm4adSources,
+) -> Result<Planned, CliError> {
+    let source = load_source(inputs.config)?;
+    let registry = with_config_tasks(registry, &source, inputs.config, llm4ad)?;
+    let prepared = prepare(&source, inputs.sets, &inputs.cli, inputs.strict, &registry);
+    let rendered = prepared.diagnostics.render();
+    if !prepared.is_ok() {
+        let n = prepared.diagnostics.error_count();
+        return Err(
+            CliError::usage(format!("the config has {n} error(s); nothing was run"))
+                .after(rendered),
+        );
+    }
+    eprint!("{rendered}");
+    let config = prepared.config.expect("checked by is_ok");
+    // Real mode: the key and endpoint settings are checked before any file is written.
+    let env = |name: &str| std::env::var(name).ok();
+    let llm = LlmFactory::new(config.mode, &config.llm, &env)
+        .map_err(|e| CliError::usage(format!("{e}; nothing was run")))?;
+    let plan = Plan::new(config, prepared.jobs, &git_commit(), SystemTime::now());
+    Ok(Planned {
+        plan,
+        registry,
+        llm,
+    })
+}
+
+/// Open the run directory, turning the library's refusals into located messages.
+pub(super) fn open_run(plan: Plan, access: Access, force: bool) -> Result<OpenRun, CliError> {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    OpenRun::open(plan, access, force, &cwd).map_err(|e| match e {
+        RunError::NotWritable { .. } => CliError::usage(e)
+            .with_hint("pass --runs-dir DIR (or set `runs_dir:`) to a folder you can write"),
+        RunError::Locked { .. } => {
+            CliError::usage(e).with_hint("wait for it to finish, or use another --run-id")
+        }
+        RunError::Drift {
+            ref snapshot,
+            ref changes,
+            ..
+        } => {
+            let note = format!("changed since `{}` (old -> new):", snapshot.display());
+            let changes = changes.clone();
+            changes
+                .iter()
+                .fold(CliError::usage(e).with_note(note), |err, c| {
+                    err.with_note(format!("- {c}"))
+                })
+                .with_hint("restore the config, use --force to rerun every job with the new one, or pick another --run-id")
+        }
+        other => other.into(),
+    })
+}
+
+/// The sinks of a run: the job files first (a job's directory exists before other sinks
+/// write), TensorBoard, the terminal.
+pub(super) fn sinks(plan: &Plan, registry: &Registry, progress: &ProgressSink) -> Fanout {
+    let files = JobFilesSink::new(
+        plan.run_dir.clone(),
+        plan.run_id.as_str(),
+        plan.config.mode.as_str(),
+        registry.clone(),
+    );
+    let tb = TbSink::new(plan.run_dir.clone());
+    let sinks: Vec<Box<dyn EventSink>> =
+        vec![Box::new(files), Box::new(tb), Box::new(progress.clone())];
+    Fanout::new(sinks)
+}
+
+/// Run a config (or the embedded smoke matrix): here, as one shard, or on Slurm.
+pub fn run(
+    args: &RunArgs,
+    registry: &Registry,
+    llm4ad: &Llm4adSources,
+    tasks_dirs: &[std::path::PathBuf],
+) -> Result<u8, CliError> {
     let resume = if args.force {
         Some(ResumeMode::None)
     } else {
@@ -44,52 +139,66 @@ pub fn run(args: &RunArgs, registry: &Registry, llm4ad: &Llm4adSources) -> Resul
         job_timeout: args.job_timeout,
         logger: args.logger.clone(),
     };
-    let prepared = prepare(&source, &args.config_args.sets, &cli, args.strict, registry);
-    let rendered = prepared.diagnostics.render();
-    if !prepared.is_ok() {
-        let n = prepared.diagnostics.error_count();
-        return Err(
-            CliError::usage(format!("the config has {n} error(s); nothing was run"))
-                .after(rendered),
-        );
+    let shard = args
+        .shard
+        .as_deref()
+        .map(Selection::parse_shard)
+        .transpose()
+        .map_err(|e| {
+            CliError::usage(e).with_hint("e.g. --shard 1/3 in the first of three processes")
+        })?;
+    if shard.is_some() && args.run_id.is_none() {
+        return Err(CliError::usage(
+            "--shard needs --run-id: every shard must work in the same run directory",
+        )
+        .with_hint("e.g. --run-id sweep-1 --shard 2/3"));
     }
-    eprint!("{rendered}");
-    let config = prepared.config.expect("checked by is_ok");
-    // Real mode: the key and endpoint settings are checked before any file is written.
-    let env = |name: &str| std::env::var(name).ok();
-    let llm = LlmFactory::new(config.mode, &config.llm, &env)
-        .map_err(|e| CliError::usage(format!("{e}; nothing was run")))?;
-    let plan = Plan::new(config, prepared.jobs, &git_commit(), SystemTime::now());
-    // One process per run directory, from before the first file is written.
-    let acquired = RunLock::acquire(&plan.run_dir.lock_file()).map_err(|e| {
-        let hint = match e {
-            RunError::NotWritable { .. } => {
-                "pass --runs-dir DIR (or set `runs_dir:`) to a folder you can write"
-            }
-            _ => "wait for it to finish, or use another --run-id",
-        };
-        CliError::usage(e).with_hint(hint)
-    })?;
-    if let Some(holder) = &acquired.took_over {
+    let inputs = PlanInputs {
+        config: args.config.as_deref(),
+        sets: &args.config_args.sets,
+        cli,
+        strict: args.strict,
+    };
+    let Planned {
+        plan,
+        registry,
+        llm,
+    } = plan_run(&inputs, registry, llm4ad)?;
+    let registry = &registry;
+    let slurm = match args.executor {
+        Some(ExecutorArg::Slurm) => true,
+        Some(ExecutorArg::Local) => false,
+        None => plan.config.executor.get("kind").and_then(|k| k.as_str()) == Some("slurm"),
+    };
+    if slurm && shard.is_some() {
+        return Err(CliError::usage("--shard and --executor slurm do not go together: a Slurm submission is already split into array tasks")
+            .with_hint("drop --shard, and use --jobs-per-task to size the tasks"));
+    }
+    if slurm {
+        let globals = (tasks_dirs, llm4ad);
+        return submit(args, inputs, globals, plan, registry, &llm);
+    }
+    let access = if shard.is_some() {
+        Access::Shared
+    } else {
+        Access::Exclusive
+    };
+    let run = open_run(plan, access, args.force)?;
+    let plan = &run.plan;
+    if let Some(holder) = &run.took_over {
         eprintln!("trace-bench: took over the lock of an earlier run that is gone ({holder})");
     }
-    let fresh = match plan.earlier_snapshot()? {
-        None => true,
-        Some(_) if args.force => true,
-        Some(earlier) => {
-            refuse_drift(&plan, &earlier)?;
-            false
-        }
-    };
-    let cwd = std::env::current_dir().unwrap_or_default();
-    plan.write_meta(&cwd, fresh)?;
     eprintln!(
-        "trace-bench: run {} — {} job(s), mode {}, {} worker(s){}",
+        "trace-bench: run {} — {} job(s), mode {}, {} worker(s){}{}",
         plan.run_id,
         plan.jobs.len(),
         plan.config.mode.as_str(),
         plan.config.max_workers,
-        if fresh { "" } else { ", resuming" }
+        if run.fresh { "" } else { ", resuming" },
+        args.shard
+            .as_deref()
+            .map(|s| format!(", shard {s}"))
+            .unwrap_or_default()
     );
     if let Some(settings) = llm.settings() {
         eprintln!(
@@ -98,52 +207,64 @@ pub fn run(args: &RunArgs, registry: &Registry, llm4ad: &Llm4adSources) -> Resul
         );
     }
     let cancel = Cancel::new();
-    on_interrupt(&cancel, &plan);
-    let progress = ProgressSink::new(plan.jobs.len());
-    // The job files sink comes first: a job's directory exists before other sinks write.
-    let files = JobFilesSink::new(
-        plan.run_dir.clone(),
-        plan.run_id.as_str(),
-        plan.config.mode.as_str(),
-        registry.clone(),
-    );
-    let tb = TbSink::new(plan.run_dir.clone());
-    let sinks: Vec<Box<dyn EventSink>> =
-        vec![Box::new(files), Box::new(tb), Box::new(progress.clone())];
-    let fanout = Fanout::new(sinks);
-    let report = execute(&plan, registry, &fanout, &llm, &cancel)?;
+    on_interrupt(&cancel, plan);
+    let selection = shard.unwrap_or(Selection::All);
+    let selected = plan.jobs.iter().filter(|j| selection.contains(j)).count();
+    let progress = ProgressSink::new(selected);
+    let fanout = sinks(plan, registry, &progress);
+    let env = ExecEnv {
+        registry,
+        sink: &fanout,
+        llm: &llm,
+        cancel: &cancel,
+    };
+    let executor = LocalExecutor {
+        selection,
+        workers: None,
+    };
+    let Launched::Finished(report) = executor.launch(&run, &env)? else {
+        unreachable!("the local executor runs the jobs")
+    };
     progress.finish();
-    print_table(&report.summary);
-    print_causes(&plan);
-    let executed = report
-        .dispositions
-        .iter()
-        .filter(|d| matches!(d, Disposition::Executed(_)))
-        .count();
-    let reused = report
-        .dispositions
-        .iter()
-        .filter(|d| matches!(d, Disposition::Reused(_)))
-        .count();
-    let failed = report
-        .dispositions
-        .iter()
-        .filter(|d| {
-            matches!(
-                d,
-                Disposition::Executed(JobStatus::Failed | JobStatus::Timeout)
-            )
-        })
-        .count();
+    for w in fanout.warnings() {
+        eprintln!("trace-bench: warning: {w}");
+    }
     let d = &plan.run_dir;
+    let Some(summary) = &report.summary else {
+        println!(
+            "\nShard {}: {} executed, {} reused, {} failed, {} left",
+            args.shard.as_deref().unwrap_or_default(),
+            report.executed(),
+            report.reused(),
+            report.failed(),
+            report.incomplete()
+        );
+        println!("Run dir: {}", d.root().display());
+        println!(
+            "When every shard is done: trace-bench report {}",
+            d.root().display()
+        );
+        return Ok(if cancel.is_cancelled() {
+            CANCELLED
+        } else if report.failed() > 0 || report.incomplete() > 0 {
+            FAILURES
+        } else {
+            OK
+        });
+    };
+    print_table(summary);
+    print_causes(plan);
     println!(
-        "\nRun {}: {} ({executed} executed, {reused} reused, {failed} failed)",
+        "\nRun {}: {} ({} executed, {} reused, {} failed)",
         if cancel.is_cancelled() {
             "cancelled"
         } else {
             "complete"
         },
-        plan.run_id
+        plan.run_id,
+        report.executed(),
+        report.reused(),
+        report.failed()
     );
     println!("Run dir: {}", d.root().display());
     println!("Manifest: {}", d.manifest().display());
@@ -151,7 +272,7 @@ pub fn run(args: &RunArgs, registry: &Registry, llm4ad: &Llm4adSources) -> Resul
     println!("Iterations: {}", d.iterations_csv().display());
     println!("Summary: {}", d.summary_json().display());
     println!("Leaderboard: {}", d.leaderboard_csv().display());
-    drop(acquired);
+
     if cancel.is_cancelled() {
         println!(
             "Resume: trace-bench run --config <same config> --run-id {} --resume auto",
@@ -159,11 +280,7 @@ pub fn run(args: &RunArgs, registry: &Registry, llm4ad: &Llm4adSources) -> Resul
         );
         return Ok(CANCELLED);
     }
-    let incomplete = report
-        .dispositions
-        .iter()
-        .filter(|d| d.is_incomplete())
-        .count();
+    let incomplete = report.incomplete();
     if incomplete > 0 {
         eprintln!(
             "trace-bench: {incomplete} job(s) have no finished result (see the manifest); `--run-id {} --resume auto` runs them",
@@ -171,20 +288,104 @@ pub fn run(args: &RunArgs, registry: &Registry, llm4ad: &Llm4adSources) -> Resul
         );
     }
     // A matrix of skipped jobs measured nothing: a CI gate must not pass on it.
-    let nothing_ran = report.summary.ran() == 0 && report.summary.rows() > 0;
+    let nothing_ran = summary.ran() == 0 && summary.rows() > 0;
     if nothing_ran {
         eprintln!(
             "trace-bench: no job ran: all {} job(s) were skipped (the reasons are in results.csv `feedback` and each job_meta.json)",
-            report.summary.rows()
+            summary.rows()
         );
     }
-    Ok(
-        if report.summary.failures() > 0 || incomplete > 0 || nothing_ran {
-            FAILURES
-        } else {
-            OK
-        },
-    )
+    Ok(if summary.failures() > 0 || incomplete > 0 || nothing_ran {
+        FAILURES
+    } else {
+        OK
+    })
+}
+
+/// `run --executor slurm`: plan (or reopen) the run directory, submit what is left as one
+/// job array plus its report job, print how to follow it, return.
+fn submit(
+    args: &RunArgs,
+    inputs: PlanInputs<'_>,
+    (tasks_dirs, llm4ad): (&[std::path::PathBuf], &Llm4adSources),
+    plan: Plan,
+    registry: &Registry,
+    llm: &LlmFactory,
+) -> Result<u8, CliError> {
+    let absolute =
+        |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let flags = &args.slurm;
+    let options = SlurmOptions::from_config(&plan.config.executor).overridden_by(SlurmOptions {
+        jobs_per_task: flags.jobs_per_task,
+        max_concurrent: flags.max_concurrent,
+        partition: flags.slurm_partition.clone(),
+        time: flags.slurm_time.clone(),
+        cpus_per_task: flags.slurm_cpus_per_task,
+        mem: flags.slurm_mem.clone(),
+        args: flags.slurm_arg.clone(),
+        bin: flags.slurm_bin.clone(),
+    });
+    let invocation = Invocation {
+        config: inputs.config.map(absolute),
+        sets: inputs.sets.to_vec(),
+        tasks_dirs: tasks_dirs.iter().map(|p| absolute(p)).collect(),
+        llm4ad_root: llm4ad.root.as_deref().map(absolute),
+        llm4ad_python: llm4ad.python.clone(),
+        runs_dir: inputs.cli.runs_dir.clone(),
+        run_id: plan.run_id.to_string(),
+        job_timeout: inputs.cli.job_timeout,
+        logger: inputs.cli.logger.clone(),
+    };
+    let run = open_run(plan, Access::Exclusive, args.force)?;
+    let executor = SlurmExecutor {
+        options,
+        cwd,
+        invocation,
+    };
+    let progress = ProgressSink::new(0);
+    let fanout = sinks(&run.plan, registry, &progress);
+    let cancel = Cancel::new();
+    let env = ExecEnv {
+        registry,
+        sink: &fanout,
+        llm,
+        cancel: &cancel,
+    };
+    let Launched::Submitted(sub) = executor.launch(&run, &env)? else {
+        unreachable!("the Slurm executor submits")
+    };
+    let d = run.plan.run_dir.root();
+    if sub.tasks == 0 {
+        println!(
+            "Nothing left to run in {} (resume `{}` keeps every job's result); `trace-bench report {}` rebuilds the run files",
+            d.display(),
+            run.plan.config.resume.as_str(),
+            d.display()
+        );
+        return Ok(OK);
+    }
+    let jobs: usize = sub.chunks.iter().map(Vec::len).sum();
+    println!(
+        "Submitted run {}: {jobs} job(s) as Slurm array {} ({} task(s) of up to {} job(s)); report job {} (afterany)",
+        run.plan.run_id, sub.array_job_id, sub.tasks, sub.jobs_per_task, sub.report_job_id
+    );
+    println!("Run dir: {}", d.display());
+    println!(
+        "Batch scripts: {}, {}",
+        sub.array_script.display(),
+        sub.report_script.display()
+    );
+    println!(
+        "Watch: trace-bench status {}   (squeue -j {})",
+        d.display(),
+        sub.array_job_id
+    );
+    println!(
+        "Resume what is left: trace-bench run --executor slurm --config <same config> --run-id {} --resume auto",
+        run.plan.run_id
+    );
+    Ok(OK)
 }
 
 /// Why jobs failed or were skipped, grouped by cause (from the final manifest), so the
@@ -227,26 +428,6 @@ fn print_causes(plan: &Plan) {
             groups.len() - SHOWN
         );
     }
-}
-
-/// Refuse to resume a run whose config changed since it was planned.
-fn refuse_drift(plan: &Plan, earlier: &serde_json::Value) -> Result<(), CliError> {
-    let changes = drift::changes(earlier, &plan.written_snapshot());
-    if changes.is_empty() {
-        return Ok(());
-    }
-    let error = CliError::usage(format!(
-        "run `{}` was planned with a different config; refusing to resume it",
-        plan.run_id
-    ))
-    .with_note(format!(
-        "changed since `{}` (old -> new):",
-        plan.run_dir.config_snapshot().display()
-    ));
-    Err(changes
-        .iter()
-        .fold(error, |e, c| e.with_note(format!("- {c}")))
-        .with_hint("restore the config, use --force to rerun every job with the new one, or pick another --run-id"))
 }
 
 /// Ctrl-C (SIGINT) or SIGTERM: the first stops scheduling and lets running jobs end their

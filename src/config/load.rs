@@ -56,6 +56,20 @@ const RUN_KEYS: &[&str] = &[
     "tasks_dir",
     "llm4ad_root",
     "llm4ad_python",
+    "executor",
+];
+
+/// Keys of the `executor` block (docs/cluster.md).
+pub const EXECUTOR_KEYS: &[&str] = &[
+    "kind",
+    "jobs_per_task",
+    "max_concurrent",
+    "partition",
+    "time",
+    "cpus_per_task",
+    "mem",
+    "args",
+    "bin",
 ];
 
 /// Keys of the `llm` block.
@@ -273,6 +287,7 @@ impl Decoder<'_> {
             job_timeout: self.job_timeout(root),
             tasks,
             llm: self.llm(get("llm")),
+            executor: self.executor(get("executor")),
             tags: self.tags(get("tags")),
             trainers,
             eval_kwargs,
@@ -587,6 +602,62 @@ impl Decoder<'_> {
             }
         }
         self.kwargs(node, "llm")
+    }
+
+    /// The `executor` block: known keys, `kind` local or slurm, positive counts, strings.
+    fn executor(&mut self, node: Option<&Node>) -> Kwargs {
+        let Some(node) = node else {
+            return Kwargs::new();
+        };
+        if let yaml::Value::Map(entries) = &node.value {
+            self.warn_unknown_and_duplicates(
+                entries,
+                "executor",
+                EXECUTOR_KEYS,
+                &[],
+                "`executor` key",
+            );
+            for e in entries {
+                let key = format!("executor.{}", e.key);
+                let bad = |expected: &str| {
+                    Diagnostic::error(&key, e.value.span, format!("`{key}` must be {expected}"))
+                };
+                let diag = match (e.key.as_str(), &e.value.value) {
+                    ("kind", yaml::Value::Str(s)) if s == "local" || s == "slurm" => None,
+                    ("kind", _) => Some(
+                        bad("`local` or `slurm`")
+                            .with_hint("`local` runs the jobs here; `slurm` submits a job array"),
+                    ),
+                    ("jobs_per_task" | "max_concurrent" | "cpus_per_task", yaml::Value::Int(i))
+                        if *i > 0 =>
+                    {
+                        None
+                    }
+                    ("jobs_per_task" | "max_concurrent" | "cpus_per_task", _) => {
+                        Some(bad("a positive integer"))
+                    }
+                    ("partition" | "time" | "mem" | "bin", yaml::Value::Str(_)) => None,
+                    ("mem", yaml::Value::Int(_)) => None,
+                    ("partition" | "time" | "mem" | "bin", _) => {
+                        Some(bad("a string").with_hint("quote it, e.g. time: \"02:00:00\""))
+                    }
+                    ("args", yaml::Value::Seq(items))
+                        if items.iter().all(|i| matches!(i.value, yaml::Value::Str(_))) =>
+                    {
+                        None
+                    }
+                    ("args", _) => Some(
+                        bad("a list of sbatch arguments")
+                            .with_hint("e.g. args: [\"--account=lab\", \"--qos=normal\"]"),
+                    ),
+                    _ => None,
+                };
+                if let Some(d) = diag {
+                    self.diags.push(d);
+                }
+            }
+        }
+        self.kwargs(node, "executor")
     }
 
     fn tags(&mut self, node: Option<&Node>) -> Vec<String> {

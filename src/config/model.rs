@@ -116,6 +116,8 @@ pub struct Config {
     pub tasks: Vec<TaskEntry>,
     /// The `llm` block as written (secrets redacted only when written out).
     pub llm: Kwargs,
+    /// The `executor` block as written (checked by the loader; docs/cluster.md).
+    pub executor: Kwargs,
     /// Free-form tags, copied to the manifest and summary.
     pub tags: Vec<String>,
     /// Trainers with their merged variants.
@@ -164,7 +166,7 @@ impl Config {
                 })
             })
             .collect();
-        json!({
+        let mut snapshot = json!({
             "run_id": self.run_id,
             "runs_dir": self.runs_dir,
             "mode": self.mode.as_str(),
@@ -179,7 +181,12 @@ impl Config {
             "trainers": trainers,
             "eval_kwargs": self.eval_kwargs,
             "trainer_kwargs": self.trainer_kwargs,
-        })
+        });
+        // Only when given: the block is ours, and how a run executes is not what it measures.
+        if !self.executor.is_empty() {
+            snapshot["executor"] = Value::Object(self.executor.clone());
+        }
+        snapshot
     }
 }
 

@@ -330,11 +330,86 @@ pub enum EventKind {
     JobFinished(Box<JobOutcome>),
 }
 
+/// What happens to the run as a whole (not to one job): sinks may print or record it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunEvent {
+    /// The invocation starts: `selected` of the plan's `jobs` are its to run, by `executor`.
+    RunStarted {
+        /// The run id.
+        run_id: String,
+        /// Jobs in the plan.
+        jobs: usize,
+        /// Jobs this invocation considers (a shard, a chunk, or all).
+        selected: usize,
+        /// `local`, `local shard I/N`, `slurm array task …`.
+        executor: String,
+    },
+    /// Resume kept a job's earlier result.
+    JobReused {
+        /// The job.
+        job_id: String,
+        /// Its recorded status.
+        status: String,
+    },
+    /// A job was not run, and why (fail-fast, a stop, another process running it, …).
+    JobSkipped {
+        /// The job.
+        job_id: String,
+        /// Why.
+        reason: String,
+    },
+    /// No further job starts, and why (an authentication error, …).
+    RunStopping {
+        /// Why.
+        reason: String,
+    },
+    /// The invocation ended.
+    RunFinished {
+        /// Jobs that ran.
+        executed: usize,
+        /// Jobs whose earlier result was kept.
+        reused: usize,
+        /// Jobs that ran and failed or timed out.
+        failed: usize,
+        /// Jobs left without a result.
+        incomplete: usize,
+    },
+}
+
+/// What a sink's error does to the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkPolicy {
+    /// The run directory's own files: an error stops the run (results must not be lost
+    /// silently).
+    Fatal,
+    /// An optional exporter: the error is reported once and the run goes on.
+    Warn,
+}
+
 /// Something that consumes events. Sinks are shared by all worker threads.
 pub trait EventSink: Send + Sync {
-    /// Handle one event of `job`. An error stops the run (a sink that cannot write its
-    /// files must not let results be lost silently).
+    /// Handle one event of `job`. Under [`SinkPolicy::Fatal`] an error stops the run.
     fn on_event(&self, job: &Job, event: &Event) -> Result<(), SinkError>;
+
+    /// Handle a run-level event (most sinks ignore them).
+    fn on_run_event(&self, _event: &RunEvent) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    /// The run is over: flush and close (called once, after the last event).
+    fn finish(&self) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    /// Whether this sink's errors stop the run.
+    fn policy(&self) -> SinkPolicy {
+        SinkPolicy::Fatal
+    }
+
+    /// The sink's name in warnings.
+    fn name(&self) -> &str {
+        "sink"
+    }
 }
 
 /// A sink could not do its work.
@@ -358,27 +433,75 @@ impl SinkError {
     }
 }
 
-/// Sends each event to several sinks in order.
+/// Sends each event to several sinks in order, applying each sink's [`SinkPolicy`]: the
+/// first error of a `Fatal` sink is returned; a `Warn` sink's errors are kept as warnings
+/// (its first one per sink) and the run goes on.
 pub struct Fanout {
     sinks: Vec<Box<dyn EventSink>>,
+    warnings: std::sync::Mutex<Vec<String>>,
 }
 
 impl Fanout {
     /// A fan-out over `sinks`.
     pub fn new(sinks: Vec<Box<dyn EventSink>>) -> Self {
-        Self { sinks }
+        Self {
+            sinks,
+            warnings: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The optional sinks' errors so far, one per sink.
+    pub fn warnings(&self) -> Vec<String> {
+        self.warnings
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn each(
+        &self,
+        mut call: impl FnMut(&dyn EventSink) -> Result<(), SinkError>,
+    ) -> Result<(), SinkError> {
+        let mut first_error = None;
+        for sink in &self.sinks {
+            let Err(e) = call(sink.as_ref()) else {
+                continue;
+            };
+            match sink.policy() {
+                SinkPolicy::Fatal => {
+                    first_error.get_or_insert(e);
+                }
+                SinkPolicy::Warn => {
+                    let mut warnings = self
+                        .warnings
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let prefix = format!("{}: ", sink.name());
+                    if !warnings.iter().any(|w| w.starts_with(&prefix)) {
+                        warnings.push(format!("{prefix}{e}"));
+                    }
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 }
 
 impl EventSink for Fanout {
     fn on_event(&self, job: &Job, event: &Event) -> Result<(), SinkError> {
-        let mut first_error = None;
-        for sink in &self.sinks {
-            if let Err(e) = sink.on_event(job, event) {
-                first_error.get_or_insert(e);
-            }
-        }
-        first_error.map_or(Ok(()), Err)
+        self.each(|s| s.on_event(job, event))
+    }
+
+    fn on_run_event(&self, event: &RunEvent) -> Result<(), SinkError> {
+        self.each(|s| s.on_run_event(event))
+    }
+
+    fn finish(&self) -> Result<(), SinkError> {
+        self.each(|s| s.finish())
+    }
+
+    fn name(&self) -> &str {
+        "fanout"
     }
 }
 

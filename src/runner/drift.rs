@@ -17,6 +17,7 @@ pub const INVOCATION_KEYS: &[&str] = &[
     "resume",
     "fail_fast",
     "job_timeout",
+    "executor",
 ];
 
 /// One difference: where, and the value before and now (`None`: absent).

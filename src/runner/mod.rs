@@ -6,26 +6,22 @@ pub mod drift;
 mod job;
 pub mod lock;
 pub mod plan;
+pub mod run;
+pub mod slurm;
+pub mod status;
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
-
-use rayon::prelude::*;
 
 use crate::artifacts::FileError;
 use crate::artifacts::atomic::{read_json, write_json};
-use crate::backend::LlmFactory;
 use crate::config::model::ResumeMode;
-use crate::events::EventSink;
 use crate::matrix::Job;
-use crate::registry::Registry;
-use crate::results::{self, Summary};
-use crate::stop::Cancel;
+use crate::results::Summary;
 use crate::vocab::{JobState, JobStatus, ManifestStatus};
 
 pub use job::{JobContext, JobEnd, run_job};
 pub use plan::{CliOverrides, Plan, Prepared, prepare};
+pub use run::{Access, ExecEnv, Executor, Launched, LocalExecutor, OpenRun, Selection};
 
 /// Why a run cannot be planned, executed or recorded.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +67,19 @@ pub enum RunError {
     /// The run-level files cannot be rebuilt.
     #[error(transparent)]
     Results(#[from] crate::results::ResultsError),
+    /// The run was planned with another config (resuming would mix two experiments).
+    #[error("run `{run_id}` was planned with a different config; refusing to resume it")]
+    Drift {
+        /// The run id.
+        run_id: String,
+        /// The earlier snapshot.
+        snapshot: std::path::PathBuf,
+        /// What changed, one line each (`key: old -> new`).
+        changes: Vec<String>,
+    },
+    /// Submitting to the cluster failed.
+    #[error(transparent)]
+    Slurm(#[from] slurm::SlurmError),
 }
 
 /// What happened to a job in this invocation.
@@ -106,21 +115,66 @@ impl Disposition {
 /// The end of a run.
 #[derive(Debug)]
 pub struct RunReport {
-    /// One disposition per job, in matrix order.
+    /// One disposition per selected job, in matrix order.
     pub dispositions: Vec<Disposition>,
-    /// Rebuilt run summary.
-    pub summary: Summary,
+    /// Rebuilt run summary; `None` when this invocation ran part of a shared run (a
+    /// shard, an array task), whose run-level files `report` rebuilds.
+    pub summary: Option<Summary>,
+}
+
+impl RunReport {
+    /// Jobs that ran now.
+    pub fn executed(&self) -> usize {
+        self.count(|d| matches!(d, Disposition::Executed(_)))
+    }
+
+    /// Jobs whose earlier result was kept.
+    pub fn reused(&self) -> usize {
+        self.count(|d| matches!(d, Disposition::Reused(_)))
+    }
+
+    /// Jobs that ran and failed or timed out.
+    pub fn failed(&self) -> usize {
+        self.count(|d| {
+            matches!(
+                d,
+                Disposition::Executed(JobStatus::Failed | JobStatus::Timeout)
+            )
+        })
+    }
+
+    /// Jobs left without a finished result.
+    pub fn incomplete(&self) -> usize {
+        self.count(Disposition::is_incomplete)
+    }
+
+    fn count(&self, pred: impl Fn(&Disposition) -> bool) -> usize {
+        self.dispositions.iter().filter(|d| pred(d)).count()
+    }
 }
 
 /// The state a job directory records, if the job ran before (a status this build does
 /// not know counts as never run).
 pub fn recorded_status(plan: &Plan, job: &Job) -> Option<JobState> {
-    let meta: serde_json::Value = read_json(&plan.run_dir.job(&job.job_id).job_meta()).ok()?;
-    JobState::parse(meta.get("status")?.as_str()?)
+    recorded(&plan.run_dir, job).map(|(state, _)| state)
+}
+
+/// The recorded state of a job and when it finished (`finished_at`, RFC 3339).
+pub fn recorded(
+    run_dir: &crate::artifacts::layout::RunDir,
+    job: &Job,
+) -> Option<(JobState, Option<String>)> {
+    let meta: serde_json::Value = read_json(&run_dir.job(&job.job_id).job_meta()).ok()?;
+    let state = JobState::parse(meta.get("status")?.as_str()?)?;
+    let finished = meta
+        .get("finished_at")
+        .and_then(|f| f.as_str())
+        .map(str::to_string);
+    Some((state, finished))
 }
 
 /// Whether resume keeps a job's earlier result instead of running it.
-fn resume_decision(mode: ResumeMode, recorded: Option<JobState>) -> Option<Disposition> {
+pub(crate) fn resume_decision(mode: ResumeMode, recorded: Option<JobState>) -> Option<Disposition> {
     use JobState::{Finished, Running};
     use JobStatus::{Failed, Ok, Skipped, Timeout};
     match (mode, recorded) {
@@ -138,104 +192,8 @@ fn resume_decision(mode: ResumeMode, recorded: Option<JobState>) -> Option<Dispo
     }
 }
 
-/// Run every job of a plan whose meta files exist, then rebuild the run-level files.
-/// Once `cancel` is set no job starts (the rest are `cancelled`) and running jobs stop at
-/// their next step end.
-pub fn execute(
-    plan: &Plan,
-    registry: &Registry,
-    sink: &dyn EventSink,
-    llm: &LlmFactory,
-    cancel: &Cancel,
-) -> Result<RunReport, RunError> {
-    let workers = plan.config.max_workers.max(1);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(workers)
-        .thread_name(|i| format!("trace-bench-worker-{i}"))
-        .build()
-        .map_err(|source| RunError::Threads { workers, source })?;
-    let ctx = JobContext {
-        mode: plan.config.mode,
-        registry,
-        sink,
-        llm,
-        job_timeout: plan.config.effective_job_timeout(),
-        cancel: cancel.clone(),
-    };
-    let stop_after_failure = AtomicBool::new(false);
-    let run_stopped: Mutex<Option<String>> = Mutex::new(None);
-    let sink_error: Mutex<Option<RunError>> = Mutex::new(None);
-    let dispositions: Vec<Disposition> = pool.install(|| {
-        plan.jobs
-            .par_iter()
-            .with_max_len(1)
-            .map(|job| {
-                if let Some(d) = resume_decision(plan.config.resume, recorded_status(plan, job)) {
-                    return d;
-                }
-                if sink_error.lock().map(|e| e.is_some()).unwrap_or(true) {
-                    return Disposition::NotExecuted(
-                        "run aborted: job files could not be written".into(),
-                    );
-                }
-                if let Some(reason) = run_stopped.lock().ok().and_then(|r| r.clone()) {
-                    return Disposition::NotExecuted(format!("run stopped: {reason}"));
-                }
-                if stop_after_failure.load(Ordering::SeqCst) {
-                    return Disposition::NotExecuted("fail_fast_stopped".into());
-                }
-                if cancel.is_cancelled() {
-                    return Disposition::Cancelled;
-                }
-                // A rerun starts from an empty directory: nothing of an interrupted or
-                // earlier attempt (events, TensorBoard files) may mix with the new one.
-                if let Err(e) = clear_job_dir(plan, job) {
-                    let reason = e.to_string();
-                    if let Ok(mut slot) = sink_error.lock() {
-                        slot.get_or_insert(e.into());
-                    }
-                    return Disposition::NotExecuted(reason);
-                }
-                match run_job(job, &ctx) {
-                    Ok(JobEnd { status, stop_run }) => {
-                        if let Some(reason) = stop_run
-                            && let Ok(mut slot) = run_stopped.lock()
-                            && slot.is_none()
-                        {
-                            eprintln!("trace-bench: stopping the run: {reason}");
-                            *slot = Some(reason);
-                        }
-                        if plan.config.fail_fast
-                            && matches!(status, JobStatus::Failed | JobStatus::Timeout)
-                        {
-                            stop_after_failure.store(true, Ordering::SeqCst);
-                        }
-                        Disposition::Executed(status)
-                    }
-                    Err(e) => {
-                        let reason = format!("job files could not be written: {e}");
-                        if let Ok(mut slot) = sink_error.lock() {
-                            slot.get_or_insert(e.into());
-                        }
-                        Disposition::NotExecuted(reason)
-                    }
-                }
-            })
-            .collect()
-    });
-    finalize(plan, &dispositions)?;
-    if let Some(e) = sink_error.into_inner().ok().flatten() {
-        return Err(e);
-    }
-    let summary = results::write_run_files(&plan.run_dir)?;
-    Ok(RunReport {
-        dispositions,
-        summary,
-    })
-}
-
 /// Remove what an earlier attempt of `job` left in its directory.
-fn clear_job_dir(plan: &Plan, job: &Job) -> Result<(), FileError> {
+pub(crate) fn clear_job_dir(plan: &Plan, job: &Job) -> Result<(), FileError> {
     let dir = plan.run_dir.job(&job.job_id);
     match std::fs::remove_dir_all(dir.root()) {
         Ok(()) => Ok(()),
@@ -245,7 +203,7 @@ fn clear_job_dir(plan: &Plan, job: &Job) -> Result<(), FileError> {
 }
 
 /// Write the final manifest: each job's status and why.
-fn finalize(plan: &Plan, dispositions: &[Disposition]) -> Result<(), FileError> {
+pub(crate) fn finalize(plan: &Plan, dispositions: &[Disposition]) -> Result<(), FileError> {
     let finished = humantime::format_rfc3339_micros(SystemTime::now()).to_string();
     // What each job that ran (now or in the invocation whose result is kept) recorded.
     let metas: Vec<Option<serde_json::Value>> = plan

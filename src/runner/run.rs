@@ -1,0 +1,391 @@
+//! A run as a library value: open (or plan) a run directory, launch a selection of its
+//! jobs through an [`Executor`], and finish it. The CLI only parses arguments and renders
+//! what comes back; an integration test drives a whole run with no CLI.
+//!
+//! Two ways to hold a run directory:
+//!
+//! - [`Access::Exclusive`] (a plain `run`): the run lock for the whole invocation; the
+//!   manifest and the run-level files are rewritten at the end.
+//! - [`Access::Shared`] (a shard, a Slurm array task): many processes work in one run
+//!   directory at once. No run lock; each job is claimed with its own lock
+//!   (`meta/locks/<job_id>.lock`) so it runs in one process only, and nobody rewrites the
+//!   manifest or the run-level files — `report` rebuilds them from the job directories.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rayon::prelude::*;
+
+use super::lock::RunLock;
+use super::{
+    Disposition, JobContext, JobEnd, Plan, RunError, RunReport, clear_job_dir, drift, finalize,
+    recorded, resume_decision, run_job,
+};
+use crate::backend::LlmFactory;
+use crate::events::{EventSink, RunEvent};
+use crate::matrix::Job;
+use crate::registry::Registry;
+use crate::results;
+use crate::stop::Cancel;
+use crate::vocab::{JobId, JobState, JobStatus};
+
+/// How this invocation holds the run directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// One process: the run lock; manifest and run-level files written at the end.
+    Exclusive,
+    /// One of several processes: per-job locks; run-level files left to `report`.
+    Shared,
+}
+
+/// An opened run directory: planned (meta files written) or resumed after a drift check.
+#[derive(Debug)]
+pub struct OpenRun {
+    /// The plan.
+    pub plan: Plan,
+    /// Whether this invocation planned the directory (no earlier snapshot, or `force`).
+    pub fresh: bool,
+    /// Set when the run lock of a process that is gone was taken over: who it was.
+    pub took_over: Option<String>,
+    access: Access,
+    _lock: Option<RunLock>,
+}
+
+impl OpenRun {
+    /// Open `plan`'s run directory: take the run lock (exclusive access), refuse a run
+    /// planned with another config (unless `force`), and write the meta files — all of
+    /// them for a new run, the pending manifest for a resumed exclusive one, nothing for
+    /// a shared run that is already planned.
+    pub fn open(plan: Plan, access: Access, force: bool, cwd: &Path) -> Result<Self, RunError> {
+        let (lock, took_over) = match access {
+            Access::Exclusive => {
+                let acquired = RunLock::acquire(&plan.run_dir.lock_file())?;
+                (Some(acquired.lock), acquired.took_over)
+            }
+            Access::Shared => (None, None),
+        };
+        let fresh = match plan.earlier_snapshot()? {
+            None => true,
+            Some(_) if force => true,
+            Some(earlier) => {
+                let changes = drift::changes(&earlier, &plan.written_snapshot());
+                if !changes.is_empty() {
+                    return Err(RunError::Drift {
+                        run_id: plan.run_id.to_string(),
+                        snapshot: plan.run_dir.config_snapshot(),
+                        changes: changes.iter().map(ToString::to_string).collect(),
+                    });
+                }
+                false
+            }
+        };
+        if access == Access::Exclusive || fresh {
+            plan.write_meta(cwd, fresh)?;
+        }
+        Ok(Self {
+            plan,
+            fresh,
+            took_over,
+            access,
+            _lock: lock,
+        })
+    }
+
+    /// How the directory is held.
+    pub fn access(&self) -> Access {
+        self.access
+    }
+}
+
+/// Which jobs of the plan an invocation runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// Every job.
+    All,
+    /// Jobs whose matrix index is `index − 1` modulo `count` (`--shard I/N`, 1-based:
+    /// round robin, so every shard gets a share of every task).
+    Shard {
+        /// 1-based shard number.
+        index: usize,
+        /// Number of shards.
+        count: usize,
+    },
+    /// These jobs (a Slurm array task's chunk). A job that finished after `since` (RFC
+    /// 3339) ran in this submission already — a requeued task skips it.
+    Jobs {
+        /// The job ids.
+        ids: Vec<JobId>,
+        /// When the submission was made.
+        since: Option<String>,
+    },
+}
+
+impl Selection {
+    /// Parse `I/N` (1 ≤ I ≤ N).
+    pub fn parse_shard(text: &str) -> Result<Self, String> {
+        let bad = || format!("`{text}` is not a shard: write I/N with 1 <= I <= N, e.g. 2/3");
+        let (i, n) = text.split_once('/').ok_or_else(bad)?;
+        let index: usize = i.trim().parse().map_err(|_| bad())?;
+        let count: usize = n.trim().parse().map_err(|_| bad())?;
+        if index == 0 || index > count {
+            return Err(bad());
+        }
+        Ok(Selection::Shard { index, count })
+    }
+
+    /// Whether `job` is selected.
+    pub fn contains(&self, job: &Job) -> bool {
+        match self {
+            Selection::All => true,
+            Selection::Shard { index, count } => job.index % count == index - 1,
+            Selection::Jobs { ids, .. } => ids.contains(&job.job_id),
+        }
+    }
+
+    /// How the executor is named in run events.
+    pub fn label(&self) -> String {
+        match self {
+            Selection::All => "local".into(),
+            Selection::Shard { index, count } => format!("local, shard {index}/{count}"),
+            Selection::Jobs { ids, .. } => format!("local, {} job(s) of a submission", ids.len()),
+        }
+    }
+}
+
+/// What a launch needs besides the run: tasks, sinks, the LLM factory, the stop flag.
+pub struct ExecEnv<'a> {
+    /// Tasks and trainers.
+    pub registry: &'a Registry,
+    /// Where events go (job and run events).
+    pub sink: &'a dyn EventSink,
+    /// Builds each job's LLM.
+    pub llm: &'a LlmFactory,
+    /// Ctrl-C.
+    pub cancel: &'a Cancel,
+}
+
+/// What a launch did.
+#[derive(Debug)]
+pub enum Launched {
+    /// The jobs ran here.
+    Finished(RunReport),
+    /// The jobs were handed to a cluster scheduler; they run later.
+    Submitted(super::slurm::Submission),
+}
+
+/// Where a run's jobs execute.
+pub trait Executor {
+    /// Run (or submit) the run's selected jobs.
+    fn launch(&self, run: &OpenRun, env: &ExecEnv<'_>) -> Result<Launched, RunError>;
+}
+
+/// This machine: a pool of `max_workers` threads (or `workers` when set).
+#[derive(Debug, Clone)]
+pub struct LocalExecutor {
+    /// Which jobs.
+    pub selection: Selection,
+    /// Threads, instead of the config's `max_workers`.
+    pub workers: Option<usize>,
+}
+
+impl LocalExecutor {
+    /// Every job, `max_workers` threads.
+    pub fn all() -> Self {
+        Self {
+            selection: Selection::All,
+            workers: None,
+        }
+    }
+}
+
+impl Executor for LocalExecutor {
+    fn launch(&self, run: &OpenRun, env: &ExecEnv<'_>) -> Result<Launched, RunError> {
+        execute_local(run, env, &self.selection, self.workers).map(Launched::Finished)
+    }
+}
+
+/// Why a selected job does not run now, before any work (resume, a claim elsewhere, a
+/// requeued task's earlier attempt), or `None`: run it.
+fn before_start(
+    run: &OpenRun,
+    selection: &Selection,
+    job: &Job,
+    claim: &mut Option<RunLock>,
+) -> Option<Disposition> {
+    let plan = &run.plan;
+    if run.access == Access::Shared {
+        match RunLock::acquire(&plan.run_dir.job_lock(&job.job_id)) {
+            Ok(acquired) => *claim = Some(acquired.lock),
+            Err(RunError::Locked { holder, .. }) => {
+                return Some(Disposition::NotExecuted(format!(
+                    "running in another process ({holder})"
+                )));
+            }
+            Err(e) => return Some(Disposition::NotExecuted(e.to_string())),
+        }
+    }
+    let record = recorded(&plan.run_dir, job);
+    if let Selection::Jobs {
+        since: Some(since), ..
+    } = selection
+        && let Some((state @ JobState::Finished(_), Some(finished))) = &record
+        && finished.as_str() >= since.as_str()
+    {
+        return Some(Disposition::Reused(*state));
+    }
+    resume_decision(plan.config.resume, record.map(|(state, _)| state))
+}
+
+/// Run the selected jobs of `run` in a thread pool (each isolated: an error or panic is a
+/// failed job, the batch goes on); an exclusive run then writes its manifest and
+/// run-level files.
+fn execute_local(
+    run: &OpenRun,
+    env: &ExecEnv<'_>,
+    selection: &Selection,
+    workers: Option<usize>,
+) -> Result<RunReport, RunError> {
+    let plan = &run.plan;
+    let selected: Vec<&Job> = plan.jobs.iter().filter(|j| selection.contains(j)).collect();
+    let workers = workers.unwrap_or(plan.config.max_workers).max(1);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(workers)
+        .thread_name(|i| format!("trace-bench-worker-{i}"))
+        .build()
+        .map_err(|source| RunError::Threads { workers, source })?;
+    let ctx = JobContext {
+        mode: plan.config.mode,
+        registry: env.registry,
+        sink: env.sink,
+        llm: env.llm,
+        job_timeout: plan.config.effective_job_timeout(),
+        cancel: env.cancel.clone(),
+    };
+    let sink = env.sink;
+    // Run events are informational: a sink that cannot take them does not stop the run.
+    let announce = |event: RunEvent| {
+        let _ = sink.on_run_event(&event);
+    };
+    announce(RunEvent::RunStarted {
+        run_id: plan.run_id.to_string(),
+        jobs: plan.jobs.len(),
+        selected: selected.len(),
+        executor: selection.label(),
+    });
+    let stop_after_failure = AtomicBool::new(false);
+    let run_stopped: Mutex<Option<String>> = Mutex::new(None);
+    let sink_error: Mutex<Option<RunError>> = Mutex::new(None);
+    let run_one = |job: &Job| -> Disposition {
+        let mut claim = None;
+        if let Some(d) = before_start(run, selection, job, &mut claim) {
+            return d;
+        }
+        if sink_error.lock().map(|e| e.is_some()).unwrap_or(true) {
+            return Disposition::NotExecuted("run aborted: job files could not be written".into());
+        }
+        if let Some(reason) = run_stopped.lock().ok().and_then(|r| r.clone()) {
+            return Disposition::NotExecuted(format!("run stopped: {reason}"));
+        }
+        if stop_after_failure.load(Ordering::SeqCst) {
+            return Disposition::NotExecuted("fail_fast_stopped".into());
+        }
+        if env.cancel.is_cancelled() {
+            return Disposition::Cancelled;
+        }
+        // A rerun starts from an empty directory: nothing of an interrupted or earlier
+        // attempt (events, TensorBoard files) may mix with the new one.
+        if let Err(e) = clear_job_dir(plan, job) {
+            let reason = e.to_string();
+            if let Ok(mut slot) = sink_error.lock() {
+                slot.get_or_insert(e.into());
+            }
+            return Disposition::NotExecuted(reason);
+        }
+        match run_job(job, &ctx) {
+            Ok(JobEnd { status, stop_run }) => {
+                if let Some(reason) = stop_run
+                    && let Ok(mut slot) = run_stopped.lock()
+                    && slot.is_none()
+                {
+                    announce(RunEvent::RunStopping {
+                        reason: reason.clone(),
+                    });
+                    *slot = Some(reason);
+                }
+                if plan.config.fail_fast && matches!(status, JobStatus::Failed | JobStatus::Timeout)
+                {
+                    stop_after_failure.store(true, Ordering::SeqCst);
+                }
+                Disposition::Executed(status)
+            }
+            Err(e) => {
+                let reason = format!("job files could not be written: {e}");
+                if let Ok(mut slot) = sink_error.lock() {
+                    slot.get_or_insert(e.into());
+                }
+                Disposition::NotExecuted(reason)
+            }
+        }
+    };
+    let dispositions: Vec<Disposition> = pool.install(|| {
+        selected
+            .par_iter()
+            .with_max_len(1)
+            .map(|job| {
+                let d = run_one(job);
+                match &d {
+                    Disposition::Reused(state) => announce(RunEvent::JobReused {
+                        job_id: job.job_id.to_string(),
+                        status: state.to_string(),
+                    }),
+                    Disposition::NotExecuted(reason) => announce(RunEvent::JobSkipped {
+                        job_id: job.job_id.to_string(),
+                        reason: reason.clone(),
+                    }),
+                    Disposition::Executed(_) | Disposition::Cancelled => {}
+                }
+                d
+            })
+            .collect()
+    });
+    let finished = sink.finish();
+    let exclusive = run.access == Access::Exclusive;
+    if exclusive {
+        finalize(plan, &dispositions)?;
+    }
+    if let Some(e) = sink_error.into_inner().ok().flatten() {
+        return Err(e);
+    }
+    finished?;
+    let summary = exclusive
+        .then(|| results::write_run_files(&plan.run_dir))
+        .transpose()?;
+    let report = RunReport {
+        dispositions,
+        summary,
+    };
+    announce(RunEvent::RunFinished {
+        executed: report.executed(),
+        reused: report.reused(),
+        failed: report.failed(),
+        incomplete: report.incomplete(),
+    });
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_parse_one_based_and_split_round_robin() {
+        assert_eq!(
+            Selection::parse_shard("2/3"),
+            Ok(Selection::Shard { index: 2, count: 3 })
+        );
+        for bad in ["0/3", "4/3", "3", "a/b", "1/0"] {
+            assert!(Selection::parse_shard(bad).is_err(), "{bad}");
+        }
+    }
+}

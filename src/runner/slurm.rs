@@ -1,0 +1,479 @@
+//! The Slurm executor: the jobs left in a planned run directory go to the cluster as
+//! **one** job array (task `i` runs chunk `i`: `jobs_per_task` jobs, so 10,000 jobs are a
+//! few hundred tasks), followed by a dependent job (`afterany`) that rebuilds the
+//! run-level files. Submission writes readable batch scripts under
+//! `meta/slurm/submit-<n>/` and returns; nothing here waits for the cluster.
+//!
+//! Array tasks never collide: each runs disjoint jobs of a shared run directory
+//! ([`super::Access::Shared`]: a per-job lock, no manifest rewrite), and a requeued task
+//! skips the jobs it finished in this submission. API keys reach the tasks by variable
+//! name through the environment (`--export=ALL`), never through a file.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::{Deserialize, Serialize};
+
+use super::run::{ExecEnv, Executor, Launched, OpenRun};
+use super::{RunError, recorded_status, resume_decision};
+use crate::artifacts::FileError;
+use crate::artifacts::atomic::{read_json, write_atomic, write_json};
+use crate::artifacts::layout::RunDir;
+use crate::matrix::Job;
+use crate::vocab::{JobId, Kwargs};
+
+/// Why a submission failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SlurmError {
+    /// `sbatch` is not on PATH.
+    #[error("`sbatch` was not found on PATH: this machine is not a Slurm submit host")]
+    NotInstalled,
+    /// `sbatch` refused the script.
+    #[error("`{command}` failed: {stderr}")]
+    Sbatch {
+        /// What was run.
+        command: String,
+        /// What it said.
+        stderr: String,
+    },
+    /// The binary the tasks should run is not a file.
+    #[error("the trace-bench binary for the array tasks `{}` is not a file", path.display())]
+    NoBinary {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A submission record is missing or unreadable.
+    #[error("no submission {number} in `{}`", dir.display())]
+    NoSubmission {
+        /// The submission number.
+        number: u32,
+        /// `meta/slurm/`.
+        dir: PathBuf,
+    },
+    /// The task index is past the submission's chunks.
+    #[error("task index {index} is out of range: submission {number} has {tasks} task(s)")]
+    NoTask {
+        /// The index asked for.
+        index: usize,
+        /// The submission.
+        number: u32,
+        /// Its task count.
+        tasks: usize,
+    },
+    /// A file of the submission cannot be written.
+    #[error(transparent)]
+    File(#[from] FileError),
+}
+
+/// How to submit: `run --executor slurm` flags over the config's `executor` block.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SlurmOptions {
+    /// Jobs per array task (default 1).
+    pub jobs_per_task: Option<usize>,
+    /// At most this many array tasks at once (`%N`).
+    pub max_concurrent: Option<usize>,
+    /// `--partition`.
+    pub partition: Option<String>,
+    /// `--time` (per array task).
+    pub time: Option<String>,
+    /// `--cpus-per-task`; also the worker threads of a task.
+    pub cpus_per_task: Option<usize>,
+    /// `--mem`.
+    pub mem: Option<String>,
+    /// More `sbatch` arguments, as given.
+    pub args: Vec<String>,
+    /// The binary the tasks run (default: this one).
+    pub bin: Option<PathBuf>,
+}
+
+impl SlurmOptions {
+    /// The config's `executor` block (values were checked when it was loaded).
+    pub fn from_config(block: &Kwargs) -> Self {
+        let text = |k: &str| {
+            block.get(k).and_then(|v| match v {
+                serde_json::Value::String(s) => Some(s.clone()),
+                serde_json::Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            })
+        };
+        let count = |k: &str| block.get(k).and_then(|v| v.as_u64()).map(|n| n as usize);
+        Self {
+            jobs_per_task: count("jobs_per_task"),
+            max_concurrent: count("max_concurrent"),
+            partition: text("partition"),
+            time: text("time"),
+            cpus_per_task: count("cpus_per_task"),
+            mem: text("mem"),
+            args: block
+                .get("args")
+                .and_then(|a| a.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            bin: text("bin").map(PathBuf::from),
+        }
+    }
+
+    /// `self` with every option `over` sets replacing ours (flags over the config).
+    pub fn overridden_by(self, over: SlurmOptions) -> Self {
+        Self {
+            jobs_per_task: over.jobs_per_task.or(self.jobs_per_task),
+            max_concurrent: over.max_concurrent.or(self.max_concurrent),
+            partition: over.partition.or(self.partition),
+            time: over.time.or(self.time),
+            cpus_per_task: over.cpus_per_task.or(self.cpus_per_task),
+            mem: over.mem.or(self.mem),
+            args: if over.args.is_empty() {
+                self.args
+            } else {
+                over.args
+            },
+            bin: over.bin.or(self.bin),
+        }
+    }
+}
+
+/// How the submitting command was invoked, so an array task plans the very same run
+/// (relative paths resolve from the submission's working directory; the task's plan is
+/// checked against the run's snapshot, so an edited config is refused, not mixed in).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Invocation {
+    /// The config file (absolute), or none for the embedded smoke matrix.
+    pub config: Option<PathBuf>,
+    /// `--set` overrides, in order.
+    pub sets: Vec<String>,
+    /// `--tasks-dir` folders (absolute).
+    pub tasks_dirs: Vec<PathBuf>,
+    /// `--root`.
+    pub llm4ad_root: Option<PathBuf>,
+    /// `--llm4ad-python`.
+    pub llm4ad_python: Option<String>,
+    /// `--runs-dir` as given, if given.
+    pub runs_dir: Option<String>,
+    /// The run id.
+    pub run_id: String,
+    /// `--job-timeout`, if given.
+    pub job_timeout: Option<f64>,
+    /// `--logger`, if given.
+    pub logger: Option<String>,
+}
+
+/// One submission: what went to the cluster (`meta/slurm/submit-<n>/submission.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Submission {
+    /// How to plan the run again in a task.
+    pub invocation: Invocation,
+    /// 1, 2, … in the run directory.
+    pub number: u32,
+    /// When it was made (RFC 3339): a job finished after it ran in this submission.
+    pub created_at: String,
+    /// The array's Slurm job id.
+    pub array_job_id: String,
+    /// The dependent report job's id.
+    pub report_job_id: String,
+    /// Array tasks.
+    pub tasks: usize,
+    /// Jobs per task.
+    pub jobs_per_task: usize,
+    /// Worker threads per task (`cpus_per_task`).
+    pub workers_per_task: usize,
+    /// The job ids of each task.
+    pub chunks: Vec<Vec<JobId>>,
+    /// The batch scripts.
+    pub array_script: PathBuf,
+    /// The report job's script.
+    pub report_script: PathBuf,
+    /// Environment variables the tasks need (API keys, by name).
+    pub env_names: Vec<String>,
+}
+
+impl Submission {
+    /// The folder of submission `number`.
+    pub fn dir(run_dir: &RunDir, number: u32) -> PathBuf {
+        run_dir.slurm_dir().join(format!("submit-{number}"))
+    }
+
+    /// Read submission `number` of a run directory.
+    pub fn load(run_dir: &RunDir, number: u32) -> Result<Self, SlurmError> {
+        read_json(&Self::dir(run_dir, number).join("submission.json")).map_err(|_| {
+            SlurmError::NoSubmission {
+                number,
+                dir: run_dir.slurm_dir(),
+            }
+        })
+    }
+
+    /// The newest submission of a run directory, if any.
+    pub fn latest(run_dir: &RunDir) -> Option<Self> {
+        Self::load(run_dir, last_number(run_dir)?).ok()
+    }
+
+    /// Task `index`'s job ids.
+    pub fn chunk(&self, index: usize) -> Result<&[JobId], SlurmError> {
+        self.chunks
+            .get(index)
+            .map(Vec::as_slice)
+            .ok_or(SlurmError::NoTask {
+                index,
+                number: self.number,
+                tasks: self.tasks,
+            })
+    }
+}
+
+fn last_number(run_dir: &RunDir) -> Option<u32> {
+    std::fs::read_dir(run_dir.slurm_dir())
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_prefix("submit-")?
+                .parse::<u32>()
+                .ok()
+        })
+        .max()
+}
+
+/// Submit a run's remaining jobs as a job array.
+#[derive(Debug, Clone)]
+pub struct SlurmExecutor {
+    /// Flags and config merged.
+    pub options: SlurmOptions,
+    /// Where the tasks start (relative paths of the config resolve from here).
+    pub cwd: PathBuf,
+    /// How the run was planned, for the tasks to plan it again.
+    pub invocation: Invocation,
+}
+
+/// `text` quoted for a POSIX shell.
+fn quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+impl SlurmExecutor {
+    fn binary(&self) -> Result<PathBuf, SlurmError> {
+        let path = match &self.options.bin {
+            Some(p) => p.clone(),
+            None => std::env::current_exe()
+                .map_err(|e| FileError::on("locate", Path::new("the running binary"))(e))?,
+        };
+        let path = std::fs::canonicalize(&path).unwrap_or(path);
+        if !path.is_file() {
+            return Err(SlurmError::NoBinary { path });
+        }
+        Ok(path)
+    }
+
+    fn sbatch(&self, script: &Path, extra: &[String]) -> Result<String, SlurmError> {
+        let mut cmd = Command::new("sbatch");
+        cmd.arg("--parsable").args(extra).arg(script);
+        let shown = format!(
+            "sbatch --parsable {}{}",
+            extra.iter().map(|a| format!("{a} ")).collect::<String>(),
+            script.display()
+        );
+        let out = cmd.output().map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => SlurmError::NotInstalled,
+            _ => SlurmError::Sbatch {
+                command: shown.clone(),
+                stderr: e.to_string(),
+            },
+        })?;
+        if !out.status.success() {
+            return Err(SlurmError::Sbatch {
+                command: shown,
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        // `--parsable` prints `<id>` or `<id>;<cluster>`.
+        let id = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        Ok(id)
+    }
+
+    fn header(&self, name: &str, log: &Path) -> String {
+        let o = &self.options;
+        let mut lines = vec![
+            "#!/bin/bash".to_string(),
+            format!("#SBATCH --job-name={name}"),
+            format!("#SBATCH --output={}", log.display()),
+            format!("#SBATCH --chdir={}", self.cwd.display()),
+            // The submitting shell's environment, API keys included, by reference: Slurm
+            // passes it on; no value is written in this file.
+            "#SBATCH --export=ALL".to_string(),
+        ];
+        if let Some(p) = &o.partition {
+            lines.push(format!("#SBATCH --partition={p}"));
+        }
+        if let Some(m) = &o.mem {
+            lines.push(format!("#SBATCH --mem={m}"));
+        }
+        for a in &o.args {
+            lines.push(format!("#SBATCH {a}"));
+        }
+        lines.join("\n") + "\n"
+    }
+}
+
+impl Executor for SlurmExecutor {
+    fn launch(&self, run: &OpenRun, _env: &ExecEnv<'_>) -> Result<Launched, RunError> {
+        let plan = &run.plan;
+        let left: Vec<&Job> = plan
+            .jobs
+            .iter()
+            .filter(|j| resume_decision(plan.config.resume, recorded_status(plan, j)).is_none())
+            .collect();
+        let per_task = self.options.jobs_per_task.unwrap_or(1).max(1);
+        let chunks: Vec<Vec<JobId>> = left
+            .chunks(per_task)
+            .map(|c| c.iter().map(|j| j.job_id.clone()).collect())
+            .collect();
+        let number = last_number(&plan.run_dir).unwrap_or(0) + 1;
+        let dir = Submission::dir(&plan.run_dir, number);
+        let logs = dir.join("logs");
+        std::fs::create_dir_all(&logs).map_err(FileError::on("create", &logs))?;
+        let bin = self.binary()?;
+        let root = std::fs::canonicalize(plan.run_dir.root())
+            .unwrap_or_else(|_| plan.run_dir.root().to_path_buf());
+        let env_names: Vec<String> = plan
+            .config
+            .llm
+            .get("api_key_env")
+            .and_then(|v| v.as_str())
+            .filter(|_| plan.config.mode == crate::vocab::Mode::Real)
+            .map(|n| vec![n.to_string()])
+            .unwrap_or_default();
+        let created_at = humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string();
+        let tasks = chunks.len();
+        let workers = self.options.cpus_per_task.unwrap_or(1).max(1);
+        let mut submission = Submission {
+            invocation: self.invocation.clone(),
+            number,
+            created_at,
+            array_job_id: String::new(),
+            report_job_id: String::new(),
+            tasks,
+            jobs_per_task: per_task,
+            workers_per_task: workers,
+            chunks,
+            array_script: dir.join("array.sh"),
+            report_script: dir.join("report.sh"),
+            env_names,
+        };
+        let record = dir.join("submission.json");
+        write_json(&record, &submission).map_err(FileError::on("write", &record))?;
+        if tasks == 0 {
+            return Ok(Launched::Submitted(submission));
+        }
+        let name = format!("tb-{}", plan.run_id);
+        let mut array = self.header(&name, &logs.join("task-%a.log"));
+        let throttle = self
+            .options
+            .max_concurrent
+            .map(|n| format!("%{n}"))
+            .unwrap_or_default();
+        array.push_str(&format!("#SBATCH --array=0-{}{throttle}\n", tasks - 1));
+        if let Some(t) = &self.options.time {
+            array.push_str(&format!("#SBATCH --time={t}\n"));
+        }
+        array.push_str(&format!("#SBATCH --cpus-per-task={workers}\n"));
+        if !submission.env_names.is_empty() {
+            array.push_str(&format!(
+                "# Needs in the environment (passed by name, never written here): {}\n",
+                submission.env_names.join(" ")
+            ));
+        }
+        array.push_str(&format!(
+            "# Task i runs chunk i of {} ({} job(s) each).\nexec {} run-job {} --submission {number} --task-index \"$SLURM_ARRAY_TASK_ID\"\n",
+            record.display(),
+            per_task,
+            quote(&bin.to_string_lossy()),
+            quote(&root.to_string_lossy()),
+        ));
+        write_atomic(&submission.array_script, array.as_bytes())
+            .map_err(FileError::on("write", &submission.array_script))?;
+        submission.array_job_id = self.sbatch(&submission.array_script, &[])?;
+        let mut report = self.header(&format!("{name}-report"), &logs.join("report.log"));
+        report.push_str(&format!(
+            "#SBATCH --dependency=afterany:{}\n# Rebuilds the run-level files once every array task has ended, however it ended.\nexec {} report {}\n",
+            submission.array_job_id,
+            quote(&bin.to_string_lossy()),
+            quote(&root.to_string_lossy()),
+        ));
+        write_atomic(&submission.report_script, report.as_bytes())
+            .map_err(FileError::on("write", &submission.report_script))?;
+        submission.report_job_id = self.sbatch(&submission.report_script, &[])?;
+        write_json(&record, &submission).map_err(FileError::on("write", &record))?;
+        Ok(Launched::Submitted(submission))
+    }
+}
+
+/// The Slurm state of a submission's array tasks, when `squeue` answers: counts per state
+/// (`PENDING`, `RUNNING`, `COMPLETED`, `FAILED`, `CANCELLED`, `TIMEOUT`, …).
+pub fn array_states(submission: &Submission) -> Option<std::collections::BTreeMap<String, usize>> {
+    if submission.array_job_id.is_empty() {
+        return None;
+    }
+    // `-r`: one line per array task, pending ones included; `-t all`: finished ones too.
+    let out = Command::new("squeue")
+        .args([
+            "-h",
+            "-r",
+            "-t",
+            "all",
+            "-j",
+            &submission.array_job_id,
+            "-o",
+            "%K %T",
+        ])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let mut states = std::collections::BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        if let Some((_, state)) = line.trim().split_once(' ') {
+            *states.entry(state.trim().to_string()).or_insert(0) += 1;
+        }
+    }
+    Some(states)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_config_block() {
+        let block: Kwargs = serde_json::json!({
+            "kind": "slurm", "jobs_per_task": 5, "partition": "gpu", "time": "01:00:00",
+            "mem": 4096, "args": ["--qos=low"]
+        })
+        .as_object()
+        .cloned()
+        .unwrap();
+        let config = SlurmOptions::from_config(&block);
+        assert_eq!(config.mem.as_deref(), Some("4096"));
+        let merged = config.overridden_by(SlurmOptions {
+            partition: Some("cpu".into()),
+            ..SlurmOptions::default()
+        });
+        assert_eq!(merged.partition.as_deref(), Some("cpu"));
+        assert_eq!(merged.jobs_per_task, Some(5));
+        assert_eq!(merged.args, ["--qos=low"]);
+    }
+
+    #[test]
+    fn paths_are_quoted_for_the_shell() {
+        assert_eq!(quote("/a b/it's"), r"'/a b/it'\''s'");
+    }
+}
