@@ -311,6 +311,74 @@ impl<L: Llm> Llm for CachedLlm<L> {
     fn set_deadline(&mut self, deadline: Option<std::time::Instant>) {
         self.inner.set_deadline(deadline)
     }
+
+    /// Call indices are given in request order first, hits are answered from the cache,
+    /// and only the misses go to the inner client — together.
+    fn complete_batch(
+        &mut self,
+        requests: &[ChatRequest],
+        threads: usize,
+    ) -> Vec<Result<ChatResponse, LlmError>> {
+        let mode = self.cache.mode();
+        if mode == CacheMode::Off {
+            self.next_call += requests.len() as u64;
+            return self.inner.complete_batch(requests, threads);
+        }
+        let started = Instant::now();
+        let mut out: Vec<Option<Result<ChatResponse, LlmError>>> = Vec::new();
+        let mut misses = Vec::new();
+        for request in requests {
+            let call_index = self.next_call;
+            self.next_call += 1;
+            let key = ResponseCache::key_in(
+                self.namespace.as_deref(),
+                &self.inner.request_fingerprint(request),
+                self.seed,
+                call_index,
+            );
+            if let Some(hit) = self.cache.get(&key) {
+                out.push(Some(Ok(ChatResponse {
+                    content: hit.content,
+                    usage: hit.usage,
+                    latency_s: started.elapsed().as_secs_f64(),
+                    cached: true,
+                    retries: 0,
+                    usage_reported: hit.usage_reported,
+                })));
+            } else if mode == CacheMode::Replay {
+                out.push(Some(Err(LlmError::Replay {
+                    key,
+                    seed: self.seed,
+                    call_index,
+                })));
+            } else {
+                misses.push((out.len(), key, request.clone()));
+                out.push(None);
+            }
+        }
+        let to_send: Vec<ChatRequest> = misses.iter().map(|(_, _, r)| r.clone()).collect();
+        let answers = self.inner.complete_batch(&to_send, threads);
+        for ((slot, key, _), answer) in misses.into_iter().zip(answers) {
+            if let Ok(response) = &answer {
+                let record = CachedResponse {
+                    model: self.inner.info().model,
+                    content: response.content.clone(),
+                    usage: response.usage,
+                    usage_reported: response.usage_reported,
+                };
+                if let Err(e) = self.cache.put(&key, &record) {
+                    self.warnings.push(format!(
+                        "cannot write the LLM response cache at {}: {e}",
+                        self.cache.path(&key).display()
+                    ));
+                }
+            }
+            out[slot] = Some(answer);
+        }
+        out.into_iter()
+            .map(|a| a.unwrap_or_else(|| Err(LlmError::Failed("no answer".into()))))
+            .collect()
+    }
 }
 
 #[cfg(test)]

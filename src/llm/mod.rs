@@ -310,6 +310,19 @@ pub trait Llm: Send {
     /// The job's hard deadline: no request may wait beyond it (clients that wait bound
     /// their timeouts and backoff sleeps by it).
     fn set_deadline(&mut self, _deadline: Option<std::time::Instant>) {}
+
+    /// Answer several independent requests, up to `threads` at once, the answers in the
+    /// requests' order. Each request is the same call — same call index, same cache key —
+    /// as if they were sent one after another in that order, so the results do not
+    /// depend on `threads`. The default sends them one after another (the stub, whose
+    /// seeded stream must be drawn in order); network clients overlap them.
+    fn complete_batch(
+        &mut self,
+        requests: &[ChatRequest],
+        _threads: usize,
+    ) -> Vec<Result<ChatResponse, LlmError>> {
+        requests.iter().map(|r| self.complete(r)).collect()
+    }
 }
 
 /// Lets wrappers such as [`cache::CachedLlm`] hold a `Box<dyn Llm>` chosen at run time.
@@ -336,6 +349,14 @@ impl<L: Llm + ?Sized> Llm for Box<L> {
 
     fn set_deadline(&mut self, deadline: Option<std::time::Instant>) {
         (**self).set_deadline(deadline)
+    }
+
+    fn complete_batch(
+        &mut self,
+        requests: &[ChatRequest],
+        threads: usize,
+    ) -> Vec<Result<ChatResponse, LlmError>> {
+        (**self).complete_batch(requests, threads)
     }
 }
 

@@ -285,6 +285,7 @@ impl Failure {
 }
 
 /// An [`Llm`] backed by an OpenAI-compatible HTTP endpoint.
+#[derive(Clone)]
 pub struct OpenAiClient {
     config: ClientConfig,
     url: String,
@@ -551,6 +552,49 @@ impl Llm for OpenAiClient {
 
     fn set_deadline(&mut self, deadline: Option<Instant>) {
         self.deadline = deadline;
+    }
+
+    /// Up to `threads` requests in flight, each on a copy of this client (one HTTP agent
+    /// pool, the shared rate limiter, the same deadline); the answers in request order.
+    fn complete_batch(
+        &mut self,
+        requests: &[ChatRequest],
+        threads: usize,
+    ) -> Vec<Result<ChatResponse, LlmError>> {
+        let workers = threads.min(requests.len());
+        if workers <= 1 {
+            return requests.iter().map(|r| self.complete(r)).collect();
+        }
+        let slots: Vec<std::sync::Mutex<Option<Result<ChatResponse, LlmError>>>> =
+            requests.iter().map(|_| std::sync::Mutex::new(None)).collect();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for worker in 0..workers {
+                let mut client = self.clone();
+                // Only the retry jitter draws from it: timing, never an answer.
+                client.rng = Rng::stream(self.config.seed, &format!("batch-worker-{worker}"));
+                let (slots, next) = (&slots, &next);
+                scope.spawn(move || {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let Some(request) = requests.get(i) else {
+                            break;
+                        };
+                        let answer = client.complete(request);
+                        *slots[i].lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                            Some(answer);
+                    }
+                });
+            }
+        });
+        slots
+            .into_iter()
+            .map(|s| {
+                s.into_inner()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .unwrap_or_else(|| Err(LlmError::Failed("no answer".into())))
+            })
+            .collect()
     }
 }
 

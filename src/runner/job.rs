@@ -209,7 +209,8 @@ impl Attempt<'_, '_> {
             &mut monitor,
             self.job.seed,
         )
-        .with_stop(self.stop.clone());
+        .with_stop(self.stop.clone())
+        .with_threads(job_threads(self.job));
         let result = algorithm.run(ctx)?;
         if let Some(e) = &result.llm_failure {
             self.llm_failure = Some(e.clone());
@@ -458,6 +459,18 @@ fn records_of(
             feedback: r.feedback.clone(),
         })
         .collect()
+}
+
+/// The job's `num_threads` (LLM requests of one batch in flight at once), else the CPU
+/// count, as in the reference. Results do not depend on it.
+pub(crate) fn job_threads(job: &Job) -> usize {
+    job.resolved
+        .trainer_kwargs
+        .get("num_threads")
+        .and_then(serde_json::Value::as_u64)
+        .filter(|&n| n > 0)
+        .map(|n| n as usize)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// What a finished job scored, besides the trainer's result.

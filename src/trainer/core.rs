@@ -8,7 +8,7 @@ use std::time::Instant;
 use serde_json::Value as Json;
 
 use crate::events::{Emitter, EventKind, LlmTranscript, ParetoPoint, StepRecord};
-use crate::llm::{Llm, LlmError, Message};
+use crate::llm::{ChatRequest, Llm, LlmError, Message};
 use crate::optimizer::{ExampleTrace, HistoryEntry, ProblemInstance, Protocol};
 use crate::rng::Rng;
 use crate::stop::{JobStop, StopReason, Stopped};
@@ -158,6 +158,24 @@ pub struct Ctx<'a, 'e> {
     stop: JobStop,
     /// Whole-split evaluations of a multi-objective task, for the Pareto front.
     archive: Vec<ParetoPoint>,
+    /// LLM requests of one batch in flight at once (`num_threads`).
+    threads: usize,
+}
+
+/// One proposal a trainer asks for: `parent` updated from its results `eval` on the
+/// train examples `ids`; `only` restricts it to one parameter; `history` feeds protocols
+/// that show earlier rounds.
+pub struct ProposalSpec<'s> {
+    /// The parameters to improve.
+    pub parent: &'s Kwargs,
+    /// Train examples the results are for.
+    pub ids: &'s [usize],
+    /// The results.
+    pub eval: &'s Evaluation,
+    /// One parameter only (GEPA's component).
+    pub only: Option<&'s str>,
+    /// Earlier rounds.
+    pub history: &'s [HistoryEntry],
 }
 
 impl<'a, 'e> Ctx<'a, 'e> {
@@ -188,7 +206,15 @@ impl<'a, 'e> Ctx<'a, 'e> {
             llm_failure: None,
             stop: JobStop::never(),
             archive: Vec::new(),
+            threads: 1,
         }
+    }
+
+    /// Send up to `threads` LLM requests of a batch at once (`num_threads`; results do
+    /// not depend on it).
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = threads.max(1);
+        self
     }
 
     /// Stop the job at its deadline or on cancellation (see [`crate::stop`]); the LLM
@@ -307,11 +333,49 @@ impl<'a, 'e> Ctx<'a, 'e> {
         only: Option<&str>,
         history: &[HistoryEntry],
     ) -> Result<Option<Kwargs>, Stopped> {
+        let spec = ProposalSpec {
+            parent,
+            ids,
+            eval,
+            only,
+            history,
+        };
+        Ok(self.propose_batch(&[spec])?.pop().flatten())
+    }
+
+    /// [`Ctx::propose`] for independent proposals at once: the requests are built and
+    /// numbered in order, sent up to `num_threads` at a time, and their replies taken in
+    /// order — the same calls, events and children as one after another.
+    pub fn propose_batch(
+        &mut self,
+        specs: &[ProposalSpec<'_>],
+    ) -> Result<Vec<Option<Kwargs>>, Stopped> {
+        if self.llm_failure.is_some() {
+            return Ok(specs.iter().map(|_| None).collect());
+        }
+        let built: Vec<(Vec<crate::task::Param>, ChatRequest)> =
+            specs.iter().map(|s| self.proposal_request(s)).collect();
+        self.check_stop(false)?;
+        let requests: Vec<ChatRequest> = built.iter().map(|(_, r)| r.clone()).collect();
+        let first_call = self.counters.llm_calls;
+        self.counters.llm_calls += requests.len() as u64;
+        let results = self.llm.complete_batch(&requests, self.threads);
+        let mut children = Vec::with_capacity(specs.len());
+        for (k, ((spec, (params, request)), result)) in
+            specs.iter().zip(built).zip(results).enumerate()
+        {
+            let call = first_call + k as u64;
+            children.push(self.take_reply(spec.parent, &params, &request, call, result)?);
+        }
+        Ok(children)
+    }
+
+    fn proposal_request(&self, spec: &ProposalSpec<'_>) -> (Vec<crate::task::Param>, ChatRequest) {
         let params: Vec<_> = self
             .task
             .params()
             .iter()
-            .filter(|p| p.trainable && only.is_none_or(|name| p.name == name))
+            .filter(|p| p.trainable && spec.only.is_none_or(|name| p.name == name))
             .cloned()
             .collect();
         let train = self.split(SplitName::Train);
@@ -319,11 +383,12 @@ impl<'a, 'e> Ctx<'a, 'e> {
             objective: &self.task.manifest.objective,
             variables: params
                 .iter()
-                .map(|p| (p, parent.get(&p.name).cloned().unwrap_or(Json::Null)))
+                .map(|p| (p, spec.parent.get(&p.name).cloned().unwrap_or(Json::Null)))
                 .collect(),
-            examples: ids
+            examples: spec
+                .ids
                 .iter()
-                .zip(&eval.examples)
+                .zip(&spec.eval.examples)
                 .map(|(&i, r)| ExampleTrace {
                     input: input_text(&train[i].input),
                     output: r.output.clone(),
@@ -331,20 +396,25 @@ impl<'a, 'e> Ctx<'a, 'e> {
                 })
                 .collect(),
             history: if self.protocol.uses_history() {
-                history.to_vec()
+                spec.history.to_vec()
             } else {
                 Vec::new()
             },
         };
-        if self.llm_failure.is_some() {
-            return Ok(None);
-        }
         let request = self.protocol.request(&instance);
-        self.check_stop(false)?;
-        let call = self.counters.llm_calls;
-        self.counters.llm_calls += 1;
+        (params, request)
+    }
+
+    /// Record one reply (transcript, tokens, warnings) and turn it into a child.
+    fn take_reply(
+        &mut self,
+        parent: &Kwargs,
+        params: &[crate::task::Param],
+        request: &ChatRequest,
+        call: u64,
+        result: Result<crate::llm::ChatResponse, LlmError>,
+    ) -> Result<Option<Kwargs>, Stopped> {
         let info = self.llm.info();
-        let result = self.llm.complete(&request);
         // The deadline is checked once the call is recorded: its tokens were paid for.
         for warning in self.llm.take_warnings() {
             self.warn(warning);
@@ -389,7 +459,7 @@ impl<'a, 'e> Ctx<'a, 'e> {
         };
         self.counters.prompt_tokens += reply.usage.prompt_tokens;
         self.counters.completion_tokens += reply.usage.completion_tokens;
-        let parsed = self.protocol.parse(&reply.content, &params);
+        let parsed = self.protocol.parse(&reply.content, params);
         self.emitter.emit(EventKind::LlmCall {
             step: self.step,
             model: info.model,

@@ -9,7 +9,7 @@
 //! time; a size limit keeps exactly the top entries; UCB without `score_range` uses an
 //! unscaled, unclipped bonus instead of asserting.
 
-use super::core::{Ctx, Finish, PoolEntry, max_opt, mean};
+use super::core::{Ctx, Finish, PoolEntry, ProposalSpec, max_opt, mean};
 use super::data::Loader;
 use super::knobs::{KnobError, Knobs};
 use crate::optimizer::HistoryEntry;
@@ -242,7 +242,9 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Result<Finish, Stopped> {
             for (slot, eval) in &samples {
                 search.cands[*slot].add(eval);
             }
-            let mut proposals = Vec::new();
+            // Every proposal of the step is independent: asked for together (up to
+            // num_threads at once), taken in order.
+            let mut asks = Vec::new();
             for (slot, eval) in &samples {
                 for k in 0..s.num_batches {
                     let range = k * s.batch_size..(k + 1) * s.batch_size;
@@ -254,29 +256,36 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Result<Finish, Stopped> {
                     };
                     for _ in 0..s.num_proposals {
                         let parent = &search.cands[*slot];
-                        let (parent_id, parent_params) = (parent.id, parent.params.clone());
-                        ctx.selected(parent_id);
-                        let Some(params) = ctx.propose(
-                            &parent_params,
-                            &batch[range.clone()],
-                            &sub,
-                            None,
-                            &history,
-                        )?
-                        else {
-                            continue;
-                        };
-                        let id = ctx.new_id();
-                        search.cands.push(Cand {
-                            id,
-                            params,
-                            sum: 0.0,
-                            n: 0,
-                            step: ctx.step(),
-                        });
-                        proposals.push((search.cands.len() - 1, parent_id));
+                        ctx.selected(parent.id);
+                        asks.push((parent.id, parent.params.clone(), range.clone(), sub.clone()));
                     }
                 }
+            }
+            let specs: Vec<ProposalSpec<'_>> = asks
+                .iter()
+                .map(|(_, parent, range, sub)| ProposalSpec {
+                    parent,
+                    ids: &batch[range.clone()],
+                    eval: sub,
+                    only: None,
+                    history: &history,
+                })
+                .collect();
+            let children = ctx.propose_batch(&specs)?;
+            let mut proposals = Vec::new();
+            for ((parent_id, ..), child) in asks.iter().zip(children) {
+                let Some(params) = child else {
+                    continue;
+                };
+                let id = ctx.new_id();
+                search.cands.push(Cand {
+                    id,
+                    params,
+                    sum: 0.0,
+                    n: 0,
+                    step: ctx.step(),
+                });
+                proposals.push((search.cands.len() - 1, *parent_id));
             }
             // Validation: the same batch without a validation split, else fresh batches.
             let (split, ids) = if n_val == 0 {
