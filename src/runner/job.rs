@@ -296,6 +296,7 @@ impl Attempt<'_, '_> {
             timeout,
             deadline: self.stop.deadline(),
             eval_kwargs: job.resolved.eval_kwargs.clone(),
+            threads: job_threads(job),
         });
         // Multi-objective tasks: `eval_kwargs.objective_mode` picks how metrics combine.
         if let Some(value) = job.resolved.eval_kwargs.get("objective_mode")

@@ -147,46 +147,84 @@ impl AgentHandle {
         example: &Example,
         user_only: bool,
     ) -> Result<Reply, LlmError> {
+        self.answer_all(prompt, &[example], user_only, 1)
+            .pop()
+            .unwrap_or_else(|| unreachable!("one example, one reply"))
+    }
+
+    /// Answer every example with `prompt`, up to `threads` LLM requests at once, the
+    /// replies in order and exactly as one after another would give them: the calls are
+    /// numbered in example order, and after the first error the later examples get that
+    /// error (a dead endpoint is not asked again), whatever came back for them.
+    pub fn answer_all(
+        &self,
+        prompt: &str,
+        examples: &[&Example],
+        user_only: bool,
+        threads: usize,
+    ) -> Vec<Result<Reply, LlmError>> {
         let mut state = self.lock();
         if let Some(e) = &state.failure {
-            return Err(e.clone());
+            return examples.iter().map(|_| Err(e.clone())).collect();
         }
-        let input = input_text(&example.input);
-        let reply = match &mut state.backend {
-            AgentBackend::Stub => StubAgent::reply(prompt, example),
+        let answers: Vec<Result<Reply, LlmError>> = match &mut state.backend {
+            AgentBackend::Stub => examples
+                .iter()
+                .map(|ex| Ok(StubAgent::reply(prompt, ex)))
+                .collect(),
             AgentBackend::Llm(llm) => {
-                let messages = if user_only {
-                    vec![Message::new("user", format!("{prompt}\n\n{input}"))]
-                } else {
-                    vec![Message::new("system", prompt), Message::new("user", input)]
-                };
-                let request = ChatRequest {
-                    messages,
-                    temperature: None,
-                    max_tokens: None,
-                    variables: Vec::new(),
-                    feedback: String::new(),
-                };
-                match llm.complete(&request) {
-                    Ok(r) => Reply {
-                        text: r.content,
-                        prompt_tokens: r.usage.prompt_tokens,
-                        completion_tokens: r.usage.completion_tokens,
-                    },
-                    Err(e) => {
-                        state.usage.calls += 1;
-                        if state.deadline.is_none_or(|d| Instant::now() < d) {
-                            state.failure = Some(e.clone());
+                let requests: Vec<ChatRequest> = examples
+                    .iter()
+                    .map(|ex| {
+                        let input = input_text(&ex.input);
+                        let messages = if user_only {
+                            vec![Message::new("user", format!("{prompt}\n\n{input}"))]
+                        } else {
+                            vec![Message::new("system", prompt), Message::new("user", input)]
+                        };
+                        ChatRequest {
+                            messages,
+                            temperature: None,
+                            max_tokens: None,
+                            variables: Vec::new(),
+                            feedback: String::new(),
                         }
-                        return Err(e);
-                    }
-                }
+                    })
+                    .collect();
+                llm.complete_batch(&requests, threads.max(1))
+                    .into_iter()
+                    .map(|r| {
+                        r.map(|r| Reply {
+                            text: r.content,
+                            prompt_tokens: r.usage.prompt_tokens,
+                            completion_tokens: r.usage.completion_tokens,
+                        })
+                    })
+                    .collect()
             }
         };
-        state.usage.calls += 1;
-        state.usage.prompt_tokens += reply.prompt_tokens;
-        state.usage.completion_tokens += reply.completion_tokens;
-        Ok(reply)
+        let mut out = Vec::with_capacity(answers.len());
+        for answer in answers {
+            if let Some(e) = &state.failure {
+                out.push(Err(e.clone()));
+                continue;
+            }
+            state.usage.calls += 1;
+            match answer {
+                Ok(reply) => {
+                    state.usage.prompt_tokens += reply.prompt_tokens;
+                    state.usage.completion_tokens += reply.completion_tokens;
+                    out.push(Ok(reply));
+                }
+                Err(e) => {
+                    if state.deadline.is_none_or(|d| Instant::now() < d) {
+                        state.failure = Some(e.clone());
+                    }
+                    out.push(Err(e));
+                }
+            }
+        }
+        out
     }
 }
 

@@ -12,7 +12,7 @@ use regex::Regex;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
-use super::agent::{AgentHandle, StubAgent};
+use super::agent::{AgentHandle, Reply, StubAgent};
 use super::{EvalLimits, Example, ExampleResult, Param, Splits, TaskManifest};
 use crate::vocab::Kwargs;
 use crate::vocab::ParamKind;
@@ -328,9 +328,40 @@ impl DatasetEvaluator {
         self.metric
     }
 
-    /// Ask the agent for `example` with the prompt in `values`, and score its answer.
-    /// Without a job's agent (tests, tools) the stub rule answers, uncounted. `limits`
-    /// bound the programs a scorer runs (`hf:` code execution).
+    /// Ask the agent for every example with the prompt in `values` — together, up to
+    /// `limits.threads` requests at once — and score the answers in order. Without a
+    /// job's agent (tests, tools) the stub rule answers, uncounted. `limits` also bound
+    /// the programs a scorer runs (`hf:` code execution).
+    pub fn evaluate_all(
+        &self,
+        values: &Kwargs,
+        examples: &[&Example],
+        agent: Option<&AgentHandle>,
+        limits: &EvalLimits,
+    ) -> Vec<ExampleResult> {
+        let prompt = match values.get(&self.prompt_param) {
+            Some(Json::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => String::new(),
+        };
+        let replies: Vec<Result<Reply, crate::llm::LlmError>> = match agent {
+            Some(agent) => {
+                let user_only = matches!(self.metric, Metric::Hf(kind) if kind.qa_agent());
+                agent.answer_all(&prompt, examples, user_only, limits.threads)
+            }
+            None => examples
+                .iter()
+                .map(|ex| Ok(StubAgent::reply(&prompt, ex)))
+                .collect(),
+        };
+        examples
+            .iter()
+            .zip(replies)
+            .map(|(example, reply)| self.score_reply(reply, example, limits))
+            .collect()
+    }
+
+    /// [`DatasetEvaluator::evaluate_all`] for one example.
     pub fn evaluate(
         &self,
         values: &Kwargs,
@@ -338,18 +369,17 @@ impl DatasetEvaluator {
         agent: Option<&AgentHandle>,
         limits: &EvalLimits,
     ) -> ExampleResult {
-        let prompt = match values.get(&self.prompt_param) {
-            Some(Json::String(s)) => s.clone(),
-            Some(other) => other.to_string(),
-            None => String::new(),
-        };
-        let reply = match agent {
-            Some(agent) => {
-                let user_only = matches!(self.metric, Metric::Hf(kind) if kind.qa_agent());
-                agent.answer_with(&prompt, example, user_only)
-            }
-            None => Ok(StubAgent::reply(&prompt, example)),
-        };
+        self.evaluate_all(values, &[example], agent, limits)
+            .pop()
+            .unwrap_or_else(|| unreachable!("one example, one result"))
+    }
+
+    fn score_reply(
+        &self,
+        reply: Result<Reply, crate::llm::LlmError>,
+        example: &Example,
+        limits: &EvalLimits,
+    ) -> ExampleResult {
         match reply {
             Ok(reply) => match self.metric {
                 Metric::Hf(kind) => {
@@ -358,9 +388,7 @@ impl DatasetEvaluator {
                 Metric::Gsm8kFinal => {
                     let mut result = gsm8k_score(&reply.text, example);
                     let (tin, tout) = (reply.prompt_tokens, reply.completion_tokens);
-                    result
-                        .feedback
-                        .push_str(&format!(" tokens_in={tin} tokens_out={tout}"));
+                    result.feedback.push_str(&format!(" tokens_in={tin} tokens_out={tout}"));
                     result.metrics.insert("tokens_in".into(), tin as f64);
                     result.metrics.insert("tokens_out".into(), tout as f64);
                     result

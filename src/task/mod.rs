@@ -164,6 +164,9 @@ pub struct EvalLimits {
     pub deadline: Option<std::time::Instant>,
     /// The job's `eval_kwargs`.
     pub eval_kwargs: Kwargs,
+    /// Agent requests of one evaluation in flight at once (`num_threads`; 0 or 1: one
+    /// after another). Results do not depend on it.
+    pub threads: usize,
 }
 
 /// Why a task cannot be built from its manifest.
@@ -385,15 +388,18 @@ impl Task {
     /// Evaluate `values` on `examples`, summarised like the reference does.
     pub fn evaluate(&self, values: &Kwargs, split: SplitName, examples: &[&Example]) -> Evaluation {
         let params = &self.manifest.parameters;
-        let results: Vec<ExampleResult> = examples
-            .iter()
-            .map(|ex| match &self.scorer {
-                Scorer::Builtin(e) => e.evaluate(params, values, ex),
-                Scorer::Command(c) => c.evaluate(params, values, ex, split, &self.limits),
-                Scorer::Dataset(d) => d.evaluate(values, ex, self.agent.as_ref(), &self.limits),
-            })
-            .map(|r| self.apply_objective(r))
-            .collect();
+        let results: Vec<ExampleResult> = match &self.scorer {
+            // The agent answers the examples together (up to `threads` at once).
+            Scorer::Dataset(d) => d.evaluate_all(values, examples, self.agent.as_ref(), &self.limits),
+            Scorer::Builtin(e) => examples.iter().map(|ex| e.evaluate(params, values, ex)).collect(),
+            Scorer::Command(c) => examples
+                .iter()
+                .map(|ex| c.evaluate(params, values, ex, split, &self.limits))
+                .collect(),
+        }
+        .into_iter()
+        .map(|r| self.apply_objective(r))
+        .collect();
         let name = split.dataset_name();
         if results.is_empty() {
             return Evaluation {
