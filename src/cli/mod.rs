@@ -4,6 +4,7 @@
 pub mod args;
 mod compare;
 pub mod exit;
+mod export;
 mod list;
 mod progress;
 mod report;
@@ -47,6 +48,7 @@ pub fn main() -> ExitCode {
         Command::Run(a) => run::run(a, &registry, &llm4ad),
         Command::Report(a) => report::report(a),
         Command::Compare(a) => compare::compare(a),
+        Command::Export(a) => export::export(a),
     };
     exit::finish(result)
 }
