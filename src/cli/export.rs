@@ -27,9 +27,8 @@ pub fn export(args: &ExportArgs) -> Result<u8, CliError> {
         .or_else(|| env(URI_ENV).filter(|u| !u.is_empty()))
         .or_else(|| recorded.as_ref().map(|d| d.tracking_uri.clone()))
         .ok_or_else(|| {
-            CliError::usage("no MLflow tracking server given").with_hint(format!(
-                "pass --mlflow http://host:port or set {URI_ENV}"
-            ))
+            CliError::usage("no MLflow tracking server given")
+                .with_hint(format!("pass --mlflow http://host:port or set {URI_ENV}"))
         })?;
     let experiment = args
         .experiment

@@ -321,8 +321,12 @@ impl Decoder<'_> {
         let experiment = experiment.and_then(|(v, span, path)| {
             if v.trim().is_empty() || v.chars().count() > 500 {
                 self.diags.push(
-                    Diagnostic::error(path, span, "`mlflow.experiment` must be a name of 1 to 500 characters")
-                        .with_hint("leave it out for the experiment `trace-bench`"),
+                    Diagnostic::error(
+                        path,
+                        span,
+                        "`mlflow.experiment` must be a name of 1 to 500 characters",
+                    )
+                    .with_hint("leave it out for the experiment `trace-bench`"),
                 );
                 return None;
             }

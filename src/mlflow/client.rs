@@ -174,10 +174,9 @@ impl Client {
         );
         let v = match found {
             Ok(v) => v["experiment"]["experiment_id"].clone(),
-            Err(MlflowError::Server { code, .. }) if code == "RESOURCE_DOES_NOT_EXIST" => {
-                self.post("mlflow/experiments/create", &json!({"name": name}))?["experiment_id"]
-                    .clone()
-            }
+            Err(MlflowError::Server { code, .. }) if code == "RESOURCE_DOES_NOT_EXIST" => self
+                .post("mlflow/experiments/create", &json!({"name": name}))?["experiment_id"]
+                .clone(),
             Err(e) => return Err(e),
         };
         v.as_str()

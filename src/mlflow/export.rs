@@ -171,9 +171,7 @@ impl<'a> Exporter<'a> {
         ];
         tags.extend(self.common_tags());
         let start = rfc3339_ms(&self.manifest.created_at).unwrap_or_else(now_ms);
-        let run = self
-            .client
-            .create_run(&self.experiment_id, start, &tags)?;
+        let run = self.client.create_run(&self.experiment_id, start, &tags)?;
         let id = run.run_id.clone();
         self.parent = Some(run);
         Ok(id)
@@ -519,7 +517,12 @@ pub fn job_metrics(results: &JobResults, start_ms: i64) -> Vec<Metric> {
         push("step/tokens", Some(s.tokens as f64), step, ts);
         push("step/seconds", Some(s.step_seconds), step, ts);
         push("step/llm_calls", Some(s.llm_calls as f64), step, ts);
-        push("step/evaluator_calls", Some(s.evaluator_calls as f64), step, ts);
+        push(
+            "step/evaluator_calls",
+            Some(s.evaluator_calls as f64),
+            step,
+            ts,
+        );
         push("step/candidates", Some(s.candidates as f64), step, ts);
         for (name, v) in &s.metrics {
             push(&key(&format!("val/{name}")), Some(*v), step, ts);

@@ -203,14 +203,12 @@ impl Shared {
             }
             let result = match &down {
                 Some(reason) => Err(reason.clone()),
-                None => self
-                    .export(client, &mut exporter, &job_id)
-                    .map_err(|e| {
-                        if e.is_unreachable() {
-                            down = Some(e.to_string());
-                        }
-                        e.to_string()
-                    }),
+                None => self.export(client, &mut exporter, &job_id).map_err(|e| {
+                    if e.is_unreachable() {
+                        down = Some(e.to_string());
+                    }
+                    e.to_string()
+                }),
             };
             let mut state = lock(&self.state);
             if state.abandoned {
