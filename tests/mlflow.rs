@@ -223,24 +223,11 @@ fn client(uri: &str) -> Client {
 /// Every file under `dir` that contains `needle`.
 fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
     let mut out = Vec::new();
-    for entry in walk(dir) {
+    for entry in common::files_under(dir) {
         if std::fs::read(&entry)
             .is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
         {
             out.push(entry.display().to_string());
-        }
-    }
-    out
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
         }
     }
     out
