@@ -56,8 +56,10 @@ fn run(dir: &Path, cfg: &Path, threads: usize) -> (f64, Vec<String>) {
         .iter()
         .zip(row)
         .filter(|(h, _)| {
-            !matches!(**h, "run_id" | "time_seconds" | "variant" | "raw_params" | "trainer_kwargs")
-                && !h.contains("num_threads")
+            !matches!(
+                **h,
+                "run_id" | "time_seconds" | "variant" | "raw_params" | "trainer_kwargs"
+            ) && !h.contains("num_threads")
         })
         .map(|(h, v)| format!("{h}={v}"))
         .collect();
@@ -68,8 +70,11 @@ fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = MockServer::start(vec![]).expect("start the mock");
     server.set_default(
-        ScriptedResponse::chat("<variable>\n<name>x</name>\n<value>\n1.5\n</value>\n</variable>", Some((50, 10)))
-            .with_delay(DELAY),
+        ScriptedResponse::chat(
+            "<variable>\n<name>x</name>\n<value>\n1.5\n</value>\n</variable>",
+            Some((50, 10)),
+        )
+        .with_delay(DELAY),
     );
     let (one, r1) = run(dir.path(), &config(dir.path(), &server.base_url(), 1), 1);
     let (four, r4) = run(dir.path(), &config(dir.path(), &server.base_url(), 4), 4);

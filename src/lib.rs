@@ -31,6 +31,7 @@ pub mod config;
 pub mod events;
 pub mod llm;
 pub mod matrix;
+pub mod mlflow;
 pub mod optimizer;
 pub mod provenance;
 pub mod registry;

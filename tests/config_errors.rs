@@ -200,7 +200,7 @@ fn secrets_never_reach_the_run_directory() {
         .stderr(contains("an API key is written inline in the config"));
     let run = ws.only_run();
     let mut checked = 0;
-    for entry in walk(&run) {
+    for entry in common::files_under(&run) {
         let bytes = std::fs::read(&entry).unwrap();
         let text = String::from_utf8_lossy(&bytes);
         assert!(
@@ -229,19 +229,6 @@ fn secrets_never_reach_the_run_directory() {
         snapshot.contains("api_key_env: OPENAI_API_KEY"),
         "the variable name is kept:\n{snapshot}"
     );
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[test]

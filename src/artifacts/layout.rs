@@ -67,6 +67,16 @@ impl RunDir {
         self.meta_dir().join("run.lock")
     }
 
+    /// `meta/mlflow.json`: the MLflow server and experiment the run is mirrored to.
+    pub fn mlflow_json(&self) -> PathBuf {
+        self.meta_dir().join("mlflow.json")
+    }
+
+    /// `meta/mlflow_pending.json`: jobs the live mirror could not send (absent when none).
+    pub fn mlflow_pending(&self) -> PathBuf {
+        self.meta_dir().join("mlflow_pending.json")
+    }
+
     /// `meta/env.json`
     pub fn env_json(&self) -> PathBuf {
         self.meta_dir().join("env.json")

@@ -51,6 +51,9 @@ pub enum Command {
     Status(StatusArgs),
     /// Run one Slurm array task's jobs of a planned run directory (what the batch script calls).
     RunJob(RunJobArgs),
+    /// Send a run directory to an MLflow tracking server: a parent run, one child run per finished job (params, per-step and final metrics, state files). Again later updates, never duplicates.
+    #[command(after_help = EXPORT_HELP)]
+    Export(ExportArgs),
 }
 
 /// `status`
@@ -81,6 +84,8 @@ pub enum ExecutorArg {
     /// A Slurm job array (submits and returns).
     Slurm,
 }
+
+const EXPORT_HELP: &str = "The server is --mlflow, else MLFLOW_TRACKING_URI, else the one recorded in RUN_DIR/meta/mlflow.json by a live-mirrored run. The experiment is --experiment, else the recorded one (the config's `mlflow.experiment`), else `trace-bench`. A bearer token is read from MLFLOW_TRACKING_TOKEN and never written. Sending clears RUN_DIR/meta/mlflow_pending.json. Exit codes: 0 everything finished is on the server, 1 some job could not be sent, 2 the run directory or the server could not be used. See docs/mlflow.md.";
 
 const COMPARE_HELP: &str = "A score drop fails when the mean paired difference is below -max-score-drop and its paired bootstrap 95% interval lies below zero. Limits come from the defaults, then --thresholds FILE (YAML with the same names, snake_case), then the flags; `off` turns a check off. Exit codes: 0 the gate passed, 1 it failed, 2 a run directory or the thresholds file could not be read.";
 
@@ -260,6 +265,19 @@ pub struct CompareArgs {
     /// Base jobs missing from the new run are a warning, not a failure.
     #[arg(long)]
     pub allow_missing: bool,
+}
+
+/// `export`
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The run directory (`<runs_dir>/<run_id>`).
+    pub run_dir: PathBuf,
+    /// The MLflow tracking server, `http(s)://host:port` [default: MLFLOW_TRACKING_URI].
+    #[arg(long, value_name = "URI")]
+    pub mlflow: Option<String>,
+    /// The MLflow experiment (created when missing) [default: the config's `mlflow.experiment`, else trace-bench].
+    #[arg(long, value_name = "NAME")]
+    pub experiment: Option<String>,
 }
 
 /// A gate limit from the command line: a number, or `off`.

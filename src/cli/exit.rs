@@ -91,6 +91,29 @@ usage_from!(
     crate::artifacts::FileError,
 );
 
+/// MLflow errors carry what to do about them: start the server, fix the URI or token.
+impl From<crate::mlflow::MlflowError> for CliError {
+    fn from(e: crate::mlflow::MlflowError) -> Self {
+        use crate::mlflow::MlflowError as E;
+        let hint = match &e {
+            E::Unreachable { .. } => Some(
+                "is the server running? (`mlflow server --host 127.0.0.1 --port 5000`); pass another with --mlflow URI",
+            ),
+            E::Auth { .. } => Some("set MLFLOW_TRACKING_TOKEN to a token this server accepts"),
+            E::BadUri { .. } => Some(
+                "pass --mlflow http://host:port, or set MLFLOW_TRACKING_URI (or `mlflow.tracking_uri` in the config)",
+            ),
+            E::NotARunDir(_) => Some("pass `<runs_dir>/<run_id>`"),
+            E::Server { .. } | E::File(_) => None,
+        };
+        let err = Self::usage(e);
+        match hint {
+            Some(h) => err.with_hint(h),
+            None => err,
+        }
+    }
+}
+
 /// Turn a command result into the process exit code, printing any error.
 pub fn finish(result: Result<u8, CliError>) -> ExitCode {
     match result {

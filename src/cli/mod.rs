@@ -4,6 +4,7 @@
 pub mod args;
 mod compare;
 pub mod exit;
+mod export;
 mod list;
 mod progress;
 mod report;
@@ -51,6 +52,7 @@ pub fn main() -> ExitCode {
         Command::Compare(a) => compare::compare(a),
         Command::Status(a) => status::status(a),
         Command::RunJob(a) => run_job::run_job(a, &registry, &llm4ad),
+        Command::Export(a) => export::export(a),
     };
     exit::finish(result)
 }

@@ -13,6 +13,7 @@ use super::{git_commit, load_source, with_config_tasks};
 use crate::backend::LlmFactory;
 use crate::config::model::ResumeMode;
 use crate::events::{EventSink, Fanout};
+use crate::mlflow::MlflowSink;
 use crate::registry::Registry;
 use crate::registry::llm4ad::Llm4adSources;
 use crate::results::Summary;
@@ -101,7 +102,12 @@ pub(super) fn open_run(plan: Plan, access: Access, force: bool) -> Result<OpenRu
 
 /// The sinks of a run: the job files first (a job's directory exists before other sinks
 /// write), TensorBoard, the terminal.
-pub(super) fn sinks(plan: &Plan, registry: &Registry, progress: &ProgressSink) -> Fanout {
+pub(super) fn sinks(
+    plan: &Plan,
+    registry: &Registry,
+    progress: &ProgressSink,
+    mlflow: Option<&MlflowSink>,
+) -> Fanout {
     let files = JobFilesSink::new(
         plan.run_dir.clone(),
         plan.run_id.as_str(),
@@ -109,8 +115,12 @@ pub(super) fn sinks(plan: &Plan, registry: &Registry, progress: &ProgressSink) -
         registry.clone(),
     );
     let tb = TbSink::new(plan.run_dir.clone());
-    let sinks: Vec<Box<dyn EventSink>> =
+    let mut sinks: Vec<Box<dyn EventSink>> =
         vec![Box::new(files), Box::new(tb), Box::new(progress.clone())];
+    // Last: it reads a job's files when the job has finished.
+    if let Some(m) = mlflow {
+        sinks.push(Box::new(m.clone()));
+    }
     Fanout::new(sinks)
 }
 
@@ -211,7 +221,14 @@ pub fn run(
     let selection = shard.unwrap_or(Selection::All);
     let selected = plan.jobs.iter().filter(|j| selection.contains(j)).count();
     let progress = ProgressSink::new(selected);
-    let fanout = sinks(plan, registry, &progress);
+    // Live MLflow mirroring for a whole local run (shards and array tasks: `export` later).
+    let mlflow = if run.access() == Access::Exclusive {
+        let env = |name: &str| std::env::var(name).ok();
+        MlflowSink::from_config(&plan.config, &plan.run_dir, &env)?
+    } else {
+        None
+    };
+    let fanout = sinks(plan, registry, &progress, mlflow.as_ref());
     let env = ExecEnv {
         registry,
         sink: &fanout,
@@ -226,6 +243,9 @@ pub fn run(
         unreachable!("the local executor runs the jobs")
     };
     progress.finish();
+    if let Some(m) = &mlflow {
+        eprintln!("trace-bench: {}", m.finish());
+    }
     for w in fanout.warnings() {
         eprintln!("trace-bench: warning: {w}");
     }
@@ -344,7 +364,7 @@ fn submit(
         invocation,
     };
     let progress = ProgressSink::new(0);
-    let fanout = sinks(&run.plan, registry, &progress);
+    let fanout = sinks(&run.plan, registry, &progress, None);
     let cancel = Cancel::new();
     let env = ExecEnv {
         registry,

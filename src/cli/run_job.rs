@@ -75,7 +75,7 @@ pub fn run_job(
     );
     let cancel = Cancel::new();
     let progress = ProgressSink::new(ids.len());
-    let fanout = sinks(plan, &registry, &progress);
+    let fanout = sinks(plan, &registry, &progress, None);
     let env = ExecEnv {
         registry: &registry,
         sink: &fanout,

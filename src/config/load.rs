@@ -57,6 +57,7 @@ const RUN_KEYS: &[&str] = &[
     "llm4ad_root",
     "llm4ad_python",
     "executor",
+    "mlflow",
 ];
 
 /// Keys of the `executor` block (docs/cluster.md).
@@ -71,6 +72,9 @@ pub const EXECUTOR_KEYS: &[&str] = &[
     "args",
     "bin",
 ];
+
+/// Keys of the `mlflow` block.
+pub const MLFLOW_KEYS: &[&str] = &["tracking_uri", "experiment"];
 
 /// Keys of the `llm` block.
 pub const LLM_KEYS: &[&str] = &[
@@ -292,7 +296,61 @@ impl Decoder<'_> {
             trainers,
             eval_kwargs,
             trainer_kwargs,
+            mlflow: self.mlflow(get("mlflow")),
         }
+    }
+
+    /// The `mlflow` block: a mapping of [`MLFLOW_KEYS`]; a URI this client cannot use is
+    /// an error at its value (a typo would otherwise only show when the first job ends).
+    fn mlflow(&mut self, node: Option<&Node>) -> Option<super::model::MlflowConfig> {
+        let node = node?;
+        let entries = match &node.value {
+            yaml::Value::Null => return None,
+            yaml::Value::Map(entries) => entries,
+            _ => {
+                self.type_error(node, "mlflow", "a mapping (`tracking_uri`, `experiment`)");
+                return None;
+            }
+        };
+        self.warn_unknown_and_duplicates(entries, "mlflow", MLFLOW_KEYS, &[], "`mlflow` key");
+        let mut text = |key: &str| {
+            let n = node.get(key)?;
+            let path = format!("mlflow.{key}");
+            let v = self.string(n, &path)?;
+            Some((v, n.span, path))
+        };
+        let uri = text("tracking_uri");
+        let experiment = text("experiment");
+        let tracking_uri = uri.and_then(|(v, span, path)| {
+            match super::model::check_tracking_uri(&v) {
+                Ok(_) => Some(v),
+                Err(reason) => {
+                    self.diags.push(
+                        Diagnostic::error(path, span, format!("tracking URI `{v}`: {reason}"))
+                            .with_hint("e.g. `tracking_uri: http://127.0.0.1:5000`, or leave it out to use MLFLOW_TRACKING_URI"),
+                    );
+                    None
+                }
+            }
+        });
+        let experiment = experiment.and_then(|(v, span, path)| {
+            if v.trim().is_empty() || v.chars().count() > 500 {
+                self.diags.push(
+                    Diagnostic::error(
+                        path,
+                        span,
+                        "`mlflow.experiment` must be a name of 1 to 500 characters",
+                    )
+                    .with_hint("leave it out for the experiment `trace-bench`"),
+                );
+                return None;
+            }
+            Some(v)
+        });
+        Some(super::model::MlflowConfig {
+            tracking_uri,
+            experiment,
+        })
     }
 
     fn warn_unknown_and_duplicates(

@@ -92,6 +92,40 @@ pub struct TrainerEntry {
     pub span: Span,
 }
 
+/// The `mlflow` block: the tracking server jobs are mirrored to as they finish.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MlflowConfig {
+    /// `http(s)://host:port`; unset, `MLFLOW_TRACKING_URI` is used.
+    pub tracking_uri: Option<String>,
+    /// Experiment name; unset, `trace-bench`.
+    pub experiment: Option<String>,
+}
+
+/// Check a tracking URI: `http(s)://host[:port][/prefix]`, without credentials (they
+/// would be written wherever the URI is; the token comes from `MLFLOW_TRACKING_TOKEN`).
+pub fn check_tracking_uri(uri: &str) -> Result<String, String> {
+    let rest = uri
+        .strip_prefix("http://")
+        .or_else(|| uri.strip_prefix("https://"))
+        .ok_or_else(|| {
+            "only http(s) tracking servers are supported (`http://host:port`)".to_string()
+        })?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.is_empty() {
+        return Err("the URI names no host".into());
+    }
+    if authority.contains('@') {
+        return Err(
+            "credentials in the URI would be written to files; set MLFLOW_TRACKING_TOKEN instead"
+                .into(),
+        );
+    }
+    if rest.contains(['?', '#']) {
+        return Err("the URI must not have a query or fragment".into());
+    }
+    Ok(uri.trim_end_matches('/').to_string())
+}
+
 /// The whole decoded config.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -126,6 +160,9 @@ pub struct Config {
     pub eval_kwargs: Kwargs,
     /// Global trainer defaults, including the reference's top-level knobs.
     pub trainer_kwargs: Kwargs,
+    /// Where finished jobs are mirrored. An output destination, not part of the
+    /// experiment: it is left out of the snapshot, so it may change between invocations.
+    pub mlflow: Option<MlflowConfig>,
 }
 
 /// The reference's default `job_timeout` outside stub mode.
@@ -225,6 +262,23 @@ pub fn redact_secret_keys(v: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uris_with_credentials_or_other_schemes_are_refused() {
+        assert_eq!(
+            check_tracking_uri("http://127.0.0.1:5000/").unwrap(),
+            "http://127.0.0.1:5000"
+        );
+        assert!(check_tracking_uri("https://mlflow.lab/prefix").is_ok());
+        assert!(check_tracking_uri("file:///tmp/mlruns").is_err());
+        assert!(check_tracking_uri("databricks").is_err());
+        assert!(
+            check_tracking_uri("http://user:pw@host:5000")
+                .unwrap_err()
+                .contains("MLFLOW_TRACKING_TOKEN")
+        );
+        assert!(check_tracking_uri("http://").is_err());
+    }
 
     #[test]
     fn secret_keys_exclude_env_names_and_token_counts() {

@@ -565,8 +565,10 @@ impl Llm for OpenAiClient {
         if workers <= 1 {
             return requests.iter().map(|r| self.complete(r)).collect();
         }
-        let slots: Vec<std::sync::Mutex<Option<Result<ChatResponse, LlmError>>>> =
-            requests.iter().map(|_| std::sync::Mutex::new(None)).collect();
+        let slots: Vec<std::sync::Mutex<Option<Result<ChatResponse, LlmError>>>> = requests
+            .iter()
+            .map(|_| std::sync::Mutex::new(None))
+            .collect();
         let next = std::sync::atomic::AtomicUsize::new(0);
         std::thread::scope(|scope| {
             for worker in 0..workers {
@@ -581,8 +583,9 @@ impl Llm for OpenAiClient {
                             break;
                         };
                         let answer = client.complete(request);
-                        *slots[i].lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-                            Some(answer);
+                        *slots[i]
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(answer);
                     }
                 });
             }

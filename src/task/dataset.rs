@@ -388,7 +388,9 @@ impl DatasetEvaluator {
                 Metric::Gsm8kFinal => {
                     let mut result = gsm8k_score(&reply.text, example);
                     let (tin, tout) = (reply.prompt_tokens, reply.completion_tokens);
-                    result.feedback.push_str(&format!(" tokens_in={tin} tokens_out={tout}"));
+                    result
+                        .feedback
+                        .push_str(&format!(" tokens_in={tin} tokens_out={tout}"));
                     result.metrics.insert("tokens_in".into(), tin as f64);
                     result.metrics.insert("tokens_out".into(), tout as f64);
                     result

@@ -390,8 +390,13 @@ impl Task {
         let params = &self.manifest.parameters;
         let results: Vec<ExampleResult> = match &self.scorer {
             // The agent answers the examples together (up to `threads` at once).
-            Scorer::Dataset(d) => d.evaluate_all(values, examples, self.agent.as_ref(), &self.limits),
-            Scorer::Builtin(e) => examples.iter().map(|ex| e.evaluate(params, values, ex)).collect(),
+            Scorer::Dataset(d) => {
+                d.evaluate_all(values, examples, self.agent.as_ref(), &self.limits)
+            }
+            Scorer::Builtin(e) => examples
+                .iter()
+                .map(|ex| e.evaluate(params, values, ex))
+                .collect(),
             Scorer::Command(c) => examples
                 .iter()
                 .map(|ex| c.evaluate(params, values, ex, split, &self.limits))

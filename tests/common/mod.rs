@@ -143,3 +143,17 @@ trainers:
   - id: GEPA-Base
     params_variants: [{gepa_iters: 4}]
 ";
+
+/// Every file below `dir`, recursively (for tests that search a run directory for a secret).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).expect("read_dir").flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
