@@ -47,22 +47,36 @@ fn run(dir: &Path, cfg: &Path, threads: usize) -> (f64, Vec<String>) {
         "the run failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let csv = std::fs::read_to_string(dir.join(format!("runs/t{threads}/results.csv")))
-        .expect("results.csv");
-    let mut lines = csv.lines();
-    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
-    let row: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
-    let kept = header
-        .iter()
-        .zip(row)
-        .filter(|(h, _)| {
-            !matches!(
-                **h,
-                "run_id" | "time_seconds" | "variant" | "raw_params" | "trainer_kwargs"
-            ) && !h.contains("num_threads")
-        })
-        .map(|(h, v)| format!("{h}={v}"))
-        .collect();
+    let path = dir.join(format!("runs/t{threads}/results.csv"));
+    let mut reader = csv::Reader::from_path(&path).expect("results.csv");
+    let header = reader.headers().expect("a header").clone();
+    let row = reader
+        .records()
+        .next()
+        .expect("one row")
+        .expect("a readable row");
+    // What the job measured (the job id and its variant carry num_threads itself).
+    let kept = [
+        "status",
+        "score_val_initial",
+        "score_val_final",
+        "score_val",
+        "steps",
+        "best_step",
+        "evaluator_calls",
+        "llm_calls",
+        "prompt_tokens",
+        "completion_tokens",
+    ]
+    .iter()
+    .map(|name| {
+        let at = header
+            .iter()
+            .position(|h| h == *name)
+            .expect("a results column");
+        format!("{name}={}", &row[at])
+    })
+    .collect();
     (wall, kept)
 }
 

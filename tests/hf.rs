@@ -726,7 +726,17 @@ fn multiobjective_gsm8k_draws_its_rows_from_the_cache() {
     );
     let score: f64 = row["score_val"].parse().unwrap();
     assert!((score - -(5.0 / 6.0 + 0.012)).abs() < 1e-9, "{score}");
-    let first = server.requests()[0].json().unwrap();
-    assert_eq!(first["messages"][0]["role"], "system");
-    assert_eq!(first["messages"][1]["content"], q("1"));
+    // System prompt + problem, one call per example (sent together: any arrival order).
+    let mut sent: Vec<String> = server.requests()[..6]
+        .iter()
+        .map(|r| {
+            let body = r.json().unwrap();
+            assert_eq!(body["messages"][0]["role"], "system");
+            body["messages"][1]["content"].as_str().unwrap().to_string()
+        })
+        .collect();
+    sent.sort();
+    let mut want: Vec<String> = inputs.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    assert_eq!(sent, want);
 }
