@@ -83,6 +83,19 @@ fn usage_error(e: clap::Error) -> ExitCode {
     ExitCode::from(exit::USAGE)
 }
 
+/// `path` as a run directory, or a usage error saying it is not one.
+fn existing_run_dir(path: &Path) -> Result<crate::artifacts::layout::RunDir, CliError> {
+    let run_dir = crate::artifacts::layout::RunDir::at(path);
+    if !run_dir.manifest().is_file() {
+        return Err(CliError::usage(format!(
+            "`{}` is not a run directory (no meta/manifest.json)",
+            path.display()
+        ))
+        .with_hint("pass `<runs_dir>/<run_id>`"));
+    }
+    Ok(run_dir)
+}
+
 /// The config source: a file, or the embedded smoke matrix.
 fn load_source(path: Option<&Path>) -> Result<Source, CliError> {
     match path {

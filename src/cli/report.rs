@@ -11,14 +11,7 @@ use crate::vocab::ManifestStatus;
 
 /// Rebuild and print where the files are.
 pub fn report(args: &ReportArgs) -> Result<u8, CliError> {
-    let run_dir = RunDir::at(&args.run_dir);
-    if !run_dir.manifest().is_file() {
-        return Err(CliError::usage(format!(
-            "`{}` is not a run directory (no meta/manifest.json)",
-            args.run_dir.display()
-        ))
-        .with_hint("pass `<runs_dir>/<run_id>`"));
-    }
+    let run_dir = super::existing_run_dir(&args.run_dir)?;
     if never_ran(&run_dir) {
         return Err(CliError::usage(format!(
             "`{}` was planned but never run: every job is still pending, so there is nothing to report",

@@ -3,19 +3,11 @@
 
 use super::args::StatusArgs;
 use super::exit::{CliError, FAILURES, OK};
-use crate::artifacts::layout::RunDir;
 use crate::runner::status::status as run_status;
 
 /// Print the status; exit 0 only when every planned job has a final status.
 pub fn status(args: &StatusArgs) -> Result<u8, CliError> {
-    let run_dir = RunDir::at(&args.run_dir);
-    if !run_dir.manifest().is_file() {
-        return Err(CliError::usage(format!(
-            "`{}` is not a run directory (no meta/manifest.json)",
-            args.run_dir.display()
-        ))
-        .with_hint("pass `<runs_dir>/<run_id>`"));
-    }
+    let run_dir = super::existing_run_dir(&args.run_dir)?;
     let st = run_status(&run_dir)?;
     println!(
         "run {}: {} job(s) planned",

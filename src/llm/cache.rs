@@ -247,51 +247,11 @@ impl<L: Llm> Llm for CachedLlm<L> {
         self.inner.info()
     }
 
+    /// One request is a batch of one: the same numbering, lookup and storing.
     fn complete(&mut self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
-        let call_index = self.next_call;
-        self.next_call += 1;
-        let mode = self.cache.mode();
-        if mode == CacheMode::Off {
-            return self.inner.complete(request);
-        }
-        let started = Instant::now();
-        let key = ResponseCache::key_in(
-            self.namespace.as_deref(),
-            &self.inner.request_fingerprint(request),
-            self.seed,
-            call_index,
-        );
-        if let Some(hit) = self.cache.get(&key) {
-            return Ok(ChatResponse {
-                content: hit.content,
-                usage: hit.usage,
-                latency_s: started.elapsed().as_secs_f64(),
-                cached: true,
-                retries: 0,
-                usage_reported: hit.usage_reported,
-            });
-        }
-        if mode == CacheMode::Replay {
-            return Err(LlmError::Replay {
-                key,
-                seed: self.seed,
-                call_index,
-            });
-        }
-        let response = self.inner.complete(request)?;
-        let record = CachedResponse {
-            model: self.inner.info().model,
-            content: response.content.clone(),
-            usage: response.usage,
-            usage_reported: response.usage_reported,
-        };
-        if let Err(e) = self.cache.put(&key, &record) {
-            self.warnings.push(format!(
-                "cannot write the LLM response cache at {}: {e}",
-                self.cache.path(&key).display()
-            ));
-        }
-        Ok(response)
+        self.complete_batch(std::slice::from_ref(request), 1)
+            .pop()
+            .unwrap_or_else(|| Err(LlmError::Failed("no answer".into())))
     }
 
     fn request_fingerprint(&self, request: &ChatRequest) -> Json {
