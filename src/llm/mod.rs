@@ -166,8 +166,9 @@ pub enum LlmError {
         /// The endpoint's error message (redacted, shortened).
         message: String,
     },
-    /// No complete answer within the client timeout, on every attempt.
-    #[error("no answer from {url} within {timeout_ms} ms after {retries} retries")]
+    /// No complete answer within the client timeout, on every attempt — or the job's
+    /// deadline cut the request short.
+    #[error("{}", timeout_text(url, *timeout_ms, *retries, *cut_by_deadline))]
     Timeout {
         /// The chat-completions URL.
         url: String,
@@ -175,6 +176,8 @@ pub enum LlmError {
         timeout_ms: u64,
         /// Retries made before giving up.
         retries: u32,
+        /// The job's deadline (job_timeout), not the client timeout, ended the wait.
+        cut_by_deadline: bool,
     },
     /// Connection refused, DNS failure, reset, TLS failure ... on every attempt.
     #[error("cannot reach {url} after {retries} retries: {message}")]
@@ -256,6 +259,10 @@ impl LlmError {
                 "lower llm.requests_per_minute / llm.tokens_per_minute or the number of workers, or raise llm.max_retries".to_string()
             }
             Self::Server { .. } => "the endpoint is failing; retry later or raise llm.max_retries".to_string(),
+            Self::Timeout {
+                cut_by_deadline: true,
+                ..
+            } => "raise job_timeout (or --job-timeout) if jobs need longer".to_string(),
             Self::Timeout { .. } => "raise llm.timeout_s, or check whether the server is overloaded".to_string(),
             Self::Connection { url, .. } => format!("is the server at {url} running and reachable?"),
             Self::Malformed { .. } => {
@@ -360,6 +367,17 @@ impl<L: Llm + ?Sized> Llm for Box<L> {
     }
 }
 
+/// The message of a timeout: the client's limit, or the job's deadline.
+fn timeout_text(url: &str, timeout_ms: u64, retries: u32, cut_by_deadline: bool) -> String {
+    if cut_by_deadline {
+        format!(
+            "the request to {url} was cut short by the job's deadline (job_timeout) after {retries} retries"
+        )
+    } else {
+        format!("no answer from {url} within {timeout_ms} ms after {retries} retries")
+    }
+}
+
 /// A rough token count (4 characters per token), used where no tokenizer is available.
 pub fn estimate_tokens(text: &str) -> u64 {
     (text.chars().count() as u64).div_ceil(4)
@@ -402,6 +420,7 @@ mod tests {
                 url: url.clone(),
                 timeout_ms: 1000,
                 retries: 3,
+                cut_by_deadline: false,
             },
             LlmError::Connection {
                 url: url.clone(),

@@ -423,6 +423,7 @@ impl OpenAiClient {
                         url,
                         timeout_ms: self.config.timeout.as_millis() as u64,
                         retries,
+                        cut_by_deadline: false,
                     },
                     s if s >= 500 => LlmError::Server {
                         status,
@@ -445,6 +446,10 @@ impl OpenAiClient {
                 url,
                 timeout_ms: self.config.timeout.as_millis() as u64,
                 retries,
+                // Within a few ms of the deadline: the deadline, not the client, ended it.
+                cut_by_deadline: self
+                    .time_left()
+                    .is_some_and(|left| left < Duration::from_millis(50)),
             },
             Failure::Connection(m) => LlmError::Connection {
                 url,
@@ -748,6 +753,13 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
+        // It says what cut it, and what to raise.
+        assert!(
+            e.to_string()
+                .contains("cut short by the job's deadline (job_timeout)"),
+            "{e}"
+        );
+        assert!(e.hint().unwrap().contains("job_timeout"), "{e:?}");
         // Past the deadline nothing is sent at all.
         let before = server.requests().len();
         assert_eq!(c.complete(&request()).unwrap_err().kind(), "timeout");
