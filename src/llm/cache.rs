@@ -312,13 +312,13 @@ impl<L: Llm> Llm for CachedLlm<L> {
                     call_index,
                 })));
             } else {
-                misses.push((out.len(), key, request.clone()));
+                misses.push((out.len(), key));
                 out.push(None);
             }
         }
-        let to_send: Vec<ChatRequest> = misses.iter().map(|(_, _, r)| r.clone()).collect();
+        let to_send: Vec<ChatRequest> = misses.iter().map(|(i, _)| requests[*i].clone()).collect();
         let answers = self.inner.complete_batch(&to_send, threads);
-        for ((slot, key, _), answer) in misses.into_iter().zip(answers) {
+        for ((slot, key), answer) in misses.into_iter().zip(answers) {
             if let Ok(response) = &answer {
                 let record = CachedResponse {
                     model: self.inner.info().model,

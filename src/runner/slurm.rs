@@ -400,7 +400,14 @@ impl Executor for SlurmExecutor {
         ));
         write_atomic(&submission.array_script, array.as_bytes())
             .map_err(FileError::on("write", &submission.array_script))?;
-        submission.array_job_id = self.sbatch(&submission.array_script, &[])?;
+        submission.array_job_id = match self.sbatch(&submission.array_script, &[]) {
+            Ok(id) => id,
+            Err(e) => {
+                // Nothing was submitted: leave no submission behind for status or resume.
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e.into());
+            }
+        };
         let mut report = self.header(&format!("{name}-report"), &logs.join("report.log"));
         report.push_str(&format!(
             "#SBATCH --dependency=afterany:{}\n# Rebuilds the run-level files once every array task has ended, however it ended.\nexec {} report {}\n",

@@ -361,19 +361,6 @@ impl DatasetEvaluator {
             .collect()
     }
 
-    /// [`DatasetEvaluator::evaluate_all`] for one example.
-    pub fn evaluate(
-        &self,
-        values: &Kwargs,
-        example: &Example,
-        agent: Option<&AgentHandle>,
-        limits: &EvalLimits,
-    ) -> ExampleResult {
-        self.evaluate_all(values, &[example], agent, limits)
-            .pop()
-            .unwrap_or_else(|| unreachable!("one example, one result"))
-    }
-
     fn score_reply(
         &self,
         reply: Result<Reply, crate::llm::LlmError>,
