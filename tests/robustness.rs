@@ -584,3 +584,36 @@ fn an_unwritable_runs_directory_says_so_and_suggests_runs_dir() {
             "wait for it",
         )));
 }
+
+/// A job stopped at its deadline keeps what it reached: the best parameters scored before
+/// the stop, their score and state files, while its status and reason stay `timeout`.
+#[test]
+fn a_job_stopped_at_its_deadline_keeps_its_best_result() {
+    let ws = Workspace::new();
+    let server = slow_server(Duration::from_millis(150));
+    let cfg = ws.config(
+        "partial.yaml",
+        &format!(
+            "mode: real\nseeds: [1]\njob_timeout: 2.0\nllm:\n  provider: mock\n  base_url: {}\n  model: mock-model\n  api_key_env: null\n  cache: off\n  max_retries: 0\ntasks: [internal:numeric_param]\ntrainers:\n  - id: PrioritySearch\n    params_variants: [{{ps_steps: 500, ps_candidates: 1, ps_proposals: 1}}]\n",
+            server.base_url()
+        ),
+    );
+    run_as(&ws, &cfg, "partial", &[]).code(1);
+    let run = ws.path().join("runs/partial");
+    let (_, rows) = read_csv(&run.join("results.csv"));
+    let r = &rows[0];
+    assert_eq!(r["status"], "timeout", "{r:?}");
+    assert!(r["error"].contains("job_timeout of 2s"), "{r:?}");
+    let steps: u64 = r["steps"].parse().unwrap();
+    assert!(steps >= 1, "some steps ran before the deadline: {r:?}");
+    let initial: f64 = r["score_val_initial"].parse().unwrap();
+    let best: f64 = r["score_val"].parse().unwrap();
+    assert!(best >= initial, "{r:?}");
+    let job = run.join("jobs").join(&r["job_id"]);
+    for state in ["initial_state.yaml", "best_state.yaml", "final_state.yaml"] {
+        assert!(job.join("artifacts").join(state).is_file(), "{state}");
+    }
+    // The best state is a parameter set the job really scored: the step records hold it.
+    let best_state = std::fs::read_to_string(job.join("artifacts/best_state.yaml")).unwrap();
+    assert!(best_state.contains("x"), "{best_state}");
+}

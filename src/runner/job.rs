@@ -73,6 +73,7 @@ pub fn run_job(job: &Job, ctx: &JobContext<'_>) -> Result<JobEnd, SinkError> {
         stop: JobStop::new(ctx.job_timeout, ctx.cancel.clone()),
         agent: None,
         llm_failure: None,
+        partial: None,
     };
     let mut outcome = match attempt.run(llm, ctx.llm) {
         Ok(outcome) => outcome,
@@ -140,6 +141,51 @@ struct Attempt<'j, 'e> {
     agent: Option<AgentHandle>,
     /// The LLM error that ended the job (an auth error also stops the run).
     llm_failure: Option<LlmError>,
+    /// What a job stopped early keeps: the initial parameters and score, and the best
+    /// set the monitor scored completely before the stop.
+    partial: Option<Partial>,
+}
+
+/// The results a stopped job had reached.
+struct Partial {
+    initial: Kwargs,
+    initial_score: Option<f64>,
+    best: Option<(Kwargs, f64)>,
+    metrics: std::collections::BTreeMap<String, f64>,
+}
+
+impl Partial {
+    fn of(
+        monitor: &Monitor,
+        initial: &Kwargs,
+        initial_score: Option<f64>,
+        deadline: Option<Instant>,
+    ) -> Self {
+        let best = monitor.best_by(deadline);
+        let metrics = best
+            .as_ref()
+            .map(|(p, _)| monitor.metrics(p))
+            .unwrap_or_default();
+        Self {
+            initial: initial.clone(),
+            initial_score,
+            best,
+            metrics,
+        }
+    }
+
+    /// `outcome` with the scores and parameters reached (its status and reason kept).
+    fn apply(self, outcome: &mut JobOutcome) {
+        outcome.score_val_initial = self.initial_score;
+        outcome.initial_params = Some(self.initial.clone());
+        if let Some((best, score)) = self.best {
+            outcome.score_val_final = Some(score);
+            outcome.score_val = Some(self.initial_score.map_or(score, |i| i.max(score)));
+            outcome.best_params = Some(best.clone());
+            outcome.final_params = Some(best);
+            outcome.metrics = self.metrics;
+        }
+    }
 }
 
 impl Attempt<'_, '_> {
@@ -195,6 +241,13 @@ impl Attempt<'_, '_> {
         let initial = task.initial_values();
         let mut monitor = Monitor::default();
         let (initial_score, _) = monitor.score(&task, &initial);
+        // An initial score cut short by the deadline is no result.
+        let deadline = self.stop.deadline();
+        let initial_score = if deadline.is_some_and(|d| Instant::now() > d) {
+            None
+        } else {
+            initial_score
+        };
         // An agent cut off by the deadline is a timeout, not an agent failure.
         self.check_deadline(0, &Counters::default(), monitor.calls)?;
         if let Some(mut outcome) = self.agent_failed() {
@@ -211,18 +264,31 @@ impl Attempt<'_, '_> {
         )
         .with_stop(self.stop.clone())
         .with_threads(job_threads(self.job));
-        let result = algorithm.run(ctx)?;
+        let result = match algorithm.run(ctx) {
+            Ok(result) => result,
+            Err(stopped) => {
+                self.partial = Some(Partial::of(&monitor, &initial, initial_score, deadline));
+                return Err(stopped);
+            }
+        };
         if let Some(e) = &result.llm_failure {
             self.llm_failure = Some(e.clone());
             let mut outcome = failed(&format!("llm_{}", e.kind()), e.to_string());
             outcome.llm_calls = result.counters.llm_calls;
+            outcome.prompt_tokens = result.counters.prompt_tokens;
+            outcome.completion_tokens = result.counters.completion_tokens;
             outcome.evaluator_calls = result.counters.metric_calls + monitor.calls;
-            outcome.score_val_initial = initial_score;
+            outcome.steps = result.steps;
+            Partial::of(&monitor, &initial, initial_score, deadline).apply(&mut outcome);
             return Ok(outcome);
         }
         let finals = final_scores(&task, &mut monitor, &result.best_params);
-        // Final evaluations cut short by the deadline would report failure scores as results.
-        self.check_deadline(result.steps, &result.counters, monitor.calls)?;
+        // Final evaluations cut short by the deadline would report failure scores as
+        // results: the job keeps what was scored before.
+        if let Err(stopped) = self.check_deadline(result.steps, &result.counters, monitor.calls) {
+            self.partial = Some(Partial::of(&monitor, &initial, initial_score, deadline));
+            return Err(stopped);
+        }
         if let Some(mut outcome) = self.agent_failed() {
             outcome.llm_calls = result.counters.llm_calls;
             outcome.prompt_tokens = result.counters.prompt_tokens;
@@ -375,6 +441,9 @@ impl Attempt<'_, '_> {
         elapsed: Duration,
     ) -> JobOutcome {
         let mut outcome = stopped_outcome(stopped, limit, elapsed);
+        if let Some(partial) = self.partial.take() {
+            partial.apply(&mut outcome);
+        }
         if stopped.reason == StopReason::Failed
             && let Some(e) = self.agent.as_ref().and_then(AgentHandle::failure)
         {

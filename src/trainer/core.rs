@@ -45,6 +45,8 @@ impl Counters {
 #[derive(Debug, Default)]
 pub struct Monitor {
     cache: HashMap<String, Scored>,
+    /// Every scored parameter set in scoring order, with when its scoring ended.
+    order: Vec<(Kwargs, Instant)>,
     /// Evaluator calls made by the monitor.
     pub calls: u64,
 }
@@ -62,7 +64,28 @@ impl Monitor {
         let e = task.evaluate(params, split, &refs);
         self.cache
             .insert(key, (e.score, e.summary.clone(), e.metrics, e.examples));
+        self.order.push((params.clone(), Instant::now()));
         (e.score, e.summary)
+    }
+
+    /// The best-scored parameter set whose scoring ended by `by` (an evaluation cut by
+    /// the deadline may hold failure scores, not results), and its score; ties go to the
+    /// earlier one. What a stopped job keeps.
+    pub fn best_by(&self, by: Option<Instant>) -> Option<(Kwargs, f64)> {
+        let mut best: Option<(&Kwargs, f64)> = None;
+        for (params, finished) in &self.order {
+            if by.is_some_and(|d| *finished > d) {
+                continue;
+            }
+            let key = serde_json::to_string(params).unwrap_or_default();
+            let Some(score) = self.cache.get(&key).and_then(|(s, ..)| *s) else {
+                continue;
+            };
+            if best.is_none_or(|(_, b)| score > b) {
+                best = Some((params, score));
+            }
+        }
+        best.map(|(p, s)| (p.clone(), s))
     }
 
     /// The per-example results of `params` from their last [`score`](Self::score) (empty
