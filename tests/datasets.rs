@@ -18,13 +18,18 @@ fn stub_runs_of_the_shipped_datasets_improve_for_most_seeds() {
         "mode: stub\nseeds: [1, 2, 3, 4, 5]\ntasks: [datasets:arithmetic, datasets:factual_qa]\ntrainers:\n  - id: PrioritySearch\n    params_variants: [{ps_steps: 5}]\n",
     );
     let (header, rows) = read_csv(&run.join("results.csv"));
+    // The agent's columns, then what the endpoint billed (nothing in stub mode).
     assert_eq!(
-        &header[header.len() - 3..],
+        &header[header.len() - 8..header.len() - 5],
         [
             "agent_calls",
             "agent_prompt_tokens",
             "agent_completion_tokens"
         ]
+    );
+    assert!(
+        rows.iter()
+            .all(|r| r["billed_prompt_tokens"] == "0" && r["cached_calls"] == "0")
     );
     for task in ["datasets:arithmetic", "datasets:factual_qa"] {
         let rows: Vec<_> = rows.iter().filter(|r| r["task_id"] == task).collect();

@@ -84,6 +84,19 @@ fn real_calls_are_counted_cached_and_never_leak_the_key() {
     assert_eq!(row["completion_tokens"], "60");
     assert_eq!(row["llm_calls"], "2");
     assert_eq!(row["cost_usd"].parse::<f64>().unwrap(), 240e-6 + 120e-6);
+    // Cold cache: billed = the endpoint's usage over the requests it answered.
+    let served = server.requests().len() as u64;
+    assert_eq!(row["billed_prompt_tokens"], (served * 120).to_string());
+    assert_eq!(row["billed_completion_tokens"], (served * 30).to_string());
+    assert_eq!(
+        (row["cached_calls"].as_str(), row["llm_retries"].as_str()),
+        ("0", "0")
+    );
+    let summary = common::read_json(&run.join("summary.json"));
+    assert_eq!(
+        summary["llm_accounting"]["billed_prompt_tokens"],
+        served * 120
+    );
     assert_eq!(row["score_val_final"], "-0.25");
     assert!(
         grep_tree(&run, KEY).is_empty(),
@@ -120,6 +133,11 @@ fn real_calls_are_counted_cached_and_never_leak_the_key() {
     let (_, again) = read_csv(&second.join("results.csv"));
     assert_eq!(again[0]["score_val_final"], row["score_val_final"]);
     assert_eq!(again[0]["prompt_tokens"], row["prompt_tokens"]);
+    // Warm cache: the same tokens consumed, nothing billed, nothing paid.
+    assert_eq!(again[0]["billed_prompt_tokens"], "0");
+    assert_eq!(again[0]["billed_completion_tokens"], "0");
+    assert_eq!(again[0]["cached_calls"], "2");
+    assert_eq!(again[0]["cost_usd"].parse::<f64>().unwrap(), 0.0);
     let job_dir = second.join("jobs").join(&row["job_id"]);
     let cached: Vec<bool> = read_jsonl(&job_dir.join("events.jsonl"))
         .iter()

@@ -134,6 +134,21 @@ pub struct JobOutcome {
     /// the multi-objective tasks' pools).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub examples_source: Option<String>,
+    /// Calls (optimizer and agent) answered by the response cache, not the endpoint.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cached_calls: u64,
+    /// Prompt tokens the endpoint billed (its answers; no cache hits, no stub).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub billed_prompt_tokens: u64,
+    /// Completion tokens the endpoint billed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub billed_completion_tokens: u64,
+    /// Failed attempts that were retried.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub llm_retries: u64,
+    /// Calls that failed for good.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failed_llm_calls: u64,
 }
 
 impl JobOutcome {
@@ -169,6 +184,11 @@ impl JobOutcome {
             examples_correct: None,
             examples_total: None,
             examples_source: None,
+            cached_calls: 0,
+            billed_prompt_tokens: 0,
+            billed_completion_tokens: 0,
+            llm_retries: 0,
+            failed_llm_calls: 0,
         }
     }
 }

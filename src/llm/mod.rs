@@ -15,6 +15,7 @@ pub mod openai;
 pub mod ratelimit;
 pub mod retry;
 pub mod settings;
+pub mod tally;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};

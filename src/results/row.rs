@@ -83,6 +83,18 @@ pub struct ResultRow {
     pub agent_prompt_tokens: u64,
     #[serde(default)]
     pub agent_completion_tokens: u64,
+    // Real mode: what the endpoint billed (optimizer and agent; cache hits and the stub
+    // bill nothing), calls the cache answered, retried attempts, calls that failed.
+    #[serde(default)]
+    pub billed_prompt_tokens: u64,
+    #[serde(default)]
+    pub billed_completion_tokens: u64,
+    #[serde(default)]
+    pub cached_calls: u64,
+    #[serde(default)]
+    pub llm_retries: u64,
+    #[serde(default)]
+    pub failed_llm_calls: u64,
 }
 
 /// Column names in `results.csv` order.
@@ -139,6 +151,11 @@ pub const COLUMNS: &[&str] = &[
     "agent_calls",
     "agent_prompt_tokens",
     "agent_completion_tokens",
+    "billed_prompt_tokens",
+    "billed_completion_tokens",
+    "cached_calls",
+    "llm_retries",
+    "failed_llm_calls",
 ];
 
 /// Number of leading columns shared with the Python reference.
@@ -286,6 +303,11 @@ impl ResultRow {
             agent_calls: outcome.agent_calls,
             agent_prompt_tokens: outcome.agent_prompt_tokens,
             agent_completion_tokens: outcome.agent_completion_tokens,
+            billed_prompt_tokens: outcome.billed_prompt_tokens,
+            billed_completion_tokens: outcome.billed_completion_tokens,
+            cached_calls: outcome.cached_calls,
+            llm_retries: outcome.llm_retries,
+            failed_llm_calls: outcome.failed_llm_calls,
         }
     }
 
@@ -351,6 +373,11 @@ impl ResultRow {
             self.agent_calls.to_string(),
             self.agent_prompt_tokens.to_string(),
             self.agent_completion_tokens.to_string(),
+            self.billed_prompt_tokens.to_string(),
+            self.billed_completion_tokens.to_string(),
+            self.cached_calls.to_string(),
+            self.llm_retries.to_string(),
+            self.failed_llm_calls.to_string(),
         ]
     }
 }

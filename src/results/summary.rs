@@ -158,12 +158,41 @@ pub struct Summary {
     completion_tokens: u64,
     cost_usd: Option<f64>,
     llm_calls: u64,
+    /// The agent's and the endpoint's counts over all jobs (`llm_accounting`).
+    accounting: Accounting,
     evaluator_calls: u64,
     time_seconds: f64,
     stub_rows: usize,
     groups: Vec<GroupStats>,
     /// Finished groups, computed once (the bootstrap is the costly part) and reset by `add`.
     finished: OnceCell<Vec<GroupStats>>,
+}
+
+/// Run totals of what the agent consumed and what the endpoint billed (summary.json
+/// `llm_accounting`; the optimizer's consumed tokens are `token_totals`).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+struct Accounting {
+    agent_calls: u64,
+    agent_prompt_tokens: u64,
+    agent_completion_tokens: u64,
+    billed_prompt_tokens: u64,
+    billed_completion_tokens: u64,
+    cached_calls: u64,
+    llm_retries: u64,
+    failed_llm_calls: u64,
+}
+
+impl Accounting {
+    fn add(&mut self, row: &ResultRow) {
+        self.agent_calls += row.agent_calls;
+        self.agent_prompt_tokens += row.agent_prompt_tokens;
+        self.agent_completion_tokens += row.agent_completion_tokens;
+        self.billed_prompt_tokens += row.billed_prompt_tokens;
+        self.billed_completion_tokens += row.billed_completion_tokens;
+        self.cached_calls += row.cached_calls;
+        self.llm_retries += row.llm_retries;
+        self.failed_llm_calls += row.failed_llm_calls;
+    }
 }
 
 impl Summary {
@@ -187,6 +216,7 @@ impl Summary {
             completion_tokens: 0,
             cost_usd: None,
             llm_calls: 0,
+            accounting: Accounting::default(),
             evaluator_calls: 0,
             time_seconds: 0.0,
             stub_rows: 0,
@@ -235,6 +265,7 @@ impl Summary {
             *self.cost_usd.get_or_insert(0.0) += c;
         }
         self.llm_calls += row.llm_calls;
+        self.accounting.add(row);
         self.evaluator_calls += row.evaluator_calls;
         self.time_seconds += row.time_seconds;
         self.stub_rows += usize::from(row.llm_stub);
@@ -380,6 +411,7 @@ impl Summary {
             "tags": self.tags,
             "token_scope": scope,
             "cost_usd": self.cost_usd,
+            "llm_accounting": self.accounting,
             "mode": self.mode,
             "planned_jobs": self.planned,
             "jobs_without_results": self.missing,

@@ -8,12 +8,13 @@ use std::time::{Duration, Instant};
 
 use crate::backend::LlmFactory;
 use crate::events::{Emitter, EventKind, EventSink, ExampleRecord, JobOutcome, SinkError};
+use crate::llm::tally::{Spend, Tallied, Tally};
 use crate::llm::{Llm, LlmError};
 use crate::matrix::Job;
 use crate::optimizer::{Protocol, protocol_for};
 use crate::registry::Registry;
 use crate::stop::{Cancel, JobStop, StopReason, Stopped};
-use crate::task::agent::AgentHandle;
+use crate::task::agent::{AgentBackend, AgentHandle};
 use crate::task::{EvalLimits, Example, ExampleResult, SplitName, Task};
 use crate::trainer::{Algorithm, Counters, Ctx, Monitor, TrainResult};
 use crate::vocab::JobStatus;
@@ -49,7 +50,12 @@ pub struct JobEnd {
 pub fn run_job(job: &Job, ctx: &JobContext<'_>) -> Result<JobEnd, SinkError> {
     let mut emitter = Emitter::new(job, ctx.sink);
     let (protocol, fallback_note) = job_protocol(job, ctx.registry);
-    let llm = ctx.llm.for_job(job.seed, protocol.clone());
+    // Every answer of the job's clients is counted here, however the job ends.
+    let (tally, agent_tally) = (Tally::default(), Tally::default());
+    let llm = ctx
+        .llm
+        .for_job(job.seed, protocol.clone())
+        .map(|l| Box::new(Tallied::new(l, tally.clone())) as Box<dyn Llm>);
     emitter.emit(EventKind::JobStarted {
         job_index: job.index,
         task_id: job.task_id.clone(),
@@ -74,13 +80,21 @@ pub fn run_job(job: &Job, ctx: &JobContext<'_>) -> Result<JobEnd, SinkError> {
         agent: None,
         llm_failure: None,
         partial: None,
+        agent_tally: agent_tally.clone(),
     };
     let mut outcome = match attempt.run(llm, ctx.llm) {
         Ok(outcome) => outcome,
         Err(stopped) => attempt.stopped_outcome(&stopped, ctx.job_timeout, started.elapsed()),
     };
     let (agent, llm_failure) = (attempt.agent, attempt.llm_failure);
-    account(&mut outcome, agent.as_ref(), ctx.llm, started.elapsed());
+    let spend = tally.spend().plus(agent_tally.spend());
+    account(
+        &mut outcome,
+        agent.as_ref(),
+        spend,
+        ctx.llm,
+        started.elapsed(),
+    );
     let stop_run = llm_failure.filter(LlmError::stops_run).map(|e| {
         let hint = e
             .hint()
@@ -106,13 +120,20 @@ fn job_protocol(job: &Job, registry: &Registry) -> (Arc<dyn Protocol>, Option<St
     (Arc::from(protocol), note)
 }
 
-/// Time, the agent's counters and the cost, once the job has ended however it ended.
+/// Time, the agent's counters, what was billed and its cost, once the job has ended
+/// however it ended.
 fn account(
     outcome: &mut JobOutcome,
     agent: Option<&AgentHandle>,
+    spend: Spend,
     factory: &LlmFactory,
     elapsed: Duration,
 ) {
+    outcome.cached_calls = spend.cached;
+    outcome.billed_prompt_tokens = spend.billed_prompt_tokens;
+    outcome.billed_completion_tokens = spend.billed_completion_tokens;
+    outcome.llm_retries = spend.retries;
+    outcome.failed_llm_calls = spend.failed;
     outcome.time_seconds = elapsed.as_secs_f64();
     if let Some(agent) = agent {
         let usage = agent.usage();
@@ -120,13 +141,12 @@ fn account(
         outcome.agent_prompt_tokens = usage.prompt_tokens;
         outcome.agent_completion_tokens = usage.completion_tokens;
     }
-    // The agent talks to the same model, so its tokens cost the same.
+    // What the endpoint billed costs money (the agent talks to the same model); cache
+    // hits cost nothing.
     let calls = outcome.llm_calls + outcome.agent_calls;
     if let (Some(settings), false) = (factory.settings(), calls == 0) {
-        outcome.cost_usd = settings.cost(
-            outcome.prompt_tokens + outcome.agent_prompt_tokens,
-            outcome.completion_tokens + outcome.agent_completion_tokens,
-        );
+        outcome.cost_usd =
+            settings.cost(spend.billed_prompt_tokens, spend.billed_completion_tokens);
     }
 }
 
@@ -144,6 +164,8 @@ struct Attempt<'j, 'e> {
     /// What a job stopped early keeps: the initial parameters and score, and the best
     /// set the monitor scored completely before the stop.
     partial: Option<Partial>,
+    /// Counts the agent's answers.
+    agent_tally: Tally,
 }
 
 /// The results a stopped job had reached.
@@ -202,6 +224,12 @@ impl Attempt<'_, '_> {
             .map(|_| {
                 factory
                     .agent_for_job(self.job.seed)
+                    .map(|backend| match backend {
+                        AgentBackend::Llm(l) => {
+                            AgentBackend::Llm(Box::new(Tallied::new(l, self.agent_tally.clone())))
+                        }
+                        stub => stub,
+                    })
                     .map(|backend| AgentHandle::new(backend, self.stop.deadline()))
             })
             .transpose();
