@@ -95,6 +95,7 @@ pub const LLM_KEYS: &[&str] = &[
     "dspy_model",
     "price_prompt_per_million",
     "price_completion_per_million",
+    "prices",
 ];
 
 const TASK_KEYS: &[&str] = &["id", "key", "task", "eval_kwargs"];

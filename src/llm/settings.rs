@@ -62,6 +62,14 @@ pub enum SettingsError {
         /// What it is.
         found: String,
     },
+    /// `llm.prices` is not a table of `model: {prompt_per_million, completion_per_million}`.
+    #[error("llm.prices.{model}: {problem}")]
+    Prices {
+        /// The model entry (`*` for the table itself).
+        model: String,
+        /// What is wrong.
+        problem: String,
+    },
     /// Real mode without a key in the environment.
     #[error(
         "mode `real` needs an API key: set the environment variable `{var}` (named by llm.api_key_env)"
@@ -208,6 +216,60 @@ impl LlmSettings {
             price_prompt: number("price_prompt_per_million")?,
             price_completion: number("price_completion_per_million")?,
         })
+        .and_then(|s| s.with_price_table(llm.get("prices")))
+    }
+
+    /// Prices from `llm.prices` (USD per million tokens, by model name) for this model,
+    /// unless `price_*_per_million` are set: a table kept in a shared config covers
+    /// every model a sweep uses.
+    fn with_price_table(mut self, table: Option<&Json>) -> Result<Self, SettingsError> {
+        let entries = match table {
+            None | Some(Json::Null) => return Ok(self),
+            Some(Json::Object(m)) => m,
+            Some(other) => {
+                return Err(SettingsError::Prices {
+                    model: "*".into(),
+                    problem: format!("must be a mapping of model names, found {other}"),
+                });
+            }
+        };
+        for (model, entry) in entries {
+            let bad = |problem: String| SettingsError::Prices {
+                model: model.clone(),
+                problem,
+            };
+            let Json::Object(fields) = entry else {
+                return Err(bad(format!(
+                    "must be {{prompt_per_million, completion_per_million}}, found {entry}"
+                )));
+            };
+            let mut price = [None, None];
+            for (key, value) in fields {
+                let slot = match key.as_str() {
+                    "prompt_per_million" => 0,
+                    "completion_per_million" => 1,
+                    other => {
+                        return Err(bad(format!(
+                            "unknown key `{other}` (prompt_per_million, completion_per_million)"
+                        )));
+                    }
+                };
+                price[slot] = Some(
+                    value
+                        .as_f64()
+                        .filter(|p| p.is_finite() && *p >= 0.0)
+                        .ok_or_else(|| {
+                            bad(format!("{key} must be a number >= 0, found {value}"))
+                        })?,
+                );
+            }
+            let unset = self.price_prompt.is_none() && self.price_completion.is_none();
+            if *model == self.model && unset {
+                self.price_prompt = price[0];
+                self.price_completion = price[1];
+            }
+        }
+        Ok(self)
     }
 
     /// The key: the variable named by `api_key_env`, else an inline key; `None` for a
@@ -350,5 +412,37 @@ mod tests {
                 .cost(5, 5),
             None
         );
+    }
+
+    #[test]
+    fn a_price_table_prices_the_run_model_unless_prices_are_given() {
+        let none = |_: &str| None;
+        let table = json!({"m1": {"prompt_per_million": 1.0, "completion_per_million": 4.0}, "m2": {"prompt_per_million": 9.0}});
+        let s = LlmSettings::from_config(&kwargs(json!({"model": "m1", "prices": table})), &none)
+            .unwrap();
+        assert_eq!(s.cost(1_000_000, 1_000_000), Some(5.0));
+        let s = LlmSettings::from_config(&kwargs(json!({"model": "m3", "prices": table})), &none)
+            .unwrap();
+        assert_eq!(s.cost(1, 1), None, "no entry for the model: no cost");
+        let s = LlmSettings::from_config(
+            &kwargs(json!({"model": "m1", "prices": table, "price_prompt_per_million": 2.0})),
+            &none,
+        )
+        .unwrap();
+        assert_eq!(s.cost(1_000_000, 1_000_000), Some(2.0), "the flat keys win");
+        for (bad, says) in [
+            (json!({"m1": 3}), "llm.prices.m1: must be"),
+            (json!({"m1": {"prompt": 1}}), "unknown key `prompt`"),
+            (
+                json!({"m1": {"prompt_per_million": -1}}),
+                "must be a number >= 0",
+            ),
+            (json!([1]), "llm.prices.*"),
+        ] {
+            let e = LlmSettings::from_config(&kwargs(json!({"model": "m1", "prices": bad})), &none)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(says), "{e}");
+        }
     }
 }
