@@ -528,7 +528,7 @@ fn real_mode_run(reply: &str, tasks: &str) -> (Workspace, MockServer, PathBuf) {
         &ws,
         &cache,
         &format!(
-            "mode: real\nseeds: [1]\nllm:\n  provider: mock\n  base_url: {}\n  model: mock-model\n  api_key_env: null\n  max_retries: 0\n  cache_dir: {}\ntasks:\n{tasks}trainers: [NoOp]\n",
+            "mode: real\nseeds: [1]\nllm:\n  provider: mock\n  base_url: {}\n  model: mock-model\n  api_key_env: null\n  max_retries: 0\n  temperature: 0.3\n  max_tokens: 300\n  cache_dir: {}\ntasks:\n{tasks}trainers: [NoOp]\n",
             server.base_url(),
             ws.path().join("llm-cache").display()
         ),
@@ -739,4 +739,22 @@ fn multiobjective_gsm8k_draws_its_rows_from_the_cache() {
     let mut want: Vec<String> = inputs.iter().map(|s| s.to_string()).collect();
     want.sort();
     assert_eq!(sent, want);
+    // The agent's exchanges are transcripts too, with what was really sent and received.
+    let calls = read_jsonl(&job.join("artifacts/llm_calls.jsonl"));
+    let agent: Vec<_> = calls.iter().filter(|c| c["caller"] == "agent").collect();
+    // One per example of the two evaluations (the initial one, NoOp's), numbered in order.
+    assert_eq!(agent.len(), 12, "{calls:?}");
+    let numbers: Vec<u64> = agent.iter().map(|c| c["call"].as_u64().unwrap()).collect();
+    assert_eq!(numbers, (0..12).collect::<Vec<u64>>());
+    assert_eq!(agent.len() as u64, server.requests().len() as u64);
+    for c in &agent {
+        assert_eq!(
+            (c["temperature"].as_f64(), c["max_tokens"].as_u64()),
+            (Some(0.3), Some(300))
+        );
+        assert_eq!(c["finish_reason"], "stop");
+        assert_eq!(c["usage"]["prompt_tokens"], 10);
+        assert_eq!(c["messages"][0]["role"], "system");
+    }
+    assert_eq!(server.requests()[0].json().unwrap()["temperature"], 0.3);
 }

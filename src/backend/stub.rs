@@ -189,6 +189,7 @@ impl Llm for StubLlm {
             cached: false,
             retries: 0,
             usage_reported: false,
+            finish_reason: Some("stop".into()),
         })
     }
 }

@@ -239,14 +239,21 @@ pub struct LlmTranscript {
     pub step: u64,
     /// Index of the call within the job, from 0 (the response cache's call index).
     pub call: u64,
-    /// Model name.
+    /// Who called: `optimizer`, or `agent` (a dataset task's per-example calls, numbered
+    /// apart).
+    #[serde(default = "optimizer_caller")]
+    pub caller: String,
+    /// Model name, as sent.
     pub model: String,
     /// The conversation sent.
     pub messages: Vec<crate::llm::Message>,
-    /// Sampling temperature requested by the optimizer (the llm block may override it).
+    /// Sampling temperature as sent (the llm block's value wins over the optimizer's).
     pub temperature: Option<f64>,
-    /// Reply length limit requested by the optimizer (the llm block may override it).
+    /// Reply length limit as sent (the llm block's value wins over the optimizer's).
     pub max_tokens: Option<u32>,
+    /// Why the model stopped (`stop`, `length`, …), when the endpoint said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finish_reason: Option<String>,
     /// The assistant's text; `None` when the call failed.
     pub response: Option<String>,
     /// Token counts of a successful call.
@@ -257,6 +264,39 @@ pub struct LlmTranscript {
     pub cached: bool,
     /// The error of a failed call (`kind: message`).
     pub error: Option<String>,
+}
+
+fn optimizer_caller() -> String {
+    "optimizer".into()
+}
+
+impl LlmTranscript {
+    /// The record of one call: what `sent` says went out with the (already redacted)
+    /// `messages`, and the answer or the error that came back.
+    pub fn of(
+        caller: &str,
+        (step, call): (u64, u64),
+        sent: crate::llm::Sent,
+        messages: Vec<crate::llm::Message>,
+        answer: Result<&crate::llm::ChatResponse, String>,
+    ) -> Self {
+        let response = answer.as_ref().ok();
+        Self {
+            step,
+            call,
+            caller: caller.to_string(),
+            model: sent.model,
+            messages,
+            temperature: sent.temperature,
+            max_tokens: sent.max_tokens,
+            finish_reason: response.and_then(|r| r.finish_reason.clone()),
+            response: response.map(|r| r.content.clone()),
+            usage: response.map(|r| r.usage),
+            latency_s: response.map_or(0.0, |r| r.latency_s),
+            cached: response.is_some_and(|r| r.cached),
+            error: answer.err(),
+        }
+    }
 }
 
 /// What happened.
@@ -621,10 +661,12 @@ mod tests {
             EventKind::LlmTranscript(Box::new(LlmTranscript {
                 step: 1,
                 call: 0,
+                caller: "optimizer".into(),
                 model: "m".into(),
                 messages: vec![crate::llm::Message::new("user", "improve x")],
                 temperature: Some(0.0),
                 max_tokens: None,
+                finish_reason: Some("stop".into()),
                 response: Some("x = 2".into()),
                 usage: Some(crate::llm::Usage {
                     prompt_tokens: 10,

@@ -110,6 +110,9 @@ pub struct CachedResponse {
     pub usage: Usage,
     /// Whether the endpoint reported the usage (false: estimated).
     pub usage_reported: bool,
+    /// Why the model stopped, when the endpoint said (absent in older cache files).
+    #[serde(default)]
+    pub finish_reason: Option<String>,
 }
 
 /// The on-disk file: the response plus what it is for, to detect misplaced files.
@@ -258,6 +261,10 @@ impl<L: Llm> Llm for CachedLlm<L> {
         self.inner.request_fingerprint(request)
     }
 
+    fn sent(&self, request: &ChatRequest) -> super::Sent {
+        self.inner.sent(request)
+    }
+
     fn redact(&self, text: &str) -> String {
         self.inner.redact(text)
     }
@@ -304,6 +311,7 @@ impl<L: Llm> Llm for CachedLlm<L> {
                     cached: true,
                     retries: 0,
                     usage_reported: hit.usage_reported,
+                    finish_reason: hit.finish_reason,
                 })));
             } else if mode == CacheMode::Replay {
                 out.push(Some(Err(LlmError::Replay {
@@ -325,6 +333,7 @@ impl<L: Llm> Llm for CachedLlm<L> {
                     content: response.content.clone(),
                     usage: response.usage,
                     usage_reported: response.usage_reported,
+                    finish_reason: response.finish_reason.clone(),
                 };
                 if let Err(e) = self.cache.put(&key, &record) {
                     self.warnings.push(format!(
@@ -375,6 +384,7 @@ mod tests {
                 cached: false,
                 retries: 2,
                 usage_reported: true,
+                finish_reason: Some("stop".into()),
             })
         }
     }
@@ -624,6 +634,7 @@ mod tests {
             content: "wrong".into(),
             usage: Usage::default(),
             usage_reported: true,
+            finish_reason: None,
         };
         cache.put("ab".repeat(32).as_str(), &other).unwrap();
         std::fs::copy(cache.path(&"ab".repeat(32)), &path).unwrap();

@@ -103,6 +103,19 @@ pub struct ChatResponse {
     /// False when the endpoint sent no `usage` and the counts were estimated with
     /// [`estimate_tokens`] (always false for the stub), so token totals can be flagged.
     pub usage_reported: bool,
+    /// Why the model stopped (`stop`, `length`, …), when the endpoint says.
+    pub finish_reason: Option<String>,
+}
+
+/// What a client really sends for a request: configured overrides applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sent {
+    /// The model.
+    pub model: String,
+    /// The sampling temperature, if any.
+    pub temperature: Option<f64>,
+    /// The reply length limit, if any.
+    pub max_tokens: Option<u32>,
 }
 
 /// Who answers and how it is recorded in results.
@@ -303,6 +316,16 @@ pub trait Llm: Send {
         })
     }
 
+    /// What is really sent for `request` (transcripts record this). Clients that apply
+    /// configured values (temperature, max_tokens) override it.
+    fn sent(&self, request: &ChatRequest) -> Sent {
+        Sent {
+            model: self.info().model,
+            temperature: request.temperature,
+            max_tokens: request.max_tokens,
+        }
+    }
+
     /// `text` with every secret this client holds replaced by `***REDACTED***`, for
     /// anything that is written to disk (transcripts, warnings). The stub holds none.
     fn redact(&self, text: &str) -> String {
@@ -345,6 +368,10 @@ impl<L: Llm + ?Sized> Llm for Box<L> {
 
     fn request_fingerprint(&self, request: &ChatRequest) -> Json {
         (**self).request_fingerprint(request)
+    }
+
+    fn sent(&self, request: &ChatRequest) -> Sent {
+        (**self).sent(request)
     }
 
     fn redact(&self, text: &str) -> String {

@@ -211,7 +211,10 @@ fn error_message(body: &str) -> String {
 }
 
 /// Content and reported usage of a chat-completion body, or what is wrong with it.
-fn parse_completion(body: &str) -> Result<(String, Option<Usage>), String> {
+/// The text, usage (when reported) and finish reason of a chat-completions reply.
+type Completion = (String, Option<Usage>, Option<String>);
+
+fn parse_completion(body: &str) -> Result<Completion, String> {
     let v: Json = serde_json::from_str(body)
         .map_err(|_| format!("the body is not JSON: {}", excerpt(body)))?;
     let first = v
@@ -239,7 +242,11 @@ fn parse_completion(body: &str) -> Result<(String, Option<Usage>), String> {
             completion_tokens: u.get("completion_tokens")?.as_u64()?,
         })
     });
-    Ok((content, usage))
+    let finish_reason = first
+        .get("finish_reason")
+        .and_then(Json::as_str)
+        .map(str::to_string);
+    Ok((content, usage, finish_reason))
 }
 
 /// Why one HTTP attempt failed.
@@ -363,7 +370,7 @@ impl OpenAiClient {
     }
 
     /// One HTTP exchange: the parsed answer, or why it failed.
-    fn attempt(&self, body: &[u8]) -> Result<(String, Option<Usage>), Failure> {
+    fn attempt(&self, body: &[u8]) -> Result<Completion, Failure> {
         let mut req = self
             .agent
             .post(&self.url)
@@ -492,7 +499,7 @@ impl Llm for OpenAiClient {
             let outcome = self.attempt(&bytes);
             let latency_s = started.elapsed().as_secs_f64();
             match outcome {
-                Ok((content, usage)) => {
+                Ok((content, usage, finish_reason)) => {
                     // A model that echoes the key must not carry it into caches or transcripts.
                     let content = self.redact(&content);
                     let usage_reported = usage.is_some();
@@ -510,6 +517,7 @@ impl Llm for OpenAiClient {
                         cached: false,
                         retries,
                         usage_reported,
+                        finish_reason,
                     });
                 }
                 Err(failure) => {
@@ -549,6 +557,15 @@ impl Llm for OpenAiClient {
             "endpoint": self.redact(&self.url),
             "body": self.body(request),
         })
+    }
+
+    /// The configured temperature and max_tokens win over the request's (as in `body`).
+    fn sent(&self, request: &ChatRequest) -> super::Sent {
+        super::Sent {
+            model: self.config.model.clone(),
+            temperature: self.config.temperature.or(request.temperature),
+            max_tokens: self.config.max_tokens.or(request.max_tokens),
+        }
     }
 
     fn redact(&self, text: &str) -> String {

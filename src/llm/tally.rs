@@ -113,6 +113,10 @@ impl<L: Llm> Llm for Tallied<L> {
         self.inner.request_fingerprint(request)
     }
 
+    fn sent(&self, request: &ChatRequest) -> super::Sent {
+        self.inner.sent(request)
+    }
+
     fn redact(&self, text: &str) -> String {
         self.inner.redact(text)
     }

@@ -16,7 +16,7 @@ use crate::registry::Registry;
 use crate::stop::{Cancel, JobStop, StopReason, Stopped};
 use crate::task::agent::{AgentBackend, AgentHandle};
 use crate::task::{EvalLimits, Example, ExampleResult, SplitName, Task};
-use crate::trainer::{Algorithm, Counters, Ctx, Monitor, TrainResult};
+use crate::trainer::{Algorithm, Counters, Ctx, Monitor, TrainResult, agent_transcripts};
 use crate::vocab::JobStatus;
 use crate::vocab::Kwargs;
 use crate::vocab::Mode;
@@ -269,6 +269,7 @@ impl Attempt<'_, '_> {
         let initial = task.initial_values();
         let mut monitor = Monitor::default();
         let (initial_score, _) = monitor.score(&task, &initial);
+        self.emit_agent_exchanges(&task, 0);
         // An initial score cut short by the deadline is no result.
         let deadline = self.stop.deadline();
         let initial_score = if deadline.is_some_and(|d| Instant::now() > d) {
@@ -295,6 +296,7 @@ impl Attempt<'_, '_> {
         let result = match algorithm.run(ctx) {
             Ok(result) => result,
             Err(stopped) => {
+                self.emit_agent_exchanges(&task, stopped.steps);
                 self.partial = Some(Partial::of(&monitor, &initial, initial_score, deadline));
                 return Err(stopped);
             }
@@ -311,6 +313,7 @@ impl Attempt<'_, '_> {
             return Ok(outcome);
         }
         let finals = final_scores(&task, &mut monitor, &result.best_params);
+        self.emit_agent_exchanges(&task, result.steps);
         // Final evaluations cut short by the deadline would report failure scores as
         // results: the job keeps what was scored before.
         if let Err(stopped) = self.check_deadline(result.steps, &result.counters, monitor.calls) {
@@ -429,6 +432,13 @@ impl Attempt<'_, '_> {
         };
         Algorithm::from_preset(preset, &self.job.resolved.trainer_kwargs)
             .map_err(|e| EarlyEnd::Failed("invalid_knob", e.to_string()))
+    }
+
+    /// The agent's transcripts of the evaluations made outside the trainer.
+    fn emit_agent_exchanges(&mut self, task: &Task, step: u64) {
+        for event in agent_transcripts(task, step) {
+            self.emitter.emit_attached(event);
+        }
     }
 
     /// `Err` once the deadline passed, with what was spent.

@@ -79,9 +79,25 @@ pub struct AgentUsage {
     pub completion_tokens: u64,
 }
 
+/// One call of the agent's LLM as it went out and came back (real mode), kept until the
+/// job writes it as a transcript.
+#[derive(Debug, Clone)]
+pub struct AgentExchange {
+    /// The agent's call index (its own numbering, apart from the optimizer's).
+    pub call: u64,
+    /// What was sent.
+    pub sent: crate::llm::Sent,
+    /// The messages, redacted.
+    pub messages: Vec<Message>,
+    /// The answer, or the error (`kind: message`).
+    pub answer: Result<crate::llm::ChatResponse, String>,
+}
+
 struct AgentState {
     backend: AgentBackend,
     usage: AgentUsage,
+    /// Exchanges not yet written.
+    exchanges: Vec<AgentExchange>,
     failure: Option<LlmError>,
     /// The job's deadline: an error past it is the job timing out, not the agent failing.
     deadline: Option<Instant>,
@@ -108,6 +124,7 @@ impl AgentHandle {
         Self(Arc::new(Mutex::new(AgentState {
             backend,
             usage: AgentUsage::default(),
+            exchanges: Vec::new(),
             failure: None,
             deadline,
         })))
@@ -126,6 +143,11 @@ impl AgentHandle {
     /// What the agent has spent so far.
     pub fn usage(&self) -> AgentUsage {
         self.lock().usage
+    }
+
+    /// The exchanges since the last call, in call order (real mode; the stub has none).
+    pub fn take_exchanges(&self) -> Vec<AgentExchange> {
+        std::mem::take(&mut self.lock().exchanges)
     }
 
     /// The first error of the agent's LLM, if any.
@@ -167,6 +189,8 @@ impl AgentHandle {
         if let Some(e) = &state.failure {
             return examples.iter().map(|_| Err(e.clone())).collect();
         }
+        let first_call = state.usage.calls;
+        let mut exchanges = Vec::new();
         let answers: Vec<Result<Reply, LlmError>> = match &mut state.backend {
             AgentBackend::Stub => examples
                 .iter()
@@ -191,7 +215,23 @@ impl AgentHandle {
                         }
                     })
                     .collect();
-                llm.complete_batch(&requests, threads.max(1))
+                let results = llm.complete_batch(&requests, threads.max(1));
+                for (k, (request, result)) in requests.iter().zip(&results).enumerate() {
+                    exchanges.push(AgentExchange {
+                        call: first_call + k as u64,
+                        sent: llm.sent(request),
+                        messages: request
+                            .messages
+                            .iter()
+                            .map(|m| Message::new(&m.role, llm.redact(&m.content)))
+                            .collect(),
+                        answer: result
+                            .as_ref()
+                            .map(Clone::clone)
+                            .map_err(|e| format!("{}: {e}", e.kind())),
+                    });
+                }
+                results
                     .into_iter()
                     .map(|r| {
                         r.map(|r| Reply {
@@ -203,8 +243,19 @@ impl AgentHandle {
                     .collect()
             }
         };
+        // Only the calls that count (up to the first error) are recorded.
         let mut out = Vec::with_capacity(answers.len());
-        for answer in answers {
+        for (answer, exchange) in answers.into_iter().zip(
+            exchanges
+                .into_iter()
+                .map(Some)
+                .chain(std::iter::repeat_with(|| None)),
+        ) {
+            if state.failure.is_none()
+                && let Some(x) = exchange
+            {
+                state.exchanges.push(x);
+            }
             if let Some(e) = &state.failure {
                 out.push(Err(e.clone()));
                 continue;

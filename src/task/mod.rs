@@ -328,6 +328,14 @@ impl Task {
         task
     }
 
+    /// The bound agent's exchanges since the last call (real mode), to be written.
+    pub fn take_agent_exchanges(&self) -> Vec<agent::AgentExchange> {
+        self.agent
+            .as_ref()
+            .map(agent::AgentHandle::take_exchanges)
+            .unwrap_or_default()
+    }
+
     /// The error that ended the bound agent's use, if it failed for good.
     pub fn agent_failure(&self) -> Option<crate::llm::LlmError> {
         self.agent.as_ref()?.failure()

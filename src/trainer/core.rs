@@ -39,6 +39,23 @@ impl Counters {
     }
 }
 
+/// The agent's exchanges since the last drain (real mode), as transcripts of `step` for
+/// `artifacts/llm_calls.jsonl`.
+pub fn agent_transcripts(task: &Task, step: u64) -> Vec<EventKind> {
+    task.take_agent_exchanges()
+        .into_iter()
+        .map(|x| {
+            EventKind::LlmTranscript(Box::new(LlmTranscript::of(
+                "agent",
+                (step, x.call),
+                x.sent,
+                x.messages,
+                x.answer.as_ref().map_err(Clone::clone),
+            )))
+        })
+        .collect()
+}
+
 /// Scores parameter sets on the task's evaluation split (validation, else train), once
 /// per distinct set: the learning curve's `score_val` and the job's initial/final scores.
 /// Its evaluator calls are reported but never charged to a trainer's budget.
@@ -314,6 +331,9 @@ impl<'a, 'e> Ctx<'a, 'e> {
         let refs: Vec<&Example> = ids.iter().map(|&i| &examples[i]).collect();
         let eval = self.task.evaluate(params, split, &refs);
         self.counters.metric_calls += refs.len() as u64;
+        for event in agent_transcripts(self.task, self.step) {
+            self.emitter.emit_attached(event);
+        }
         self.check_stop(false)?;
         if self.task.manifest.objective_config.is_some()
             && refs.len() == examples.len()
@@ -442,34 +462,29 @@ impl<'a, 'e> Ctx<'a, 'e> {
         for warning in self.llm.take_warnings() {
             self.warn(warning);
         }
-        let transcript = |response: Option<&crate::llm::ChatResponse>, error: Option<String>| {
-            EventKind::LlmTranscript(Box::new(LlmTranscript {
-                step: self.step,
-                call,
-                model: info.model.clone(),
-                messages: request
-                    .messages
-                    .iter()
-                    .map(|m| Message::new(&m.role, self.llm.redact(&m.content)))
-                    .collect(),
-                temperature: request.temperature,
-                max_tokens: request.max_tokens,
-                response: response.map(|r| r.content.clone()),
-                usage: response.map(|r| r.usage),
-                latency_s: response.map_or(0.0, |r| r.latency_s),
-                cached: response.is_some_and(|r| r.cached),
-                error,
-            }))
+        let transcript = |answer: Result<&crate::llm::ChatResponse, String>| {
+            let messages = request
+                .messages
+                .iter()
+                .map(|m| Message::new(&m.role, self.llm.redact(&m.content)))
+                .collect();
+            EventKind::LlmTranscript(Box::new(LlmTranscript::of(
+                "optimizer",
+                (self.step, call),
+                self.llm.sent(request),
+                messages,
+                answer,
+            )))
         };
         let reply = match result {
             Ok(r) => {
                 self.failures_in_a_row = 0;
-                let event = transcript(Some(&r), None);
+                let event = transcript(Ok(&r));
                 self.emitter.emit_attached(event);
                 r
             }
             Err(e) => {
-                let event = transcript(None, Some(format!("{}: {e}", e.kind())));
+                let event = transcript(Err(format!("{}: {e}", e.kind())));
                 self.emitter.emit_attached(event);
                 self.warn(e.to_string());
                 self.check_stop(false)?;
@@ -544,6 +559,9 @@ impl<'a, 'e> Ctx<'a, 'e> {
         score_train: Option<f64>,
     ) -> Result<(), Stopped> {
         let (score_val, _) = self.monitor.score(self.task, best);
+        for event in agent_transcripts(self.task, self.step) {
+            self.emitter.emit_attached(event);
+        }
         let metrics = self.monitor.metrics(best);
         let spent = self.counters.since(&self.step_before);
         self.emitter.emit(EventKind::Step(StepRecord {
