@@ -225,10 +225,7 @@ impl AgentHandle {
                             .iter()
                             .map(|m| Message::new(&m.role, llm.redact(&m.content)))
                             .collect(),
-                        answer: result
-                            .as_ref()
-                            .map(Clone::clone)
-                            .map_err(|e| format!("{}: {e}", e.kind())),
+                        answer: result.clone().map_err(|e| format!("{}: {e}", e.kind())),
                     });
                 }
                 results
