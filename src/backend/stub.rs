@@ -190,6 +190,7 @@ impl Llm for StubLlm {
             retries: 0,
             usage_reported: false,
             finish_reason: Some("stop".into()),
+            billed: None,
         })
     }
 }

@@ -192,6 +192,35 @@ impl ResponseCache {
 
     /// Record an answer (atomically; a concurrent writer of the same key just wins).
     pub fn put(&self, key: &str, response: &CachedResponse) -> std::io::Result<()> {
+        write_atomic(&self.path(key), Self::file_text(key, response)?.as_bytes())
+    }
+
+    /// Record an answer unless one is recorded already — then return that one. The first
+    /// writer wins (a hard link cannot replace a file), so jobs that send the same call at
+    /// once all end up with the answer a replay will give them.
+    pub fn put_first(
+        &self,
+        key: &str,
+        response: &CachedResponse,
+    ) -> std::io::Result<Option<CachedResponse>> {
+        let path = self.path(key);
+        let dir = path.parent().unwrap_or(&self.dir);
+        std::fs::create_dir_all(dir)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+        std::io::Write::write_all(&mut tmp, Self::file_text(key, response)?.as_bytes())?;
+        tmp.as_file().sync_all()?;
+        match std::fs::hard_link(tmp.path(), &path) {
+            Ok(()) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match self.get(key) {
+                Some(first) => Ok(Some(first)),
+                // A corrupt or foreign file under the key: replace it.
+                None => tmp.persist(&path).map(|_| None).map_err(|e| e.error),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    fn file_text(key: &str, response: &CachedResponse) -> std::io::Result<String> {
         let file = CacheFile {
             format: CACHE_FORMAT,
             key: key.to_string(),
@@ -199,7 +228,7 @@ impl ResponseCache {
         };
         let mut text = serde_json::to_string_pretty(&file).map_err(std::io::Error::other)?;
         text.push('\n');
-        write_atomic(&self.path(key), text.as_bytes())
+        Ok(text)
     }
 }
 
@@ -312,6 +341,7 @@ impl<L: Llm> Llm for CachedLlm<L> {
                     retries: 0,
                     usage_reported: hit.usage_reported,
                     finish_reason: hit.finish_reason,
+                    billed: None,
                 })));
             } else if mode == CacheMode::Replay {
                 out.push(Some(Err(LlmError::Replay {
@@ -326,8 +356,8 @@ impl<L: Llm> Llm for CachedLlm<L> {
         }
         let to_send: Vec<ChatRequest> = misses.iter().map(|(i, _)| requests[*i].clone()).collect();
         let answers = self.inner.complete_batch(&to_send, threads);
-        for ((slot, key), answer) in misses.into_iter().zip(answers) {
-            if let Ok(response) = &answer {
+        for ((slot, key), mut answer) in misses.into_iter().zip(answers) {
+            if let Ok(response) = &mut answer {
                 let record = CachedResponse {
                     model: self.inner.info().model,
                     content: response.content.clone(),
@@ -335,11 +365,21 @@ impl<L: Llm> Llm for CachedLlm<L> {
                     usage_reported: response.usage_reported,
                     finish_reason: response.finish_reason.clone(),
                 };
-                if let Err(e) = self.cache.put(&key, &record) {
-                    self.warnings.push(format!(
+                match self.cache.put_first(&key, &record) {
+                    Ok(None) => {}
+                    // Another job sent the same call at the same time and recorded its
+                    // answer first: use that one, so a replay gives what this job saw.
+                    Ok(Some(first)) => {
+                        response.content = first.content;
+                        response.usage = first.usage;
+                        response.usage_reported = first.usage_reported;
+                        response.finish_reason = first.finish_reason;
+                        response.cached = true;
+                    }
+                    Err(e) => self.warnings.push(format!(
                         "cannot write the LLM response cache at {}: {e}",
                         self.cache.path(&key).display()
-                    ));
+                    )),
                 }
             }
             out[slot] = Some(answer);
@@ -385,6 +425,7 @@ mod tests {
                 retries: 2,
                 usage_reported: true,
                 finish_reason: Some("stop".into()),
+                billed: None,
             })
         }
     }
@@ -705,5 +746,30 @@ mod tests {
                 json!({"prompt_tokens": 20, "completion_tokens": 4})
             );
         }
+    }
+
+    #[test]
+    fn the_first_answer_recorded_for_a_key_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ResponseCache::new(dir.path(), CacheMode::ReadWrite);
+        let answer = |text: &str| CachedResponse {
+            model: "m".into(),
+            content: text.into(),
+            usage: Usage::default(),
+            usage_reported: true,
+            finish_reason: None,
+        };
+        let key = "cd".repeat(32);
+        assert_eq!(cache.put_first(&key, &answer("first")).unwrap(), None);
+        let kept = cache.put_first(&key, &answer("second")).unwrap();
+        assert_eq!(kept.map(|r| r.content).as_deref(), Some("first"));
+        assert_eq!(cache.get(&key).unwrap().content, "first");
+        // A corrupt file under the key is replaced.
+        std::fs::write(cache.path(&key), "{broken").unwrap();
+        assert_eq!(cache.put_first(&key, &answer("third")).unwrap(), None);
+        assert_eq!(cache.get(&key).unwrap().content, "third");
+        // No temporary files are left next to the entries.
+        let shard = cache.path(&key).parent().unwrap().to_path_buf();
+        assert_eq!(std::fs::read_dir(shard).unwrap().count(), 1);
     }
 }

@@ -105,6 +105,10 @@ pub struct ChatResponse {
     pub usage_reported: bool,
     /// Why the model stopped (`stop`, `length`, …), when the endpoint says.
     pub finish_reason: Option<String>,
+    /// What the endpoint billed for this call: its usage when it sent this answer or, for
+    /// a call whose own answer lost to one cached first, that own answer's usage; `None`
+    /// for cache hits and the stub.
+    pub billed: Option<Usage>,
 }
 
 /// What a client really sends for a request: configured overrides applied.

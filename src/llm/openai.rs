@@ -518,6 +518,7 @@ impl Llm for OpenAiClient {
                         retries,
                         usage_reported,
                         finish_reason,
+                        billed: Some(usage),
                     });
                 }
                 Err(failure) => {

@@ -50,17 +50,16 @@ impl Tally {
         *self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn record(&self, stub: bool, result: &Result<ChatResponse, LlmError>) {
+    fn record(&self, result: &Result<ChatResponse, LlmError>) {
         let mut s = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         match result {
             Ok(r) => {
                 s.answered += 1;
                 s.retries += u64::from(r.retries);
-                if r.cached {
-                    s.cached += 1;
-                } else if !stub {
-                    s.billed_prompt_tokens += r.usage.prompt_tokens;
-                    s.billed_completion_tokens += r.usage.completion_tokens;
+                s.cached += u64::from(r.cached);
+                if let Some(billed) = r.billed {
+                    s.billed_prompt_tokens += billed.prompt_tokens;
+                    s.billed_completion_tokens += billed.completion_tokens;
                 }
             }
             Err(e) => {
@@ -75,14 +74,12 @@ impl Tally {
 pub struct Tallied<L: Llm> {
     inner: L,
     tally: Tally,
-    stub: bool,
 }
 
 impl<L: Llm> Tallied<L> {
     /// Count `inner`'s answers in `tally`.
     pub fn new(inner: L, tally: Tally) -> Self {
-        let stub = inner.info().stub;
-        Self { inner, tally, stub }
+        Self { inner, tally }
     }
 }
 
@@ -93,7 +90,7 @@ impl<L: Llm> Llm for Tallied<L> {
 
     fn complete(&mut self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
         let result = self.inner.complete(request);
-        self.tally.record(self.stub, &result);
+        self.tally.record(&result);
         result
     }
 
@@ -104,7 +101,7 @@ impl<L: Llm> Llm for Tallied<L> {
     ) -> Vec<Result<ChatResponse, LlmError>> {
         let results = self.inner.complete_batch(requests, threads);
         for r in &results {
-            self.tally.record(self.stub, r);
+            self.tally.record(r);
         }
         results
     }
