@@ -80,9 +80,9 @@ calls = sum(int(r["llm_calls"]) + int(r["agent_calls"]) for r in rows)
 failed = sum(int(r["failed_llm_calls"]) for r in rows)
 cached = sum(int(r["cached_calls"]) for r in rows)
 assert (billed_p, billed_c) == (usage["prompt_tokens"], usage["completion_tokens"]), (billed_p, billed_c, usage)
-# Every call the server answered is billed; calls that failed for good (e.g. a prompt past
-# the model's context) reached it but were not answered.
-assert usage["requests"] == calls - failed - cached, (usage, calls, failed, cached)
+# Cache hits (jobs of one seed share identical calls) never reach the server; a call sent
+# by two jobs at once reaches it twice, and both are billed.
+assert calls - failed - cached <= usage["requests"] <= calls - failed, (usage, calls, failed, cached)
 assert after == usage, f"the replay sent requests: {usage} -> {after}"
 for r in rows:
     b = again[r["job_id"]]
