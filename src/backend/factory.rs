@@ -61,7 +61,8 @@ impl LlmFactory {
             }
         };
         let limiter = (settings.limits.requests_per_minute.is_some()
-            || settings.limits.tokens_per_minute.is_some())
+            || settings.limits.tokens_per_minute.is_some()
+            || settings.limits.max_concurrency.is_some())
         .then(|| Arc::new(RateLimiter::new(settings.limits)));
         Ok(Self {
             settings: Some(settings),

@@ -90,6 +90,7 @@ pub const LLM_KEYS: &[&str] = &[
     "max_retries",
     "requests_per_minute",
     "tokens_per_minute",
+    "max_concurrency",
     "cache",
     "cache_dir",
     "dspy_model",

@@ -1079,6 +1079,7 @@ mod tests {
             RateLimits {
                 requests_per_minute: Some(1),
                 tokens_per_minute: None,
+                max_concurrency: None,
             },
             limiter_clock.clone(),
         ));

@@ -4,6 +4,8 @@
 //! Providers enforce requests-per-minute and tokens-per-minute budgets per key; with
 //! several workers sharing one key, each worker retrying its own 429s wastes calls and
 //! time. One [`RateLimiter`] behind an `Arc` makes all workers wait their turn instead.
+//! It also bounds the requests in flight at once (`max_concurrency`): a permit holds a
+//! slot until it is recorded.
 //!
 //! **Algorithm: sliding-window log.** The limiter remembers every request granted in the
 //! last 60 s (time and token count). A new request is granted when, counting it, the
@@ -124,6 +126,8 @@ pub struct RateLimits {
     pub requests_per_minute: Option<u32>,
     /// Prompt plus completion tokens per minute (`llm.tokens_per_minute`).
     pub tokens_per_minute: Option<u64>,
+    /// Requests in flight at once across every job of the run (`llm.max_concurrency`).
+    pub max_concurrency: Option<u32>,
 }
 
 /// Proof that a request was admitted; hand it back to [`RateLimiter::record`].
@@ -147,6 +151,8 @@ struct Window {
     entries: VecDeque<Entry>,
     tokens: u64,
     next_id: u64,
+    /// Admitted requests not yet recorded.
+    in_flight: u32,
 }
 
 impl Window {
@@ -168,6 +174,8 @@ pub struct RateLimiter {
     limits: RateLimits,
     clock: Arc<dyn Clock>,
     window: Mutex<Window>,
+    /// Woken when a request in flight is recorded (a concurrency slot frees).
+    freed: std::sync::Condvar,
 }
 
 impl std::fmt::Debug for RateLimiter {
@@ -190,6 +198,7 @@ impl RateLimiter {
             limits,
             clock,
             window: Mutex::new(Window::default()),
+            freed: std::sync::Condvar::new(),
         }
     }
 
@@ -209,6 +218,18 @@ impl RateLimiter {
         loop {
             let wait = {
                 let mut w = lock(&self.window);
+                // A full set of requests in flight: wait for one to be recorded.
+                while self
+                    .limits
+                    .max_concurrency
+                    .is_some_and(|max| w.in_flight >= max.max(1))
+                {
+                    w = self
+                        .freed
+                        .wait_timeout(w, Duration::from_secs(1))
+                        .map(|(guard, _)| guard)
+                        .unwrap_or_else(|p| p.into_inner().0);
+                }
                 // Read the time under the lock so entries stay in time order.
                 let now = self.clock.now();
                 w.prune(now);
@@ -216,6 +237,7 @@ impl RateLimiter {
                     None => {
                         let id = w.next_id;
                         w.next_id += 1;
+                        w.in_flight += 1;
                         w.tokens += tokens;
                         w.entries.push_back(Entry {
                             id,
@@ -240,6 +262,8 @@ impl RateLimiter {
     /// the endpoint rejected the request without processing it).
     pub fn record(&self, permit: Permit, actual_tokens: u64) {
         let mut w = lock(&self.window);
+        w.in_flight = w.in_flight.saturating_sub(1);
+        self.freed.notify_one();
         if let Ok(i) = w.entries.binary_search_by_key(&permit.id, |e| e.id) {
             let old = w.entries[i].tokens;
             w.entries[i].tokens = actual_tokens;
@@ -285,6 +309,7 @@ mod tests {
             RateLimits {
                 requests_per_minute: rpm,
                 tokens_per_minute: tpm,
+                max_concurrency: None,
             },
             clock.clone(),
         );
@@ -391,6 +416,7 @@ mod tests {
         let l = RateLimiter::new(RateLimits {
             requests_per_minute: Some(100),
             tokens_per_minute: None,
+            max_concurrency: None,
         });
         let started = Instant::now();
         for _ in 0..50 {
@@ -398,5 +424,33 @@ mod tests {
             l.record(p, 1);
         }
         assert!(started.elapsed() < Duration::from_millis(100));
+    }
+
+    #[test]
+    fn max_concurrency_bounds_the_requests_in_flight() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let limiter = Arc::new(RateLimiter::new(RateLimits {
+            max_concurrency: Some(2),
+            ..RateLimits::default()
+        }));
+        let (now, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let threads: Vec<_> = (0..6)
+            .map(|_| {
+                let (limiter, now, peak) = (limiter.clone(), now.clone(), peak.clone());
+                std::thread::spawn(move || {
+                    let permit = limiter.acquire(10);
+                    let inside = now.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(inside, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(20));
+                    now.fetch_sub(1, Ordering::SeqCst);
+                    limiter.record(permit, 10);
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let peak = peak.load(Ordering::SeqCst);
+        assert!((1..=2).contains(&peak), "at most two at once, found {peak}");
     }
 }

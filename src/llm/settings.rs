@@ -210,6 +210,7 @@ impl LlmSettings {
             limits: RateLimits {
                 requests_per_minute: count("requests_per_minute")?.map(|n| n as u32),
                 tokens_per_minute: count("tokens_per_minute")?,
+                max_concurrency: count("max_concurrency")?.map(|n| n.max(1) as u32),
             },
             cache,
             cache_dir: text("cache_dir").map(PathBuf::from),
