@@ -30,25 +30,21 @@ class Proxy(BaseHTTPRequestHandler):
             self.send_response(200)
         else:
             body = self.forward(None)
-            if body is None:
-                return
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        self.reply(body)
 
     def do_POST(self):
         length = int(self.headers.get("Content-Length", "0"))
-        data = self.rfile.read(length)
-        body = self.forward(data)
-        if body is None:
-            return
+        self.reply(self.forward(self.rfile.read(length)))
+
+    def reply(self, body):
+        """The rest of a response whose status line is sent: headers and `body`."""
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
 
     def forward(self, data):
+        """Send the request upstream; send the status line back and return the body."""
         request = urllib.request.Request(self.upstream + self.path, data=data, method="POST" if data is not None else "GET")
         request.add_header("Content-Type", "application/json")
         try:
