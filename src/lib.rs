@@ -33,6 +33,7 @@ pub mod llm;
 pub mod matrix;
 pub mod mlflow;
 pub mod optimizer;
+pub mod par;
 pub mod provenance;
 pub mod registry;
 pub mod results;

@@ -232,3 +232,74 @@ fn a_local_server_without_auth_needs_no_key() {
     assert_eq!(rows[0]["status"], "ok");
     assert_eq!(rows[0]["llm_provider"], "ollama");
 }
+
+/// Content-dependent replies with a little jitter, so arrival order varies.
+fn content_reply(request: &mock_server::RecordedRequest) -> ScriptedResponse {
+    let jitter = request.body.len() as u64 % 4;
+    mock_server::varied_reply(request).with_delay(std::time::Duration::from_millis(jitter))
+}
+
+#[test]
+fn num_threads_changes_no_call_and_no_number_of_any_batching_trainer() {
+    let ws = Workspace::new();
+    let server = MockServer::start(Vec::new()).unwrap();
+    server.set_responder(content_reply);
+    let run = |threads: u32| {
+        let before = server.requests().len();
+        let cfg = ws.config(
+            &format!("t{threads}.yaml"),
+            &format!(
+                "mode: real\nseeds: [3]\nmax_workers: 1\nllm:\n  provider: mock\n  base_url: {}\n  model: mock-model\n  api_key_env: TB_TEST_KEY\n  max_retries: 0\n  cache: off\ntasks: [datasets:arithmetic, internal:multi_param]\ntrainers:\n  - id: PrioritySearch\n    params_variants: [{{ps_steps: 2, ps_candidates: 2, ps_proposals: 3, num_threads: {threads}}}]\n  - id: BasicSearch\n    params_variants: [{{num_proposals: 3, batch_size: 12, num_threads: {threads}}}]\n  - id: GEPA-Beam\n    params_variants: [{{gepa_iters: 2, beam_width: 3, num_threads: {threads}}}]\n  - id: GEPA\n    params_variants: [{{max_metric_calls: 40, module_selector: all, num_threads: {threads}}}]\n",
+                server.base_url()
+            ),
+        );
+        ws.cmd()
+            .env("TB_TEST_KEY", KEY)
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .args(["--run-id", &format!("t{threads}")])
+            .assert()
+            .success();
+        let dir = ws.path().join(format!("runs/t{threads}"));
+        let mut bodies: Vec<String> = server.requests()[before..]
+            .iter()
+            .map(|r| r.body.clone())
+            .collect();
+        bodies.sort();
+        (dir, bodies)
+    };
+    let (one, one_calls) = run(1);
+    let (four, four_calls) = run(4);
+    assert!(one_calls.len() > 100, "{} calls", one_calls.len());
+    assert_eq!(
+        one_calls, four_calls,
+        "the same requests, whatever the order"
+    );
+    let stable = |dir: &Path| {
+        let (_, rows) = read_csv(&dir.join("results.csv"));
+        rows.into_iter()
+            .map(|r| {
+                let id = r["job_id"].clone();
+                r.into_iter()
+                    .filter(|(k, v)| {
+                        !v.contains("num_threads")
+                            && !v.contains(&id)
+                            && !k.contains("time")
+                            && !["run_id", "job_id", "params_hash"].contains(&k.as_str())
+                    })
+                    .collect::<std::collections::BTreeMap<_, _>>()
+            })
+            .collect::<Vec<_>>()
+    };
+    let (a, b) = (stable(&one), stable(&four));
+    assert_eq!(a.len(), 8);
+    assert!(a.iter().all(|r| r["status"] == "ok"), "{a:?}");
+    assert_eq!(a, b);
+    // The search moved: some job ends above where it started.
+    assert!(
+        a.iter()
+            .any(|r| r["score_val_final"].parse::<f64>().unwrap()
+                > r["score_val_initial"].parse::<f64>().unwrap()),
+        "{a:?}"
+    );
+}

@@ -123,6 +123,9 @@ struct State {
     script: VecDeque<ScriptedResponse>,
     /// Answer once the script is exhausted (benchmarks: the same reply forever).
     fallback: Option<ScriptedResponse>,
+    /// Answer computed from the request once the script is exhausted (before `fallback`):
+    /// replies that depend on what was asked, not on arrival order.
+    responder: Option<fn(&RecordedRequest) -> ScriptedResponse>,
     requests: Vec<RecordedRequest>,
 }
 
@@ -149,6 +152,7 @@ impl MockServer {
         let state = Arc::new(Mutex::new(State {
             script: script.into(),
             fallback: None,
+            responder: None,
             requests: Vec::new(),
         }));
         let stop = Arc::new(AtomicBool::new(false));
@@ -196,6 +200,11 @@ impl MockServer {
         lock(&self.state).fallback = Some(response);
     }
 
+    /// Answer every request the queue does not with `responder(request)`.
+    pub fn set_responder(&self, responder: fn(&RecordedRequest) -> ScriptedResponse) {
+        lock(&self.state).responder = Some(responder);
+    }
+
     /// Requests received so far.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         lock(&self.state).requests.clone()
@@ -211,6 +220,29 @@ impl Drop for MockServer {
             let _ = handle.join();
         }
     }
+}
+
+/// A reply that depends only on what was asked (FNV-1a of the request body), for
+/// checks that arrival order changes nothing: a proposal for the parameters `prompt`,
+/// `a`, `b` and `x` (the built-in tasks') and, last, a number an agent's answer is scored
+/// on; usage (100, 20).
+pub fn varied_reply(request: &RecordedRequest) -> ScriptedResponse {
+    let h = request.body.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    });
+    let variable = |name: &str, value: String| {
+        format!("<variable><name>{name}</name><value>{value}</value></variable>\n")
+    };
+    let content = format!(
+        "<reasoning>r{}</reasoning>\n{}{}{}{}The answer is {}.",
+        h % 1000,
+        variable("prompt", format!("Answer carefully, style {}.", h % 7)),
+        variable("a", (h % 5).to_string()),
+        variable("b", (h % 3).to_string()),
+        variable("x", (h % 9).to_string()),
+        h % 20
+    );
+    ScriptedResponse::chat(&content, Some((100, 20)))
 }
 
 /// Serve one request on one connection (`Connection: close`).
@@ -257,13 +289,15 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
     };
     let response = {
         let mut st = lock(state);
-        st.requests.push(RecordedRequest {
+        let request = RecordedRequest {
             method,
             path,
             headers,
             body: String::from_utf8_lossy(&body).into_owned(),
-        });
-        match st.script.pop_front() {
+        };
+        let computed = st.responder.map(|f| f(&request));
+        st.requests.push(request);
+        match st.script.pop_front().or(computed) {
             Some(r) => r,
             None => st
                 .fallback

@@ -584,43 +584,21 @@ impl Llm for OpenAiClient {
         requests: &[ChatRequest],
         threads: usize,
     ) -> Vec<Result<ChatResponse, LlmError>> {
-        let workers = threads.min(requests.len());
-        if workers <= 1 {
+        if threads.min(requests.len()) <= 1 {
             return requests.iter().map(|r| self.complete(r)).collect();
         }
-        let slots: Vec<std::sync::Mutex<Option<Result<ChatResponse, LlmError>>>> = requests
-            .iter()
-            .map(|_| std::sync::Mutex::new(None))
-            .collect();
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        std::thread::scope(|scope| {
-            for worker in 0..workers {
-                let mut client = self.clone();
+        let client = &*self;
+        crate::par::map_ordered(
+            requests,
+            threads,
+            |worker| {
+                let mut copy = client.clone();
                 // Only the retry jitter draws from it: timing, never an answer.
-                client.rng = Rng::stream(self.config.seed, &format!("batch-worker-{worker}"));
-                let (slots, next) = (&slots, &next);
-                scope.spawn(move || {
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        let Some(request) = requests.get(i) else {
-                            break;
-                        };
-                        let answer = client.complete(request);
-                        *slots[i]
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(answer);
-                    }
-                });
-            }
-        });
-        slots
-            .into_iter()
-            .map(|s| {
-                s.into_inner()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .unwrap_or_else(|| Err(LlmError::Failed("no answer".into())))
-            })
-            .collect()
+                copy.rng = Rng::stream(client.config.seed, &format!("batch-worker-{worker}"));
+                copy
+            },
+            |copy, request| copy.complete(request),
+        )
     }
 }
 

@@ -169,42 +169,41 @@ impl AgentHandle {
         example: &Example,
         user_only: bool,
     ) -> Result<Reply, LlmError> {
-        self.answer_all(prompt, &[example], user_only, 1)
+        self.answer_all(&[(prompt, example)], user_only, 1)
             .pop()
             .unwrap_or_else(|| unreachable!("one example, one reply"))
     }
 
-    /// Answer every example with `prompt`, up to `threads` LLM requests at once, the
+    /// Answer every example with its prompt, up to `threads` LLM requests at once, the
     /// replies in order and exactly as one after another would give them: the calls are
-    /// numbered in example order, and after the first error the later examples get that
-    /// error (a dead endpoint is not asked again), whatever came back for them.
+    /// numbered in order, and after the first error the later examples get that error (a
+    /// dead endpoint is not asked again), whatever came back for them.
     pub fn answer_all(
         &self,
-        prompt: &str,
-        examples: &[&Example],
+        asks: &[(&str, &Example)],
         user_only: bool,
         threads: usize,
     ) -> Vec<Result<Reply, LlmError>> {
         let mut state = self.lock();
         if let Some(e) = &state.failure {
-            return examples.iter().map(|_| Err(e.clone())).collect();
+            return asks.iter().map(|_| Err(e.clone())).collect();
         }
         let first_call = state.usage.calls;
         let mut exchanges = Vec::new();
         let answers: Vec<Result<Reply, LlmError>> = match &mut state.backend {
-            AgentBackend::Stub => examples
+            AgentBackend::Stub => asks
                 .iter()
-                .map(|ex| Ok(StubAgent::reply(prompt, ex)))
+                .map(|(prompt, ex)| Ok(StubAgent::reply(prompt, ex)))
                 .collect(),
             AgentBackend::Llm(llm) => {
-                let requests: Vec<ChatRequest> = examples
+                let requests: Vec<ChatRequest> = asks
                     .iter()
-                    .map(|ex| {
+                    .map(|(prompt, ex)| {
                         let input = input_text(&ex.input);
                         let messages = if user_only {
                             vec![Message::new("user", format!("{prompt}\n\n{input}"))]
                         } else {
-                            vec![Message::new("system", prompt), Message::new("user", input)]
+                            vec![Message::new("system", *prompt), Message::new("user", input)]
                         };
                         ChatRequest {
                             messages,

@@ -212,21 +212,22 @@ impl CommandEvaluator {
         let until = job
             .deadline
             .map_or(started + limit, |d| d.min(started + limit));
-        let mut server = slot.lock();
-        if server.is_none() {
-            let started = EvalServer::start(&self.argv, evaluator_env)
-                .map_err(|e| format!("cannot start `{}`: {e}", self.argv[0]))?;
-            *server = Some(started);
-        }
-        let running = server.as_mut().expect("started above");
+        let mut running = match slot.take() {
+            Some(server) => server,
+            None => EvalServer::start(&self.argv, evaluator_env)
+                .map_err(|e| format!("cannot start `{}`: {e}", self.argv[0]))?,
+        };
         let answer = running.ask(&request.to_string(), until);
         let tail = running.stderr_tail(STDERR_TAIL);
         let with_tail = |msg: String| with_stderr(msg, &tail);
         match answer {
-            Ok(line) => parse_verdict(&line).map_err(with_tail),
+            Ok(line) => {
+                slot.give_back(running);
+                parse_verdict(&line).map_err(with_tail)
+            }
             Err(failure) => {
-                // The next evaluation starts a fresh server.
-                *server = None;
+                // Dropped (its process group killed): the next evaluation starts afresh.
+                drop(running);
                 Err(with_tail(match failure {
                     ServeError::TimedOut => format!(
                         "evaluation timed out after {:.1}s (limit {}s); the evaluator's process group was killed",

@@ -328,36 +328,50 @@ impl DatasetEvaluator {
         self.metric
     }
 
-    /// Ask the agent for every example with the prompt in `values` — together, up to
-    /// `limits.threads` requests at once — and score the answers in order. Without a
-    /// job's agent (tests, tools) the stub rule answers, uncounted. `limits` also bound
-    /// the programs a scorer runs (`hf:` code execution).
-    pub fn evaluate_all(
+    /// Ask the agent for every example of every evaluation, each with the prompt in its
+    /// `values` — all together, up to `limits.threads` requests at once, numbered in order
+    /// — and score the answers; one list of results per evaluation. Without a job's agent
+    /// (tests, tools) the stub rule answers, uncounted. `limits` also bound the programs a
+    /// scorer runs (`hf:` code execution).
+    pub fn evaluate_batch(
         &self,
-        values: &Kwargs,
-        examples: &[&Example],
+        batch: &[(&Kwargs, &[&Example])],
         agent: Option<&AgentHandle>,
         limits: &EvalLimits,
-    ) -> Vec<ExampleResult> {
-        let prompt = match values.get(&self.prompt_param) {
-            Some(Json::String(s)) => s.clone(),
-            Some(other) => other.to_string(),
-            None => String::new(),
-        };
-        let replies: Vec<Result<Reply, crate::llm::LlmError>> = match agent {
+    ) -> Vec<Vec<ExampleResult>> {
+        let prompts: Vec<String> = batch
+            .iter()
+            .map(|(values, _)| match values.get(&self.prompt_param) {
+                Some(Json::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+                None => String::new(),
+            })
+            .collect();
+        let asks: Vec<(&str, &Example)> = batch
+            .iter()
+            .zip(&prompts)
+            .flat_map(|((_, examples), prompt)| examples.iter().map(|ex| (prompt.as_str(), *ex)))
+            .collect();
+        let mut replies = match agent {
             Some(agent) => {
                 let user_only = matches!(self.metric, Metric::Hf(kind) if kind.qa_agent());
-                agent.answer_all(&prompt, examples, user_only, limits.threads)
+                agent.answer_all(&asks, user_only, limits.threads)
             }
-            None => examples
+            None => asks
                 .iter()
-                .map(|ex| Ok(StubAgent::reply(&prompt, ex)))
+                .map(|(prompt, ex)| Ok(StubAgent::reply(prompt, ex)))
                 .collect(),
-        };
-        examples
+        }
+        .into_iter();
+        batch
             .iter()
-            .zip(replies)
-            .map(|(example, reply)| self.score_reply(reply, example, limits))
+            .map(|(_, examples)| {
+                examples
+                    .iter()
+                    .zip(replies.by_ref())
+                    .map(|(example, reply)| self.score_reply(reply, example, limits))
+                    .collect()
+            })
             .collect()
     }
 

@@ -169,6 +169,17 @@ pub struct EvalLimits {
     pub threads: usize,
 }
 
+/// One evaluation of a batch: parameter values scored on examples of a split.
+#[derive(Debug, Clone, Copy)]
+pub struct EvalRequest<'r> {
+    /// The parameter values.
+    pub values: &'r Kwargs,
+    /// The split the examples come from.
+    pub split: SplitName,
+    /// The examples.
+    pub examples: &'r [&'r Example],
+}
+
 /// Why a task cannot be built from its manifest.
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
@@ -395,24 +406,67 @@ impl Task {
 
     /// Evaluate `values` on `examples`, summarised like the reference does.
     pub fn evaluate(&self, values: &Kwargs, split: SplitName, examples: &[&Example]) -> Evaluation {
+        let request = EvalRequest {
+            values,
+            split,
+            examples,
+        };
+        self.evaluate_batch(&[request])
+            .pop()
+            .unwrap_or_else(|| unreachable!("one request, one evaluation"))
+    }
+
+    /// Independent evaluations at once: every example of every request, up to
+    /// `num_threads` at a time (agent calls numbered in request order; command
+    /// evaluations on as many processes); each the same [`Evaluation`] as alone.
+    pub fn evaluate_batch(&self, batch: &[EvalRequest<'_>]) -> Vec<Evaluation> {
         let params = &self.manifest.parameters;
-        let results: Vec<ExampleResult> = match &self.scorer {
-            // The agent answers the examples together (up to `threads` at once).
+        let results: Vec<Vec<ExampleResult>> = match &self.scorer {
             Scorer::Dataset(d) => {
-                d.evaluate_all(values, examples, self.agent.as_ref(), &self.limits)
+                let asks: Vec<(&Kwargs, &[&Example])> =
+                    batch.iter().map(|r| (r.values, r.examples)).collect();
+                d.evaluate_batch(&asks, self.agent.as_ref(), &self.limits)
             }
-            Scorer::Builtin(e) => examples
+            Scorer::Builtin(e) => batch
                 .iter()
-                .map(|ex| e.evaluate(params, values, ex))
+                .map(|r| {
+                    r.examples
+                        .iter()
+                        .map(|ex| e.evaluate(params, r.values, ex))
+                        .collect()
+                })
                 .collect(),
-            Scorer::Command(c) => examples
-                .iter()
-                .map(|ex| c.evaluate(params, values, ex, split, &self.limits))
-                .collect(),
-        }
-        .into_iter()
-        .map(|r| self.apply_objective(r))
-        .collect();
+            Scorer::Command(c) => {
+                let pairs: Vec<(&EvalRequest<'_>, &Example)> = batch
+                    .iter()
+                    .flat_map(|r| r.examples.iter().map(move |ex| (r, *ex)))
+                    .collect();
+                let mut flat = crate::par::map_ordered(
+                    &pairs,
+                    self.limits.threads,
+                    |_| (),
+                    |_, (r, ex)| c.evaluate(params, r.values, ex, r.split, &self.limits),
+                )
+                .into_iter();
+                batch
+                    .iter()
+                    .map(|r| flat.by_ref().take(r.examples.len()).collect())
+                    .collect()
+            }
+        };
+        batch
+            .iter()
+            .zip(results)
+            .map(|(r, results)| self.summarise(r.split, results))
+            .collect()
+    }
+
+    /// One evaluation's results as the reference summarises them (after the objective).
+    fn summarise(&self, split: SplitName, results: Vec<ExampleResult>) -> Evaluation {
+        let results: Vec<ExampleResult> = results
+            .into_iter()
+            .map(|r| self.apply_objective(r))
+            .collect();
         let name = split.dataset_name();
         if results.is_empty() {
             return Evaluation {

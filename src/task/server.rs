@@ -129,15 +129,24 @@ impl Drop for EvalServer {
     }
 }
 
-/// A job's evaluator server, started on first use. Cloning shares it; each job gets a
-/// fresh slot when the task is bound to it, so jobs never share a server.
+/// A job's evaluator servers, started on first use: one per evaluation in flight (one,
+/// unless the job evaluates a batch with `num_threads` > 1). Cloning shares them; each job
+/// gets a fresh slot when the task is bound to it, so jobs never share a server.
 #[derive(Clone, Default)]
-pub struct ServerSlot(Arc<Mutex<Option<EvalServer>>>);
+pub struct ServerSlot(Arc<Mutex<Vec<EvalServer>>>);
 
 impl ServerSlot {
-    /// The server (started with `start` if there is none), locked for one request.
-    pub fn lock(&self) -> std::sync::MutexGuard<'_, Option<EvalServer>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    /// An idle server, if one is running (the caller starts one otherwise).
+    pub fn take(&self) -> Option<EvalServer> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).pop()
+    }
+
+    /// Hand a healthy server back for the next evaluation.
+    pub fn give_back(&self, server: EvalServer) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(server);
     }
 }
 

@@ -12,7 +12,7 @@ use crate::llm::{ChatRequest, Llm, LlmError, Message};
 use crate::optimizer::{ExampleTrace, HistoryEntry, ProblemInstance, Protocol};
 use crate::rng::Rng;
 use crate::stop::{JobStop, StopReason, Stopped};
-use crate::task::{Evaluation, Example, ExampleResult, SplitName, Task};
+use crate::task::{EvalRequest, Evaluation, Example, ExampleResult, SplitName, Task};
 use crate::vocab::Kwargs;
 
 /// What a trainer has spent.
@@ -202,6 +202,20 @@ pub struct Ctx<'a, 'e> {
     threads: usize,
 }
 
+/// One evaluation a trainer asks for: candidate `candidate_id` with `params` on the
+/// examples `ids` of `split`.
+#[derive(Debug, Clone, Copy)]
+pub struct EvalSpec<'s> {
+    /// The candidate's id (for events and the Pareto archive).
+    pub candidate_id: u64,
+    /// Its parameters.
+    pub params: &'s Kwargs,
+    /// The split.
+    pub split: SplitName,
+    /// Examples of the split.
+    pub ids: &'s [usize],
+}
+
 /// One proposal a trainer asks for: `parent` updated from its results `eval` on the
 /// train examples `ids`; `only` restricts it to one parameter; `history` feeds protocols
 /// that show earlier rounds.
@@ -325,37 +339,73 @@ impl<'a, 'e> Ctx<'a, 'e> {
         split: SplitName,
         ids: &[usize],
     ) -> Result<Evaluation, Stopped> {
+        let ask = EvalSpec {
+            candidate_id,
+            params,
+            split,
+            ids,
+        };
+        let mut evals = self.evaluate_batch(&[ask])?;
+        Ok(evals
+            .pop()
+            .unwrap_or_else(|| unreachable!("one spec, one evaluation")))
+    }
+
+    /// [`Ctx::evaluate`] for independent evaluations at once (up to `num_threads`
+    /// examples in flight across them): the same calls, events and results as one after
+    /// another. Each `Eval` event reports the batch's wall time.
+    pub fn evaluate_batch(&mut self, specs: &[EvalSpec<'_>]) -> Result<Vec<Evaluation>, Stopped> {
         self.check_stop(false)?;
         let started = Instant::now();
-        let examples = self.split(split);
-        let refs: Vec<&Example> = ids.iter().map(|&i| &examples[i]).collect();
-        let eval = self.task.evaluate(params, split, &refs);
-        self.counters.metric_calls += refs.len() as u64;
+        let examples: Vec<Vec<&Example>> = specs
+            .iter()
+            .map(|s| {
+                let split = self.split(s.split);
+                s.ids.iter().map(|&i| &split[i]).collect()
+            })
+            .collect();
+        let requests: Vec<EvalRequest<'_>> = specs
+            .iter()
+            .zip(&examples)
+            .map(|(s, refs)| EvalRequest {
+                values: s.params,
+                split: s.split,
+                examples: refs,
+            })
+            .collect();
+        let evals = self.task.evaluate_batch(&requests);
+        self.counters.metric_calls += examples.iter().map(|e| e.len() as u64).sum::<u64>();
         for event in agent_transcripts(self.task, self.step) {
             self.emitter.emit_attached(event);
         }
         self.check_stop(false)?;
-        if self.task.manifest.objective_config.is_some()
-            && refs.len() == examples.len()
-            && !eval.metrics.is_empty()
-            && !self.archive.iter().any(|p| p.candidate_id == candidate_id)
-        {
-            self.archive.push(ParetoPoint {
-                candidate_id,
-                metrics: eval.metrics.clone(),
-                params: params.clone(),
+        let seconds = started.elapsed().as_secs_f64();
+        for (spec, eval) in specs.iter().zip(&evals) {
+            if self.task.manifest.objective_config.is_some()
+                && spec.ids.len() == self.split(spec.split).len()
+                && !eval.metrics.is_empty()
+                && !self
+                    .archive
+                    .iter()
+                    .any(|p| p.candidate_id == spec.candidate_id)
+            {
+                self.archive.push(ParetoPoint {
+                    candidate_id: spec.candidate_id,
+                    metrics: eval.metrics.clone(),
+                    params: spec.params.clone(),
+                });
+            }
+            self.step_evaluations += 1;
+            self.emitter.emit(EventKind::Eval {
+                step: self.step,
+                candidate_id: spec.candidate_id,
+                split: spec.split,
+                examples: spec.ids.len() as u64,
+                score: eval.score,
+                seconds,
             });
         }
-        self.step_evaluations += 1;
-        self.emitter.emit(EventKind::Eval {
-            step: self.step,
-            candidate_id,
-            split,
-            examples: refs.len() as u64,
-            score: eval.score,
-            seconds: started.elapsed().as_secs_f64(),
-        });
-        Ok(eval)
+        Ok(evals)
     }
 
     /// Record that `parent` was selected for expansion (golden tests pin this order).

@@ -11,7 +11,7 @@
 
 use std::collections::HashSet;
 
-use super::core::{Ctx, Finish, PoolEntry, max_opt};
+use super::core::{Ctx, Finish, PoolEntry, ProposalSpec, max_opt};
 use super::data::EpochShuffled;
 use super::knobs::{KnobError, Knobs};
 use crate::rng::Rng;
@@ -281,11 +281,20 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Result<Finish, Stopped> {
             p.next_component += 1;
             vec![c]
         };
+        // One request per chosen component, all on the parent's results: asked together.
+        let specs: Vec<ProposalSpec<'_>> = chosen
+            .iter()
+            .map(|c| ProposalSpec {
+                parent: &parent_params,
+                ids: &ids,
+                eval: &before,
+                only: Some(c),
+                history: &[],
+            })
+            .collect();
         let mut child = parent_params.clone();
-        for c in &chosen {
-            if let Some(update) = ctx.propose(&parent_params, &ids, &before, Some(c), &[])?
-                && let Some(v) = update.get(c)
-            {
+        for (c, update) in chosen.iter().zip(ctx.propose_batch(&specs)?) {
+            if let Some(v) = update.as_ref().and_then(|u| u.get(c)) {
                 child.insert(c.clone(), v.clone());
             }
         }

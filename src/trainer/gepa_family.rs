@@ -15,7 +15,7 @@
 
 use std::collections::HashSet;
 
-use super::core::{Ctx, Finish, PoolEntry, max_opt};
+use super::core::{Ctx, EvalSpec, Finish, PoolEntry, ProposalSpec, max_opt};
 use super::knobs::{KnobError, Knobs};
 use crate::optimizer::HistoryEntry;
 use crate::rng::Rng;
@@ -148,7 +148,10 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Result<Finish, Stopped> {
                 .map(|i| buffer[i].id)
                 .collect(),
         };
-        let mut score_train = None;
+        // The parents (the whole beam) are expanded together: their minibatches drawn in
+        // order, evaluated together, their children asked together (on the buffer as the
+        // iteration found it), then kept in order and scored together.
+        let mut picked: Vec<(usize, Kwargs, Vec<usize>)> = Vec::new();
         for parent_id in parents {
             let Some(p) = buffer.iter().position(|c| c.id == parent_id) else {
                 continue;
@@ -156,18 +159,56 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Result<Finish, Stopped> {
             ctx.selected(parent_id);
             buffer[p].selected += 1;
             let ids = data_rng.sample_indices(n_train, s.train_batch_size);
-            let parent_params = buffer[p].params.clone();
-            let eval = ctx.evaluate(parent_id, &parent_params, SplitName::Train, &ids)?;
-            score_train = max_opt(score_train, eval.score);
-            let history = history(&buffer);
-            let Some(child) = ctx.propose(&parent_params, &ids, &eval, None, &history)? else {
+            picked.push((p, buffer[p].params.clone(), ids));
+        }
+        let specs: Vec<EvalSpec<'_>> = picked
+            .iter()
+            .map(|(p, params, ids)| EvalSpec {
+                candidate_id: buffer[*p].id,
+                params,
+                split: SplitName::Train,
+                ids,
+            })
+            .collect();
+        let evals = ctx.evaluate_batch(&specs)?;
+        let score_train = evals.iter().fold(None, |m, e| max_opt(m, e.score));
+        let history = history(&buffer);
+        let asks: Vec<ProposalSpec<'_>> = picked
+            .iter()
+            .zip(&evals)
+            .map(|((_, params, ids), eval)| ProposalSpec {
+                parent: params,
+                ids,
+                eval,
+                only: None,
+                history: &history,
+            })
+            .collect();
+        let proposals = ctx.propose_batch(&asks)?;
+        let mut children: Vec<(usize, u64, Kwargs)> = Vec::new();
+        for ((p, ..), child) in picked.iter().zip(proposals) {
+            let Some(child) = child else {
                 continue;
             };
-            if buffer.iter().any(|c| c.params == child) {
-                continue;
+            let known = buffer.iter().any(|c| c.params == child)
+                || children.iter().any(|(_, _, c)| *c == child);
+            if !known {
+                children.push((*p, ctx.new_id(), child));
             }
-            let id = ctx.new_id();
-            let vector = score_on_subset(ctx, id, &child)?;
+        }
+        let specs: Vec<EvalSpec<'_>> = children
+            .iter()
+            .map(|(_, id, child)| EvalSpec {
+                candidate_id: *id,
+                params: child,
+                split: val_split,
+                ids: &subset,
+            })
+            .collect();
+        let scored = ctx.evaluate_batch(&specs)?;
+        for ((p, id, child), eval) in children.into_iter().zip(scored) {
+            let vector = eval.examples.iter().map(|r| r.score).collect();
+            let parent_id = buffer[p].id;
             let mut ancestors = buffer[p].ancestors.clone();
             ancestors.insert(parent_id);
             let cand = new_cand(id, child, vector, ancestors, ctx.step());

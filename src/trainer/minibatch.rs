@@ -9,7 +9,7 @@
 //!   whole validation split; the best of the proposals and the current parameters wins
 //!   (a proposal wins a tie). The current score is measured once and cached.
 
-use super::core::{Ctx, Finish, PoolEntry};
+use super::core::{Ctx, EvalSpec, Finish, PoolEntry, ProposalSpec};
 use super::data::Loader;
 use super::knobs::{KnobError, Knobs};
 use crate::optimizer::HistoryEntry;
@@ -83,18 +83,34 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Result<Finish, Stopped> {
             ctx.selected(current_id);
             let rollouts = ctx.evaluate(current_id, &current, SplitName::Train, &ids)?;
             let old = rollouts.score;
+            // The proposals share the feedback: asked together.
+            let spec = || ProposalSpec {
+                parent: &current,
+                ids: &ids,
+                eval: &rollouts,
+                only: None,
+                history: &history,
+            };
+            let specs: Vec<ProposalSpec<'_>> = (0..s.num_proposals).map(|_| spec()).collect();
             let mut proposals: Vec<(u64, Kwargs)> = Vec::new();
-            for _ in 0..s.num_proposals {
-                if let Some(child) = ctx.propose(&current, &ids, &rollouts, None, &history)? {
-                    let id = ctx.new_id();
-                    proposals.push((id, child));
-                }
+            for child in ctx.propose_batch(&specs)?.into_iter().flatten() {
+                let id = ctx.new_id();
+                proposals.push((id, child));
             }
             let mut best_score = old;
             if s.search {
+                let specs: Vec<EvalSpec<'_>> = proposals
+                    .iter()
+                    .map(|(id, child)| EvalSpec {
+                        candidate_id: *id,
+                        params: child,
+                        split: val_split,
+                        ids: &all_val,
+                    })
+                    .collect();
+                let evals = ctx.evaluate_batch(&specs)?;
                 let mut scored = Vec::new();
-                for (id, child) in proposals {
-                    let e = ctx.evaluate(id, &child, val_split, &all_val)?;
+                for ((id, child), e) in proposals.into_iter().zip(evals) {
                     ctx.candidate(id, Some(current_id), None, e.score, false);
                     scored.push((id, child, e.score.unwrap_or(f64::NEG_INFINITY)));
                 }

@@ -12,7 +12,9 @@ mod minibatch;
 mod noop;
 mod priority_search;
 
-pub use core::{Counters, Ctx, Monitor, PoolEntry, ProposalSpec, TrainResult, agent_transcripts};
+pub use core::{
+    Counters, Ctx, EvalSpec, Monitor, PoolEntry, ProposalSpec, TrainResult, agent_transcripts,
+};
 pub use knobs::{KnobError, Knobs};
 
 use crate::registry::TrainerPreset;

@@ -9,7 +9,7 @@
 //! time; a size limit keeps exactly the top entries; UCB without `score_range` uses an
 //! unscaled, unclipped bonus instead of asserting.
 
-use super::core::{Ctx, Finish, PoolEntry, ProposalSpec, max_opt, mean};
+use super::core::{Ctx, EvalSpec, Finish, PoolEntry, ProposalSpec, max_opt, mean};
 use super::data::Loader;
 use super::knobs::{KnobError, Knobs};
 use crate::optimizer::HistoryEntry;
@@ -293,21 +293,21 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Result<Finish, Stopped> {
             } else {
                 (SplitName::Validation, val_loader.sample(batch_size))
             };
-            for &(i, parent_id) in &proposals {
-                let (id, params) = (search.cands[i].id, search.cands[i].params.clone());
-                let eval = ctx.evaluate(id, &params, split, &ids)?;
-                search.cands[i].add(&eval);
-                ctx.candidate(id, Some(parent_id), None, eval.score, false);
+            let slots: Vec<usize> = proposals.iter().map(|&(i, _)| i).collect();
+            let evals = evaluate_all(ctx, &search.cands, &slots, split, &ids)?;
+            for (&(i, parent_id), eval) in proposals.iter().zip(&evals) {
+                search.cands[i].add(eval);
+                ctx.candidate(search.cands[i].id, Some(parent_id), None, eval.score, false);
             }
             let mut explored: Vec<usize> = exploration.clone();
             explored.sort();
             explored.dedup();
             if n_val > 0 && s.validate_exploration_candidates {
                 let ids = val_loader.sample(batch_size);
-                for &i in &explored {
-                    let (id, params) = (search.cands[i].id, search.cands[i].params.clone());
-                    let eval = ctx.evaluate(id, &params, SplitName::Validation, &ids)?;
-                    search.cands[i].add(&eval);
+                let evals =
+                    evaluate_all(ctx, &search.cands, &explored, SplitName::Validation, &ids)?;
+                for (&i, eval) in explored.iter().zip(&evals) {
+                    search.cands[i].add(eval);
                 }
             }
             for (i, _) in proposals {
@@ -336,9 +336,8 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Result<Finish, Stopped> {
         batch = loader.sample(batch_size);
         samples.clear();
         let mut score_train = None;
-        for &slot in &exploration {
-            let (id, params) = (search.cands[slot].id, search.cands[slot].params.clone());
-            let eval = ctx.evaluate(id, &params, SplitName::Train, &batch)?;
+        let evals = evaluate_all(ctx, &search.cands, &exploration, SplitName::Train, &batch)?;
+        for (&slot, eval) in exploration.iter().zip(evals) {
             score_train = max_opt(score_train, eval.score);
             samples.push((slot, eval));
         }
@@ -380,4 +379,24 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Result<Finish, Stopped> {
             })
             .collect(),
     })
+}
+
+/// The candidates at `slots` evaluated together on `ids` of `split`, results in order.
+fn evaluate_all(
+    ctx: &mut Ctx<'_, '_>,
+    cands: &[Cand],
+    slots: &[usize],
+    split: SplitName,
+    ids: &[usize],
+) -> Result<Vec<Evaluation>, Stopped> {
+    let specs: Vec<EvalSpec<'_>> = slots
+        .iter()
+        .map(|&i| EvalSpec {
+            candidate_id: cands[i].id,
+            params: &cands[i].params,
+            split,
+            ids,
+        })
+        .collect();
+    ctx.evaluate_batch(&specs)
 }
