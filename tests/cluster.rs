@@ -81,6 +81,7 @@ fn library_run(
         run.plan.run_id.as_str(),
         "stub",
         registry.clone(),
+        run.plan.config.effective_durability(),
     ))];
     sinks.extend(extra);
     let fanout = Fanout::new(sinks);

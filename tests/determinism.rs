@@ -152,3 +152,74 @@ fn search_improves_numeric_param_for_most_seeds() {
         );
     }
 }
+
+#[test]
+fn every_durability_level_writes_the_same_run_and_none_leaves_temporary_files() {
+    let ws = Workspace::new();
+    let mut rows = Vec::new();
+    for level in ["job", "file", "none"] {
+        let cfg = ws.config(
+            &format!("{level}.yaml"),
+            &format!("{MATRIX_2X2}durability: {level}\n"),
+        );
+        let run = run_with(&ws, &cfg, level, "2");
+        rows.push(stable_rows(&run));
+        assert_eq!(stable_iterations(&run), stable_iterations(&run));
+        let temporary: Vec<_> = common::files_under(&run)
+            .into_iter()
+            .filter(|p| p.to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(temporary.is_empty(), "{level}: {temporary:?}");
+        let (_, csv) = read_csv(&run.join("results.csv"));
+        assert_eq!(csv.len(), 4, "{level}");
+        for r in &csv {
+            let meta =
+                common::read_json(&run.join("jobs").join(&r["job_id"]).join("job_meta.json"));
+            assert_eq!(meta["status"], "ok", "{level}: every job committed");
+        }
+    }
+    assert_eq!(rows[0], rows[1]);
+    assert_eq!(rows[0], rows[2]);
+    // The level is how a run writes, not what it measures: resuming under another is no
+    // drift, and every job is reused.
+    let cfg = ws.config("job-again.yaml", &format!("{MATRIX_2X2}durability: none\n"));
+    let out = ws
+        .cmd()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .args(["--run-id", "job"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let manifest = common::read_json(&ws.path().join("runs/job/meta/manifest.json"));
+    assert!(
+        manifest["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|j| j["status"] == "reused"),
+        "{manifest}"
+    );
+}
+
+#[test]
+fn an_unknown_durability_level_is_a_located_error_with_the_levels() {
+    let ws = Workspace::new();
+    let cfg = ws.config("bad.yaml", &format!("{MATRIX_2X2}durability: fsync\n"));
+    let out = ws
+        .cmd()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown durability level `fsync`"), "{err}");
+    assert!(err.contains("bad.yaml:13:13 (key `durability`)"), "{err}");
+    assert!(err.contains("`job`") && err.contains("`none`"), "{err}");
+    assert!(!ws.path().join("runs").exists(), "nothing written");
+}

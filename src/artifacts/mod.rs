@@ -1,8 +1,10 @@
-//! The run directory on disk: the layout (every path named once), atomic writes,
+//! The run directory on disk: the layout (every path named once), atomic writes and the
+//! durability levels,
 //! crash-tolerant JSONL reading, YAML output, and the one shape of a failed file operation.
 //! (The manifest and the sink writing each job's files are `results`, a layer up.)
 
 pub mod atomic;
+pub mod durability;
 pub mod jsonl;
 pub mod layout;
 pub mod yaml_out;

@@ -113,8 +113,9 @@ pub(super) fn sinks(
         plan.run_id.as_str(),
         plan.config.mode.as_str(),
         registry.clone(),
+        plan.config.effective_durability(),
     );
-    let tb = TbSink::new(plan.run_dir.clone());
+    let tb = TbSink::new(plan.run_dir.clone(), plan.config.effective_durability());
     let mut sinks: Vec<Box<dyn EventSink>> =
         vec![Box::new(files), Box::new(tb), Box::new(progress.clone())];
     // Last: it reads a job's files when the job has finished.

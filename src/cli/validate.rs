@@ -114,7 +114,7 @@ pub fn validate(
                 format!(
                     " variant {} {}",
                     j.variant_index,
-                    serde_json::Value::Object(j.raw_params.clone())
+                    serde_json::Value::Object((*j.raw_params).clone())
                 )
             } else {
                 String::new()

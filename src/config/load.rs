@@ -58,6 +58,7 @@ const RUN_KEYS: &[&str] = &[
     "llm4ad_python",
     "executor",
     "mlflow",
+    "durability",
 ];
 
 /// Keys of the `executor` block (docs/cluster.md).
@@ -299,7 +300,32 @@ impl Decoder<'_> {
             eval_kwargs,
             trainer_kwargs,
             mlflow: self.mlflow(get("mlflow")),
+            durability: self.durability(get("durability")),
         }
+    }
+
+    /// `durability: job | file | none` (docs/run-directory.md).
+    fn durability(
+        &mut self,
+        node: Option<&Node>,
+    ) -> Option<crate::artifacts::durability::Durability> {
+        use crate::artifacts::durability::Durability;
+        let node = node?;
+        let name = self.string(node, "durability")?;
+        let level = Durability::parse(&name);
+        if level.is_none() {
+            self.diags.push(
+                Diagnostic::error(
+                    "durability",
+                    node.span,
+                    format!("unknown durability level `{name}`"),
+                )
+                .with_hint(suggestion(&name, Durability::NAMES).unwrap_or_else(|| {
+                    "use `job` (one sync per group of finished jobs, the default), `file` (every file synced) or `none` (no syncs)".into()
+                })),
+            );
+        }
+        level
     }
 
     /// The `mlflow` block: a mapping of [`MLFLOW_KEYS`]; a URI this client cannot use is

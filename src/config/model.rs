@@ -163,12 +163,20 @@ pub struct Config {
     /// Where finished jobs are mirrored. An output destination, not part of the
     /// experiment: it is left out of the snapshot, so it may change between invocations.
     pub mlflow: Option<MlflowConfig>,
+    /// What the run syncs to survive an OS crash (`durability`; default `job`). How a run
+    /// writes, not what it measures: recorded only when given, never a drift.
+    pub durability: Option<crate::artifacts::durability::Durability>,
 }
 
 /// The reference's default `job_timeout` outside stub mode.
 pub const REAL_MODE_JOB_TIMEOUT_S: f64 = 600.0;
 
 impl Config {
+    /// The durability level: as configured, else `job`.
+    pub fn effective_durability(&self) -> crate::artifacts::durability::Durability {
+        self.durability.unwrap_or_default()
+    }
+
     /// The limit jobs really get, by the reference's rule: a configured (or `--job-timeout`)
     /// value wins and `0` means none; unset, real mode gets 600 s and stub mode none.
     pub fn effective_job_timeout(&self) -> Option<std::time::Duration> {
@@ -222,6 +230,9 @@ impl Config {
         // Only when given: the block is ours, and how a run executes is not what it measures.
         if !self.executor.is_empty() {
             snapshot["executor"] = Value::Object(self.executor.clone());
+        }
+        if let Some(d) = self.durability {
+            snapshot["durability"] = Value::from(d.as_str());
         }
         snapshot
     }

@@ -6,6 +6,7 @@
 //! reference does, so the same config gives the same ids in both tools.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -55,11 +56,12 @@ pub struct Job {
     pub seed: i64,
     /// Which params variant of the trainer entry (0-based).
     pub variant_index: usize,
-    /// The merged variant as written (the reference's `raw_params`).
-    pub raw_params: Kwargs,
+    /// The merged variant as written (the reference's `raw_params`). Shared by the seeds
+    /// of a variant, like `resolved`: a plan of 10,000 jobs holds each variant once.
+    pub raw_params: Arc<Kwargs>,
     /// The identity-bearing kwargs (hashed into the job id).
     #[serde(rename = "resolved_kwargs")]
-    pub resolved: ResolvedKwargs,
+    pub resolved: Arc<ResolvedKwargs>,
 }
 
 /// The canonical JSON that is hashed into a job id.
@@ -122,7 +124,8 @@ pub fn expand(config: &Config, registry: &Registry) -> (Vec<Job>, Vec<Diagnostic
                     Some(p) => p.resolve(&variant.params),
                     None => resolve_unknown(&variant.params),
                 };
-                let resolved = ResolvedKwargs {
+                let raw_params = Arc::new(variant.params.clone());
+                let resolved = Arc::new(ResolvedKwargs {
                     trainer_kwargs,
                     optimizer: trainer.optimizer.clone(),
                     optimizer_kwargs: trainer.optimizer_kwargs.clone(),
@@ -131,7 +134,7 @@ pub fn expand(config: &Config, registry: &Registry) -> (Vec<Job>, Vec<Diagnostic
                     logger: trainer.logger.clone(),
                     logger_kwargs: trainer.logger_kwargs.clone(),
                     eval_kwargs: task.eval_kwargs.clone(),
-                };
+                });
                 for &seed in &config.seeds {
                     let id = job_id(&task.id, &trainer.id, &resolved, seed);
                     if !seen.insert(id.clone()) {
@@ -156,7 +159,7 @@ pub fn expand(config: &Config, registry: &Registry) -> (Vec<Job>, Vec<Diagnostic
                         trainer_id: trainer.id.clone(),
                         seed,
                         variant_index: v,
-                        raw_params: variant.params.clone(),
+                        raw_params: raw_params.clone(),
                         resolved: resolved.clone(),
                     });
                 }

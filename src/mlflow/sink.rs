@@ -13,13 +13,21 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::record::{Destination, Pending};
-use super::{Client, DEFAULT_EXPERIMENT, Exporter, MlflowError, URI_ENV, token_from};
+use super::{
+    Client, DEFAULT_EXPERIMENT, Exporter, MlflowError, URI_ENV, export::JobExport, token_from,
+};
+use crate::artifacts::FileError;
 use crate::artifacts::layout::RunDir;
 use crate::config::model::Config;
 use crate::events::{Event, EventKind, EventSink, SinkError};
 use crate::llm::openai::Secret;
 use crate::matrix::Job;
 use crate::vocab::JobId;
+
+/// How long the mirror waits for a finished job's `job_meta.json` to be committed.
+const COMMIT_WAIT: Duration = Duration::from_secs(10);
+/// How often it looks.
+const COMMIT_POLL: Duration = Duration::from_millis(10);
 
 /// Per-request limit of the live mirror (connecting included): a slow server costs the
 /// background thread at most this per request, never a job.
@@ -256,7 +264,26 @@ impl Shared {
             *exporter = Some(e);
         }
         let e = exporter.as_mut().expect("connected above");
-        e.export_job(job_id).map(drop)
+        // The job's final `job_meta.json` is renamed into place by the run's commit
+        // thread right after a filesystem barrier (artifacts::durability): wait for it.
+        let mut waited = Duration::ZERO;
+        loop {
+            match e.export_job(job_id)? {
+                JobExport::NotFinished if waited < COMMIT_WAIT => {
+                    std::thread::sleep(COMMIT_POLL);
+                    waited += COMMIT_POLL;
+                }
+                JobExport::NotFinished => {
+                    let path = self.run_dir.job(job_id).job_meta();
+                    return Err(FileError::on("read", &path)(std::io::Error::other(format!(
+                        "no final job_meta.json {} s after the job finished",
+                        COMMIT_WAIT.as_secs()
+                    )))
+                    .into());
+                }
+                JobExport::Sent { .. } | JobExport::Unchanged => return Ok(()),
+            }
+        }
     }
 }
 

@@ -3,7 +3,11 @@
 //! (the LLM transcripts, which stay out of `events.jsonl`), and at the end the state
 //! snapshots, `results.json` and the final `job_meta.json` (each written atomically).
 //!
-//! `job_meta.json` is written last, so a job whose meta says `ok` has all its files.
+//! `job_meta.json` is written last, so a job whose meta says `ok` has all its files; it is
+//! committed through the run's [`Commits`] (one barrier per group of finishing jobs at the
+//! default durability level, `artifacts::durability`). Appended files are flushed at step
+//! ends and when the job ends (transcripts of a real LLM at once: they cost money), so a
+//! killed job keeps every completed step.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -12,7 +16,8 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Value as Json, json};
 
-use crate::artifacts::atomic::{write_atomic, write_json};
+use crate::artifacts::atomic::pretty_json;
+use crate::artifacts::durability::{Commits, Durability, Pending};
 use crate::artifacts::layout::{JobDir, RunDir, StateKind};
 use crate::artifacts::yaml_out::to_yaml;
 use crate::events::{Event, EventKind, EventSink, JobOutcome, SinkError, StepRecord};
@@ -43,17 +48,29 @@ pub struct JobFilesSink {
     registry: Registry,
     /// Running jobs; each has its own lock so workers never wait on each other's I/O.
     open: Mutex<HashMap<JobId, Arc<Mutex<Open>>>>,
+    durability: Durability,
+    /// Where final `job_meta.json` files are committed.
+    commits: Commits,
 }
 
 impl JobFilesSink {
-    /// A sink writing under `run_dir`.
-    pub fn new(run_dir: RunDir, run_id: &str, mode: &str, registry: Registry) -> Self {
+    /// A sink writing under `run_dir` at the run's durability level.
+    pub fn new(
+        run_dir: RunDir,
+        run_id: &str,
+        mode: &str,
+        registry: Registry,
+        durability: Durability,
+    ) -> Self {
+        let commits = Commits::new(run_dir.root(), durability);
         Self {
             run_dir,
             run_id: run_id.to_string(),
             mode: mode.to_string(),
             registry,
             open: Mutex::new(HashMap::new()),
+            durability,
+            commits,
         }
     }
 
@@ -67,19 +84,20 @@ impl JobFilesSink {
         std::fs::create_dir_all(dir.artifacts_dir())
             .map_err(io("cannot create", &dir.artifacts_dir()))?;
         let resolved = Resolved::of(job, None, &self.row_context(job, llm, &dir));
-        write_json(
-            &dir.job_meta(),
-            &job_meta(
-                job,
-                JobState::Running,
-                None,
-                &resolved,
-                llm,
-                &event.ts,
-                None,
-            ),
-        )
-        .map_err(io("cannot write", &dir.job_meta()))?;
+        self.durability
+            .write_json(
+                &dir.job_meta(),
+                &job_meta(
+                    job,
+                    JobState::Running,
+                    None,
+                    &resolved,
+                    llm,
+                    &event.ts,
+                    None,
+                ),
+            )
+            .map_err(io("cannot write", &dir.job_meta()))?;
         let create = |p: std::path::PathBuf| {
             File::create(&p)
                 .map(BufWriter::new)
@@ -117,8 +135,11 @@ impl JobFilesSink {
             open.examples,
         ] {
             w.flush().map_err(io(dir.root()))?;
-            w.get_ref().sync_all().map_err(io(dir.root()))?;
+            if self.durability == Durability::File {
+                w.get_ref().sync_all().map_err(io(dir.root()))?;
+            }
         }
+        let d = self.durability;
         let states = [
             (StateKind::Initial, &outcome.initial_params),
             (StateKind::Best, &outcome.best_params),
@@ -127,8 +148,10 @@ impl JobFilesSink {
         for (kind, params) in states {
             if let Some(params) = params {
                 let state = state_json(params);
-                write_json(&dir.state_json(kind), &state).map_err(io(&dir.state_json(kind)))?;
-                write_atomic(&dir.state_yaml(kind), to_yaml(&state).as_bytes())
+                pretty_json(&state)
+                    .and_then(|json| d.write_gated(&dir.state_json(kind), &json))
+                    .map_err(io(&dir.state_json(kind)))?;
+                d.write_gated(&dir.state_yaml(kind), to_yaml(&state).as_bytes())
                     .map_err(io(&dir.state_yaml(kind)))?;
             }
         }
@@ -141,7 +164,9 @@ impl JobFilesSink {
             results["pareto_front"] =
                 serde_json::to_value(&outcome.pareto_front).unwrap_or(Json::Null);
         }
-        write_json(&dir.results_json(), &results).map_err(io(&dir.results_json()))?;
+        pretty_json(&results)
+            .and_then(|json| d.write_gated(&dir.results_json(), &json))
+            .map_err(io(&dir.results_json()))?;
         let meta = job_meta(
             job,
             JobState::Finished(outcome.status),
@@ -151,7 +176,13 @@ impl JobFilesSink {
             &open.started_at,
             Some(&event.ts),
         );
-        write_json(&dir.job_meta(), &meta).map_err(io(&dir.job_meta()))
+        // Last, and only once what it names is durable (the commit's barrier).
+        let pending = pretty_json(&meta)
+            .and_then(|bytes| Pending::write(&dir.job_meta(), &bytes))
+            .map_err(io(&dir.job_meta()))?;
+        self.commits
+            .commit(pending)
+            .map_err(|e| SinkError::io(format!("cannot commit `{}`", e.path.display()), e.source))
     }
 
     fn row_context<'a>(&'a self, job: &Job, llm: &'a LlmInfo, dir: &'a JobDir) -> RowContext<'a> {
@@ -204,7 +235,12 @@ impl EventSink for JobFilesSink {
         match &event.kind {
             EventKind::LlmTranscript(_) => {
                 writeln!(state.llm_calls, "{line}").map_err(io)?;
-                return state.llm_calls.flush().map_err(io);
+                // A real model's answers cost money: on disk at once. The stub's at steps.
+                return if state.llm.stub {
+                    Ok(())
+                } else {
+                    state.llm_calls.flush().map_err(io)
+                };
             }
             EventKind::ExampleRecord(_) => {
                 // Flushed with the others when the job finishes (it comes right before).
@@ -213,9 +249,18 @@ impl EventSink for JobFilesSink {
             _ => {}
         }
         writeln!(state.events, "{line}").map_err(io)?;
-        state.events.flush().map_err(io)?;
         if let Some(text) = log_line(event) {
             writeln!(state.log, "[{:>9.3}s] {text}", event.elapsed_s).map_err(io)?;
+        }
+        // Appended lines reach the files at step ends, warnings and the job's start: one
+        // write per file per step, and a killed job keeps every completed step.
+        if matches!(
+            event.kind,
+            EventKind::JobStarted { .. } | EventKind::Step(_) | EventKind::Warning { .. }
+        ) {
+            state.events.flush().map_err(io)?;
+            state.log.flush().map_err(io)?;
+            state.llm_calls.flush().map_err(io)?;
         }
         match &event.kind {
             EventKind::Step(step) => {
@@ -237,6 +282,13 @@ impl EventSink for JobFilesSink {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Wait for the last commits and make them durable.
+    fn finish(&self) -> Result<(), SinkError> {
+        self.commits
+            .finish()
+            .map_err(|e| SinkError::io(format!("cannot commit `{}`", e.path.display()), e.source))
     }
 }
 

@@ -48,3 +48,77 @@ pub struct Manifest {
     /// Every planned job in matrix order.
     pub jobs: Vec<ManifestJob>,
 }
+
+/// What rebuilding the run-level files reads of a manifest: its header and the job ids
+/// in matrix order (the rest of each entry is skipped while parsing).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ManifestIndex {
+    /// Run id.
+    pub run_id: RunId,
+    /// `stub` or `real`.
+    pub mode: String,
+    /// Config tags.
+    pub tags: Vec<String>,
+    /// When the run was planned.
+    pub created_at: String,
+    /// When the last invocation finished executing.
+    pub finished_at: Option<String>,
+    /// Every planned job's id, in matrix order.
+    pub jobs: Vec<JobRef>,
+}
+
+/// A job of a [`ManifestIndex`].
+#[derive(Debug, Clone, Deserialize)]
+pub struct JobRef {
+    /// The job id.
+    pub job_id: crate::vocab::JobId,
+}
+
+/// Write a manifest without holding it whole: `head` (whose `jobs` are ignored), then
+/// `jobs` as they come, in that order. The same bytes as pretty-printing the whole
+/// [`Manifest`]: memory stays flat in the number of jobs.
+pub fn write_streamed(
+    path: &std::path::Path,
+    durability: crate::artifacts::durability::Durability,
+    head: &Manifest,
+    jobs: impl Iterator<Item = ManifestJob>,
+) -> std::io::Result<()> {
+    /// The job list, serialized from the iterator on the fly (taken once).
+    struct Lazy<I>(std::cell::RefCell<Option<I>>);
+    impl<I: Iterator<Item = ManifestJob>> Serialize for Lazy<I> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let jobs = self.0.borrow_mut().take();
+            s.collect_seq(jobs.into_iter().flatten())
+        }
+    }
+    /// [`Manifest`]'s fields in its order, with the lazy list.
+    #[derive(Serialize)]
+    struct Out<'a, J> {
+        run_id: &'a RunId,
+        tool: &'a str,
+        tool_version: &'a str,
+        config_hash: &'a str,
+        mode: &'a str,
+        tags: &'a [String],
+        created_at: &'a str,
+        generated_at: &'a str,
+        finished_at: &'a Option<String>,
+        jobs: J,
+    }
+    let out = Out {
+        run_id: &head.run_id,
+        tool: &head.tool,
+        tool_version: &head.tool_version,
+        config_hash: &head.config_hash,
+        mode: &head.mode,
+        tags: &head.tags,
+        created_at: &head.created_at,
+        generated_at: &head.generated_at,
+        finished_at: &head.finished_at,
+        jobs: Lazy(std::cell::RefCell::new(Some(jobs))),
+    };
+    durability.write_with(path, |w| {
+        serde_json::to_writer_pretty(&mut *w, &out).map_err(std::io::Error::other)?;
+        w.write_all(b"\n")
+    })
+}

@@ -12,15 +12,14 @@ pub mod row;
 mod summary;
 
 use crate::artifacts::FileError;
-use std::io::Write as _;
 use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::artifacts::atomic::{read_json, write_atomic, write_json};
+use crate::artifacts::atomic::{AtomicFile, read_json, write_json};
 use crate::artifacts::layout::RunDir;
 use crate::events::StepRecord;
-use crate::results::manifest::Manifest;
+use crate::results::manifest::ManifestIndex;
 use crate::vocab::canonical::{canonical_json, python_float_repr};
 
 pub use row::ResultRow;
@@ -105,14 +104,32 @@ pub enum ResultsError {
 
 /// Rebuild every run-level results file from the manifest and the job directories.
 pub fn write_run_files(run_dir: &RunDir) -> Result<Summary, ResultsError> {
-    let manifest: Manifest =
-        read_json(&run_dir.manifest()).map_err(FileError::on("read", &run_dir.manifest()))?;
+    let read = FileError::on("read", &run_dir.manifest());
+    // Only the fields used here (the job ids, not their kwargs), parsed from the reader:
+    // neither the file's text nor its jobs' kwargs are held.
+    let index: ManifestIndex = std::fs::File::open(run_dir.manifest())
+        .and_then(|f| {
+            serde_json::from_reader(std::io::BufReader::new(f))
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+        })
+        .map_err(read)?;
     let io = |p: &Path| FileError::on("write", p);
-    let mut results = csv_writer(row::COLUMNS);
-    let mut iterations = csv_writer(ITERATION_COLUMNS);
-    let mut summary = Summary::new(&manifest);
-    for entry in &manifest.jobs {
-        let path = run_dir.job(&entry.job.job_id).results_json();
+    let csv_file = |path: &Path, header: &[&str]| -> Result<_, ResultsError> {
+        let mut w = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::CRLF)
+            .from_writer(AtomicFile::create(path, false).map_err(io(path))?);
+        w.write_record(header)?;
+        Ok(w)
+    };
+    let commit = |w: csv::Writer<AtomicFile>, path: &Path| -> Result<(), ResultsError> {
+        let file = w.into_inner().map_err(|e| io(path)(e.into_error()))?;
+        Ok(file.commit().map_err(io(path))?)
+    };
+    let mut results = csv_file(&run_dir.results_csv(), row::COLUMNS)?;
+    let mut iterations = csv_file(&run_dir.iterations_csv(), ITERATION_COLUMNS)?;
+    let mut summary = Summary::from_index(&index);
+    for entry in &index.jobs {
+        let path = run_dir.job(&entry.job_id).results_json();
         let Some(job) = read_job_results(&path) else {
             summary.add_missing();
             continue;
@@ -123,32 +140,15 @@ pub fn write_run_files(run_dir: &RunDir) -> Result<Summary, ResultsError> {
         }
         summary.add(&job.row);
     }
-    write_atomic(&run_dir.results_csv(), &finish_csv(results))
-        .map_err(io(&run_dir.results_csv()))?;
-    write_atomic(&run_dir.iterations_csv(), &finish_csv(iterations))
-        .map_err(io(&run_dir.iterations_csv()))?;
-    let mut leaderboard = csv_writer(LEADERBOARD_COLUMNS);
+    commit(results, &run_dir.results_csv())?;
+    commit(iterations, &run_dir.iterations_csv())?;
+    let mut leaderboard = csv_file(&run_dir.leaderboard_csv(), LEADERBOARD_COLUMNS)?;
     for entry in summary.leaderboard() {
         leaderboard.write_record(leaderboard_cells(&entry))?;
     }
-    write_atomic(&run_dir.leaderboard_csv(), &finish_csv(leaderboard))
-        .map_err(io(&run_dir.leaderboard_csv()))?;
+    commit(leaderboard, &run_dir.leaderboard_csv())?;
     write_json(&run_dir.summary_json(), &summary.to_json()).map_err(io(&run_dir.summary_json()))?;
     Ok(summary)
-}
-
-fn csv_writer(header: &[&str]) -> csv::Writer<Vec<u8>> {
-    let mut w = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::CRLF)
-        .from_writer(Vec::new());
-    w.write_record(header).expect("in-memory write");
-    w
-}
-
-fn finish_csv(w: csv::Writer<Vec<u8>>) -> Vec<u8> {
-    let mut bytes = w.into_inner().unwrap_or_default();
-    bytes.flush().ok();
-    bytes
 }
 
 fn leaderboard_cells(entry: &LeaderboardEntry) -> Vec<String> {

@@ -296,7 +296,7 @@ impl ResultRow {
             error_kind: outcome.error_kind.clone(),
             error: outcome.error.clone(),
             attempts: 1,
-            raw_params: job.raw_params.clone(),
+            raw_params: (*job.raw_params).clone(),
             metrics: outcome.metrics.clone(),
             examples_correct: outcome.examples_correct,
             examples_total: outcome.examples_total,

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{Value as Json, json};
 
 use super::row::ResultRow;
-use crate::results::manifest::Manifest;
+use crate::results::manifest::{Manifest, ManifestIndex};
 use crate::stats::{self, Describe};
 use crate::vocab::Kwargs;
 use crate::vocab::{JobId, JobStatus};
@@ -198,18 +198,48 @@ impl Accounting {
 impl Summary {
     /// An empty summary for a manifest's run.
     pub fn new(manifest: &Manifest) -> Self {
+        Self::start(
+            manifest.run_id.to_string(),
+            manifest.mode.clone(),
+            manifest.tags.clone(),
+            manifest.jobs.len(),
+            manifest.created_at.clone(),
+            manifest.finished_at.clone(),
+        )
+    }
+
+    /// An empty summary of the run a [`ManifestIndex`] describes.
+    pub fn from_index(index: &ManifestIndex) -> Self {
+        Self::start(
+            index.run_id.to_string(),
+            index.mode.clone(),
+            index.tags.clone(),
+            index.jobs.len(),
+            index.created_at.clone(),
+            index.finished_at.clone(),
+        )
+    }
+
+    fn start(
+        run_id: String,
+        mode: String,
+        tags: Vec<String>,
+        planned: usize,
+        created_at: String,
+        finished_at: Option<String>,
+    ) -> Self {
         let counts = ["ok", "failed", "skipped"]
             .iter()
             .map(|s| (s.to_string(), 0))
             .collect();
         Self {
-            run_id: manifest.run_id.to_string(),
-            mode: manifest.mode.clone(),
-            tags: manifest.tags.clone(),
-            planned: manifest.jobs.len(),
+            run_id,
+            mode,
+            tags,
+            planned,
             missing: 0,
-            created_at: manifest.created_at.clone(),
-            finished_at: manifest.finished_at.clone(),
+            created_at,
+            finished_at,
             counts,
             rows: 0,
             prompt_tokens: 0,

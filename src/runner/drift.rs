@@ -3,7 +3,8 @@
 //! with the run's snapshot, key path by key path.
 //!
 //! Settings of the invocation, not of the experiment — `run_id`, `runs_dir`, `max_workers`,
-//! `resume`, `fail_fast`, `job_timeout` — may change between invocations.
+//! `resume`, `fail_fast`, `job_timeout`, `executor`, `durability` — may change between
+//! invocations.
 
 use std::fmt;
 
@@ -18,6 +19,7 @@ pub const INVOCATION_KEYS: &[&str] = &[
     "fail_fast",
     "job_timeout",
     "executor",
+    "durability",
 ];
 
 /// One difference: where, and the value before and now (`None`: absent).

@@ -578,7 +578,13 @@ pub(crate) fn job_threads(job: &Job) -> usize {
         .and_then(serde_json::Value::as_u64)
         .filter(|&n| n > 0)
         .map(|n| n as usize)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .unwrap_or_else(cpu_count)
+}
+
+/// The CPUs this process may use, read once (it reads cgroup files each time).
+fn cpu_count() -> usize {
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// What a finished job scored, besides the trainer's result.

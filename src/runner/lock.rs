@@ -98,8 +98,9 @@ impl RunLock {
         });
         file.set_len(0).map_err(io)?;
         file.rewind().map_err(io)?;
-        writeln!(file, "{holder}").map_err(io)?;
-        file.sync_all().map_err(io)?;
+        // One write; no sync: the note only says who holds the lock, which dies with us.
+        file.write_all(format!("{holder}\n").as_bytes())
+            .map_err(io)?;
         Ok(Acquired {
             lock: RunLock {
                 file,

@@ -13,10 +13,10 @@ pub mod status;
 use std::time::SystemTime;
 
 use crate::artifacts::FileError;
-use crate::artifacts::atomic::{read_json, write_json};
+use crate::artifacts::atomic::read_json;
 use crate::config::model::ResumeMode;
 use crate::matrix::Job;
-use crate::results::Summary;
+use crate::results::{Summary, manifest};
 use crate::vocab::{JobState, JobStatus, ManifestStatus};
 
 pub use job::{JobContext, JobEnd, run_job};
@@ -202,26 +202,23 @@ pub(crate) fn clear_job_dir(plan: &Plan, job: &Job) -> Result<(), FileError> {
     }
 }
 
-/// Write the final manifest: each job's status and why.
+/// Write the final manifest: each job's status and why, and the resolved fields as the
+/// job ran them — one job's `job_meta.json` read at a time while the file streams out.
 pub(crate) fn finalize(plan: &Plan, dispositions: &[Disposition]) -> Result<(), FileError> {
     let finished = humantime::format_rfc3339_micros(SystemTime::now()).to_string();
-    // What each job that ran (now or in the invocation whose result is kept) recorded.
-    let metas: Vec<Option<serde_json::Value>> = plan
-        .jobs
-        .iter()
-        .map(|job| match &dispositions[job.index] {
+    let jobs = plan.jobs.iter().map(|job| {
+        let disposition = &dispositions[job.index];
+        // What the job recorded (now, or in the invocation whose result is kept).
+        let meta = match disposition {
             Disposition::Executed(_) | Disposition::Reused(_) => {
-                read_json(&plan.run_dir.job(&job.job_id).job_meta()).ok()
+                read_json::<serde_json::Value>(&plan.run_dir.job(&job.job_id).job_meta()).ok()
             }
             Disposition::NotExecuted(_) | Disposition::Cancelled => None,
-        })
-        .collect();
-    let mut manifest = plan.manifest(
-        |job| match &dispositions[job.index] {
+        };
+        let (status, reason) = match disposition {
             Disposition::Executed(s) => {
                 let reason = (*s != JobStatus::Ok).then(|| {
-                    metas[job.index]
-                        .as_ref()
+                    meta.as_ref()
                         .and_then(|m| m.get("feedback").and_then(|f| f.as_str()))
                         .unwrap_or_default()
                         .to_string()
@@ -237,17 +234,22 @@ pub(crate) fn finalize(plan: &Plan, dispositions: &[Disposition]) -> Result<(), 
                 ManifestStatus::Finished(JobStatus::Cancelled),
                 Some("the run was cancelled before this job started; resume runs it".into()),
             ),
-        },
-        Some(finished),
-    );
-    // The resolved fields as the jobs ran them (the task's guide, the protocol used).
-    for (entry, meta) in manifest.jobs.iter_mut().zip(metas) {
+        };
+        let mut entry = plan::manifest_job(job, status, reason);
+        // The resolved fields as the job ran them (the task's guide, the protocol used).
         if let Some(resolved) = meta.and_then(|m| serde_json::from_value(m).ok()) {
             entry.resolved = resolved;
         }
-    }
-    write_json(&plan.run_dir.manifest(), &manifest)
-        .map_err(FileError::on("write", &plan.run_dir.manifest()))
+        entry
+    });
+    let path = plan.run_dir.manifest();
+    manifest::write_streamed(
+        &path,
+        plan.config.effective_durability(),
+        &plan.manifest_head(Some(finished)),
+        jobs,
+    )
+    .map_err(FileError::on("write", &path))
 }
 
 #[cfg(test)]

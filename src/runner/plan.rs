@@ -19,7 +19,7 @@ use crate::config::{Diagnostic, Diagnostics};
 use crate::matrix::{self, Job};
 use crate::provenance;
 use crate::registry::Registry;
-use crate::results::manifest::{Manifest, ManifestJob};
+use crate::results::manifest::{self, Manifest, ManifestJob};
 use crate::results::row::Resolved;
 use crate::spec::{KNOWN_LOGGERS, LoggerOverride, check, logger_override};
 use crate::vocab::{ManifestStatus, RunId, canonical};
@@ -198,6 +198,20 @@ impl Plan {
         statuses: impl Fn(&Job) -> (ManifestStatus, Option<String>),
         finished_at: Option<String>,
     ) -> Manifest {
+        let mut manifest = self.manifest_head(finished_at);
+        manifest.jobs = self
+            .jobs
+            .iter()
+            .map(|job| {
+                let (status, reason) = statuses(job);
+                manifest_job(job, status, reason)
+            })
+            .collect();
+        manifest
+    }
+
+    /// The manifest without its jobs (written with [`manifest::write_streamed`]).
+    pub fn manifest_head(&self, finished_at: Option<String>) -> Manifest {
         Manifest {
             run_id: self.run_id.clone(),
             tool: "trace-bench".into(),
@@ -208,20 +222,24 @@ impl Plan {
             created_at: self.created_at.clone(),
             generated_at: humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
             finished_at,
-            jobs: self
-                .jobs
-                .iter()
-                .map(|job| {
-                    let (status, reason) = statuses(job);
-                    ManifestJob {
-                        job: job.clone(),
-                        status,
-                        reason,
-                        resolved: Resolved::planned(job),
-                    }
-                })
-                .collect(),
+            jobs: Vec::new(),
         }
+    }
+
+    /// `meta/manifest.json` with every job pending, streamed.
+    fn write_pending_manifest(&self) -> Result<(), FileError> {
+        let path = self.run_dir.manifest();
+        let jobs = self
+            .jobs
+            .iter()
+            .map(|job| manifest_job(job, ManifestStatus::Pending, None));
+        manifest::write_streamed(
+            &path,
+            self.config.effective_durability(),
+            &self.manifest_head(None),
+            jobs,
+        )
+        .map_err(FileError::on("write", &path))
     }
 
     /// The snapshot as `meta/config.snapshot.yaml` holds it: secret values from the
@@ -258,9 +276,7 @@ impl Plan {
         let root = self.run_dir.root();
         std::fs::create_dir_all(self.run_dir.jobs_dir()).map_err(io(self.run_dir.jobs_dir()))?;
         if !fresh {
-            let manifest = self.manifest(|_| (ManifestStatus::Pending, None), None);
-            return write_json(&self.run_dir.manifest(), &manifest)
-                .map_err(io(self.run_dir.manifest()));
+            return self.write_pending_manifest();
         }
         let vars: Vec<(String, String)> = std::env::vars().collect();
         let snapshot = to_yaml(&self.written_snapshot());
@@ -272,10 +288,23 @@ impl Plan {
         write_json(&self.run_dir.git_json(), &git).map_err(io(self.run_dir.git_json()))?;
         let system = provenance::system::capture_system();
         write_json(&self.run_dir.system_json(), &system).map_err(io(self.run_dir.system_json()))?;
-        let manifest = self.manifest(|_| (ManifestStatus::Pending, None), None);
-        write_json(&self.run_dir.manifest(), &manifest).map_err(io(self.run_dir.manifest()))?;
+        self.write_pending_manifest()?;
         debug_assert!(root.exists());
-        Ok(())
+        // Everything above durable before the first job counts (one barrier per run).
+        self.config
+            .effective_durability()
+            .barrier(root)
+            .map_err(FileError::on("sync", root))
+    }
+}
+
+/// A job's manifest entry.
+pub fn manifest_job(job: &Job, status: ManifestStatus, reason: Option<String>) -> ManifestJob {
+    ManifestJob {
+        job: job.clone(),
+        status,
+        reason,
+        resolved: Resolved::planned(job),
     }
 }
 

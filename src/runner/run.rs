@@ -361,6 +361,14 @@ fn execute_local(
     let summary = exclusive
         .then(|| results::write_run_files(&plan.run_dir))
         .transpose()?;
+    if exclusive {
+        // The manifest and run-level files durable too (the jobs' were, by the sink).
+        let root = plan.run_dir.root();
+        plan.config
+            .effective_durability()
+            .barrier(root)
+            .map_err(crate::artifacts::FileError::on("sync", root))?;
+    }
     let report = RunReport {
         dispositions,
         summary,

@@ -20,7 +20,7 @@
 //! let mut w = EventFileWriter::create(std::path::Path::new("runs/job-0"), 1.7e9)?;
 //! w.add_scalar("train/loss", 1, 0.5, 1.7e9 + 1.0)?;
 //! w.add_text("config", 0, "lr = 0.1", 1.7e9 + 1.0)?;
-//! w.close()?;
+//! w.close(true)?; // flushed and fsynced
 //! # Ok(())
 //! # }
 //! ```

@@ -12,6 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::Value as Json;
 
 use super::EventFileWriter;
+use crate::artifacts::durability::Durability;
 use crate::artifacts::layout::RunDir;
 use crate::events::{Event, EventKind, EventSink, SinkError, StepRecord};
 use crate::matrix::Job;
@@ -21,14 +22,16 @@ use crate::vocab::JobId;
 pub struct TbSink {
     run_dir: RunDir,
     writers: Mutex<HashMap<JobId, EventFileWriter>>,
+    durability: Durability,
 }
 
 impl TbSink {
-    /// A sink writing under `run_dir`.
-    pub fn new(run_dir: RunDir) -> Self {
+    /// A sink writing under `run_dir` at the run's durability level.
+    pub fn new(run_dir: RunDir, durability: Durability) -> Self {
         Self {
             run_dir,
             writers: Mutex::new(HashMap::new()),
+            durability,
         }
     }
 }
@@ -101,7 +104,7 @@ impl EventSink for TbSink {
             }
             EventKind::JobFinished(_) => {
                 if let Some(w) = writers.remove(&job.job_id) {
-                    w.close().map_err(io)?;
+                    w.close(self.durability == Durability::File).map_err(io)?;
                 }
             }
             _ => {}

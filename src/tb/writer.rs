@@ -118,10 +118,14 @@ impl EventFileWriter {
         self.out.flush()
     }
 
-    /// Flushes and `fsync`s the file.
-    pub fn close(mut self) -> io::Result<()> {
+    /// Flushes the file, and `fsync`s it when `sync` (the run's `file` durability; at
+    /// `job` the job's commit barrier covers it).
+    pub fn close(mut self, sync: bool) -> io::Result<()> {
         self.out.flush()?;
-        self.out.get_ref().sync_all()
+        if sync {
+            self.out.get_ref().sync_all()?;
+        }
+        Ok(())
     }
 
     fn write_event(&mut self, event: &[u8]) -> io::Result<()> {
@@ -136,8 +140,13 @@ impl EventFileWriter {
 }
 
 /// Host name for file names: `/etc/hostname`, else `$HOSTNAME`, else
-/// `localhost`; sanitized to `[A-Za-z0-9._-]`.
+/// `localhost`; sanitized to `[A-Za-z0-9._-]`. Read once per process (one file per job).
 fn hostname() -> String {
+    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HOST.get_or_init(read_hostname).clone()
+}
+
+fn read_hostname() -> String {
     let from_file = fs::read_to_string("/etc/hostname").ok();
     let from_env = std::env::var("HOSTNAME").ok();
     [from_file, from_env]
@@ -225,7 +234,7 @@ mod tests {
             .unwrap();
         w.add_text("notes", 2, "**bold** ü", 1_700_000_003.0)
             .unwrap();
-        w.close().unwrap();
+        w.close(true).unwrap();
 
         let records = read_records(&fs::read(&path).unwrap());
         assert_eq!(records.len(), 4);
@@ -302,8 +311,8 @@ mod tests {
         a.add_scalar("a", 1, 1.0, 1_700_000_000.1).unwrap();
         b.add_scalar("b", 1, 2.0, 1_700_000_000.2).unwrap();
         let (pa, pb) = (a.path().to_path_buf(), b.path().to_path_buf());
-        a.close().unwrap();
-        b.close().unwrap();
+        a.close(false).unwrap();
+        b.close(true).unwrap();
         let names: Vec<_> = fs::read_dir(tmp.path())
             .unwrap()
             .map(|e| e.unwrap().path())
