@@ -412,9 +412,8 @@ fn submit(
 /// Why jobs failed or were skipped, grouped by cause (from the final manifest), so the
 /// terminal says what the files say.
 fn print_causes(plan: &Plan) {
-    let Ok(manifest) = crate::artifacts::atomic::read_json::<crate::results::manifest::Manifest>(
-        &plan.run_dir.manifest(),
-    ) else {
+    let Ok(manifest) = crate::results::manifest::ManifestIndex::read(&plan.run_dir.manifest())
+    else {
         return;
     };
     let mut groups: Vec<(String, String, usize)> = Vec::new();

@@ -50,7 +50,7 @@ pub struct Manifest {
 }
 
 /// What rebuilding the run-level files reads of a manifest: its header and the job ids
-/// in matrix order (the rest of each entry is skipped while parsing).
+/// in matrix order with their statuses (the rest of each entry is skipped while parsing).
 #[derive(Debug, Clone, Deserialize)]
 pub struct ManifestIndex {
     /// Run id.
@@ -67,11 +67,24 @@ pub struct ManifestIndex {
     pub jobs: Vec<JobRef>,
 }
 
+impl ManifestIndex {
+    /// Parse `path` from a reader: neither the file's text nor the jobs' kwargs are held.
+    pub fn read(path: &std::path::Path) -> std::io::Result<Self> {
+        let file = std::fs::File::open(path)?;
+        serde_json::from_reader(std::io::BufReader::new(file))
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    }
+}
+
 /// A job of a [`ManifestIndex`].
 #[derive(Debug, Clone, Deserialize)]
 pub struct JobRef {
     /// The job id.
     pub job_id: crate::vocab::JobId,
+    /// Its status in the manifest.
+    pub status: ManifestStatus,
+    /// Why, for anything but `ok`/`pending`.
+    pub reason: Option<String>,
 }
 
 /// Write a manifest without holding it whole: `head` (whose `jobs` are ignored), then

@@ -104,15 +104,8 @@ pub enum ResultsError {
 
 /// Rebuild every run-level results file from the manifest and the job directories.
 pub fn write_run_files(run_dir: &RunDir) -> Result<Summary, ResultsError> {
-    let read = FileError::on("read", &run_dir.manifest());
-    // Only the fields used here (the job ids, not their kwargs), parsed from the reader:
-    // neither the file's text nor its jobs' kwargs are held.
-    let index: ManifestIndex = std::fs::File::open(run_dir.manifest())
-        .and_then(|f| {
-            serde_json::from_reader(std::io::BufReader::new(f))
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
-        })
-        .map_err(read)?;
+    let index = ManifestIndex::read(&run_dir.manifest())
+        .map_err(FileError::on("read", &run_dir.manifest()))?;
     let io = |p: &Path| FileError::on("write", p);
     let csv_file = |path: &Path, header: &[&str]| -> Result<_, ResultsError> {
         let mut w = csv::WriterBuilder::new()
