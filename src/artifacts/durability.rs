@@ -11,7 +11,9 @@
 //!   temporary name until a barrier has made everything before it durable, then is renamed
 //!   into place by the run's [`Commits`] thread (jobs finishing together share a barrier,
 //!   and workers never wait for it). The rename itself becomes durable at the next barrier
-//!   or at the run's end; a crash before that reruns the job on resume.
+//!   or when the kernel writes it back; a crash before that reruns the job on resume. The
+//!   run-level files (manifest, results.csv, ...) are not synced: resume and `report`
+//!   rebuild them from the jobs.
 //! - `file`: every final file is fsynced before its rename and its directory after (the
 //!   most syncs; for filesystems where `syncfs` is not to be trusted).
 //! - `none`: no syncs at all; `kill -9` safe, not power-loss safe (scratch runs).
@@ -82,6 +84,17 @@ impl Durability {
     /// [`Durability::write`] of a value as pretty JSON.
     pub fn write_json(self, path: &Path, value: &impl serde::Serialize) -> std::io::Result<()> {
         self.write(path, &super::atomic::pretty_json(value)?)
+    }
+
+    /// At level `file`, make the run-level files written so far durable (one barrier); at
+    /// `job` and `none` nothing: what counts is ordered by the jobs' commits, and the
+    /// run-level files are rebuilt from the jobs.
+    pub fn settle(self, dir: &Path) -> std::io::Result<()> {
+        if self == Self::File {
+            self.barrier(dir)
+        } else {
+            Ok(())
+        }
     }
 
     /// Make everything written so far on `dir`'s filesystem durable (levels `job` and
@@ -174,8 +187,7 @@ impl Commits {
         commit_now(&pending, self.durability)
     }
 
-    /// Wait for every deferred commit, then make the renames durable: after this, every
-    /// committed file is durable (at levels `job` and `file`).
+    /// Wait for every deferred commit (the last group's barrier and renames).
     pub fn finish(&self) -> Result<(), FileError> {
         self.queue.lock().unwrap_or_else(|e| e.into_inner()).take();
         let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -184,9 +196,7 @@ impl Commits {
                 .join()
                 .unwrap_or_else(|_| Err(barrier_error(&self.root, "the commit thread panicked")))?;
         }
-        self.durability
-            .barrier(&self.root)
-            .map_err(FileError::on("sync", &self.root))
+        Ok(())
     }
 }
 
@@ -214,14 +224,14 @@ fn commit_now(pending: &Pending, durability: Durability) -> Result<(), FileError
 
 /// How long a group stays open after its first pending file: a commit waits at most this
 /// plus one barrier, and a run of short jobs pays one barrier per window, not per job.
-const GROUP_WINDOW: std::time::Duration = std::time::Duration::from_millis(5);
+const GROUP_WINDOW: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Level `job`: wait for a pending file, take every other one waiting, one barrier, rename
 /// them all; until the queue closes. The first error ends the loop (later commits then
 /// happen synced on the callers' threads).
 fn commit_loop(root: &Path, queue: &Receiver<Pending>) -> Result<(), FileError> {
     while let Ok(first) = queue.recv() {
-        // Jobs finishing within a few milliseconds share the barrier.
+        // Jobs finishing within the window share the barrier.
         std::thread::sleep(GROUP_WINDOW);
         let mut group = vec![first];
         group.extend(queue.try_iter());

@@ -412,15 +412,11 @@ fn submit(
 /// Why jobs failed or were skipped, grouped by cause (from the final manifest), so the
 /// terminal says what the files say.
 fn print_causes(plan: &Plan) {
-    let Ok(manifest) = crate::results::manifest::ManifestIndex::read(&plan.run_dir.manifest())
-    else {
-        return;
-    };
     let mut groups: Vec<(String, String, usize)> = Vec::new();
-    for job in &manifest.jobs {
+    let read = crate::results::manifest::for_each_job(&plan.run_dir.manifest(), |_, job| {
         let status = job.status.as_str();
         if !matches!(status, "failed" | "timeout" | "skipped") {
-            continue;
+            return Ok(());
         }
         let reason = job.reason.as_deref().unwrap_or_default();
         let line: String = reason
@@ -437,6 +433,10 @@ fn print_causes(plan: &Plan) {
             Some(g) => g.2 += 1,
             None => groups.push((status.to_string(), line, 1)),
         }
+        Ok(())
+    });
+    if read.is_err() {
+        return;
     }
     const SHOWN: usize = 8;
     for (status, reason, n) in groups.iter().take(SHOWN) {

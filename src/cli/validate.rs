@@ -107,7 +107,7 @@ pub fn validate(
             let variants = config
                 .trainers
                 .iter()
-                .filter(|t| t.id == j.trainer_id)
+                .filter(|t| *t.id == *j.trainer_id)
                 .map(|t| t.params_variants.len())
                 .sum::<usize>();
             let variant = if variants > 1 {

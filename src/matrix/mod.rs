@@ -46,12 +46,12 @@ pub struct Job {
     pub index: usize,
     /// 12 hex characters.
     pub job_id: JobId,
-    /// Normalised task id.
-    pub task_id: String,
+    /// Normalised task id (shared by the task's jobs, as the names below).
+    pub task_id: Arc<str>,
     /// Part of the task id before `:`.
-    pub suite: String,
+    pub suite: Arc<str>,
     /// Trainer id.
-    pub trainer_id: String,
+    pub trainer_id: Arc<str>,
     /// The seed that drives all randomness of the job.
     pub seed: i64,
     /// Which params variant of the trainer entry (0-based).
@@ -113,11 +113,22 @@ pub fn generate_run_id(snapshot: &Json, git_commit: &str, now: SystemTime) -> Ru
 /// Unknown trainers are expanded with the reference's "only `threads` is aliased" rule;
 /// the config check reports them as errors before anything runs.
 pub fn expand(config: &Config, registry: &Registry) -> (Vec<Job>, Vec<Diagnostic>) {
-    let mut jobs = Vec::new();
+    // Exactly the capacity a full matrix needs (a growing Vec holds up to twice that), and
+    // ids remembered as the 48-bit numbers their 12 hex digits spell: a plan of 10,000
+    // jobs is a few hundred bytes per job.
+    let variants: usize = config
+        .trainers
+        .iter()
+        .map(|t| t.params_variants.len())
+        .sum();
+    let mut jobs = Vec::with_capacity(config.tasks.len() * variants * config.seeds.len());
     let mut warnings = Vec::new();
-    let mut seen = HashSet::new();
+    let mut seen: HashSet<u64> = HashSet::with_capacity(jobs.capacity());
     for task in &config.tasks {
+        let task_id: Arc<str> = Arc::from(task.id.as_str());
+        let suite: Arc<str> = Arc::from(manifest_suite(&task.id));
         for (t, trainer) in config.trainers.iter().enumerate() {
+            let trainer_id: Arc<str> = Arc::from(trainer.id.as_str());
             let preset = registry.trainer(&trainer.id);
             for (v, variant) in trainer.params_variants.iter().enumerate() {
                 let trainer_kwargs = match preset {
@@ -137,7 +148,9 @@ pub fn expand(config: &Config, registry: &Registry) -> (Vec<Job>, Vec<Diagnostic
                 });
                 for &seed in &config.seeds {
                     let id = job_id(&task.id, &trainer.id, &resolved, seed);
-                    if !seen.insert(id.clone()) {
+                    let key = u64::from_str_radix(id.as_str(), 16)
+                        .unwrap_or_else(|_| unreachable!("a job id is 12 hex digits"));
+                    if !seen.insert(key) {
                         warnings.push(
                             Diagnostic::warning(
                                 format!("trainers[{t}].params_variants[{v}]"),
@@ -154,9 +167,9 @@ pub fn expand(config: &Config, registry: &Registry) -> (Vec<Job>, Vec<Diagnostic
                     jobs.push(Job {
                         index: jobs.len(),
                         job_id: id,
-                        task_id: task.id.clone(),
-                        suite: manifest_suite(&task.id).to_string(),
-                        trainer_id: trainer.id.clone(),
+                        task_id: task_id.clone(),
+                        suite: suite.clone(),
+                        trainer_id: trainer_id.clone(),
                         seed,
                         variant_index: v,
                         raw_params: raw_params.clone(),
@@ -246,8 +259,8 @@ mod tests {
             .iter()
             .map(|j| {
                 (
-                    j.task_id.clone(),
-                    j.trainer_id.clone(),
+                    j.task_id.to_string(),
+                    j.trainer_id.to_string(),
                     j.variant_index,
                     j.seed,
                 )

@@ -49,10 +49,9 @@ pub struct Manifest {
     pub jobs: Vec<ManifestJob>,
 }
 
-/// What rebuilding the run-level files reads of a manifest: its header and the job ids
-/// in matrix order with their statuses (the rest of each entry is skipped while parsing).
+/// What rebuilding the run-level files reads of a manifest besides its jobs.
 #[derive(Debug, Clone, Deserialize)]
-pub struct ManifestIndex {
+pub struct ManifestHead {
     /// Run id.
     pub run_id: RunId,
     /// `stub` or `real`.
@@ -63,20 +62,21 @@ pub struct ManifestIndex {
     pub created_at: String,
     /// When the last invocation finished executing.
     pub finished_at: Option<String>,
-    /// Every planned job's id, in matrix order.
-    pub jobs: Vec<JobRef>,
 }
 
-impl ManifestIndex {
-    /// Parse `path` from a reader: neither the file's text nor the jobs' kwargs are held.
-    pub fn read(path: &std::path::Path) -> std::io::Result<Self> {
-        let file = std::fs::File::open(path)?;
-        serde_json::from_reader(std::io::BufReader::new(file))
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+impl Default for ManifestHead {
+    fn default() -> Self {
+        Self {
+            run_id: RunId::new(String::new()),
+            mode: String::new(),
+            tags: Vec::new(),
+            created_at: String::new(),
+            finished_at: None,
+        }
     }
 }
 
-/// A job of a [`ManifestIndex`].
+/// A job as [`for_each_job`] hands it over.
 #[derive(Debug, Clone, Deserialize)]
 pub struct JobRef {
     /// The job id.
@@ -85,6 +85,97 @@ pub struct JobRef {
     pub status: ManifestStatus,
     /// Why, for anything but `ok`/`pending`.
     pub reason: Option<String>,
+}
+
+/// Read a manifest from its file, handing each job to `each` in matrix order while
+/// parsing: neither the file's text nor a list of its jobs is held (memory flat in the
+/// number of jobs). `each` sees the head as read so far: every field before `jobs`, which
+/// is where our manifests put them. Returns the head and the number of jobs.
+pub fn for_each_job(
+    path: &std::path::Path,
+    mut each: impl FnMut(&ManifestHead, JobRef) -> std::io::Result<()>,
+) -> std::io::Result<(ManifestHead, usize)> {
+    use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+    use std::fmt;
+
+    type Each<'e> = dyn FnMut(&ManifestHead, JobRef) -> std::io::Result<()> + 'e;
+
+    struct Jobs<'a, 'e> {
+        head: &'a ManifestHead,
+        each: &'a mut Each<'e>,
+        error: &'a mut Option<std::io::Error>,
+    }
+    impl<'de> DeserializeSeed<'de> for Jobs<'_, '_> {
+        type Value = usize;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
+            d.deserialize_seq(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Jobs<'_, '_> {
+        type Value = usize;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list of jobs")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
+            let mut n = 0;
+            while let Some(job) = seq.next_element::<JobRef>()? {
+                n += 1;
+                if self.error.is_none()
+                    && let Err(e) = (self.each)(self.head, job)
+                {
+                    *self.error = Some(e);
+                }
+            }
+            Ok(n)
+        }
+    }
+    struct Whole<'a, 'e> {
+        each: &'a mut Each<'e>,
+        error: &'a mut Option<std::io::Error>,
+    }
+    impl<'de> Visitor<'de> for Whole<'_, '_> {
+        type Value = (ManifestHead, usize);
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a trace-bench manifest")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut head = ManifestHead::default();
+            let mut jobs = 0;
+            while let Some(key) = map.next_key::<String>()? {
+                match key.as_str() {
+                    "run_id" => head.run_id = map.next_value()?,
+                    "mode" => head.mode = map.next_value()?,
+                    "tags" => head.tags = map.next_value()?,
+                    "created_at" => head.created_at = map.next_value()?,
+                    "finished_at" => head.finished_at = map.next_value()?,
+                    "jobs" => {
+                        jobs = map.next_value_seed(Jobs {
+                            head: &head,
+                            each: &mut *self.each,
+                            error: &mut *self.error,
+                        })?;
+                    }
+                    _ => {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok((head, jobs))
+        }
+    }
+    let file = std::fs::File::open(path)?;
+    let mut error = None;
+    let mut de = serde_json::Deserializer::from_reader(std::io::BufReader::new(file));
+    let read = de
+        .deserialize_map(Whole {
+            each: &mut each,
+            error: &mut error,
+        })
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    match error {
+        Some(e) => Err(e),
+        None => Ok(read),
+    }
 }
 
 /// Write a manifest without holding it whole: `head` (whose `jobs` are ignored), then

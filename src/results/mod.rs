@@ -19,7 +19,6 @@ use serde::Deserialize;
 use crate::artifacts::atomic::{AtomicFile, read_json, write_json};
 use crate::artifacts::layout::RunDir;
 use crate::events::StepRecord;
-use crate::results::manifest::ManifestIndex;
 use crate::vocab::canonical::{canonical_json, python_float_repr};
 
 pub use row::ResultRow;
@@ -104,8 +103,6 @@ pub enum ResultsError {
 
 /// Rebuild every run-level results file from the manifest and the job directories.
 pub fn write_run_files(run_dir: &RunDir) -> Result<Summary, ResultsError> {
-    let index = ManifestIndex::read(&run_dir.manifest())
-        .map_err(FileError::on("read", &run_dir.manifest()))?;
     let io = |p: &Path| FileError::on("write", p);
     let csv_file = |path: &Path, header: &[&str]| -> Result<_, ResultsError> {
         let mut w = csv::WriterBuilder::new()
@@ -120,19 +117,28 @@ pub fn write_run_files(run_dir: &RunDir) -> Result<Summary, ResultsError> {
     };
     let mut results = csv_file(&run_dir.results_csv(), row::COLUMNS)?;
     let mut iterations = csv_file(&run_dir.iterations_csv(), ITERATION_COLUMNS)?;
-    let mut summary = Summary::from_index(&index);
-    for entry in &index.jobs {
+    // The jobs stream from the manifest as it is parsed (memory flat in their number).
+    let mut summary: Option<Summary> = None;
+    let (head, planned) = manifest::for_each_job(&run_dir.manifest(), |head, entry| {
+        let summary = summary.get_or_insert_with(|| Summary::from_head(head));
         let path = run_dir.job(&entry.job_id).results_json();
         let Some(job) = read_job_results(&path) else {
             summary.add_missing();
-            continue;
+            return Ok(());
         };
-        results.write_record(job.row.cells())?;
+        let csv = |e: csv::Error| std::io::Error::other(e);
+        results.write_record(job.row.cells()).map_err(csv)?;
         for s in &job.history {
-            iterations.write_record(iteration_cells(&job.row, s))?;
+            iterations
+                .write_record(iteration_cells(&job.row, s))
+                .map_err(csv)?;
         }
         summary.add(&job.row);
-    }
+        Ok(())
+    })
+    .map_err(FileError::on("read", &run_dir.manifest()))?;
+    let mut summary = summary.unwrap_or_else(|| Summary::from_head(&head));
+    summary.set_planned(planned);
     commit(results, &run_dir.results_csv())?;
     commit(iterations, &run_dir.iterations_csv())?;
     let mut leaderboard = csv_file(&run_dir.leaderboard_csv(), LEADERBOARD_COLUMNS)?;

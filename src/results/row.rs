@@ -244,9 +244,9 @@ impl ResultRow {
         Self {
             run_id: ctx.run_id.to_string(),
             job_id: job.job_id.clone(),
-            task_id: job.task_id.clone(),
-            suite: job.suite.clone(),
-            trainer_id: job.trainer_id.clone(),
+            task_id: job.task_id.to_string(),
+            suite: job.suite.to_string(),
+            trainer_id: job.trainer_id.to_string(),
             seed: job.seed,
             status: outcome.status,
             score_val_initial: outcome.score_val_initial,

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{Value as Json, json};
 
 use super::row::ResultRow;
-use crate::results::manifest::{Manifest, ManifestIndex};
+use crate::results::manifest::{Manifest, ManifestHead};
 use crate::stats::{self, Describe};
 use crate::vocab::Kwargs;
 use crate::vocab::{JobId, JobStatus};
@@ -208,16 +208,23 @@ impl Summary {
         )
     }
 
-    /// An empty summary of the run a [`ManifestIndex`] describes.
-    pub fn from_index(index: &ManifestIndex) -> Self {
+    /// An empty summary of the run a manifest's head describes (its job count is set by
+    /// [`Summary::set_planned`] once the jobs have streamed past).
+    pub fn from_head(head: &ManifestHead) -> Self {
         Self::start(
-            index.run_id.to_string(),
-            index.mode.clone(),
-            index.tags.clone(),
-            index.jobs.len(),
-            index.created_at.clone(),
-            index.finished_at.clone(),
+            head.run_id.to_string(),
+            head.mode.clone(),
+            head.tags.clone(),
+            0,
+            head.created_at.clone(),
+            head.finished_at.clone(),
         )
+    }
+
+    /// The number of planned jobs.
+    pub fn set_planned(&mut self, planned: usize) {
+        self.planned = planned;
+        self.finished = OnceCell::new();
     }
 
     fn start(

@@ -58,8 +58,8 @@ pub fn run_job(job: &Job, ctx: &JobContext<'_>) -> Result<JobEnd, SinkError> {
         .map(|l| Box::new(Tallied::new(l, tally.clone())) as Box<dyn Llm>);
     emitter.emit(EventKind::JobStarted {
         job_index: job.index,
-        task_id: job.task_id.clone(),
-        trainer_id: job.trainer_id.clone(),
+        task_id: job.task_id.to_string(),
+        trainer_id: job.trainer_id.to_string(),
         seed: job.seed,
         mode: ctx.mode.as_str().to_string(),
         llm: ctx.llm.info(),

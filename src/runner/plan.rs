@@ -290,10 +290,11 @@ impl Plan {
         write_json(&self.run_dir.system_json(), &system).map_err(io(self.run_dir.system_json()))?;
         self.write_pending_manifest()?;
         debug_assert!(root.exists());
-        // Everything above durable before the first job counts (one barrier per run).
+        // At `file`, everything above durable before the first job runs (at `job` the first
+        // commit's barrier covers it).
         self.config
             .effective_durability()
-            .barrier(root)
+            .settle(root)
             .map_err(FileError::on("sync", root))
     }
 }

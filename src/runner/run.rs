@@ -362,11 +362,11 @@ fn execute_local(
         .then(|| results::write_run_files(&plan.run_dir))
         .transpose()?;
     if exclusive {
-        // The manifest and run-level files durable too (the jobs' were, by the sink).
+        // At `file`, the manifest and run-level files durable too.
         let root = plan.run_dir.root();
         plan.config
             .effective_durability()
-            .barrier(root)
+            .settle(root)
             .map_err(crate::artifacts::FileError::on("sync", root))?;
     }
     let report = RunReport {
