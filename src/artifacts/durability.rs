@@ -226,15 +226,22 @@ fn commit_now(pending: &Pending, durability: Durability) -> Result<(), FileError
 /// plus one barrier, and a run of short jobs pays one barrier per window, not per job.
 const GROUP_WINDOW: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// Level `job`: wait for a pending file, take every other one waiting, one barrier, rename
-/// them all; until the queue closes. The first error ends the loop (later commits then
+/// Level `job`: wait for a pending file, gather what comes within [`GROUP_WINDOW`] (or until
+/// the queue closes), one barrier, rename them all; until the queue closes. The first error ends the loop (later commits then
 /// happen synced on the callers' threads).
 fn commit_loop(root: &Path, queue: &Receiver<Pending>) -> Result<(), FileError> {
     while let Ok(first) = queue.recv() {
-        // Jobs finishing within the window share the barrier.
-        std::thread::sleep(GROUP_WINDOW);
+        // Jobs finishing within the window share the barrier; a closed queue (the run is
+        // over) ends the window at once.
+        let close = std::time::Instant::now() + GROUP_WINDOW;
         let mut group = vec![first];
-        group.extend(queue.try_iter());
+        loop {
+            let left = close.saturating_duration_since(std::time::Instant::now());
+            match queue.recv_timeout(left) {
+                Ok(pending) => group.push(pending),
+                Err(_) => break,
+            }
+        }
         Durability::Job
             .barrier(root)
             .map_err(FileError::on("sync", root))?;
