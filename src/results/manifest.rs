@@ -49,6 +49,19 @@ pub struct Manifest {
     pub jobs: Vec<ManifestJob>,
 }
 
+impl Manifest {
+    /// Its head (everything but the jobs).
+    pub fn head(&self) -> ManifestHead {
+        ManifestHead {
+            run_id: self.run_id.clone(),
+            mode: self.mode.clone(),
+            tags: self.tags.clone(),
+            created_at: self.created_at.clone(),
+            finished_at: self.finished_at.clone(),
+        }
+    }
+}
+
 /// What rebuilding the run-level files reads of a manifest besides its jobs.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ManifestHead {

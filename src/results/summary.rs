@@ -198,55 +198,26 @@ impl Accounting {
 impl Summary {
     /// An empty summary for a manifest's run.
     pub fn new(manifest: &Manifest) -> Self {
-        Self::start(
-            manifest.run_id.to_string(),
-            manifest.mode.clone(),
-            manifest.tags.clone(),
-            manifest.jobs.len(),
-            manifest.created_at.clone(),
-            manifest.finished_at.clone(),
-        )
+        let mut summary = Self::from_head(&manifest.head());
+        summary.set_planned(manifest.jobs.len());
+        summary
     }
 
     /// An empty summary of the run a manifest's head describes (its job count is set by
     /// [`Summary::set_planned`] once the jobs have streamed past).
     pub fn from_head(head: &ManifestHead) -> Self {
-        Self::start(
-            head.run_id.to_string(),
-            head.mode.clone(),
-            head.tags.clone(),
-            0,
-            head.created_at.clone(),
-            head.finished_at.clone(),
-        )
-    }
-
-    /// The number of planned jobs.
-    pub fn set_planned(&mut self, planned: usize) {
-        self.planned = planned;
-        self.finished = OnceCell::new();
-    }
-
-    fn start(
-        run_id: String,
-        mode: String,
-        tags: Vec<String>,
-        planned: usize,
-        created_at: String,
-        finished_at: Option<String>,
-    ) -> Self {
         let counts = ["ok", "failed", "skipped"]
             .iter()
             .map(|s| (s.to_string(), 0))
             .collect();
         Self {
-            run_id,
-            mode,
-            tags,
-            planned,
+            run_id: head.run_id.to_string(),
+            mode: head.mode.clone(),
+            tags: head.tags.clone(),
+            planned: 0,
             missing: 0,
-            created_at,
-            finished_at,
+            created_at: head.created_at.clone(),
+            finished_at: head.finished_at.clone(),
             counts,
             rows: 0,
             prompt_tokens: 0,
@@ -260,6 +231,12 @@ impl Summary {
             groups: Vec::new(),
             finished: OnceCell::new(),
         }
+    }
+
+    /// The number of planned jobs.
+    pub fn set_planned(&mut self, planned: usize) {
+        self.planned = planned;
+        self.finished = OnceCell::new();
     }
 
     /// The run id.
