@@ -84,19 +84,18 @@ impl JobFilesSink {
         std::fs::create_dir_all(dir.artifacts_dir())
             .map_err(io("cannot create", &dir.artifacts_dir()))?;
         let resolved = Resolved::of(job, None, &self.row_context(job, llm, &dir));
-        self.durability
-            .write_json(
-                &dir.job_meta(),
-                &job_meta(
-                    job,
-                    JobState::Running,
-                    None,
-                    &resolved,
-                    llm,
-                    &event.ts,
-                    None,
-                ),
-            )
+        let running = job_meta(
+            job,
+            JobState::Running,
+            None,
+            &resolved,
+            llm,
+            &event.ts,
+            None,
+        );
+        // In place (a fresh directory): a torn running meta reads as "not started", as it is.
+        pretty_json(&running)
+            .and_then(|bytes| self.durability.write_gated(&dir.job_meta(), &bytes))
             .map_err(io("cannot write", &dir.job_meta()))?;
         let create = |p: std::path::PathBuf| {
             File::create(&p)

@@ -49,6 +49,9 @@ pub struct OpenRun {
     /// Set when the run lock of a process that is gone was taken over: who it was.
     pub took_over: Option<String>,
     access: Access,
+    /// An exclusive run whose `jobs/` held nothing when it was opened: no job has a
+    /// record to resume or a directory to clear (two file-system calls per job saved).
+    no_jobs_yet: bool,
     _lock: Option<RunLock>,
 }
 
@@ -65,6 +68,9 @@ impl OpenRun {
             }
             Access::Shared => (None, None),
         };
+        let no_jobs_yet = access == Access::Exclusive
+            && std::fs::read_dir(plan.run_dir.jobs_dir())
+                .map_or(true, |mut entries| entries.next().is_none());
         let fresh = match plan.earlier_snapshot()? {
             None => true,
             Some(_) if force => true,
@@ -88,6 +94,7 @@ impl OpenRun {
             fresh,
             took_over,
             access,
+            no_jobs_yet,
             _lock: lock,
         })
     }
@@ -225,6 +232,9 @@ fn before_start(
             Err(e) => return Some(Disposition::NotExecuted(e.to_string())),
         }
     }
+    if run.no_jobs_yet {
+        return None;
+    }
     let record = recorded(&plan.run_dir, job);
     if let Selection::Jobs {
         since: Some(since), ..
@@ -295,7 +305,9 @@ fn execute_local(
         }
         // A rerun starts from an empty directory: nothing of an interrupted or earlier
         // attempt (events, TensorBoard files) may mix with the new one.
-        if let Err(e) = clear_job_dir(plan, job) {
+        if !run.no_jobs_yet
+            && let Err(e) = clear_job_dir(plan, job)
+        {
             let reason = e.to_string();
             if let Ok(mut slot) = sink_error.lock() {
                 slot.get_or_insert(e.into());
