@@ -157,6 +157,7 @@ fn search_improves_numeric_param_for_most_seeds() {
 fn every_durability_level_writes_the_same_run_and_none_leaves_temporary_files() {
     let ws = Workspace::new();
     let mut rows = Vec::new();
+    let mut iterations = Vec::new();
     for level in ["job", "file", "none"] {
         let cfg = ws.config(
             &format!("{level}.yaml"),
@@ -164,7 +165,7 @@ fn every_durability_level_writes_the_same_run_and_none_leaves_temporary_files() 
         );
         let run = run_with(&ws, &cfg, level, "2");
         rows.push(stable_rows(&run));
-        assert_eq!(stable_iterations(&run), stable_iterations(&run));
+        iterations.push(stable_iterations(&run));
         let temporary: Vec<_> = common::files_under(&run)
             .into_iter()
             .filter(|p| p.to_string_lossy().ends_with(".tmp"))
@@ -180,6 +181,8 @@ fn every_durability_level_writes_the_same_run_and_none_leaves_temporary_files() 
     }
     assert_eq!(rows[0], rows[1]);
     assert_eq!(rows[0], rows[2]);
+    assert_eq!(iterations[0], iterations[1]);
+    assert_eq!(iterations[0], iterations[2]);
     // The level is how a run writes, not what it measures: resuming under another is no
     // drift, and every job is reused.
     let cfg = ws.config("job-again.yaml", &format!("{MATRIX_2X2}durability: none\n"));

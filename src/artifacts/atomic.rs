@@ -11,7 +11,7 @@ use serde::Serialize;
 /// Write `bytes` to `path` atomically (no sync: survives `kill -9`, not a power loss;
 /// see [`Durability`](super::durability::Durability)). Creates the parent directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    write_file(path, bytes, false)
+    write_with(path, false, |w| w.write_all(bytes))
 }
 
 /// Write a value as pretty JSON (2-space indent, trailing newline), atomically.
@@ -24,11 +24,6 @@ pub fn pretty_json(value: &impl Serialize) -> std::io::Result<Vec<u8>> {
     let mut bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
     bytes.push(b'\n');
     Ok(bytes)
-}
-
-/// [`write_atomic`], fsynced before the rename when `sync`.
-pub(super) fn write_file(path: &Path, bytes: &[u8], sync: bool) -> std::io::Result<()> {
-    write_with(path, sync, |w| w.write_all(bytes))
 }
 
 /// Write a file atomically from `fill`, which streams into a buffered writer (large files

@@ -61,29 +61,20 @@ impl Durability {
         }
     }
 
-    /// Write `bytes` to `path` atomically, fsynced first at level `file`.
-    pub fn write(self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-        super::atomic::write_file(path, bytes, self == Self::File)
-    }
-
     /// Write a job file that counts only through its job's commit (see
     /// [`super::atomic::write_gated`]): in place, fsynced at level `file`.
     pub fn write_gated(self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         super::atomic::write_gated(path, bytes, self == Self::File)
     }
 
-    /// [`Durability::write`] streamed from `fill` (see [`super::atomic::write_with`]).
+    /// Write `path` atomically, streamed from `fill` (see [`super::atomic::write_with`]),
+    /// fsynced first at level `file`.
     pub fn write_with(
         self,
         path: &Path,
         fill: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
     ) -> std::io::Result<()> {
         super::atomic::write_with(path, self == Self::File, fill)
-    }
-
-    /// [`Durability::write`] of a value as pretty JSON.
-    pub fn write_json(self, path: &Path, value: &impl serde::Serialize) -> std::io::Result<()> {
-        self.write(path, &super::atomic::pretty_json(value)?)
     }
 
     /// At level `file`, make the run-level files written so far durable (one barrier); at
@@ -123,9 +114,11 @@ pub struct Pending {
 }
 
 impl Pending {
-    /// Write `bytes` under a temporary name next to `target` (no sync).
-    pub fn write(target: &Path, bytes: &[u8]) -> std::io::Result<Self> {
-        let mut file = super::atomic::AtomicFile::create(target, false)?;
+    /// Write `bytes` under a temporary name next to `target`, fsynced at level `file` (at
+    /// `job` the commit's barrier makes it durable).
+    pub fn write(target: &Path, bytes: &[u8], durability: Durability) -> std::io::Result<Self> {
+        let sync = durability == Durability::File;
+        let mut file = super::atomic::AtomicFile::create(target, sync)?;
         std::io::Write::write_all(&mut file, bytes)?;
         let temp = file.finish_unnamed()?;
         Ok(Self {
@@ -179,7 +172,7 @@ impl Commits {
         if let Some(tx) = queue.as_ref() {
             return match tx.send(pending) {
                 Ok(()) => Ok(()),
-                // The thread ended early (a failed barrier): commit here, synced.
+                // The thread ended early (a failed barrier): commit here, the rename synced.
                 Err(e) => commit_now(&e.0, Durability::File),
             };
         }
@@ -204,13 +197,9 @@ fn barrier_error(root: &Path, why: &str) -> FileError {
     FileError::on("sync", root)(std::io::Error::other(why.to_string()))
 }
 
-/// Levels `file` and `none`: one commit on the caller's thread.
+/// Levels `file` and `none`: one commit on the caller's thread (the file was synced when
+/// written, at `file`).
 fn commit_now(pending: &Pending, durability: Durability) -> Result<(), FileError> {
-    if durability == Durability::File {
-        File::open(&pending.temp)
-            .and_then(|f| f.sync_all())
-            .map_err(FileError::on("sync", &pending.temp))?;
-    }
     pending.rename()?;
     if durability == Durability::File
         && let Some(dir) = pending.target.parent()
@@ -275,7 +264,8 @@ mod tests {
                 .collect();
             for (i, t) in targets.iter().enumerate() {
                 std::fs::create_dir_all(t.parent().unwrap()).unwrap();
-                let pending = Pending::write(t, format!("{{\"i\": {i}}}").as_bytes()).unwrap();
+                let pending =
+                    Pending::write(t, format!("{{\"i\": {i}}}").as_bytes(), level).unwrap();
                 assert!(pending.temp.exists());
                 commits.commit(pending).unwrap();
             }
@@ -300,7 +290,7 @@ mod tests {
         let commits = Commits::new(dir.path(), Durability::Job);
         let target = dir.path().join("gone/job_meta.json");
         std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-        let pending = Pending::write(&target, b"{}").unwrap();
+        let pending = Pending::write(&target, b"{}", Durability::Job).unwrap();
         std::fs::remove_dir_all(target.parent().unwrap()).unwrap();
         commits.commit(pending).unwrap();
         let e = commits.finish().unwrap_err();

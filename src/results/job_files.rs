@@ -177,7 +177,7 @@ impl JobFilesSink {
         );
         // Last, and only once what it names is durable (the commit's barrier).
         let pending = pretty_json(&meta)
-            .and_then(|bytes| Pending::write(&dir.job_meta(), &bytes))
+            .and_then(|bytes| Pending::write(&dir.job_meta(), &bytes, d))
             .map_err(io(&dir.job_meta()))?;
         self.commits
             .commit(pending)

@@ -352,8 +352,8 @@ impl<'a, 'e> Ctx<'a, 'e> {
     }
 
     /// [`Ctx::evaluate`] for independent evaluations at once (up to `num_threads`
-    /// examples in flight across them): the same calls, events and results as one after
-    /// another. Each `Eval` event reports the batch's wall time.
+    /// examples in flight across them): the same calls and results as one after another;
+    /// the `Eval` events come in batch order, each with the batch's wall time.
     pub fn evaluate_batch(&mut self, specs: &[EvalSpec<'_>]) -> Result<Vec<Evaluation>, Stopped> {
         self.check_stop(false)?;
         let started = Instant::now();
