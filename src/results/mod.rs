@@ -19,6 +19,7 @@ use serde::Deserialize;
 use crate::artifacts::atomic::{AtomicFile, read_json, write_json};
 use crate::artifacts::layout::RunDir;
 use crate::events::StepRecord;
+use crate::results::manifest::ManifestHead;
 use crate::vocab::canonical::{canonical_json, python_float_repr};
 
 pub use row::ResultRow;
@@ -101,53 +102,94 @@ pub enum ResultsError {
     Csv(#[from] csv::Error),
 }
 
-/// Rebuild every run-level results file from the manifest and the job directories.
+/// Rebuild every run-level results file from the manifest and the job directories (the
+/// manifest streams past; each job's `results.json` is read once).
 pub fn write_run_files(run_dir: &RunDir) -> Result<Summary, ResultsError> {
-    let io = |p: &Path| FileError::on("write", p);
-    let csv_file = |path: &Path, header: &[&str]| -> Result<_, ResultsError> {
-        let mut w = csv::WriterBuilder::new()
-            .terminator(csv::Terminator::CRLF)
-            .from_writer(AtomicFile::create(path, false).map_err(io(path))?);
-        w.write_record(header)?;
-        Ok(w)
-    };
-    let commit = |w: csv::Writer<AtomicFile>, path: &Path| -> Result<(), ResultsError> {
-        let file = w.into_inner().map_err(|e| io(path)(e.into_error()))?;
-        Ok(file.commit().map_err(io(path))?)
-    };
-    let mut results = csv_file(&run_dir.results_csv(), row::COLUMNS)?;
-    let mut iterations = csv_file(&run_dir.iterations_csv(), ITERATION_COLUMNS)?;
-    // The jobs stream from the manifest as it is parsed (memory flat in their number).
-    let mut summary: Option<Summary> = None;
+    let mut files = RunFiles::create(run_dir)?;
     let (head, planned) = manifest::for_each_job(&run_dir.manifest(), |head, entry| {
-        let summary = summary.get_or_insert_with(|| Summary::from_head(head));
-        let path = run_dir.job(&entry.job_id).results_json();
-        let Some(job) = read_job_results(&path) else {
+        let job = read_job_results(&run_dir.job(&entry.job_id).results_json());
+        files.add(head, job.as_ref()).map_err(std::io::Error::other)
+    })
+    .map_err(FileError::on("read", &run_dir.manifest()))?;
+    files.commit(&head, planned)
+}
+
+/// The run-level files while they are rebuilt: `results.csv` and `iterations.csv` stream
+/// under temporary names as jobs are added in matrix order; [`RunFiles::commit`] writes the
+/// leaderboard and `summary.json` and puts everything in place. Dropped uncommitted, it
+/// leaves the earlier files as they were.
+pub struct RunFiles<'a> {
+    run_dir: &'a RunDir,
+    results: csv::Writer<AtomicFile>,
+    iterations: csv::Writer<AtomicFile>,
+    /// Started at the first job (it needs the manifest's head).
+    summary: Option<Summary>,
+}
+
+impl<'a> RunFiles<'a> {
+    /// Start the files of `run_dir`.
+    pub fn create(run_dir: &'a RunDir) -> Result<Self, ResultsError> {
+        Ok(Self {
+            run_dir,
+            results: csv_file(&run_dir.results_csv(), row::COLUMNS)?,
+            iterations: csv_file(&run_dir.iterations_csv(), ITERATION_COLUMNS)?,
+            summary: None,
+        })
+    }
+
+    /// The next job in matrix order: its results, or `None` when it has none (it never
+    /// finished).
+    pub fn add(
+        &mut self,
+        head: &ManifestHead,
+        job: Option<&JobResults>,
+    ) -> Result<(), ResultsError> {
+        let summary = self.summary.get_or_insert_with(|| Summary::from_head(head));
+        let Some(job) = job else {
             summary.add_missing();
             return Ok(());
         };
-        let csv = |e: csv::Error| std::io::Error::other(e);
-        results.write_record(job.row.cells()).map_err(csv)?;
+        self.results.write_record(job.row.cells())?;
         for s in &job.history {
-            iterations
-                .write_record(iteration_cells(&job.row, s))
-                .map_err(csv)?;
+            self.iterations.write_record(iteration_cells(&job.row, s))?;
         }
         summary.add(&job.row);
         Ok(())
-    })
-    .map_err(FileError::on("read", &run_dir.manifest()))?;
-    let mut summary = summary.unwrap_or_else(|| Summary::from_head(&head));
-    summary.set_planned(planned);
-    commit(results, &run_dir.results_csv())?;
-    commit(iterations, &run_dir.iterations_csv())?;
-    let mut leaderboard = csv_file(&run_dir.leaderboard_csv(), LEADERBOARD_COLUMNS)?;
-    for entry in summary.leaderboard() {
-        leaderboard.write_record(leaderboard_cells(&entry))?;
     }
-    commit(leaderboard, &run_dir.leaderboard_csv())?;
-    write_json(&run_dir.summary_json(), &summary.to_json()).map_err(io(&run_dir.summary_json()))?;
-    Ok(summary)
+
+    /// Put the CSV files in place and write the leaderboard and `summary.json` of the
+    /// `planned` jobs.
+    pub fn commit(self, head: &ManifestHead, planned: usize) -> Result<Summary, ResultsError> {
+        let run_dir = self.run_dir;
+        let mut summary = self.summary.unwrap_or_else(|| Summary::from_head(head));
+        summary.set_planned(planned);
+        commit_csv(self.results, &run_dir.results_csv())?;
+        commit_csv(self.iterations, &run_dir.iterations_csv())?;
+        let mut leaderboard = csv_file(&run_dir.leaderboard_csv(), LEADERBOARD_COLUMNS)?;
+        for entry in summary.leaderboard() {
+            leaderboard.write_record(leaderboard_cells(&entry))?;
+        }
+        commit_csv(leaderboard, &run_dir.leaderboard_csv())?;
+        let path = run_dir.summary_json();
+        write_json(&path, &summary.to_json()).map_err(FileError::on("write", &path))?;
+        Ok(summary)
+    }
+}
+
+/// A CSV file under a temporary name, its header written.
+fn csv_file(path: &Path, header: &[&str]) -> Result<csv::Writer<AtomicFile>, ResultsError> {
+    let file = AtomicFile::create(path, false).map_err(FileError::on("write", path))?;
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(file);
+    w.write_record(header)?;
+    Ok(w)
+}
+
+fn commit_csv(w: csv::Writer<AtomicFile>, path: &Path) -> Result<(), ResultsError> {
+    let io = FileError::on("write", path);
+    let file = w.into_inner().map_err(|e| io(e.into_error()))?;
+    Ok(file.commit().map_err(FileError::on("write", path))?)
 }
 
 fn leaderboard_cells(entry: &LeaderboardEntry) -> Vec<String> {

@@ -197,6 +197,20 @@ impl Resolved {
         }
     }
 
+    /// As a finished job's row recorded them (the same fields its `job_meta.json` has).
+    pub fn recorded(row: &ResultRow) -> Self {
+        Self {
+            resolved_optimizer: row.resolved_optimizer.clone(),
+            resolved_guide: row.resolved_guide.clone(),
+            resolved_logger: row.resolved_logger.clone(),
+            resolved_trainer_kwargs: row.resolved_trainer_kwargs.clone(),
+            resolved_optimizer_kwargs: row.resolved_optimizer_kwargs.clone(),
+            resolved_guide_kwargs: row.resolved_guide_kwargs.clone(),
+            resolved_logger_kwargs: row.resolved_logger_kwargs.clone(),
+            eval_kwargs: row.eval_kwargs.clone(),
+        }
+    }
+
     /// As planned, before a task is bound: what the config names.
     pub fn planned(job: &Job) -> Self {
         let r = &job.resolved;

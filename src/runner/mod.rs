@@ -16,7 +16,9 @@ use crate::artifacts::FileError;
 use crate::artifacts::atomic::read_json;
 use crate::config::model::ResumeMode;
 use crate::matrix::Job;
-use crate::results::{Summary, manifest};
+use crate::results::manifest::ManifestHead;
+use crate::results::row::Resolved;
+use crate::results::{JobResults, ResultsError, RunFiles, Summary, manifest, read_job_results};
 use crate::vocab::{JobState, JobStatus, ManifestStatus};
 
 pub use job::{JobContext, JobEnd, run_job};
@@ -202,54 +204,69 @@ pub(crate) fn clear_job_dir(plan: &Plan, job: &Job) -> Result<(), FileError> {
     }
 }
 
-/// Write the final manifest: each job's status and why, and the resolved fields as the
-/// job ran them — one job's `job_meta.json` read at a time while the file streams out.
-pub(crate) fn finalize(plan: &Plan, dispositions: &[Disposition]) -> Result<(), FileError> {
+/// The end of an exclusive run, in one pass over the jobs: the final manifest (each job's
+/// status and why, and the resolved fields as the job ran them) is written, and the
+/// run-level files are streamed, from one read of each job's `results.json` — the file a
+/// finished job writes before its `job_meta.json`, so this pass does not wait for the
+/// jobs' commits. The run-level files come back uncommitted, with the manifest's head.
+pub(crate) fn finalize<'p>(
+    plan: &'p Plan,
+    dispositions: &[Disposition],
+) -> Result<(RunFiles<'p>, ManifestHead), RunError> {
     let finished = humantime::format_rfc3339_micros(SystemTime::now()).to_string();
+    let manifest = plan.manifest_head(Some(finished));
+    let head = manifest.head();
+    let mut files = RunFiles::create(&plan.run_dir)?;
+    let mut unwritten: Option<ResultsError> = None;
     let jobs = plan.jobs.iter().map(|job| {
-        let disposition = &dispositions[job.index];
-        // What the job recorded (now, or in the invocation whose result is kept).
-        let meta = match disposition {
-            Disposition::Executed(_) | Disposition::Reused(_) => {
-                read_json::<serde_json::Value>(&plan.run_dir.job(&job.job_id).job_meta()).ok()
-            }
-            Disposition::NotExecuted(_) | Disposition::Cancelled => None,
-        };
-        let (status, reason) = match disposition {
-            Disposition::Executed(s) => {
-                let reason = (*s != JobStatus::Ok).then(|| {
-                    meta.as_ref()
-                        .and_then(|m| m.get("feedback").and_then(|f| f.as_str()))
-                        .unwrap_or_default()
-                        .to_string()
-                });
-                (ManifestStatus::Finished(*s), reason)
-            }
-            Disposition::Reused(previous) => (
-                ManifestStatus::Reused,
-                Some(format!("resume: kept the earlier `{previous}` result")),
-            ),
-            Disposition::NotExecuted(reason) => (ManifestStatus::NotExecuted, Some(reason.clone())),
-            Disposition::Cancelled => (
-                ManifestStatus::Finished(JobStatus::Cancelled),
-                Some("the run was cancelled before this job started; resume runs it".into()),
-            ),
-        };
-        let mut entry = plan::manifest_job(job, status, reason);
-        // The resolved fields as the job ran them (the task's guide, the protocol used).
-        if let Some(resolved) = meta.and_then(|m| serde_json::from_value(m).ok()) {
-            entry.resolved = resolved;
+        // Read whatever the directory holds, as `report` does: the same files either way.
+        let results = read_job_results(&plan.run_dir.job(&job.job_id).results_json());
+        let entry = manifest_entry(job, &dispositions[job.index], results.as_ref());
+        if unwritten.is_none()
+            && let Err(e) = files.add(&head, results.as_ref())
+        {
+            unwritten = Some(e);
         }
         entry
     });
     let path = plan.run_dir.manifest();
-    manifest::write_streamed(
-        &path,
-        plan.config.effective_durability(),
-        &plan.manifest_head(Some(finished)),
-        jobs,
-    )
-    .map_err(FileError::on("write", &path))
+    manifest::write_streamed(&path, plan.config.effective_durability(), &manifest, jobs)
+        .map_err(FileError::on("write", &path))?;
+    match unwritten {
+        Some(e) => Err(e.into()),
+        None => Ok((files, head)),
+    }
+}
+
+/// A job's final manifest entry, from its disposition and (when it ran, now or in the
+/// invocation whose result is kept) its recorded results.
+fn manifest_entry(
+    job: &Job,
+    disposition: &Disposition,
+    results: Option<&JobResults>,
+) -> manifest::ManifestJob {
+    let (status, reason) = match disposition {
+        Disposition::Executed(s) => {
+            let reason = (*s != JobStatus::Ok)
+                .then(|| results.map(|r| r.row.feedback.clone()).unwrap_or_default());
+            (ManifestStatus::Finished(*s), reason)
+        }
+        Disposition::Reused(previous) => (
+            ManifestStatus::Reused,
+            Some(format!("resume: kept the earlier `{previous}` result")),
+        ),
+        Disposition::NotExecuted(reason) => (ManifestStatus::NotExecuted, Some(reason.clone())),
+        Disposition::Cancelled => (
+            ManifestStatus::Finished(JobStatus::Cancelled),
+            Some("the run was cancelled before this job started; resume runs it".into()),
+        ),
+    };
+    let mut entry = plan::manifest_job(job, status, reason);
+    // The resolved fields as the job ran them (the task's guide, the protocol used).
+    if let (Disposition::Executed(_) | Disposition::Reused(_), Some(r)) = (disposition, results) {
+        entry.resolved = Resolved::recorded(&r.row);
+    }
+    entry
 }
 
 #[cfg(test)]

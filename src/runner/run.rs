@@ -26,7 +26,6 @@ use crate::backend::LlmFactory;
 use crate::events::{EventSink, RunEvent};
 use crate::matrix::Job;
 use crate::registry::Registry;
-use crate::results;
 use crate::stop::Cancel;
 use crate::vocab::{JobId, JobState, JobStatus};
 
@@ -361,17 +360,22 @@ fn execute_local(
             })
             .collect()
     });
-    let finished = sink.finish();
     let exclusive = run.access == Access::Exclusive;
-    if exclusive {
-        finalize(plan, &dispositions)?;
-    }
+    // The manifest and the run-level files are built while the last jobs' commits settle
+    // (they read no file a commit writes); the run-level files go in place only after.
+    let (finished, ended) = std::thread::scope(|scope| {
+        let end = exclusive.then(|| scope.spawn(|| finalize(plan, &dispositions)));
+        let finished = sink.finish();
+        let ended = end.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        (finished, ended)
+    });
+    let ended = ended.transpose()?;
     if let Some(e) = sink_error.into_inner().ok().flatten() {
         return Err(e);
     }
     finished?;
-    let summary = exclusive
-        .then(|| results::write_run_files(&plan.run_dir))
+    let summary = ended
+        .map(|(files, head)| files.commit(&head, plan.jobs.len()))
         .transpose()?;
     if exclusive {
         // At `file`, the manifest and run-level files durable too.

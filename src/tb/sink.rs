@@ -6,7 +6,7 @@
 //! parameters as text summaries `param/<name>`. Exact f64 values stay in the CSV/JSON files.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value as Json;
@@ -21,7 +21,8 @@ use crate::vocab::JobId;
 /// Writes each job's TensorBoard event file.
 pub struct TbSink {
     run_dir: RunDir,
-    writers: Mutex<HashMap<JobId, EventFileWriter>>,
+    /// Open writers; each has its own lock (a job's steps come in order).
+    writers: Mutex<HashMap<JobId, Arc<Mutex<EventFileWriter>>>>,
     durability: Durability,
 }
 
@@ -74,23 +75,33 @@ pub fn step_points(s: &StepRecord) -> StepPoints {
 
 impl EventSink for TbSink {
     fn on_event(&self, job: &Job, event: &Event) -> Result<(), SinkError> {
-        let dir = self.run_dir.job(&job.job_id).tb_dir();
+        if !matches!(
+            event.kind,
+            EventKind::JobStarted { .. } | EventKind::Step(_) | EventKind::JobFinished(_)
+        ) {
+            return Ok(());
+        }
         let io = |e| {
+            let dir = self.run_dir.job(&job.job_id).tb_dir();
             SinkError::io(
                 format!("cannot write TensorBoard events in `{}`", dir.display()),
                 e,
             )
         };
-        let mut writers = self.writers.lock().unwrap_or_else(|e| e.into_inner());
+        // The map is locked only to find a job's writer: its file I/O holds the job's own
+        // lock, so workers never wait on each other's writes.
+        let writers = || self.writers.lock().unwrap_or_else(|e| e.into_inner());
         match &event.kind {
             EventKind::JobStarted { .. } => {
+                let dir = self.run_dir.job(&job.job_id).tb_dir();
                 let writer = EventFileWriter::create(&dir, now()).map_err(io)?;
-                writers.insert(job.job_id.clone(), writer);
+                writers().insert(job.job_id.clone(), Arc::new(Mutex::new(writer)));
             }
             EventKind::Step(step) => {
-                let Some(w) = writers.get_mut(&job.job_id) else {
+                let Some(slot) = writers().get(&job.job_id).cloned() else {
                     return Ok(());
                 };
+                let mut w = slot.lock().unwrap_or_else(|e| e.into_inner());
                 let (scalars, texts) = step_points(step);
                 let t = now();
                 let s = step.step as i64;
@@ -103,7 +114,9 @@ impl EventSink for TbSink {
                 w.flush().map_err(io)?;
             }
             EventKind::JobFinished(_) => {
-                if let Some(w) = writers.remove(&job.job_id) {
+                let slot = writers().remove(&job.job_id);
+                if let Some(w) = slot.and_then(|s| Arc::try_unwrap(s).ok()) {
+                    let w = w.into_inner().unwrap_or_else(|e| e.into_inner());
                     w.close(self.durability == Durability::File).map_err(io)?;
                 }
             }
