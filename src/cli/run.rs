@@ -274,7 +274,7 @@ pub fn run(
         });
     };
     print_table(summary);
-    print_causes(plan);
+    print_causes(&report.causes);
     println!(
         "\nRun {}: {} ({} executed, {} reused, {} failed)",
         if cancel.is_cancelled() {
@@ -411,33 +411,8 @@ fn submit(
 
 /// Why jobs failed or were skipped, grouped by cause (from the final manifest), so the
 /// terminal says what the files say.
-fn print_causes(plan: &Plan) {
-    let mut groups: Vec<(String, String, usize)> = Vec::new();
-    let read = crate::results::manifest::for_each_job(&plan.run_dir.manifest(), |_, job| {
-        let status = job.status.as_str();
-        if !matches!(status, "failed" | "timeout" | "skipped") {
-            return Ok(());
-        }
-        let reason = job.reason.as_deref().unwrap_or_default();
-        let line: String = reason
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .chars()
-            .take(200)
-            .collect();
-        match groups
-            .iter_mut()
-            .find(|(s, r, _)| s == status && *r == line)
-        {
-            Some(g) => g.2 += 1,
-            None => groups.push((status.to_string(), line, 1)),
-        }
-        Ok(())
-    });
-    if read.is_err() {
-        return;
-    }
+fn print_causes(causes: &crate::runner::Causes) {
+    let groups = &causes.0;
     const SHOWN: usize = 8;
     for (status, reason, n) in groups.iter().take(SHOWN) {
         println!("{status} ({n} job(s)): {reason}");

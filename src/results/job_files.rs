@@ -228,8 +228,11 @@ impl EventSink for JobFilesSink {
             return Ok(());
         };
         let mut state = slot.lock().unwrap_or_else(|e| e.into_inner());
-        let path = self.run_dir.job(&job.job_id).root().display().to_string();
-        let io = |e| SinkError::io(format!("cannot append to job files in `{path}`"), e);
+        let io = |e| {
+            let dir = self.run_dir.job(&job.job_id);
+            let path = dir.root().display().to_string();
+            SinkError::io(format!("cannot append to job files in `{path}`"), e)
+        };
         let line = serde_json::to_string(event).unwrap_or_default();
         match &event.kind {
             EventKind::LlmTranscript(_) => {

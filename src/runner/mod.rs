@@ -122,6 +122,39 @@ pub struct RunReport {
     /// Rebuilt run summary; `None` when this invocation ran part of a shared run (a
     /// shard, an array task), whose run-level files `report` rebuilds.
     pub summary: Option<Summary>,
+    /// Why jobs failed, timed out or were skipped, as the final manifest records it
+    /// (empty when this invocation wrote no manifest).
+    pub causes: Causes,
+}
+
+/// Distinct causes of the jobs that did not succeed: (status, first line of the reason, at
+/// most 200 characters), how many jobs, in matrix order of first appearance.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Causes(pub Vec<(String, String, usize)>);
+
+impl Causes {
+    /// Count a job's final manifest status and reason.
+    fn add(&mut self, status: &str, reason: Option<&str>) {
+        if !matches!(status, "failed" | "timeout" | "skipped") {
+            return;
+        }
+        let line: String = reason
+            .unwrap_or_default()
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .take(200)
+            .collect();
+        match self
+            .0
+            .iter_mut()
+            .find(|(s, r, _)| s == status && *r == line)
+        {
+            Some(group) => group.2 += 1,
+            None => self.0.push((status.to_string(), line, 1)),
+        }
+    }
 }
 
 impl RunReport {
@@ -208,20 +241,23 @@ pub(crate) fn clear_job_dir(plan: &Plan, job: &Job) -> Result<(), FileError> {
 /// status and why, and the resolved fields as the job ran them) is written, and the
 /// run-level files are streamed, from one read of each job's `results.json` — the file a
 /// finished job writes before its `job_meta.json`, so this pass does not wait for the
-/// jobs' commits. The run-level files come back uncommitted, with the manifest's head.
+/// jobs' commits. The run-level files come back uncommitted, with the manifest's head and
+/// the causes of the jobs that did not succeed.
 pub(crate) fn finalize<'p>(
     plan: &'p Plan,
     dispositions: &[Disposition],
-) -> Result<(RunFiles<'p>, ManifestHead), RunError> {
+) -> Result<(RunFiles<'p>, ManifestHead, Causes), RunError> {
     let finished = humantime::format_rfc3339_micros(SystemTime::now()).to_string();
     let manifest = plan.manifest_head(Some(finished));
     let head = manifest.head();
     let mut files = RunFiles::create(&plan.run_dir)?;
     let mut unwritten: Option<ResultsError> = None;
+    let mut causes = Causes::default();
     let jobs = plan.jobs.iter().map(|job| {
         // Read whatever the directory holds, as `report` does: the same files either way.
         let results = read_job_results(&plan.run_dir.job(&job.job_id).results_json());
         let entry = manifest_entry(job, &dispositions[job.index], results.as_ref());
+        causes.add(entry.status.as_str(), entry.reason.as_deref());
         if unwritten.is_none()
             && let Err(e) = files.add(&head, results.as_ref())
         {
@@ -234,7 +270,7 @@ pub(crate) fn finalize<'p>(
         .map_err(FileError::on("write", &path))?;
     match unwritten {
         Some(e) => Err(e.into()),
-        None => Ok((files, head)),
+        None => Ok((files, head, causes)),
     }
 }
 

@@ -19,8 +19,8 @@ use rayon::prelude::*;
 
 use super::lock::RunLock;
 use super::{
-    Disposition, JobContext, JobEnd, Plan, RunError, RunReport, clear_job_dir, drift, finalize,
-    recorded, resume_decision, run_job,
+    Causes, Disposition, JobContext, JobEnd, Plan, RunError, RunReport, clear_job_dir, drift,
+    finalize, recorded, resume_decision, run_job,
 };
 use crate::backend::LlmFactory;
 use crate::events::{EventSink, RunEvent};
@@ -374,7 +374,11 @@ fn execute_local(
         return Err(e);
     }
     finished?;
-    let summary = ended
+    let (files, causes) = match ended {
+        Some((files, head, causes)) => (Some((files, head)), causes),
+        None => (None, Causes::default()),
+    };
+    let summary = files
         .map(|(files, head)| files.commit(&head, plan.jobs.len()))
         .transpose()?;
     if exclusive {
@@ -388,6 +392,7 @@ fn execute_local(
     let report = RunReport {
         dispositions,
         summary,
+        causes,
     };
     announce(RunEvent::RunFinished {
         executed: report.executed(),
