@@ -12,11 +12,12 @@ pub mod row;
 mod summary;
 
 use crate::artifacts::FileError;
+use std::io::Write;
 use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::artifacts::atomic::{AtomicFile, read_json, write_json};
+use crate::artifacts::atomic::{AtomicFile, pretty_json, read_json};
 use crate::artifacts::layout::RunDir;
 use crate::events::StepRecord;
 use crate::results::manifest::ManifestHead;
@@ -111,13 +112,13 @@ pub fn write_run_files(run_dir: &RunDir) -> Result<Summary, ResultsError> {
         files.add(head, job.as_ref()).map_err(std::io::Error::other)
     })
     .map_err(FileError::on("read", &run_dir.manifest()))?;
-    files.commit(&head, planned)
+    files.stage(&head, planned)?.commit()
 }
 
 /// The run-level files while they are rebuilt: `results.csv` and `iterations.csv` stream
-/// under temporary names as jobs are added in matrix order; [`RunFiles::commit`] writes the
-/// leaderboard and `summary.json` and puts everything in place. Dropped uncommitted, it
-/// leaves the earlier files as they were.
+/// under temporary names as jobs are added in matrix order; [`RunFiles::stage`] writes the
+/// leaderboard and `summary.json` (still under temporary names), and [`Staged::commit`]
+/// puts everything in place. Dropped before that, it leaves the earlier files as they were.
 pub struct RunFiles<'a> {
     run_dir: &'a RunDir,
     results: csv::Writer<AtomicFile>,
@@ -157,22 +158,55 @@ impl<'a> RunFiles<'a> {
         Ok(())
     }
 
-    /// Put the CSV files in place and write the leaderboard and `summary.json` of the
-    /// `planned` jobs.
-    pub fn commit(self, head: &ManifestHead, planned: usize) -> Result<Summary, ResultsError> {
+    /// Write the leaderboard and `summary.json` of the `planned` jobs under temporary names
+    /// too: everything is written, nothing is in place yet.
+    pub fn stage(self, head: &ManifestHead, planned: usize) -> Result<Staged, ResultsError> {
         let run_dir = self.run_dir;
         let mut summary = self.summary.unwrap_or_else(|| Summary::from_head(head));
         summary.set_planned(planned);
-        commit_csv(self.results, &run_dir.results_csv())?;
-        commit_csv(self.iterations, &run_dir.iterations_csv())?;
         let mut leaderboard = csv_file(&run_dir.leaderboard_csv(), LEADERBOARD_COLUMNS)?;
         for entry in summary.leaderboard() {
             leaderboard.write_record(leaderboard_cells(&entry))?;
         }
-        commit_csv(leaderboard, &run_dir.leaderboard_csv())?;
         let path = run_dir.summary_json();
-        write_json(&path, &summary.to_json()).map_err(FileError::on("write", &path))?;
-        Ok(summary)
+        let mut summary_json =
+            AtomicFile::create(&path, false).map_err(FileError::on("write", &path))?;
+        pretty_json(&summary.to_json())
+            .and_then(|bytes| summary_json.write_all(&bytes))
+            .map_err(FileError::on("write", &path))?;
+        let files = [
+            (
+                into_file(self.results, &run_dir.results_csv())?,
+                run_dir.results_csv(),
+            ),
+            (
+                into_file(self.iterations, &run_dir.iterations_csv())?,
+                run_dir.iterations_csv(),
+            ),
+            (
+                into_file(leaderboard, &run_dir.leaderboard_csv())?,
+                run_dir.leaderboard_csv(),
+            ),
+            (summary_json, path),
+        ];
+        Ok(Staged { files, summary })
+    }
+}
+
+/// The run-level files, written under temporary names; [`Staged::commit`] puts them in
+/// place (dropped, it leaves the earlier files as they were).
+pub struct Staged {
+    files: [(AtomicFile, std::path::PathBuf); 4],
+    summary: Summary,
+}
+
+impl Staged {
+    /// Rename every file into place; the summary they hold.
+    pub fn commit(self) -> Result<Summary, ResultsError> {
+        for (file, path) in self.files {
+            file.commit().map_err(FileError::on("write", &path))?;
+        }
+        Ok(self.summary)
     }
 }
 
@@ -186,10 +220,9 @@ fn csv_file(path: &Path, header: &[&str]) -> Result<csv::Writer<AtomicFile>, Res
     Ok(w)
 }
 
-fn commit_csv(w: csv::Writer<AtomicFile>, path: &Path) -> Result<(), ResultsError> {
-    let io = FileError::on("write", path);
-    let file = w.into_inner().map_err(|e| io(e.into_error()))?;
-    Ok(file.commit().map_err(FileError::on("write", path))?)
+fn into_file(w: csv::Writer<AtomicFile>, path: &Path) -> Result<AtomicFile, ResultsError> {
+    w.into_inner()
+        .map_err(|e| FileError::on("write", path)(e.into_error()).into())
 }
 
 fn leaderboard_cells(entry: &LeaderboardEntry) -> Vec<String> {

@@ -16,9 +16,10 @@ use crate::artifacts::FileError;
 use crate::artifacts::atomic::read_json;
 use crate::config::model::ResumeMode;
 use crate::matrix::Job;
-use crate::results::manifest::ManifestHead;
 use crate::results::row::Resolved;
-use crate::results::{JobResults, ResultsError, RunFiles, Summary, manifest, read_job_results};
+use crate::results::{
+    JobResults, ResultsError, RunFiles, Staged, Summary, manifest, read_job_results,
+};
 use crate::vocab::{JobState, JobStatus, ManifestStatus};
 
 pub use job::{JobContext, JobEnd, run_job};
@@ -241,37 +242,49 @@ pub(crate) fn clear_job_dir(plan: &Plan, job: &Job) -> Result<(), FileError> {
 /// status and why, and the resolved fields as the job ran them) is written, and the
 /// run-level files are streamed, from one read of each job's `results.json` — the file a
 /// finished job writes before its `job_meta.json`, so this pass does not wait for the
-/// jobs' commits. The run-level files come back uncommitted, with the manifest's head and
-/// the causes of the jobs that did not succeed.
-pub(crate) fn finalize<'p>(
-    plan: &'p Plan,
+/// jobs' commits. A second thread reads and parses the next jobs' results while this one
+/// writes (a bounded queue: memory stays flat). The run-level files come back written but
+/// not in place, with the causes of the jobs that did not succeed.
+pub(crate) fn finalize(
+    plan: &Plan,
     dispositions: &[Disposition],
-) -> Result<(RunFiles<'p>, ManifestHead, Causes), RunError> {
+) -> Result<(Staged, Causes), RunError> {
     let finished = humantime::format_rfc3339_micros(SystemTime::now()).to_string();
     let manifest = plan.manifest_head(Some(finished));
     let head = manifest.head();
     let mut files = RunFiles::create(&plan.run_dir)?;
     let mut unwritten: Option<ResultsError> = None;
     let mut causes = Causes::default();
-    let jobs = plan.jobs.iter().map(|job| {
-        // Read whatever the directory holds, as `report` does: the same files either way.
-        let results = read_job_results(&plan.run_dir.job(&job.job_id).results_json());
-        let entry = manifest_entry(job, &dispositions[job.index], results.as_ref());
-        causes.add(entry.status.as_str(), entry.reason.as_deref());
-        if unwritten.is_none()
-            && let Err(e) = files.add(&head, results.as_ref())
-        {
-            unwritten = Some(e);
-        }
-        entry
-    });
     let path = plan.run_dir.manifest();
-    manifest::write_streamed(&path, plan.config.effective_durability(), &manifest, jobs)
-        .map_err(FileError::on("write", &path))?;
-    match unwritten {
-        Some(e) => Err(e.into()),
-        None => Ok((files, head, causes)),
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel(64);
+        scope.spawn(move || {
+            for job in &plan.jobs {
+                // Whatever the directory holds, as `report` reads it: the same files.
+                let results = read_job_results(&plan.run_dir.job(&job.job_id).results_json());
+                if tx.send(results).is_err() {
+                    break;
+                }
+            }
+        });
+        // (A reader that panicked ends the list early; the scope then re-raises its panic.)
+        let jobs = plan.jobs.iter().zip(rx).map(|(job, results)| {
+            let entry = manifest_entry(job, &dispositions[job.index], results.as_ref());
+            causes.add(entry.status.as_str(), entry.reason.as_deref());
+            if unwritten.is_none()
+                && let Err(e) = files.add(&head, results.as_ref())
+            {
+                unwritten = Some(e);
+            }
+            entry
+        });
+        manifest::write_streamed(&path, plan.config.effective_durability(), &manifest, jobs)
+    })
+    .map_err(FileError::on("write", &path))?;
+    if let Some(e) = unwritten {
+        return Err(e.into());
     }
+    Ok((files.stage(&head, plan.jobs.len())?, causes))
 }
 
 /// A job's final manifest entry, from its disposition and (when it ran, now or in the

@@ -375,12 +375,10 @@ fn execute_local(
     }
     finished?;
     let (files, causes) = match ended {
-        Some((files, head, causes)) => (Some((files, head)), causes),
+        Some((files, causes)) => (Some(files), causes),
         None => (None, Causes::default()),
     };
-    let summary = files
-        .map(|(files, head)| files.commit(&head, plan.jobs.len()))
-        .transpose()?;
+    let summary = files.map(|files| files.commit()).transpose()?;
     if exclusive {
         // At `file`, the manifest and run-level files durable too.
         let root = plan.run_dir.root();
