@@ -34,21 +34,13 @@ pub fn python_float_repr(x: f64) -> String {
     if x.is_infinite() {
         return if x > 0.0 { "Infinity" } else { "-Infinity" }.to_owned();
     }
-    // `{:e}` yields the shortest round-trip digit count, e.g. "-1.2345e-7",
-    // "0e0". When two candidates of that length are equally close to `x` it
-    // rounds the tie up, while Python rounds half to even; Rust's
-    // fixed-precision formatting is correctly rounded with ties to even, so
-    // re-format at that precision to get exactly Python's digits.
-    let shortest = format!("{x:e}");
-    let (sign, digits, _) = split_sci(&shortest);
-    let (_, mut digits, exp) = split_sci(&format!("{x:.*e}", digits.len() - 1));
-    // Defensive: a carry (9.99 -> 1.00) would leave trailing zeros.
-    while digits.len() > 1 && digits.ends_with('0') {
-        digits.pop();
-    }
+    // Ryu's shortest round-trip digits, which break a tie between two shortest candidates
+    // by rounding half to even, as Python does (Rust's `{:e}` rounds it up).
+    let (sign, digits, exp) = shortest_digits(x);
     let n = digits.len() as i32;
 
-    let mut out = String::from(sign);
+    let mut out = String::with_capacity(24);
+    out.push_str(sign);
     if !(-4..16).contains(&exp) {
         out.push_str(&digits[..1]);
         if n > 1 {
@@ -74,15 +66,34 @@ pub fn python_float_repr(x: f64) -> String {
     out
 }
 
-/// Splits Rust's `{:e}` output into sign, mantissa digits and exponent.
-fn split_sci(sci: &str) -> (&'static str, String, i32) {
-    let (mantissa, exp) = sci.split_once('e').expect("`{:e}` always has an exponent");
-    let exp = exp.parse().expect("`{:e}` exponent is an integer");
-    let (sign, mantissa) = match mantissa.strip_prefix('-') {
-        Some(m) => ("-", m),
-        None => ("", mantissa),
+/// The sign, the significant digits (no leading or trailing zeros; "0" for zero) and the
+/// decimal exponent of the first digit of finite `x`'s shortest round-trip form.
+fn shortest_digits(x: f64) -> (&'static str, String, i32) {
+    let mut buffer = ryu::Buffer::new();
+    let text = buffer.format_finite(x);
+    let (sign, text) = match text.strip_prefix('-') {
+        Some(t) => ("-", t),
+        None => ("", text),
     };
-    (sign, mantissa.chars().filter(|c| *c != '.').collect(), exp)
+    let (mantissa, exp) = match text.split_once('e') {
+        Some((m, e)) => (m, e.parse::<i32>().expect("ryu writes an integer exponent")),
+        None => (text, 0),
+    };
+    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let all = || int_part.bytes().chain(frac_part.bytes());
+    let leading = all().take_while(|b| *b == b'0').count();
+    let mut digits: String = all().skip(leading).map(char::from).collect();
+    while digits.ends_with('0') {
+        digits.pop();
+    }
+    if digits.is_empty() {
+        return (sign, "0".to_owned(), 0);
+    }
+    (
+        sign,
+        digits,
+        int_part.len() as i32 - leading as i32 - 1 + exp,
+    )
 }
 
 /// Full lowercase hex SHA-256 of the UTF-8 bytes of `text`.
@@ -274,6 +285,55 @@ mod tests {
         ];
         for (x, want) in cases {
             assert_eq!(python_float_repr(*x), *want, "repr of {x:?}");
+        }
+    }
+
+    /// The digits of `x` correctly rounded (ties to even) at the length of Rust's shortest
+    /// form: what Python's repr prints, computed the slow way.
+    fn exact_oracle(x: f64) -> String {
+        fn split(sci: &str) -> (&'static str, String, i32) {
+            let (m, e) = sci.split_once('e').unwrap();
+            let e = e.parse().unwrap();
+            let (sign, m) = match m.strip_prefix('-') {
+                Some(m) => ("-", m),
+                None => ("", m),
+            };
+            (sign, m.chars().filter(|c| *c != '.').collect(), e)
+        }
+        let (sign, digits, _) = split(&format!("{x:e}"));
+        let (_, mut digits, exp) = split(&format!("{x:.*e}", digits.len() - 1));
+        while digits.len() > 1 && digits.ends_with('0') {
+            digits.pop();
+        }
+        format!("{sign}{digits}e{exp}")
+    }
+
+    #[test]
+    fn shortest_digits_are_the_correctly_rounded_ones() {
+        let mut state: u64 = 0x9E3779B97F4A7C15;
+        for i in 0..200_000u64 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let x = match i % 4 {
+                0 => f64::from_bits(state),
+                1 => {
+                    (state >> 11) as f64 / (1u64 << 53) as f64
+                        * 10f64.powi((state % 45) as i32 - 22)
+                }
+                2 => (state >> 11) as f64 / (1u64 << (state % 8)) as f64,
+                _ => ((state % 2_000_000) as f64 - 1e6) / 1e3,
+            };
+            if !x.is_finite() {
+                continue;
+            }
+            let (sign, digits, exp) = shortest_digits(x);
+            assert_eq!(
+                format!("{sign}{digits}e{exp}"),
+                exact_oracle(x),
+                "{x:?} bits {:#x}",
+                x.to_bits()
+            );
         }
     }
 
