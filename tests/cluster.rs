@@ -187,6 +187,42 @@ fn comparable(run: &Path) -> Vec<Vec<String>> {
 }
 
 #[test]
+fn a_job_directory_without_its_meta_is_running_and_resume_reruns_it() {
+    let ws = Workspace::new();
+    let cfg = ws.config("m.yaml", MATRIX);
+    let run = |args: &[&str]| {
+        ws.cmd()
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .args(["--run-id", "r"])
+            .args(args)
+            .assert()
+    };
+    run(&[]).success();
+    let run_dir = ws.path().join("runs/r");
+    let before = comparable(&run_dir);
+    // A job killed mid-run: its directory exists, its job_meta.json (written when it
+    // finishes) does not.
+    let mut jobs: Vec<_> = std::fs::read_dir(run_dir.join("jobs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    jobs.sort();
+    std::fs::remove_file(jobs[0].join("job_meta.json")).unwrap();
+    ws.cmd()
+        .arg("status")
+        .arg(&run_dir)
+        .assert()
+        .code(1)
+        .stdout(predicates::str::contains("  running      1"))
+        .stdout(predicates::str::contains("1 job(s) left"));
+    run(&["--resume", "auto"])
+        .success()
+        .stdout(predicates::str::contains("(1 executed, 11 reused"));
+    assert_eq!(comparable(&run_dir), before);
+}
+
+#[test]
 fn shards_of_one_run_directory_merge_into_the_local_result() {
     let ws = Workspace::new();
     let cfg = ws.config("m.yaml", MATRIX);

@@ -3,8 +3,9 @@
 //! (the LLM transcripts, which stay out of `events.jsonl`), and at the end the state
 //! snapshots, `results.json` and the final `job_meta.json` (each written atomically).
 //!
-//! `job_meta.json` is written last, so a job whose meta says `ok` has all its files; it is
-//! committed through the run's [`Commits`] (one barrier per group of finishing jobs at the
+//! `job_meta.json` is written last, when the job has finished (as the reference does: a
+//! job directory without one is a job that started and did not finish), so a job whose
+//! meta says `ok` has all its files; it is committed through the run's [`Commits`] (one barrier per group of finishing jobs at the
 //! default durability level, `artifacts::durability`). Appended files are flushed at step
 //! ends and when the job ends (transcripts of a real LLM at once: they cost money), so a
 //! killed job keeps every completed step.
@@ -83,20 +84,6 @@ impl JobFilesSink {
         };
         std::fs::create_dir_all(dir.artifacts_dir())
             .map_err(io("cannot create", &dir.artifacts_dir()))?;
-        let resolved = Resolved::of(job, None, &self.row_context(job, llm, &dir));
-        let running = job_meta(
-            job,
-            JobState::Running,
-            None,
-            &resolved,
-            llm,
-            &event.ts,
-            None,
-        );
-        // In place (a fresh directory): a torn running meta reads as "not started", as it is.
-        pretty_json(&running)
-            .and_then(|bytes| self.durability.write_gated(&dir.job_meta(), &bytes))
-            .map_err(io("cannot write", &dir.job_meta()))?;
         let create = |p: std::path::PathBuf| {
             File::create(&p)
                 .map(BufWriter::new)

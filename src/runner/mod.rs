@@ -195,12 +195,17 @@ pub fn recorded_status(plan: &Plan, job: &Job) -> Option<JobState> {
     recorded(&plan.run_dir, job).map(|(state, _)| state)
 }
 
-/// The recorded state of a job and when it finished (`finished_at`, RFC 3339).
+/// The recorded state of a job and when it finished (`finished_at`, RFC 3339): its
+/// `job_meta.json`, written when it finished; a job directory without a readable one is a
+/// job that started and did not finish (`running`, or interrupted).
 pub fn recorded(
     run_dir: &crate::artifacts::layout::RunDir,
     job: &Job,
 ) -> Option<(JobState, Option<String>)> {
-    let meta: serde_json::Value = read_json(&run_dir.job(&job.job_id).job_meta()).ok()?;
+    let dir = run_dir.job(&job.job_id);
+    let Ok(meta) = read_json::<serde_json::Value>(&dir.job_meta()) else {
+        return dir.root().is_dir().then_some((JobState::Running, None));
+    };
     let state = JobState::parse(meta.get("status")?.as_str()?)?;
     let finished = meta
         .get("finished_at")
