@@ -17,7 +17,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::artifacts::atomic::{AtomicFile, pretty_json, read_json};
+use crate::artifacts::atomic::{AtomicFile, pretty_json};
 use crate::artifacts::layout::RunDir;
 use crate::events::StepRecord;
 use crate::results::manifest::ManifestHead;
@@ -87,9 +87,25 @@ pub struct JobResults {
     pub history: Vec<StepRecord>,
 }
 
-/// Read a job's results, if the job has finished.
+/// Read a job's results, if the job has finished. Without an access-time update: the first
+/// read of a file written since its last access would otherwise rewrite its inode, and on
+/// a filesystem that a `syncfs` barrier is writing back, wait for that inode's block.
 pub fn read_job_results(path: &Path) -> Option<JobResults> {
-    read_json(path).ok()
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let open = |flags: i32| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(flags)
+            .open(path)
+    };
+    // O_NOATIME is refused (EPERM) on files of other users: then a plain open.
+    let mut file = open(nix::fcntl::OFlag::O_NOATIME.bits())
+        .or_else(|_| open(0))
+        .ok()?;
+    let mut text = String::new();
+    file.read_to_string(&mut text).ok()?;
+    serde_json::from_str(&text).ok()
 }
 
 /// Why the run-level files cannot be rebuilt.
