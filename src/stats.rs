@@ -44,12 +44,17 @@ pub fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
         0 => f64::NAN,
         1 => sorted[0],
         n => {
-            let pos = q.clamp(0.0, 1.0) * (n - 1) as f64;
-            let lo = pos.floor() as usize;
-            let hi = (lo + 1).min(n - 1);
-            sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+            let (lo, hi, weight) = closest_ranks(n, q);
+            sorted[lo] + (sorted[hi] - sorted[lo]) * weight
         }
     }
+}
+
+/// The two closest ranks around quantile `q` of `n > 1` values, and the upper one's weight.
+fn closest_ranks(n: usize, q: f64) -> (usize, usize, f64) {
+    let pos = q.clamp(0.0, 1.0) * (n - 1) as f64;
+    let lo = pos.floor() as usize;
+    (lo, (lo + 1).min(n - 1), pos - lo as f64)
 }
 
 /// [`quantile_sorted`] of `values` sorted, without sorting them: the one or two order
@@ -59,9 +64,7 @@ pub fn quantile_select(values: &mut [f64], q: f64) -> f64 {
         0 => f64::NAN,
         1 => values[0],
         n => {
-            let pos = q.clamp(0.0, 1.0) * (n - 1) as f64;
-            let lo = pos.floor() as usize;
-            let hi = (lo + 1).min(n - 1);
+            let (lo, hi, weight) = closest_ranks(n, q);
             let (_, low, above) = values.select_nth_unstable_by(lo, f64::total_cmp);
             let low = *low;
             let high = if hi == lo {
@@ -69,7 +72,7 @@ pub fn quantile_select(values: &mut [f64], q: f64) -> f64 {
             } else {
                 above.iter().copied().min_by(f64::total_cmp).unwrap_or(low)
             };
-            low + (high - low) * (pos - lo as f64)
+            low + (high - low) * weight
         }
     }
 }
