@@ -58,8 +58,12 @@ pub fn load_run(path: &Path, with_history: bool) -> Result<RunData, LoadError> {
             missing += 1;
             continue;
         }
-        let mut job: JobResults =
-            read_json(&p).map_err(|source| LoadError::Read { path: p, source })?;
+        let mut job = std::fs::read_to_string(&p)
+            .and_then(|text| {
+                JobResults::from_json(&text)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+            })
+            .map_err(|source| LoadError::Read { path: p, source })?;
         if !with_history {
             job.history = Vec::new();
         }

@@ -367,8 +367,8 @@ impl FinishedJob {
         else {
             return Ok(None);
         };
-        let results: JobResults =
-            serde_json::from_str(&results_text).map_err(|e| invalid(&dir.results_json(), e))?;
+        let results =
+            JobResults::from_json(&results_text).map_err(|e| invalid(&dir.results_json(), e))?;
         Ok(Some(Self {
             meta_text,
             meta,

@@ -144,12 +144,11 @@ impl JobFilesSink {
         let ctx = self.row_context(job, &open.llm, &dir);
         let row = ResultRow::new(job, outcome, &ctx);
         let resolved = Resolved::of(job, outcome.resolved_optimizer.clone(), &ctx);
-        let mut results = serde_json::to_value(&row).unwrap_or(Json::Null);
-        results["history"] = serde_json::to_value(&open.history).unwrap_or(Json::Null);
-        if !outcome.pareto_front.is_empty() {
-            results["pareto_front"] =
-                serde_json::to_value(&outcome.pareto_front).unwrap_or(Json::Null);
-        }
+        let results = ResultsFile {
+            row: &row,
+            history: &open.history,
+            pareto_front: &outcome.pareto_front,
+        };
         pretty_json(&results)
             .and_then(|json| d.write_gated(&dir.results_json(), &json))
             .map_err(io(&dir.results_json()))?;
@@ -279,6 +278,17 @@ impl EventSink for JobFilesSink {
             .finish()
             .map_err(|e| SinkError::io(format!("cannot commit `{}`", e.path.display()), e.source))
     }
+}
+
+/// `results.json`: the row's fields, then the learning curve, then (multi-objective tasks)
+/// the Pareto front — serialized straight from the job's values.
+#[derive(serde::Serialize)]
+struct ResultsFile<'a> {
+    #[serde(flatten)]
+    row: &'a ResultRow,
+    history: &'a [StepRecord],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pareto_front: &'a [crate::events::ParetoPoint],
 }
 
 /// A state snapshot file: the parameter values in declaration order.

@@ -77,14 +77,28 @@ pub const LEADERBOARD_COLUMNS: &[&str] = &[
 ];
 
 /// A job's `results.json`: its row plus its learning curve.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct JobResults {
     /// The row.
-    #[serde(flatten)]
     pub row: ResultRow,
     /// One record per step.
-    #[serde(default)]
     pub history: Vec<StepRecord>,
+}
+
+impl JobResults {
+    /// Parse the text of a `results.json`: the row and the history are each read straight
+    /// from it, in two passes that skip each other's keys (a struct flattening the row
+    /// into the file would first buffer every value of the file).
+    pub fn from_json(text: &str) -> serde_json::Result<Self> {
+        #[derive(Deserialize)]
+        struct History {
+            #[serde(default)]
+            history: Vec<StepRecord>,
+        }
+        let row = serde_json::from_str(text)?;
+        let History { history } = serde_json::from_str(text)?;
+        Ok(Self { row, history })
+    }
 }
 
 /// Read a job's results, if the job has finished. Without an access-time update: the first
@@ -105,7 +119,7 @@ pub fn read_job_results(path: &Path) -> Option<JobResults> {
         .ok()?;
     let mut text = String::new();
     file.read_to_string(&mut text).ok()?;
-    serde_json::from_str(&text).ok()
+    JobResults::from_json(&text).ok()
 }
 
 /// Why the run-level files cannot be rebuilt.
