@@ -154,12 +154,11 @@ impl JobFilesSink {
             .map_err(io(&dir.results_json()))?;
         let meta = job_meta(
             job,
-            JobState::Finished(outcome.status),
-            Some(outcome),
+            outcome,
             &resolved,
             &open.llm,
             &open.started_at,
-            Some(&event.ts),
+            &event.ts,
         );
         // Last, and only once what it names is durable (the commit's barrier).
         let pending = pretty_json(&meta)
@@ -301,51 +300,99 @@ fn state_json(params: &Kwargs) -> Json {
     json!({"kind": "Parameters", "parameters": parameters})
 }
 
-/// `job_meta.json`: identity, resolved kwargs, status, error, LLM info.
-fn job_meta(
-    job: &Job,
+/// `job_meta.json`: identity, resolved kwargs, status, error, LLM info. The keys in their
+/// file order: ours, then the reference's top-level `resolved_*` that ours do not already
+/// name (the raw values stay too).
+#[derive(serde::Serialize)]
+struct JobMeta<'a> {
+    job_id: &'a JobId,
+    job_index: usize,
+    task_id: &'a str,
+    suite: &'a str,
+    trainer_id: &'a str,
+    seed: i64,
     status: JobState,
-    outcome: Option<&JobOutcome>,
-    resolved: &Resolved,
-    llm: &LlmInfo,
-    started_at: &str,
-    finished_at: Option<&str>,
-) -> Json {
+    error_kind: &'a Option<String>,
+    error: &'a Option<String>,
+    raw_params: &'a Kwargs,
+    variant_index: usize,
+    resolved_optimizer: &'a Option<String>,
+    resolved_trainer_kwargs: &'a Kwargs,
+    optimizer: &'a Option<String>,
+    optimizer_kwargs: &'a Kwargs,
+    guide: &'a Option<String>,
+    guide_kwargs: &'a Kwargs,
+    logger: &'a Option<String>,
+    logger_kwargs: &'a Kwargs,
+    eval_kwargs: &'a Kwargs,
+    feedback: &'a str,
+    examples_source: &'a Option<String>,
+    llm: LlmMeta<'a>,
+    started_at: &'a str,
+    finished_at: &'a str,
+    resolved_guide: &'a Option<String>,
+    resolved_logger: &'a Option<String>,
+    resolved_optimizer_kwargs: &'a Kwargs,
+    resolved_guide_kwargs: &'a Kwargs,
+    resolved_logger_kwargs: &'a Kwargs,
+}
+
+/// The `llm` object of `job_meta.json`.
+#[derive(serde::Serialize)]
+struct LlmMeta<'a> {
+    llm_provider: &'a str,
+    llm_model: &'a str,
+    llm_base_url: &'a str,
+    stub: bool,
+}
+
+/// The finished job's `job_meta.json`.
+fn job_meta<'a>(
+    job: &'a Job,
+    outcome: &'a JobOutcome,
+    resolved: &'a Resolved,
+    llm: &'a LlmInfo,
+    started_at: &'a str,
+    finished_at: &'a str,
+) -> JobMeta<'a> {
     let r = &job.resolved;
-    let mut meta = json!({
-        "job_id": job.job_id,
-        "job_index": job.index,
-        "task_id": job.task_id,
-        "suite": job.suite,
-        "trainer_id": job.trainer_id,
-        "seed": job.seed,
-        "status": status,
-        "error_kind": outcome.and_then(|o| o.error_kind.clone()),
-        "error": outcome.and_then(|o| o.error.clone()),
-        "raw_params": job.raw_params,
-        "variant_index": job.variant_index,
-        "resolved_optimizer": outcome.and_then(|o| o.resolved_optimizer.clone()),
-        "resolved_trainer_kwargs": r.trainer_kwargs,
-        "optimizer": r.optimizer,
-        "optimizer_kwargs": r.optimizer_kwargs,
-        "guide": r.guide,
-        "guide_kwargs": r.guide_kwargs,
-        "logger": r.logger,
-        "logger_kwargs": r.logger_kwargs,
-        "eval_kwargs": r.eval_kwargs,
-        "feedback": outcome.map(|o| o.feedback.clone()).unwrap_or_default(),
-        "examples_source": outcome.and_then(|o| o.examples_source.clone()),
-        "llm": {"llm_provider": llm.provider, "llm_model": llm.model, "llm_base_url": llm.base_url, "stub": llm.stub},
-        "started_at": started_at,
-        "finished_at": finished_at,
-    });
-    // The reference's top-level `resolved_*` and `eval_kwargs` (raw values stay too).
-    if let (Json::Object(meta), Ok(Json::Object(fields))) =
-        (&mut meta, serde_json::to_value(resolved))
-    {
-        meta.extend(fields);
+    JobMeta {
+        job_id: &job.job_id,
+        job_index: job.index,
+        task_id: &job.task_id,
+        suite: &job.suite,
+        trainer_id: &job.trainer_id,
+        seed: job.seed,
+        status: JobState::Finished(outcome.status),
+        error_kind: &outcome.error_kind,
+        error: &outcome.error,
+        raw_params: &job.raw_params,
+        variant_index: job.variant_index,
+        resolved_optimizer: &resolved.resolved_optimizer,
+        resolved_trainer_kwargs: &resolved.resolved_trainer_kwargs,
+        optimizer: &r.optimizer,
+        optimizer_kwargs: &r.optimizer_kwargs,
+        guide: &r.guide,
+        guide_kwargs: &r.guide_kwargs,
+        logger: &r.logger,
+        logger_kwargs: &r.logger_kwargs,
+        eval_kwargs: &resolved.eval_kwargs,
+        feedback: &outcome.feedback,
+        examples_source: &outcome.examples_source,
+        llm: LlmMeta {
+            llm_provider: &llm.provider,
+            llm_model: &llm.model,
+            llm_base_url: &llm.base_url,
+            stub: llm.stub,
+        },
+        started_at,
+        finished_at,
+        resolved_guide: &resolved.resolved_guide,
+        resolved_logger: &resolved.resolved_logger,
+        resolved_optimizer_kwargs: &resolved.resolved_optimizer_kwargs,
+        resolved_guide_kwargs: &resolved.resolved_guide_kwargs,
+        resolved_logger_kwargs: &resolved.resolved_logger_kwargs,
     }
-    meta
 }
 
 /// The human line of an event in `job.log`.
