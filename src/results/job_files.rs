@@ -5,8 +5,9 @@
 //!
 //! `job_meta.json` is written last, when the job has finished (as the reference does: a
 //! job directory without one is a job that started and did not finish), so a job whose
-//! meta says `ok` has all its files; it is committed through the run's [`Commits`] (one barrier per group of finishing jobs at the
-//! default durability level, `artifacts::durability`). Appended files are flushed at step
+//! meta says `ok` has all its files; it is committed through the run's [`Commits`] (one
+//! barrier per group of finishing jobs at the default durability level,
+//! `artifacts::durability`). Appended files are flushed at step
 //! ends and when the job ends (transcripts of a real LLM at once: they cost money), so a
 //! killed job keeps every completed step.
 
@@ -25,7 +26,7 @@ use crate::events::{Event, EventKind, EventSink, JobOutcome, SinkError, StepReco
 use crate::llm::LlmInfo;
 use crate::matrix::Job;
 use crate::registry::Registry;
-use crate::results::row::{Resolved, ResultRow, RowContext};
+use crate::results::row::{ResultRow, RowContext};
 use crate::task::EvaluatorKind;
 use crate::vocab::{JobId, JobState, Kwargs};
 
@@ -143,7 +144,6 @@ impl JobFilesSink {
         }
         let ctx = self.row_context(job, &open.llm, &dir);
         let row = ResultRow::new(job, outcome, &ctx);
-        let resolved = Resolved::of(job, outcome.resolved_optimizer.clone(), &ctx);
         let results = ResultsFile {
             row: &row,
             history: &open.history,
@@ -152,14 +152,7 @@ impl JobFilesSink {
         pretty_json(&results)
             .and_then(|json| d.write_gated(&dir.results_json(), &json))
             .map_err(io(&dir.results_json()))?;
-        let meta = job_meta(
-            job,
-            outcome,
-            &resolved,
-            &open.llm,
-            &open.started_at,
-            &event.ts,
-        );
+        let meta = job_meta(job, outcome, &row, &open.llm, &open.started_at, &event.ts);
         // Last, and only once what it names is durable (the commit's barrier).
         let pending = pretty_json(&meta)
             .and_then(|bytes| Pending::write(&dir.job_meta(), &bytes, d))
@@ -346,11 +339,11 @@ struct LlmMeta<'a> {
     stub: bool,
 }
 
-/// The finished job's `job_meta.json`.
+/// The finished job's `job_meta.json` (its resolved fields as its row has them).
 fn job_meta<'a>(
     job: &'a Job,
     outcome: &'a JobOutcome,
-    resolved: &'a Resolved,
+    row: &'a ResultRow,
     llm: &'a LlmInfo,
     started_at: &'a str,
     finished_at: &'a str,
@@ -368,15 +361,15 @@ fn job_meta<'a>(
         error: &outcome.error,
         raw_params: &job.raw_params,
         variant_index: job.variant_index,
-        resolved_optimizer: &resolved.resolved_optimizer,
-        resolved_trainer_kwargs: &resolved.resolved_trainer_kwargs,
+        resolved_optimizer: &row.resolved_optimizer,
+        resolved_trainer_kwargs: &row.resolved_trainer_kwargs,
         optimizer: &r.optimizer,
         optimizer_kwargs: &r.optimizer_kwargs,
         guide: &r.guide,
         guide_kwargs: &r.guide_kwargs,
         logger: &r.logger,
         logger_kwargs: &r.logger_kwargs,
-        eval_kwargs: &resolved.eval_kwargs,
+        eval_kwargs: &row.eval_kwargs,
         feedback: &outcome.feedback,
         examples_source: &outcome.examples_source,
         llm: LlmMeta {
@@ -387,11 +380,11 @@ fn job_meta<'a>(
         },
         started_at,
         finished_at,
-        resolved_guide: &resolved.resolved_guide,
-        resolved_logger: &resolved.resolved_logger,
-        resolved_optimizer_kwargs: &resolved.resolved_optimizer_kwargs,
-        resolved_guide_kwargs: &resolved.resolved_guide_kwargs,
-        resolved_logger_kwargs: &resolved.resolved_logger_kwargs,
+        resolved_guide: &row.resolved_guide,
+        resolved_logger: &row.resolved_logger,
+        resolved_optimizer_kwargs: &row.resolved_optimizer_kwargs,
+        resolved_guide_kwargs: &row.resolved_guide_kwargs,
+        resolved_logger_kwargs: &row.resolved_logger_kwargs,
     }
 }
 
