@@ -30,6 +30,7 @@ pub mod cli;
 pub mod config;
 pub mod events;
 pub mod llm;
+pub mod loopback;
 pub mod matrix;
 pub mod mlflow;
 pub mod optimizer;

@@ -5,8 +5,11 @@
 
 use std::sync::Arc;
 
+use super::library_stub::LibraryStub;
 use super::stub::StubLlm;
-use crate::llm::cache::{CacheMode, CachedLlm, ResponseCache, default_cache_dir};
+use crate::llm::cache::{
+    CacheMode, CacheScope, CachedLlm, KeyOwner, ResponseCache, default_cache_dir,
+};
 use crate::llm::openai::{ClientConfig, OpenAiClient, Secret};
 use crate::llm::ratelimit::RateLimiter;
 use crate::llm::settings::{LlmSettings, SettingsError};
@@ -14,6 +17,14 @@ use crate::llm::{Llm, LlmError, LlmInfo};
 use crate::optimizer::Protocol;
 use crate::task::agent::AgentBackend;
 use crate::vocab::{Kwargs, Mode};
+
+/// What the stub answers in, in stub mode.
+pub enum StubFlavor {
+    /// The prompt protocol of a native trainer's optimizer.
+    Protocol(Arc<dyn Protocol>),
+    /// The formats DSPy, GEPA and other libraries of external trainers parse.
+    Libraries,
+}
 
 /// Builds each job's LLM; one per run, shared by the workers.
 pub struct LlmFactory {
@@ -90,34 +101,51 @@ impl LlmFactory {
         }
     }
 
-    /// The LLM of one job: seeded by the job seed (stub draws, retry jitter, cache keys).
+    /// The LLM of one job: seeded by the job seed (stub draws, retry jitter), its cached
+    /// answers private to `job_id` unless `llm.cache_scope: seed`. The stub answers in
+    /// the job's prompt protocol, or in the formats of the libraries an external trainer
+    /// runs.
     pub fn for_job(
         &self,
+        job_id: &str,
         seed: i64,
-        protocol: Arc<dyn Protocol>,
+        stub: StubFlavor,
     ) -> Result<Box<dyn Llm>, LlmError> {
         let Some(s) = &self.settings else {
-            return Ok(Box::new(StubLlm::new(seed, protocol)));
+            return Ok(match stub {
+                StubFlavor::Protocol(protocol) => Box::new(StubLlm::new(seed, protocol)),
+                StubFlavor::Libraries => Box::new(LibraryStub::new(seed)),
+            });
         };
-        self.client(s, seed, None)
+        self.client(s, self.owner(job_id, seed, None))
     }
 
     /// The agent of a dataset-task job: the stub rule in stub mode; in real mode the same
     /// endpoint and model as the optimizer, with its calls numbered and cached in their own
     /// namespace (`agent`) so they never shift or collide with the optimizer's.
-    pub fn agent_for_job(&self, seed: i64) -> Result<AgentBackend, LlmError> {
+    pub fn agent_for_job(&self, job_id: &str, seed: i64) -> Result<AgentBackend, LlmError> {
         match &self.settings {
             None => Ok(AgentBackend::Stub),
-            Some(s) => Ok(AgentBackend::Llm(self.client(s, seed, Some("agent"))?)),
+            Some(s) => Ok(AgentBackend::Llm(
+                self.client(s, self.owner(job_id, seed, Some("agent")))?,
+            )),
         }
     }
 
-    fn client(
-        &self,
-        s: &LlmSettings,
-        seed: i64,
-        namespace: Option<&str>,
-    ) -> Result<Box<dyn Llm>, LlmError> {
+    fn owner(&self, job_id: &str, seed: i64, namespace: Option<&str>) -> KeyOwner {
+        let shared = self
+            .settings
+            .as_ref()
+            .is_some_and(|s| s.cache_scope == CacheScope::Seed);
+        KeyOwner {
+            job: (!shared).then(|| job_id.to_string()),
+            seed,
+            namespace: namespace.map(str::to_string),
+        }
+    }
+
+    fn client(&self, s: &LlmSettings, owner: KeyOwner) -> Result<Box<dyn Llm>, LlmError> {
+        let seed = owner.seed;
         let mut config = ClientConfig::new(&s.provider, &s.base_url, &s.model);
         config.api_key = self.key.clone();
         config.temperature = s.temperature;
@@ -126,12 +154,9 @@ impl LlmFactory {
         config.max_retries = s.max_retries;
         config.seed = seed;
         let client = OpenAiClient::new(config, self.limiter.clone())?;
-        Ok(match (&self.cache, namespace) {
-            (Some(cache), None) => Box::new(CachedLlm::new(client, cache.clone(), seed)),
-            (Some(cache), Some(ns)) => {
-                Box::new(CachedLlm::new(client, cache.clone(), seed).in_namespace(ns))
-            }
-            (None, _) => Box::new(client),
+        Ok(match &self.cache {
+            Some(cache) => Box::new(CachedLlm::new(client, cache.clone(), owner)),
+            None => Box::new(client),
         })
     }
 }

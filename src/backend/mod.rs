@@ -3,6 +3,7 @@
 //! which it joins, so that none of those needs the others' types.
 
 mod factory;
+pub mod library_stub;
 pub mod stub;
 
-pub use factory::LlmFactory;
+pub use factory::{LlmFactory, StubFlavor};

@@ -209,6 +209,7 @@ mod tests {
             variables: vars,
             feedback: "Expected a greeting in language `es` (such as 'Hola'), got 'Hello, Juan!'"
                 .into(),
+            extra: Default::default(),
         }
     }
 
@@ -330,6 +331,7 @@ mod tests {
             max_tokens: None,
             variables: vec![],
             feedback: String::new(),
+            extra: Default::default(),
         };
         assert!(b.complete(&req).is_ok());
         assert_eq!(b.request_fingerprint(&req)["model"], json!(STUB_MODEL));

@@ -29,6 +29,11 @@ pub struct Cli {
     /// Config key `llm4ad_python`.
     #[arg(long, global = true, value_name = "PYTHON")]
     pub llm4ad_python: Option<String>,
+    /// A folder of external trainers (every `*.yaml` in it is a preset with `algorithm:
+    /// external`; see docs/external-trainers.md). Repeatable; a config's `trainers_dir`
+    /// adds more.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub trainers_dir: Vec<PathBuf>,
 }
 
 /// Sub-commands.
@@ -54,6 +59,22 @@ pub enum Command {
     /// Send a run directory to an MLflow tracking server: a parent run, one child run per finished job (params, per-step and final metrics, state files). Again later updates, never duplicates.
     #[command(after_help = EXPORT_HELP)]
     Export(ExportArgs),
+    /// Create the Python environment of the external trainers (a venv with dspy[optuna]==3.4.1, gepa==0.1.4 and their pinned dependencies) and print its Python.
+    ExternalEnv(ExternalEnvArgs),
+}
+
+/// `external-env`
+#[derive(Debug, Args)]
+pub struct ExternalEnvArgs {
+    /// Where the venv goes (default: `~/.cache/trace-bench/external-env-<digest of the pins>`, which external trainers use when no --external-python is given).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// The Python the venv is made from.
+    #[arg(long, value_name = "PYTHON", default_value = "python3")]
+    pub python: String,
+    /// Only print where the venv's Python is (or would be); install nothing.
+    #[arg(long)]
+    pub print_path: bool,
 }
 
 /// `status`
@@ -120,6 +141,23 @@ pub struct ConfigArgs {
     /// Directory for run directories (overrides `runs_dir`).
     #[arg(long, visible_alias = "output-dir", value_name = "DIR")]
     pub runs_dir: Option<String>,
+    /// The Python external trainers (DSPyTrainer, UpstreamGEPA, your own) run with
+    /// (overrides `external_python`; default: the venv `trace-bench external-env` made,
+    /// else `python3`).
+    #[arg(long, value_name = "PYTHON")]
+    pub external_python: Option<String>,
+}
+
+impl ConfigArgs {
+    /// The `--set` overrides, with `--external-python` as one more.
+    pub fn all_sets(&self) -> Vec<String> {
+        let mut sets = self.sets.clone();
+        if let Some(p) = &self.external_python {
+            let quoted = serde_json::Value::from(p.as_str()).to_string();
+            sets.push(format!("external_python={quoted}"));
+        }
+        sets
+    }
 }
 
 /// `validate`

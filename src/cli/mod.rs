@@ -5,6 +5,7 @@ pub mod args;
 mod compare;
 pub mod exit;
 mod export;
+mod external_env;
 mod list;
 mod progress;
 mod report;
@@ -35,7 +36,10 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
-    let registry = match Registry::builtin().with_task_dirs(&cli.tasks_dir) {
+    let registry = match Registry::builtin()
+        .with_task_dirs(&cli.tasks_dir)
+        .and_then(|r| r.with_trainer_dirs(&cli.trainers_dir))
+    {
         Ok(r) => r,
         Err(e) => return exit::finish(Err(e.into())),
     };
@@ -47,7 +51,14 @@ pub fn main() -> ExitCode {
         Command::ListTasks(a) => list::list_tasks(a, &registry.with_llm4ad(&llm4ad)),
         Command::ListTrainers(a) => list::list_trainers(a, &registry),
         Command::Validate(a) => validate::validate(a, &registry, &llm4ad),
-        Command::Run(a) => run::run(a, &registry, &llm4ad, &cli.tasks_dir),
+        Command::Run(a) => {
+            let dirs = run::UserDirs {
+                tasks: &cli.tasks_dir,
+                trainers: &cli.trainers_dir,
+            };
+            run::run(a, &registry, &llm4ad, dirs)
+        }
+        Command::ExternalEnv(a) => external_env::external_env(a),
         Command::Report(a) => report::report(a),
         Command::Compare(a) => compare::compare(a),
         Command::Status(a) => status::status(a),
@@ -138,6 +149,7 @@ fn with_config_tasks(
         python: cli_llm4ad.python.clone().or_else(|| text("llm4ad_python")),
     };
     let registry = &with_tasks_dirs(registry, source, &root, &base)?;
+    let registry = &with_trainers_dirs(registry, source, &root, &base)?;
     let named = root
         .get("tasks")
         .and_then(|n| n.to_json().ok())
@@ -206,6 +218,33 @@ fn with_tasks_dirs(
     registry
         .with_task_dirs(&dirs)
         .map_err(|e| CliError::usage(format!("{} (`tasks_dir`): {e}", source.name)))
+}
+
+/// `registry` plus the config's `trainers_dir` folders (relative to the config file).
+fn with_trainers_dirs(
+    registry: &Registry,
+    source: &Source,
+    root: &crate::config::yaml::Node,
+    base: &Path,
+) -> Result<Registry, CliError> {
+    let entries: Vec<String> = match root.get("trainers_dir").and_then(|n| n.to_json().ok()) {
+        None | Some(serde_json::Value::Null) => return Ok(registry.clone()),
+        Some(serde_json::Value::String(s)) => vec![s],
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .map(|v| v.as_str().map(str::to_string))
+            .collect::<Option<_>>()
+            .ok_or_else(|| CliError::usage("`trainers_dir` must be a path or a list of paths"))?,
+        Some(other) => {
+            return Err(CliError::usage(format!(
+                "`trainers_dir` must be a path or a list of paths, found {other}"
+            )));
+        }
+    };
+    let dirs: Vec<std::path::PathBuf> = entries.iter().map(|d| base.join(d)).collect();
+    registry
+        .with_trainer_dirs(&dirs)
+        .map_err(|e| CliError::usage(format!("{} (`trainers_dir`): {e}", source.name)))
 }
 
 /// The commit of the repository the command runs in (`unknown` outside one).

@@ -125,12 +125,21 @@ pub(super) fn sinks(
     Fanout::new(sinks)
 }
 
+/// The command line's folders of user tasks and trainers (an array task loads them again).
+#[derive(Clone, Copy)]
+pub struct UserDirs<'a> {
+    /// `--tasks-dir`
+    pub tasks: &'a [std::path::PathBuf],
+    /// `--trainers-dir`
+    pub trainers: &'a [std::path::PathBuf],
+}
+
 /// Run a config (or the embedded smoke matrix): here, as one shard, or on Slurm.
 pub fn run(
     args: &RunArgs,
     registry: &Registry,
     llm4ad: &Llm4adSources,
-    tasks_dirs: &[std::path::PathBuf],
+    dirs: UserDirs<'_>,
 ) -> Result<u8, CliError> {
     let resume = if args.force {
         Some(ResumeMode::None)
@@ -164,9 +173,10 @@ pub fn run(
         )
         .with_hint("e.g. --run-id sweep-1 --shard 2/3"));
     }
+    let sets = args.config_args.all_sets();
     let inputs = PlanInputs {
         config: args.config.as_deref(),
-        sets: &args.config_args.sets,
+        sets: &sets,
         cli,
         strict: args.strict,
     };
@@ -186,8 +196,7 @@ pub fn run(
             .with_hint("drop --shard, and use --jobs-per-task to size the tasks"));
     }
     if slurm {
-        let globals = (tasks_dirs, llm4ad);
-        return submit(args, inputs, globals, plan, registry, &llm);
+        return submit(args, inputs, (dirs, llm4ad), plan, registry, &llm);
     }
     let access = if shard.is_some() {
         Access::Shared
@@ -328,7 +337,7 @@ pub fn run(
 fn submit(
     args: &RunArgs,
     inputs: PlanInputs<'_>,
-    (tasks_dirs, llm4ad): (&[std::path::PathBuf], &Llm4adSources),
+    (dirs, llm4ad): (UserDirs<'_>, &Llm4adSources),
     plan: Plan,
     registry: &Registry,
     llm: &LlmFactory,
@@ -350,7 +359,8 @@ fn submit(
     let invocation = Invocation {
         config: inputs.config.map(absolute),
         sets: inputs.sets.to_vec(),
-        tasks_dirs: tasks_dirs.iter().map(|p| absolute(p)).collect(),
+        tasks_dirs: dirs.tasks.iter().map(|p| absolute(p)).collect(),
+        trainers_dirs: dirs.trainers.iter().map(|p| absolute(p)).collect(),
         llm4ad_root: llm4ad.root.as_deref().map(absolute),
         llm4ad_python: llm4ad.python.clone(),
         runs_dir: inputs.cli.runs_dir.clone(),

@@ -39,6 +39,7 @@ pub fn run_job(
     let inv = &submission.invocation;
     let registry = registry
         .with_task_dirs(&inv.tasks_dirs)
+        .and_then(|r| r.with_trainer_dirs(&inv.trainers_dirs))
         .map_err(CliError::from)?;
     let llm4ad = Llm4adSources {
         root: inv.llm4ad_root.clone(),

@@ -30,7 +30,8 @@ pub fn validate(
         runs_dir: args.config_args.runs_dir.clone(),
         ..CliOverrides::default()
     };
-    let prepared = prepare(&source, &args.config_args.sets, &cli, args.strict, registry);
+    let sets = args.config_args.all_sets();
+    let prepared = prepare(&source, &sets, &cli, args.strict, registry);
     eprint!("{}", prepared.diagnostics.render());
     let mut errors = prepared.diagnostics.error_count();
     let Some(config) = &prepared.config else {

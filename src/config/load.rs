@@ -59,6 +59,8 @@ const RUN_KEYS: &[&str] = &[
     "executor",
     "mlflow",
     "durability",
+    "trainers_dir",
+    "external_python",
 ];
 
 /// Keys of the `executor` block (docs/cluster.md).
@@ -94,6 +96,7 @@ pub const LLM_KEYS: &[&str] = &[
     "max_concurrency",
     "cache",
     "cache_dir",
+    "cache_scope",
     "dspy_model",
     "price_prompt_per_million",
     "price_completion_per_million",
@@ -301,6 +304,8 @@ impl Decoder<'_> {
             trainer_kwargs,
             mlflow: self.mlflow(get("mlflow")),
             durability: self.durability(get("durability")),
+            trainers_dir: self.tags(get("trainers_dir")),
+            external_python: get("external_python").and_then(|n| self.string(n, "external_python")),
         }
     }
 

@@ -166,6 +166,10 @@ pub struct Config {
     /// What the run syncs to survive an OS crash (`durability`; default `job`). How a run
     /// writes, not what it measures: recorded only when given, never a drift.
     pub durability: Option<crate::artifacts::durability::Durability>,
+    /// Folders of external trainers (`trainers_dir`: a path or a list; docs/external-trainers.md).
+    pub trainers_dir: Vec<String>,
+    /// The Python external trainers run with (`external_python`; `--external-python` wins).
+    pub external_python: Option<String>,
 }
 
 /// The reference's default `job_timeout` outside stub mode.
@@ -233,6 +237,13 @@ impl Config {
         }
         if let Some(d) = self.durability {
             snapshot["durability"] = Value::from(d.as_str());
+        }
+        // Only when given: which programs and which Python ran external trainers.
+        if !self.trainers_dir.is_empty() {
+            snapshot["trainers_dir"] = Value::from(self.trainers_dir.clone());
+        }
+        if let Some(p) = &self.external_python {
+            snapshot["external_python"] = Value::from(p.clone());
         }
         snapshot
     }

@@ -6,12 +6,17 @@
 //! for answer, so results can be reproduced and debugged.
 //!
 //! **Key.** SHA-256 hex of the canonical JSON ([`canonical_json`]) of
-//! `{"format", "request", "seed", "call_index"}`, where `request` is
+//! `{"format", "request", "seed", "occurrence", "job"}`, where `request` is
 //! [`Llm::request_fingerprint`]: the endpoint URL (normalised, so `.../v1` and `.../v1/`
-//! agree) and the body that is sent (model, messages, temperature, max_tokens), never the
-//! API key. The job seed and the index of the call within the job are part of the key so
-//! that a job asking the same question twice gets two independently sampled answers, as
-//! it would from the live model, and a replay gets them back in order.
+//! agree) and the body that is sent (model, messages, temperature, max_tokens, and the
+//! fields an external trainer set), never the API key. `occurrence` counts identical
+//! requests within the job (0 for the first, 1 for the second, …) so that a job — or a
+//! library that resends a prompt expecting another sample — asking the same question twice
+//! gets two independently sampled answers, as it would from the live model, and a replay
+//! gets them back in order. `job` makes answers private to the job: two jobs that send the
+//! same prompt (other trainers, same seed) are independent samples, with the cache on as
+//! with it off. `llm.cache_scope: seed` drops it, so jobs with the same seed share answers
+//! (common random numbers), on purpose.
 //!
 //! **Layout.** `<dir>/<first two hex chars>/<key>.json`, written atomically (temp file +
 //! rename), holding the response (model, content, usage) as JSON. A file that cannot be
@@ -31,7 +36,18 @@ use crate::artifacts::atomic::write_atomic;
 use crate::vocab::canonical::{canonical_json, sha256_hex};
 
 /// Version of the key derivation and file format; bump to invalidate old entries.
-pub const CACHE_FORMAT: u32 = 1;
+pub const CACHE_FORMAT: u32 = 2;
+
+/// Which jobs may share a cached answer (`llm.cache_scope`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheScope {
+    /// Answers are private to the job (independent samples; default).
+    #[default]
+    Job,
+    /// Jobs with the same seed share answers to identical requests (common random numbers).
+    Seed,
+}
 
 /// How the response cache is used (`llm.cache`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -150,27 +166,19 @@ impl ResponseCache {
         self.mode
     }
 
-    /// The key of call `call_index` of the job with `seed`, for a request fingerprint.
-    pub fn key(fingerprint: &Json, seed: i64, call_index: u64) -> String {
-        Self::key_in(None, fingerprint, seed, call_index)
-    }
-
-    /// [`Self::key`] in a namespace: calls of another caller in the same job (the dataset
-    /// agent) are numbered on their own, and their keys never meet the optimizer's.
-    /// `None` gives the optimizer's keys, unchanged from before namespaces existed.
-    pub fn key_in(
-        namespace: Option<&str>,
-        fingerprint: &Json,
-        seed: i64,
-        call_index: u64,
-    ) -> String {
+    /// The key of the `occurrence`-th identical request (0-based) of `owner`, for a
+    /// request fingerprint.
+    pub fn key(owner: &KeyOwner, fingerprint: &Json, occurrence: u64) -> String {
         let mut body = json!({
             "format": CACHE_FORMAT,
             "request": fingerprint,
-            "seed": seed,
-            "call_index": call_index,
+            "seed": owner.seed,
+            "occurrence": occurrence,
         });
-        if let Some(ns) = namespace {
+        if let Some(job) = &owner.job {
+            body["job"] = json!(job);
+        }
+        if let Some(ns) = &owner.namespace {
             body["namespace"] = json!(ns);
         }
         sha256_hex(&canonical_json(&body))
@@ -232,35 +240,43 @@ impl ResponseCache {
     }
 }
 
+/// Whose answers a key belongs to: the job (unless answers are shared by seed), its seed,
+/// and the caller within the job (`None`: the optimizer; `agent`: a dataset task's agent;
+/// an external trainer's role), each numbered on its own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyOwner {
+    /// The job id; `None` under `llm.cache_scope: seed`.
+    pub job: Option<String>,
+    /// The job seed.
+    pub seed: i64,
+    /// The caller within the job.
+    pub namespace: Option<String>,
+}
+
 /// Any [`Llm`] with the response cache in front: numbers the calls of one job, answers
 /// hits from disk (`cached = true`, latency about zero, usage as recorded) and records
 /// misses. Build one per job, with the job seed.
 pub struct CachedLlm<L: Llm> {
     inner: L,
     cache: Arc<ResponseCache>,
-    seed: i64,
-    namespace: Option<String>,
+    owner: KeyOwner,
     next_call: u64,
+    /// How often each request (by key of its first occurrence) was made so far.
+    occurrences: std::collections::HashMap<String, u64>,
     warnings: Vec<String>,
 }
 
 impl<L: Llm> CachedLlm<L> {
-    /// Wrap `inner` for the job with `seed`; call indices start at 0.
-    pub fn new(inner: L, cache: Arc<ResponseCache>, seed: i64) -> Self {
+    /// Wrap `inner` for the caller `owner`; occurrences start at 0.
+    pub fn new(inner: L, cache: Arc<ResponseCache>, owner: KeyOwner) -> Self {
         Self {
             inner,
             cache,
-            seed,
-            namespace: None,
+            owner,
             next_call: 0,
+            occurrences: Default::default(),
             warnings: Vec::new(),
         }
-    }
-
-    /// The same cache, keyed in `namespace` (see [`ResponseCache::key_in`]).
-    pub fn in_namespace(mut self, namespace: &str) -> Self {
-        self.namespace = Some(namespace.to_string());
-        self
     }
 
     /// Calls made so far (hits, misses and errors alike).
@@ -324,14 +340,17 @@ impl<L: Llm> Llm for CachedLlm<L> {
         let mut out: Vec<Option<Result<ChatResponse, LlmError>>> = Vec::new();
         let mut misses = Vec::new();
         for request in requests {
-            let call_index = self.next_call;
             self.next_call += 1;
-            let key = ResponseCache::key_in(
-                self.namespace.as_deref(),
-                &self.inner.request_fingerprint(request),
-                self.seed,
-                call_index,
-            );
+            let fingerprint = self.inner.request_fingerprint(request);
+            let first = ResponseCache::key(&self.owner, &fingerprint, 0);
+            let seen = self.occurrences.entry(first.clone()).or_insert(0);
+            let occurrence = *seen;
+            *seen += 1;
+            let key = if occurrence == 0 {
+                first
+            } else {
+                ResponseCache::key(&self.owner, &fingerprint, occurrence)
+            };
             if let Some(hit) = self.cache.get(&key) {
                 out.push(Some(Ok(ChatResponse {
                     content: hit.content,
@@ -346,8 +365,8 @@ impl<L: Llm> Llm for CachedLlm<L> {
             } else if mode == CacheMode::Replay {
                 out.push(Some(Err(LlmError::Replay {
                     key,
-                    seed: self.seed,
-                    call_index,
+                    seed: self.owner.seed,
+                    occurrence,
                 })));
             } else {
                 misses.push((out.len(), key));
@@ -367,14 +386,15 @@ impl<L: Llm> Llm for CachedLlm<L> {
                 };
                 match self.cache.put_first(&key, &record) {
                     Ok(None) => {}
-                    // Another job sent the same call at the same time and recorded its
-                    // answer first: use that one, so a replay gives what this job saw.
+                    // Another job sharing answers (`cache_scope: seed`) sent the same call
+                    // at the same time and recorded its answer first: use that one, so a
+                    // replay gives what this job saw. This call was still sent and billed,
+                    // so it is not counted as cached.
                     Ok(Some(first)) => {
                         response.content = first.content;
                         response.usage = first.usage;
                         response.usage_reported = first.usage_reported;
                         response.finish_reason = first.finish_reason;
-                        response.cached = true;
                     }
                     Err(e) => self.warnings.push(format!(
                         "cannot write the LLM response cache at {}: {e}",
@@ -437,6 +457,15 @@ mod tests {
             max_tokens: None,
             variables: vec![],
             feedback: String::new(),
+            extra: Default::default(),
+        }
+    }
+
+    fn owner(seed: i64) -> KeyOwner {
+        KeyOwner {
+            job: Some("job-a".into()),
+            seed,
+            namespace: None,
         }
     }
 
@@ -444,7 +473,7 @@ mod tests {
         CachedLlm::new(
             Counting { calls: 0 },
             Arc::new(ResponseCache::new(dir, mode)),
-            seed,
+            owner(seed),
         )
     }
 
@@ -465,16 +494,71 @@ mod tests {
     }
 
     #[test]
-    fn namespaced_keys_differ_and_the_default_namespace_keeps_old_keys() {
+    fn namespaces_jobs_and_scopes_change_the_key() {
         let fp = json!({"model": "m", "messages": []});
+        let base = ResponseCache::key(&owner(1), &fp, 0);
+        let agent = KeyOwner {
+            namespace: Some("agent".into()),
+            ..owner(1)
+        };
+        assert_ne!(base, ResponseCache::key(&agent, &fp, 0));
+        let other_job = KeyOwner {
+            job: Some("job-b".into()),
+            ..owner(1)
+        };
+        assert_ne!(base, ResponseCache::key(&other_job, &fp, 0));
+        // Shared by seed: two jobs with the same seed meet, other seeds do not.
+        let shared = |seed| KeyOwner {
+            job: None,
+            ..owner(seed)
+        };
         assert_eq!(
-            ResponseCache::key(&fp, 1, 0),
-            ResponseCache::key_in(None, &fp, 1, 0)
+            ResponseCache::key(&shared(1), &fp, 0),
+            ResponseCache::key(&shared(1), &fp, 0)
         );
+        assert_ne!(ResponseCache::key(&shared(1), &fp, 0), base);
         assert_ne!(
-            ResponseCache::key(&fp, 1, 0),
-            ResponseCache::key_in(Some("agent"), &fp, 1, 0)
+            ResponseCache::key(&shared(1), &fp, 0),
+            ResponseCache::key(&shared(2), &fp, 0)
         );
+    }
+
+    #[test]
+    fn identical_requests_are_numbered_by_occurrence_not_by_position() {
+        let dir = tempfile::tempdir().unwrap();
+        // Record q, q, r; a replay that asks r first and then q twice gets the same answers
+        // for the same occurrences (a library whose threads interleave differently).
+        let mut first = cached(dir.path(), CacheMode::ReadWrite, 1);
+        let q1 = first.complete(&request("q")).unwrap().content;
+        let q2 = first.complete(&request("q")).unwrap().content;
+        let r1 = first.complete(&request("r")).unwrap().content;
+        assert_ne!(q1, q2, "a repeated request is a new sample");
+        let mut replay = cached(dir.path(), CacheMode::Replay, 1);
+        assert_eq!(replay.complete(&request("r")).unwrap().content, r1);
+        assert_eq!(replay.complete(&request("q")).unwrap().content, q1);
+        assert_eq!(replay.complete(&request("q")).unwrap().content, q2);
+        assert_eq!(replay.inner().calls, 0);
+    }
+
+    #[test]
+    fn jobs_do_not_share_answers_unless_the_scope_is_seed() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Arc::new(ResponseCache::new(dir.path(), CacheMode::ReadWrite));
+        let make = |job: Option<&str>| {
+            CachedLlm::new(
+                Counting { calls: 0 },
+                cache.clone(),
+                KeyOwner {
+                    job: job.map(str::to_string),
+                    seed: 7,
+                    namespace: None,
+                },
+            )
+        };
+        make(Some("a")).complete(&request("q")).unwrap();
+        assert!(!make(Some("b")).complete(&request("q")).unwrap().cached);
+        make(None).complete(&request("q")).unwrap();
+        assert!(make(None).complete(&request("q")).unwrap().cached);
     }
 
     #[test]
@@ -555,16 +639,16 @@ mod tests {
     }
 
     #[test]
-    fn seed_call_index_and_request_change_the_key() {
+    fn seed_occurrence_and_request_change_the_key() {
         let fp = json!({"body": {"model": "m"}});
-        let k = ResponseCache::key(&fp, 1, 0);
-        assert_eq!(k, ResponseCache::key(&fp, 1, 0));
+        let k = ResponseCache::key(&owner(1), &fp, 0);
+        assert_eq!(k, ResponseCache::key(&owner(1), &fp, 0));
         assert_eq!(k.len(), 64);
-        assert_ne!(k, ResponseCache::key(&fp, 2, 0));
-        assert_ne!(k, ResponseCache::key(&fp, 1, 1));
+        assert_ne!(k, ResponseCache::key(&owner(2), &fp, 0));
+        assert_ne!(k, ResponseCache::key(&owner(1), &fp, 1));
         assert_ne!(
             k,
-            ResponseCache::key(&json!({"body": {"model": "n"}}), 1, 0)
+            ResponseCache::key(&owner(1), &json!({"body": {"model": "n"}}), 0)
         );
         let cache = ResponseCache::new("/c", CacheMode::ReadWrite);
         assert_eq!(
@@ -589,7 +673,9 @@ mod tests {
             c.temperature = temperature;
             OpenAiClient::new(c, None).unwrap()
         };
-        let fp = |c: &OpenAiClient| ResponseCache::key(&c.request_fingerprint(&request("q")), 0, 0);
+        let fp = |c: &OpenAiClient| {
+            ResponseCache::key(&owner(0), &c.request_fingerprint(&request("q")), 0)
+        };
         let base = fp(&client("https://api.example.com/v1", "sk-aaaaaaaaaa", None));
         assert_eq!(
             base,
@@ -631,7 +717,7 @@ mod tests {
                 e,
                 LlmError::Replay {
                     seed: 5,
-                    call_index: 1,
+                    occurrence: 1,
                     ..
                 }
             ),
@@ -659,8 +745,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = ResponseCache::new(dir.path(), CacheMode::ReadWrite);
         let key = ResponseCache::key(
+            &owner(3),
             &Counting { calls: 0 }.request_fingerprint(&request("q")),
-            3,
             0,
         );
         let path = cache.path(&key);
@@ -717,7 +803,7 @@ mod tests {
             let mut c = ClientConfig::new("openai", &server.base_url(), "gpt-test");
             c.api_key = Some(Secret::new(KEY));
             c.max_retries = 0;
-            CachedLlm::new(OpenAiClient::new(c, None).unwrap(), cache.clone(), 9)
+            CachedLlm::new(OpenAiClient::new(c, None).unwrap(), cache.clone(), owner(9))
         };
         let first = make().complete(&request("q")).unwrap();
         assert!(!first.cached);

@@ -68,6 +68,10 @@ pub struct ChatRequest {
     pub variables: Vec<VariableHint>,
     /// The feedback text of the prompt.
     pub feedback: String,
+    /// Body fields an outside caller set that the provider must see (`response_format`,
+    /// `stop`, `top_p`, …: requests relayed for external trainers); empty for trace-bench's
+    /// own requests. They are part of the request's cache fingerprint.
+    pub extra: serde_json::Map<String, Json>,
 }
 
 /// Token counts of one call.
@@ -216,14 +220,16 @@ pub enum LlmError {
         message: String,
     },
     /// Replay mode and the response cache has no entry for this call.
-    #[error("replay mode: no cached response for call {call_index} of seed {seed} (key {key})")]
+    #[error(
+        "replay mode: no cached response for occurrence {occurrence} of this request in the job with seed {seed} (key {key})"
+    )]
     Replay {
         /// The cache key (SHA-256 hex).
         key: String,
         /// Job seed.
         seed: i64,
-        /// Index of the call within the job (0-based).
-        call_index: u64,
+        /// Which identical request of the job this was (0-based).
+        occurrence: u64,
     },
     /// Anything else (invalid configuration, unexpected client error).
     #[error("llm call failed: {0}")]
@@ -310,14 +316,18 @@ pub trait Llm: Send {
     /// defaults (e.g. a configured temperature) override it with what they really send.
     fn request_fingerprint(&self, request: &ChatRequest) -> Json {
         let info = self.info();
-        json!({
+        let mut fingerprint = json!({
             "provider": info.provider,
             "base_url": info.base_url.trim().trim_end_matches('/'),
             "model": info.model,
             "messages": request.messages,
             "temperature": request.temperature,
             "max_tokens": request.max_tokens,
-        })
+        });
+        if !request.extra.is_empty() {
+            fingerprint["extra"] = Json::Object(request.extra.clone());
+        }
+        fingerprint
     }
 
     /// What is really sent for `request` (transcripts record this). Clients that apply
@@ -466,7 +476,7 @@ mod tests {
             LlmError::Replay {
                 key: "ab".repeat(32),
                 seed: 1,
-                call_index: 0,
+                occurrence: 0,
             },
             LlmError::Failed("x".into()),
         ]

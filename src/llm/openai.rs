@@ -366,6 +366,9 @@ impl OpenAiClient {
         if let Some(m) = self.config.max_tokens.or(request.max_tokens) {
             body.insert(length_limit_field(&self.config.model).into(), json!(m));
         }
+        for (key, value) in &request.extra {
+            body.entry(key.clone()).or_insert_with(|| value.clone());
+        }
         Json::Object(body)
     }
 
@@ -641,6 +644,7 @@ mod tests {
             max_tokens: Some(64),
             variables: vec![],
             feedback: String::new(),
+            extra: Default::default(),
         }
     }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value as Json;
 
-use super::cache::CacheMode;
+use super::cache::{CacheMode, CacheScope};
 use super::openai::Secret;
 use super::ratelimit::RateLimits;
 use crate::vocab::Kwargs;
@@ -124,6 +124,8 @@ pub struct LlmSettings {
     pub cache: CacheMode,
     /// Cache directory (user-level by default).
     pub cache_dir: Option<PathBuf>,
+    /// Which jobs may share a cached answer (`llm.cache_scope`; default: none).
+    pub cache_scope: CacheScope,
     /// USD per million prompt tokens.
     pub price_prompt: Option<f64>,
     /// USD per million completion tokens.
@@ -214,6 +216,12 @@ impl LlmSettings {
             },
             cache,
             cache_dir: text("cache_dir").map(PathBuf::from),
+            cache_scope: match llm.get("cache_scope") {
+                None | Some(Json::Null) => CacheScope::default(),
+                Some(Json::String(s)) if s == "job" => CacheScope::Job,
+                Some(Json::String(s)) if s == "seed" => CacheScope::Seed,
+                Some(v) => return Err(SettingsError::wrong("cache_scope", "`job` or `seed`", v)),
+            },
             price_prompt: number("price_prompt_per_million")?,
             price_completion: number("price_completion_per_million")?,
         })

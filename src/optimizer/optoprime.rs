@@ -58,6 +58,7 @@ impl Protocol for OptoPrime {
             max_tokens: Some(4096),
             variables: variable_hints(&instance.variables),
             feedback,
+            extra: Default::default(),
         }
     }
 

@@ -112,6 +112,7 @@ pub(super) fn xml_request(
         max_tokens: Some(MAX_TOKENS),
         variables: variable_hints(&instance.variables),
         feedback,
+        extra: Default::default(),
     }
 }
 

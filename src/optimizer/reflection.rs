@@ -38,6 +38,7 @@ impl Protocol for GepaReflection {
             max_tokens: None,
             variables: variable_hints(component),
             feedback: instance.batched_feedback(),
+            extra: Default::default(),
         }
     }
 

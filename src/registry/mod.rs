@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::task::{Task, TaskError, parse_manifest};
 
-pub use trainers::{KnobSpec, TrainerPreset, UNIVERSAL_KNOBS};
+pub use trainers::{ExternalSpec, KnobSpec, TrainerPreset, UNIVERSAL_KNOBS};
 
 /// Suites in the order `list-tasks` prints them (the reference's fixed order).
 pub const SUITE_ORDER: &[&str] = &[
@@ -67,7 +67,13 @@ const TASK_FOLDER_FILES: &[(&str, &str)] = embedded!(
     "tasks/llm4ad_bridge/bridge.py",
     "tasks/llm4ad_bridge/discover.py",
     "tasks/llm4ad_bridge/confine.py",
+    "trainers/external/tb_client.py",
+    "trainers/external/dspy_trainer.py",
+    "trainers/external/gepa_trainer.py",
 );
+
+/// Where the external trainers' programs and `tb_client.py` are unpacked.
+const EXTERNAL_TRAINERS_DIR: &str = "trainers/external";
 
 /// Where the LLM4AD bridge's files are unpacked (inside the embedded folders' root).
 const LLM4AD_BRIDGE_DIR: &str = "tasks/llm4ad_bridge";
@@ -82,6 +88,8 @@ const TRAINER_FILES: &[(&str, &str)] = embedded!(
     "trainers/MinibatchAlgorithm.yaml",
     "trainers/BasicSearch.yaml",
     "trainers/NoOp.yaml",
+    "trainers/DSPyTrainer.yaml",
+    "trainers/UpstreamGEPA.yaml",
 );
 
 /// The embedded task folders, unpacked: evaluators are programs that need real files.
@@ -151,6 +159,17 @@ fn unpack_embedded() -> (PathBuf, Option<String>) {
         }
     }
     (root, unpack_error)
+}
+
+/// Where the embedded external-trainer programs and `tb_client.py` are (unpacked with the
+/// task folders; every external trainer's child has it on `PYTHONPATH`).
+pub fn external_client_dir() -> PathBuf {
+    unpacked().0.join(EXTERNAL_TRAINERS_DIR)
+}
+
+/// Why the embedded files could not be unpacked, if they could not.
+pub fn unpack_problem() -> Option<String> {
+    unpacked().1.clone()
 }
 
 /// Where embedded task folders are unpacked: the user's cache (`$XDG_CACHE_HOME` or
@@ -223,6 +242,20 @@ pub enum RegistryError {
     /// A trainer preset that does not decode.
     #[error("invalid trainer preset {0}")]
     Preset(#[source] crate::config::ConfigError),
+    /// A trainer folder's preset that names an id already known.
+    #[error("`{}`: trainer id `{id}` is already defined (ids and aliases must be unique)", path.display())]
+    DuplicateTrainer {
+        /// The preset file.
+        path: PathBuf,
+        /// The id or alias.
+        id: String,
+    },
+    /// A trainer folder's preset that is not an external trainer.
+    #[error("`{}`: a trainer folder's preset must have `algorithm: external` and an `external:` block with its `command` (docs/external-trainers.md)", path.display())]
+    NotExternal {
+        /// The preset file.
+        path: PathBuf,
+    },
     /// Two tasks with one id.
     #[error("`{}`: task id `{id}` is already defined (ids must be unique)", path.display())]
     DuplicateId {
@@ -266,10 +299,16 @@ impl Registry {
         tasks.extend(embedded_folder_tasks());
         tasks.extend(crate::task::hf::tasks().into_iter().map(Arc::new));
         tasks.sort_by_key(|t| suite_rank(t.manifest.suite()));
+        let client_dir = external_client_dir();
         let mut trainers: Vec<TrainerPreset> = TRAINER_FILES
             .iter()
             .map(|(name, text)| {
-                TrainerPreset::parse(name, text).unwrap_or_else(|e| panic!("embedded trainer: {e}"))
+                let mut preset = TrainerPreset::parse(name, text)
+                    .unwrap_or_else(|e| panic!("embedded trainer: {e}"));
+                if let Some(external) = &mut preset.external {
+                    external.dir = Some(client_dir.clone());
+                }
+                preset
             })
             .collect();
         trainers.sort_by(|a, b| a.id.cmp(&b.id));
@@ -367,6 +406,57 @@ impl Registry {
             }
         }
         out.tasks.sort_by_key(|t| suite_rank(t.manifest.suite()));
+        Ok(out)
+    }
+
+    /// This registry plus the external trainers under `dirs` (`--trainers-dir`): every
+    /// `*.yaml` directly in a folder is a preset with `algorithm: external` whose
+    /// program lives in that folder (`{dir}`). An id or alias already known, or a preset
+    /// that does not load, is an error naming the file.
+    pub fn with_trainer_dirs(&self, dirs: &[PathBuf]) -> Result<Self, RegistryError> {
+        let mut out = self.clone();
+        for dir in dirs {
+            let dir = &dir
+                .canonicalize()
+                .ok()
+                .filter(|d| d.is_dir())
+                .ok_or_else(|| RegistryError::NotADirectory(dir.clone()))?;
+            let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+                .map_err(|source| RegistryError::ReadDir {
+                    dir: dir.clone(),
+                    source,
+                })?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+                .collect();
+            files.sort();
+            for path in files {
+                let text =
+                    std::fs::read_to_string(&path).map_err(|source| RegistryError::Read {
+                        path: path.clone(),
+                        source,
+                    })?;
+                let mut preset = TrainerPreset::parse(&path.display().to_string(), &text)?;
+                let Some(external) = &mut preset.external else {
+                    return Err(RegistryError::NotExternal { path });
+                };
+                if preset.algorithm != "external" {
+                    return Err(RegistryError::NotExternal { path });
+                }
+                external.dir = Some(dir.clone());
+                let names = std::iter::once(&preset.id).chain(&preset.id_aliases);
+                for name in names {
+                    if out.trainer(name).is_some() {
+                        return Err(RegistryError::DuplicateTrainer {
+                            path: path.clone(),
+                            id: name.clone(),
+                        });
+                    }
+                }
+                out.trainers.push(preset);
+            }
+        }
+        out.trainers.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
     }
 

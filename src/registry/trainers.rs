@@ -57,6 +57,27 @@ pub struct TrainerPreset {
     pub aliases: Kwargs,
     /// Every knob with default and meaning.
     pub knobs: Vec<KnobSpec>,
+    /// For `algorithm: external`: how to start the trainer's program.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalSpec>,
+}
+
+/// How an external trainer is started (`docs/external-trainers.md`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalSpec {
+    /// The program and its arguments: `{python}` is the external Python, `{dir}` the
+    /// preset's folder.
+    pub command: Vec<String>,
+    /// Python modules the program imports; a job whose Python lacks one is skipped.
+    #[serde(default)]
+    pub requires: Vec<String>,
+    /// The install command the skip reason suggests (default: `pip install` the modules).
+    #[serde(default)]
+    pub install: Option<String>,
+    /// The preset's folder (set when loaded, not written in the YAML).
+    #[serde(skip)]
+    pub dir: Option<std::path::PathBuf>,
 }
 
 impl TrainerPreset {

@@ -6,7 +6,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::backend::LlmFactory;
+use crate::backend::{LlmFactory, StubFlavor};
 use crate::events::{Emitter, EventKind, EventSink, ExampleRecord, JobOutcome, SinkError};
 use crate::llm::tally::{Spend, Tallied, Tally};
 use crate::llm::{Llm, LlmError};
@@ -16,7 +16,8 @@ use crate::registry::Registry;
 use crate::stop::{Cancel, JobStop, StopReason, Stopped};
 use crate::task::agent::{AgentBackend, AgentHandle};
 use crate::task::{EvalLimits, Example, ExampleResult, SplitName, Task};
-use crate::trainer::{Algorithm, Counters, Ctx, Monitor, TrainResult, agent_transcripts};
+use crate::trainer::external::Settings as ExternalSettings;
+use crate::trainer::{Algorithm, Counters, Ctx, JobInfo, Monitor, TrainResult, agent_transcripts};
 use crate::vocab::JobStatus;
 use crate::vocab::Kwargs;
 use crate::vocab::Mode;
@@ -35,6 +36,10 @@ pub struct JobContext<'a> {
     pub job_timeout: Option<Duration>,
     /// The run's cancellation flag.
     pub cancel: Cancel,
+    /// The run directory (external trainers work in their job's directory).
+    pub run_dir: &'a crate::artifacts::layout::RunDir,
+    /// The Python external trainers run with, if configured.
+    pub external_python: Option<&'a str>,
 }
 
 /// How a job ended, for the scheduler.
@@ -52,9 +57,19 @@ pub fn run_job(job: &Job, ctx: &JobContext<'_>) -> Result<JobEnd, SinkError> {
     let (protocol, fallback_note) = job_protocol(job, ctx.registry);
     // Every answer of the job's clients is counted here, however the job ends.
     let (tally, agent_tally) = (Tally::default(), Tally::default());
+    // External trainers' libraries parse their own formats: the stub answers in those.
+    let external = ctx
+        .registry
+        .trainer(&job.trainer_id)
+        .is_some_and(|p| p.external.is_some());
+    let stub = if external {
+        StubFlavor::Libraries
+    } else {
+        StubFlavor::Protocol(protocol.clone())
+    };
     let llm = ctx
         .llm
-        .for_job(job.seed, protocol.clone())
+        .for_job(job.job_id.as_str(), job.seed, stub)
         .map(|l| Box::new(Tallied::new(l, tally.clone())) as Box<dyn Llm>);
     emitter.emit(EventKind::JobStarted {
         job_index: job.index,
@@ -81,6 +96,13 @@ pub fn run_job(job: &Job, ctx: &JobContext<'_>) -> Result<JobEnd, SinkError> {
         llm_failure: None,
         partial: None,
         agent_tally: agent_tally.clone(),
+        info: JobInfo {
+            job_id: job.job_id.to_string(),
+            trainer_id: job.trainer_id.to_string(),
+            dir: Some(ctx.run_dir.job(&job.job_id).root().to_path_buf()),
+            mode: ctx.mode,
+            external_python: ctx.external_python.map(str::to_string),
+        },
     };
     let mut outcome = match attempt.run(llm, ctx.llm) {
         Ok(outcome) => outcome,
@@ -166,6 +188,8 @@ struct Attempt<'j, 'e> {
     partial: Option<Partial>,
     /// Counts the agent's answers.
     agent_tally: Tally,
+    /// What the trainer may know of the job (directory, mode, external Python).
+    info: JobInfo,
 }
 
 /// The results a stopped job had reached.
@@ -223,7 +247,7 @@ impl Attempt<'_, '_> {
             .filter(|t| t.uses_agent())
             .map(|_| {
                 factory
-                    .agent_for_job(self.job.seed)
+                    .agent_for_job(self.job.job_id.as_str(), self.job.seed)
                     .map(|backend| match backend {
                         AgentBackend::Llm(l) => {
                             AgentBackend::Llm(Box::new(Tallied::new(l, self.agent_tally.clone())))
@@ -292,7 +316,8 @@ impl Attempt<'_, '_> {
             self.job.seed,
         )
         .with_stop(self.stop.clone())
-        .with_threads(job_threads(self.job));
+        .with_threads(job_threads(self.job))
+        .with_job(self.info.clone());
         let result = match algorithm.run(ctx) {
             Ok(result) => result,
             Err(stopped) => {
@@ -301,6 +326,16 @@ impl Attempt<'_, '_> {
                 return Err(stopped);
             }
         };
+        if let Some(message) = &result.failure {
+            let mut outcome = failed("external_trainer_failed", message.clone());
+            outcome.llm_calls = result.counters.llm_calls;
+            outcome.prompt_tokens = result.counters.prompt_tokens;
+            outcome.completion_tokens = result.counters.completion_tokens;
+            outcome.evaluator_calls = result.counters.metric_calls + monitor.calls;
+            outcome.steps = result.steps;
+            Partial::of(&monitor, &initial, initial_score, deadline).apply(&mut outcome);
+            return Ok(outcome);
+        }
         if let Some(e) = &result.llm_failure {
             self.llm_failure = Some(e.clone());
             let mut outcome = failed(&format!("llm_{}", e.kind()), e.to_string());
@@ -430,8 +465,16 @@ impl Attempt<'_, '_> {
                 format!("trainer `{}` is not available", self.job.trainer_id),
             ));
         };
-        Algorithm::from_preset(preset, &self.job.resolved.trainer_kwargs)
-            .map_err(|e| EarlyEnd::Failed("invalid_knob", e.to_string()))
+        let algorithm = Algorithm::from_preset(preset, &self.job.resolved.trainer_kwargs)
+            .map_err(|e| EarlyEnd::Failed("invalid_knob", e.to_string()))?;
+        // An external trainer whose Python lacks its modules cannot run here.
+        if let Algorithm::External(settings) = &algorithm {
+            let python = ExternalSettings::python(self.info.external_python.as_deref());
+            if let Some(reason) = settings.missing_requirement(&python) {
+                return Err(EarlyEnd::Skipped(reason));
+            }
+        }
+        Ok(algorithm)
     }
 
     /// The agent's transcripts of the evaluations made outside the trainer.

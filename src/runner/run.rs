@@ -270,6 +270,8 @@ fn execute_local(
         llm: env.llm,
         job_timeout: plan.config.effective_job_timeout(),
         cancel: env.cancel.clone(),
+        run_dir: &plan.run_dir,
+        external_python: plan.config.external_python.as_deref(),
     };
     let sink = env.sink;
     // Run events are informational: a sink that cannot take them does not stop the run.

@@ -147,6 +147,9 @@ pub struct Invocation {
     pub sets: Vec<String>,
     /// `--tasks-dir` folders (absolute).
     pub tasks_dirs: Vec<PathBuf>,
+    /// `--trainers-dir` folders (absolute).
+    #[serde(default)]
+    pub trainers_dirs: Vec<PathBuf>,
     /// `--root`.
     pub llm4ad_root: Option<PathBuf>,
     /// `--llm4ad-python`.

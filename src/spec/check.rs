@@ -58,8 +58,6 @@ pub const REFERENCE_ONLY_TRAINERS: &[&str] = &[
     "BeamSearch",
     "BeamsearchAlgorithm",
     "BeamsearchHistoryAlgorithm",
-    "DSPyTrainer",
-    "DSPyCOPROTrainer",
     "DSPyExternalTrainer",
     "GEPAUCBSearch",
     "Minibatch",

@@ -211,6 +211,7 @@ impl AgentHandle {
                             max_tokens: None,
                             variables: Vec::new(),
                             feedback: String::new(),
+                            extra: Default::default(),
                         }
                     })
                     .collect();

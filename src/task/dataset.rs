@@ -408,6 +408,25 @@ impl DatasetEvaluator {
         }
     }
 
+    /// Score a reply produced elsewhere (an external trainer's library ran the task
+    /// program): the same rule as for the agent's replies, within the job's limits.
+    pub fn score_answer(
+        &self,
+        answer: &str,
+        example: &Example,
+        limits: &EvalLimits,
+    ) -> ExampleResult {
+        match self.metric {
+            Metric::Hf(kind) => super::hf::score::score_within(kind, answer, example, limits),
+            _ => self.score(answer, example),
+        }
+    }
+
+    /// The parameter sent as the agent's system message.
+    pub fn prompt_param(&self) -> &str {
+        &self.prompt_param
+    }
+
     /// Score one answer: 1 when the metric accepts it, else 0 with feedback naming the
     /// expected answer and the example's hint.
     pub fn score(&self, answer: &str, example: &Example) -> ExampleResult {

@@ -404,6 +404,26 @@ impl Task {
         }
     }
 
+    /// Score a reply to one example without running the task's agent (an external
+    /// trainer's library ran the task program itself); `None` when the task's scorer runs
+    /// its own program (builtin and command evaluators score parameters, not replies).
+    pub fn score_reply(&self, reply: &str, example: &Example) -> Option<ExampleResult> {
+        match &self.scorer {
+            Scorer::Dataset(d) => {
+                Some(self.apply_objective(d.score_answer(reply, example, &self.limits)))
+            }
+            Scorer::Builtin(_) | Scorer::Command(_) => None,
+        }
+    }
+
+    /// The parameter a dataset task sends as its agent's system message (its prompt).
+    pub fn prompt_param(&self) -> Option<&str> {
+        match &self.scorer {
+            Scorer::Dataset(d) => Some(d.prompt_param()),
+            Scorer::Builtin(_) | Scorer::Command(_) => None,
+        }
+    }
+
     /// Evaluate `values` on `examples`, summarised like the reference does.
     pub fn evaluate(&self, values: &Kwargs, split: SplitName, examples: &[&Example]) -> Evaluation {
         let request = EvalRequest {

@@ -75,14 +75,14 @@ fn live_groups() -> std::sync::MutexGuard<'static, Vec<i32>> {
     LIVE_GROUPS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Track a process group started elsewhere in this module's family (a job's evaluator
-/// server), so a second Ctrl-C kills it too.
-pub(super) fn track_group(group: i32) {
+/// Track a process group started elsewhere (a job's evaluator server, an external
+/// trainer), so a second Ctrl-C kills it too.
+pub fn track_group(group: i32) {
     live_groups().push(group);
 }
 
 /// Kill a tracked group and stop tracking it.
-pub(super) fn kill_group(group: i32) {
+pub fn kill_group(group: i32) {
     let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
     live_groups().retain(|g| *g != group);
 }
@@ -125,7 +125,7 @@ impl ProcessOutput {
 }
 
 /// The last `max` characters of some output, trailing white space dropped.
-pub(super) fn tail_text(bytes: &[u8], max: usize) -> String {
+pub fn tail_text(bytes: &[u8], max: usize) -> String {
     let text = String::from_utf8_lossy(bytes);
     let text = text.trim_end();
     let skip = text.chars().count().saturating_sub(max);

@@ -8,12 +8,12 @@ use std::time::Instant;
 use serde_json::Value as Json;
 
 use crate::events::{Emitter, EventKind, LlmTranscript, ParetoPoint, StepRecord};
-use crate::llm::{ChatRequest, Llm, LlmError, Message};
+use crate::llm::{ChatRequest, ChatResponse, Llm, LlmError, Message};
 use crate::optimizer::{ExampleTrace, HistoryEntry, ProblemInstance, Protocol};
 use crate::rng::Rng;
 use crate::stop::{JobStop, StopReason, Stopped};
 use crate::task::{EvalRequest, Evaluation, Example, ExampleResult, SplitName, Task};
-use crate::vocab::Kwargs;
+use crate::vocab::{Kwargs, Mode};
 
 /// What a trainer has spent.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -149,6 +149,9 @@ pub struct Finish {
     pub best_step: u64,
     /// The final pool, in the trainer's order.
     pub pool: Vec<PoolEntry>,
+    /// Why the trainer could not finish its work (an external trainer's process failed);
+    /// the job then fails with it.
+    pub failure: Option<String>,
 }
 
 /// What a finished trainer hands back to the job runner.
@@ -171,6 +174,24 @@ pub struct TrainResult {
     /// Multi-objective tasks: the non-dominated candidates among those scored on a whole
     /// split (empty for scalar tasks).
     pub pareto_front: Vec<ParetoPoint>,
+    /// Why the trainer could not finish its work (see [`Finish::failure`]).
+    pub failure: Option<String>,
+}
+
+/// What a trainer may know of its job beyond the task and the seed: external trainers
+/// need a working directory and how to start their program.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobInfo {
+    /// The job id.
+    pub job_id: String,
+    /// The trainer id as configured.
+    pub trainer_id: String,
+    /// The job's directory, when it has one (tests may run without).
+    pub dir: Option<std::path::PathBuf>,
+    /// Stub or real LLM.
+    pub mode: Mode,
+    /// The Python that runs external trainers (`--external-python`), if set.
+    pub external_python: Option<String>,
 }
 
 /// LLM failures in a row after which a job stops calling (the endpoint is not usable).
@@ -200,6 +221,7 @@ pub struct Ctx<'a, 'e> {
     archive: Vec<ParetoPoint>,
     /// LLM requests of one batch in flight at once (`num_threads`).
     threads: usize,
+    job: JobInfo,
 }
 
 /// One evaluation a trainer asks for: candidate `candidate_id` with `params` on the
@@ -261,7 +283,141 @@ impl<'a, 'e> Ctx<'a, 'e> {
             stop: JobStop::never(),
             archive: Vec::new(),
             threads: 1,
+            job: JobInfo::default(),
         }
+    }
+
+    /// Tell the trainer about its job (directory, mode, external Python).
+    pub fn with_job(mut self, job: JobInfo) -> Self {
+        self.job = job;
+        self
+    }
+
+    /// The job, as far as a trainer may know it.
+    pub fn job(&self) -> &JobInfo {
+        &self.job
+    }
+
+    /// The job seed.
+    pub fn seed(&self) -> i64 {
+        self.seed
+    }
+
+    /// `Err` if the job must stop now (its deadline, a failed agent; with `at_step_end`
+    /// also the run's cancellation). For trainers that wait on something outside.
+    pub fn poll_stop(&self, at_step_end: bool) -> Result<(), Stopped> {
+        self.check_stop(at_step_end)
+    }
+
+    /// Send one request on behalf of `role` (an external trainer's caller: `task`,
+    /// `prompt`, `reflection`, …) through the job's LLM — or answer it with `canned`
+    /// (stub mode's task program, [`crate::task::agent::StubAgent`]) — counting the call
+    /// and its tokens and recording its transcript like the trainer's own calls. `Err`
+    /// when the job must stop; the inner `Err` is the LLM's failure for the caller.
+    pub fn relay(
+        &mut self,
+        role: &str,
+        request: &ChatRequest,
+        canned: Option<String>,
+    ) -> Result<Result<ChatResponse, LlmError>, Stopped> {
+        self.check_stop(false)?;
+        if let Some(e) = &self.llm_failure {
+            return Ok(Err(e.clone()));
+        }
+        let call = self.counters.llm_calls;
+        self.counters.llm_calls += 1;
+        let info = self.llm.info();
+        let result = match canned {
+            Some(content) => {
+                let prompt: String = request
+                    .messages
+                    .iter()
+                    .map(|m| m.content.as_str())
+                    .collect();
+                Ok(ChatResponse {
+                    usage: crate::llm::Usage {
+                        prompt_tokens: crate::llm::estimate_tokens(&prompt),
+                        completion_tokens: crate::llm::estimate_tokens(&content),
+                    },
+                    content,
+                    latency_s: 0.0,
+                    cached: false,
+                    retries: 0,
+                    usage_reported: false,
+                    finish_reason: Some("stop".into()),
+                    billed: None,
+                })
+            }
+            None => self.llm.complete(request),
+        };
+        for warning in self.llm.take_warnings() {
+            self.warn(warning);
+        }
+        let messages = request
+            .messages
+            .iter()
+            .map(|m| Message::new(&m.role, self.llm.redact(&m.content)))
+            .collect();
+        let answer = match &result {
+            Ok(r) => Ok(r),
+            Err(e) => Err(format!("{}: {e}", e.kind())),
+        };
+        let event = EventKind::LlmTranscript(Box::new(LlmTranscript::of(
+            role,
+            (self.step, call),
+            self.llm.sent(request),
+            messages,
+            answer,
+        )));
+        self.emitter.emit_attached(event);
+        match &result {
+            Ok(reply) => {
+                self.failures_in_a_row = 0;
+                self.counters.prompt_tokens += reply.usage.prompt_tokens;
+                self.counters.completion_tokens += reply.usage.completion_tokens;
+                self.emitter.emit(EventKind::LlmCall {
+                    step: self.step,
+                    model: info.model,
+                    stub: info.stub,
+                    prompt_tokens: reply.usage.prompt_tokens,
+                    completion_tokens: reply.usage.completion_tokens,
+                    latency_s: reply.latency_s,
+                    cached: reply.cached,
+                    retries: reply.retries,
+                    updated: Vec::new(),
+                });
+            }
+            Err(e) => {
+                self.warn(format!("{role} call: {e}"));
+                self.failures_in_a_row += 1;
+                if e.stops_run() || self.failures_in_a_row >= MAX_FAILURES_IN_A_ROW {
+                    self.llm_failure = Some(e.clone());
+                }
+            }
+        }
+        self.check_stop(false)?;
+        Ok(result)
+    }
+
+    /// Score a reply to example `id` of `split` (an external library ran the task program),
+    /// charging one metric call; `None` when the task scores parameters, not replies.
+    pub fn score_reply(
+        &mut self,
+        split: SplitName,
+        id: usize,
+        reply: &str,
+    ) -> Result<Option<ExampleResult>, Stopped> {
+        self.check_stop(false)?;
+        let Some(example) = self.split(split).get(id) else {
+            return Ok(None);
+        };
+        let result = self.task.score_reply(reply, example);
+        if result.is_some() {
+            self.counters.metric_calls += 1;
+            self.step_evaluations += 1;
+        }
+        self.check_stop(false)?;
+        Ok(result)
     }
 
     /// Send up to `threads` LLM requests of a batch at once (`num_threads`; results do
@@ -644,6 +800,7 @@ impl<'a, 'e> Ctx<'a, 'e> {
             counters: self.counters,
             selections: self.selections,
             pool: finish.pool,
+            failure: finish.failure,
             llm_failure: self.llm_failure,
             pareto_front: match &self.task.manifest.objective_config {
                 Some(config) => {

@@ -58,6 +58,12 @@ impl<'a> Knobs<'a> {
         &self.preset.id
     }
 
+    /// A knob's value as configured, else its documented default; `None` for a knob the
+    /// preset does not have.
+    pub fn raw(&self, name: &str) -> Option<Json> {
+        self.preset.knob_value(self.resolved, name)
+    }
+
     fn value(&self, name: &str) -> Result<Json, KnobError> {
         self.preset
             .knob_value(self.resolved, name)

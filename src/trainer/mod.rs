@@ -5,6 +5,8 @@
 
 mod core;
 mod data;
+pub mod external;
+pub mod external_env;
 mod gepa;
 mod gepa_family;
 mod knobs;
@@ -13,7 +15,8 @@ mod noop;
 mod priority_search;
 
 pub use core::{
-    Counters, Ctx, EvalSpec, Monitor, PoolEntry, ProposalSpec, TrainResult, agent_transcripts,
+    Counters, Ctx, EvalSpec, JobInfo, Monitor, PoolEntry, ProposalSpec, TrainResult,
+    agent_transcripts,
 };
 pub use knobs::{KnobError, Knobs};
 
@@ -34,6 +37,8 @@ pub enum Algorithm {
     Minibatch(minibatch::Settings),
     /// The NoOp baseline.
     NoOp,
+    /// An optimizer run as a child process (DSPy, the `gepa` package, a user's own).
+    External(external::Settings),
 }
 
 impl Algorithm {
@@ -56,6 +61,7 @@ impl Algorithm {
             "minibatch" => Self::Minibatch(minibatch::Settings::read(false, &k)?),
             "basic_search" => Self::Minibatch(minibatch::Settings::read(true, &k)?),
             "noop" => Self::NoOp,
+            "external" => Self::External(external::Settings::read(preset, &k)?),
             other => {
                 return Err(KnobError::UnknownAlgorithm {
                     trainer: preset.id.clone(),
@@ -73,6 +79,7 @@ impl Algorithm {
             Self::GepaFamily(s) => gepa_family::run(s, &mut ctx),
             Self::Minibatch(s) => minibatch::run(s, &mut ctx),
             Self::NoOp => noop::run(&mut ctx),
+            Self::External(s) => external::run(s, &mut ctx),
         }?;
         Ok(ctx.finish(finish))
     }

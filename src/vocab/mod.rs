@@ -17,9 +17,10 @@ pub use status::{JobState, JobStatus, ManifestStatus};
 pub type Kwargs = Map<String, Json>;
 
 /// Where the LLM answers come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Mode {
     /// The seeded, offline stub proposer (default).
+    #[default]
     Stub,
     /// An OpenAI-compatible endpoint.
     Real,

@@ -1,0 +1,463 @@
+//! The stub LLM of external trainers: seeded replies in the formats the optimisation
+//! libraries parse (research: `external-optimizers.md` §3), so DSPy, GEPA and a user's own
+//! optimizer run end to end offline.
+//!
+//! Like the native stub it is not a model: it reads what format the request asks for and
+//! fills it with seeded text. Each answer is drawn from a stream named by the job seed, the
+//! request's text and the occurrence of that request in the job, so a library that resends
+//! a prompt expecting another sample gets one, and the same seed gives the same answers
+//! whatever order a library's threads send them in. Rules, first match wins:
+//!
+//! 1. DSPy's chat adapter (``Respond with the corresponding output fields, starting with the
+//!    field `[[ ## f ## ]]` ...``): a `[[ ## f ## ]]` section per output field, then
+//!    `[[ ## completed ## ]]`; values typed by the request's `(must be formatted as a valid
+//!    Python T)` notes.
+//! 2. JSON (`response_format`, or DSPy's JSON adapter sentence): an object with a typed
+//!    value for every field (`json_schema`: every required property).
+//! 3. TextGrad's `<IMPROVED_VARIABLE>` tags around the changed variable.
+//! 4. GEPA's reflection (``Provide the new instructions within ``` blocks``): the changed
+//!    instruction inside a fence.
+//! 5. Anything else: a short fixed text.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use regex::Regex;
+use serde_json::{Map, Value as Json, json};
+
+use crate::llm::{ChatRequest, ChatResponse, Llm, LlmError, LlmInfo, Usage, estimate_tokens};
+use crate::rng::Rng;
+use crate::vocab::canonical::sha256_hex;
+
+/// Model name recorded for calls of the library stub.
+pub const LIBRARY_STUB_MODEL: &str = "stub-library-formats";
+
+/// Sentences the stub adds to or removes from an instruction (seeded).
+const ADVICE: &[&str] = &[
+    "Think step by step.",
+    "Answer concisely.",
+    "Check the result before answering.",
+    "Use the examples as a guide.",
+    "Give only the final answer.",
+];
+
+/// The seeded stub that answers in the optimisation libraries' formats.
+pub struct LibraryStub {
+    seed: i64,
+    /// Occurrences of each request text so far.
+    seen: HashMap<String, u64>,
+}
+
+impl LibraryStub {
+    /// The stub of the job with `seed`.
+    pub fn new(seed: i64) -> Self {
+        Self {
+            seed,
+            seen: HashMap::new(),
+        }
+    }
+
+    /// How calls of this stub are recorded.
+    pub fn info_static() -> LlmInfo {
+        LlmInfo {
+            provider: "stub".into(),
+            model: LIBRARY_STUB_MODEL.into(),
+            base_url: String::new(),
+            stub: true,
+        }
+    }
+
+    /// The stream for this occurrence of `request`.
+    fn stream(&mut self, request: &ChatRequest) -> Rng {
+        let text = serde_json::to_string(&json!({
+            "messages": request.messages,
+            "extra": request.extra,
+        }))
+        .unwrap_or_default();
+        let digest = sha256_hex(&text);
+        let seen = self.seen.entry(digest.clone()).or_insert(0);
+        let label = format!("library-stub/{digest}/{seen}");
+        *seen += 1;
+        Rng::stream(self.seed, &label)
+    }
+
+    /// The reply text for `request` (see the module doc for the rules).
+    pub fn reply(&mut self, request: &ChatRequest) -> String {
+        let mut rng = self.stream(request);
+        let all: String = request
+            .messages
+            .iter()
+            .map(|m| m.content.as_str())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let last_user = request
+            .messages
+            .iter()
+            .rev()
+            .find(|m| m.role == "user")
+            .map_or("", |m| m.content.as_str());
+        let base = current_instruction(&all);
+        if request.extra.get("response_format").is_none()
+            && let Some(fields) = dspy_chat_fields(last_user)
+        {
+            let mut out = String::new();
+            for (name, ty) in fields {
+                let value = match typed_value(&ty) {
+                    Some(v) => v.to_string(),
+                    None => text_value(&name, &base, &mut rng),
+                };
+                out.push_str(&format!("[[ ## {name} ## ]]\n{value}\n\n"));
+            }
+            out.push_str("[[ ## completed ## ]]");
+            return out;
+        }
+        if let Some(object) = json_reply(request, last_user, &base, &mut rng) {
+            return object.to_string();
+        }
+        if all.contains("<IMPROVED_VARIABLE>") && all.to_lowercase().contains("improved variable") {
+            return format!(
+                "<IMPROVED_VARIABLE>{}</IMPROVED_VARIABLE>",
+                changed(&base, &mut rng)
+            );
+        }
+        if all.contains("Provide the new instructions within ``` blocks") {
+            return format!("```\n{}\n```", changed(&base, &mut rng));
+        }
+        "COMPLETE (stub reply, not a language model)".to_string()
+    }
+}
+
+/// `answer` in the format the request asks for: DSPy's chat sections (the answer in the
+/// first text field, typed placeholders in the others), a JSON object, or the bare text.
+/// Stub mode's task program uses it, so a library's parser reads the stub agent's answer.
+pub fn format_answer(request: &ChatRequest, answer: &str) -> String {
+    let last_user = request
+        .messages
+        .iter()
+        .rev()
+        .find(|m| m.role == "user")
+        .map_or("", |m| m.content.as_str());
+    let mut placed = false;
+    let mut value_for = |ty: &str| match typed_value(ty) {
+        Some(v) => v,
+        None if !placed => {
+            placed = true;
+            json!(answer)
+        }
+        None => json!(""),
+    };
+    if request.extra.get("response_format").is_none()
+        && let Some(fields) = dspy_chat_fields(last_user)
+    {
+        let mut out = String::new();
+        for (name, ty) in fields {
+            let value = match value_for(&ty) {
+                Json::String(s) => s,
+                other => other.to_string(),
+            };
+            out.push_str(&format!("[[ ## {name} ## ]]\n{value}\n\n"));
+        }
+        out.push_str("[[ ## completed ## ]]");
+        return out;
+    }
+    if let Some(i) = last_user.find("Respond with a JSON object in the following order of fields:")
+    {
+        let mut object = Map::new();
+        for (name, ty) in json_fields(&last_user[i..]) {
+            object.insert(name, value_for(&ty));
+        }
+        return Json::Object(object).to_string();
+    }
+    answer.to_string()
+}
+
+/// The fields (name, type note) of DSPy's JSON adapter sentence.
+fn json_fields(sentence: &str) -> Vec<(String, String)> {
+    let field =
+        Regex::new(r"`(\w+)`( \(must be formatted as a valid Python ([^)]*(?:\)[^,.]*)?)\))?")
+            .expect("valid pattern");
+    field
+        .captures_iter(sentence)
+        .map(|c| {
+            (
+                c[1].to_string(),
+                c.get(3).map_or(String::new(), |m| m.as_str().to_string()),
+            )
+        })
+        .collect()
+}
+
+/// The output fields (name, type note) DSPy's chat adapter asks for, if it does.
+fn dspy_chat_fields(last_user: &str) -> Option<Vec<(String, String)>> {
+    let start = last_user.find("Respond with the corresponding output fields")?;
+    let sentence = &last_user[start..];
+    let end = sentence
+        .find("[[ ## completed ## ]]")
+        .unwrap_or(sentence.len());
+    let sentence = &sentence[..end];
+    let marker = Regex::new(
+        r"`\[\[ ## (\w+) ## \]\]`( \(must be formatted as a valid Python ([^)]*(?:\)[^,.]*)?)\))?",
+    )
+    .expect("valid pattern");
+    let fields: Vec<(String, String)> = marker
+        .captures_iter(sentence)
+        .map(|c| {
+            (
+                c[1].to_string(),
+                c.get(3).map_or(String::new(), |m| m.as_str().to_string()),
+            )
+        })
+        .filter(|(name, _)| name != "completed")
+        .collect();
+    (!fields.is_empty()).then_some(fields)
+}
+
+/// A JSON object when the request asks for one.
+fn json_reply(request: &ChatRequest, last_user: &str, base: &str, rng: &mut Rng) -> Option<Json> {
+    if let Some(format) = request.extra.get("response_format") {
+        let schema = format
+            .pointer("/json_schema/schema")
+            .filter(|s| s.get("properties").is_some());
+        if let Some(schema) = schema {
+            return Some(from_schema(schema, base, rng));
+        }
+    }
+    let start = last_user.find("Respond with a JSON object in the following order of fields:");
+    let fields: Vec<(String, String)> = match start {
+        Some(i) => json_fields(&last_user[i..]),
+        None if request.extra.contains_key("response_format") => Vec::new(),
+        None => return None,
+    };
+    let mut object = Map::new();
+    for (name, ty) in fields {
+        let value = typed_value(&ty).unwrap_or_else(|| json!(text_value(&name, base, rng)));
+        object.insert(name, value);
+    }
+    Some(Json::Object(object))
+}
+
+/// A value for every required property of a JSON schema.
+fn from_schema(schema: &Json, base: &str, rng: &mut Rng) -> Json {
+    let mut object = Map::new();
+    let Some(properties) = schema.get("properties").and_then(Json::as_object) else {
+        return Json::Object(object);
+    };
+    for (name, property) in properties {
+        let value = match property.get("type").and_then(Json::as_str) {
+            Some("integer") => json!(0),
+            Some("number") => json!(0.5),
+            Some("boolean") => json!(true),
+            Some("array") => json!([]),
+            Some("object") => from_schema(property, base, rng),
+            _ => match property.get("enum").and_then(Json::as_array) {
+                Some(members) if !members.is_empty() => members[0].clone(),
+                _ => json!(text_value(name, base, rng)),
+            },
+        };
+        object.insert(name.clone(), value);
+    }
+    Json::Object(object)
+}
+
+/// A value of a non-text DSPy type note (`int`, `float`, `bool`, `list[...]`, `dict[...]`,
+/// `Literal[...]`); `None` for text.
+fn typed_value(ty: &str) -> Option<Json> {
+    let ty = ty.trim();
+    if ty.is_empty() || ty == "str" {
+        return None;
+    }
+    Some(if ty == "int" {
+        json!(0)
+    } else if ty == "float" {
+        json!(0.5)
+    } else if ty == "bool" {
+        json!(true)
+    } else if ty.starts_with("list") {
+        json!([])
+    } else if ty.starts_with("dict") {
+        json!({})
+    } else if let Some(members) = ty.strip_prefix("Literal[") {
+        let first = members.split(',').next().unwrap_or("").trim();
+        json!(first.trim_matches(['\'', '"', ']']))
+    } else {
+        return None;
+    })
+}
+
+/// Seeded text for an output field: a changed instruction where the field is one, else a
+/// short marked answer.
+fn text_value(field: &str, base: &str, rng: &mut Rng) -> String {
+    let lower = field.to_lowercase();
+    if lower.contains("instruction") || lower.contains("prompt") || lower.contains("rule") {
+        changed(base, rng)
+    } else if lower.contains("reasoning") || lower.contains("observation") {
+        "COMPLETE (stub, not a language model)".into()
+    } else {
+        format!("stub {}", ADVICE[rng.below(ADVICE.len())].to_lowercase())
+    }
+}
+
+/// `base` with one advice sentence added or removed (seeded).
+fn changed(base: &str, rng: &mut Rng) -> String {
+    let sentence = ADVICE[rng.below(ADVICE.len())];
+    let base = base.trim();
+    if base.contains(sentence) {
+        let shorter = base.replace(sentence, "");
+        let shorter = shorter.split_whitespace().collect::<Vec<_>>().join(" ");
+        if !shorter.is_empty() {
+            return shorter;
+        }
+    }
+    if base.is_empty() {
+        sentence.to_string()
+    } else {
+        format!("{base} {sentence}")
+    }
+}
+
+/// The instruction a request is about: the first fenced block (GEPA, TextGrad's
+/// `<VARIABLE>`), DSPy's `objective is:` text, or a default.
+fn current_instruction(all: &str) -> String {
+    if let Some(i) = all.find("<VARIABLE>") {
+        let rest = &all[i + "<VARIABLE>".len()..];
+        if let Some(end) = rest.find("</VARIABLE>") {
+            return rest[..end].trim().to_string();
+        }
+    }
+    if let Some(i) = all.find("```") {
+        let rest = &all[i + 3..];
+        let rest = rest.split_once('\n').map_or(rest, |(_, r)| r);
+        if let Some(end) = rest.find("```") {
+            let text = rest[..end].trim();
+            if !text.is_empty() {
+                return text.to_string();
+            }
+        }
+    }
+    if let Some(i) = all.find("your objective is:") {
+        let mut lines = Vec::new();
+        for line in all[i + "your objective is:".len()..].lines().map(str::trim) {
+            if line.starts_with("[[") || (line.is_empty() && !lines.is_empty()) {
+                break;
+            }
+            if !line.is_empty() {
+                lines.push(line);
+            }
+        }
+        if !lines.is_empty() {
+            return lines.join(" ");
+        }
+    }
+    "Answer the question.".into()
+}
+
+impl Llm for LibraryStub {
+    fn info(&self) -> LlmInfo {
+        Self::info_static()
+    }
+
+    fn complete(&mut self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
+        let started = Instant::now();
+        let content = self.reply(request);
+        let prompt: String = request
+            .messages
+            .iter()
+            .map(|m| m.content.as_str())
+            .collect();
+        Ok(ChatResponse {
+            usage: Usage {
+                prompt_tokens: estimate_tokens(&prompt),
+                completion_tokens: estimate_tokens(&content),
+            },
+            content,
+            latency_s: started.elapsed().as_secs_f64(),
+            cached: false,
+            retries: 0,
+            usage_reported: false,
+            finish_reason: Some("stop".into()),
+            billed: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::Message;
+
+    fn request(system: &str, user: &str, extra: Json) -> ChatRequest {
+        ChatRequest {
+            messages: vec![Message::new("system", system), Message::new("user", user)],
+            temperature: None,
+            max_tokens: None,
+            variables: vec![],
+            feedback: String::new(),
+            extra: extra.as_object().cloned().unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn dspy_chat_adapter_fields_are_answered_with_typed_values() {
+        let user = "[[ ## question ## ]]\n2+2?\n\nRespond with the corresponding output fields, starting with the field `[[ ## reasoning ## ]]`, then `[[ ## n ## ]]` (must be formatted as a valid Python int), then `[[ ## proposed_instruction ## ]]`, and then ending with the marker for `[[ ## completed ## ]]`.";
+        let system =
+            "In adhering to this structure, your objective is: \n        Answer the question.";
+        let reply = LibraryStub::new(1).reply(&request(system, user, json!({})));
+        assert!(reply.contains("[[ ## reasoning ## ]]\n"), "{reply}");
+        assert!(reply.contains("[[ ## n ## ]]\n0\n"), "{reply}");
+        assert!(
+            reply.contains("[[ ## proposed_instruction ## ]]\nAnswer the question"),
+            "{reply}"
+        );
+        assert!(reply.ends_with("[[ ## completed ## ]]"));
+    }
+
+    #[test]
+    fn a_given_answer_fills_the_first_text_field() {
+        let user = "[[ ## question ## ]]\n2+2?\n\nRespond with the corresponding output fields, starting with the field `[[ ## answer ## ]]`, and then ending with the marker for `[[ ## completed ## ]]`.";
+        assert_eq!(
+            format_answer(&request("s", user, json!({})), "4"),
+            "[[ ## answer ## ]]\n4\n\n[[ ## completed ## ]]"
+        );
+        assert_eq!(format_answer(&request("s", "plain", json!({})), "4"), "4");
+    }
+
+    #[test]
+    fn json_schema_and_json_adapter_get_objects() {
+        let schema = json!({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {
+            "type": "object", "required": ["new_instruction", "k"],
+            "properties": {"new_instruction": {"type": "string"}, "k": {"type": "integer"}}}}}});
+        let reply = LibraryStub::new(1).reply(&request("s", "u", schema));
+        let v: Json = serde_json::from_str(&reply).unwrap();
+        assert!(v["new_instruction"].is_string());
+        assert_eq!(v["k"], json!(0));
+        let user = "Respond with a JSON object in the following order of fields: `new_instruction`, then `score` (must be formatted as a valid Python float).";
+        let v: Json =
+            serde_json::from_str(&LibraryStub::new(1).reply(&request("s", user, json!({}))))
+                .unwrap();
+        assert!(v["new_instruction"].is_string());
+        assert_eq!(v["score"], json!(0.5));
+    }
+
+    #[test]
+    fn gepa_and_textgrad_get_their_markers() {
+        let gepa = "I provided an assistant with the following instructions:\n```\nBe brief.\n```\nProvide the new instructions within ``` blocks.";
+        let reply = LibraryStub::new(3).reply(&request("", gepa, json!({})));
+        assert!(reply.starts_with("```\nBe brief."), "{reply}");
+        assert!(reply.ends_with("\n```"));
+        let tg = "<VARIABLE>Be brief.</VARIABLE> Send the improved variable in the following format: <IMPROVED_VARIABLE>{the improved variable}</IMPROVED_VARIABLE>";
+        let reply = LibraryStub::new(3).reply(&request("", tg, json!({})));
+        assert!(reply.starts_with("<IMPROVED_VARIABLE>Be brief."), "{reply}");
+    }
+
+    #[test]
+    fn repeated_requests_are_new_samples_and_seeds_repeat() {
+        let gepa = "```\nBe brief.\n```\nProvide the new instructions within ``` blocks.";
+        let r = request("", gepa, json!({}));
+        let mut a = LibraryStub::new(5);
+        let first: Vec<String> = (0..6).map(|_| a.reply(&r)).collect();
+        let mut b = LibraryStub::new(5);
+        let again: Vec<String> = (0..6).map(|_| b.reply(&r)).collect();
+        assert_eq!(first, again);
+        assert!(first.iter().any(|x| x != &first[0]), "{first:?}");
+    }
+}
