@@ -97,6 +97,12 @@ impl LibraryStub {
             .find(|m| m.role == "user")
             .map_or("", |m| m.content.as_str());
         let base = current_instruction(&all);
+        // Words the request quotes (feedback's hints) are what a reader would pick up.
+        let quoted = super::stub::quoted_words(&all);
+        let mut rng = Picker {
+            rng: &mut rng,
+            quoted: &quoted,
+        };
         if request.extra.get("response_format").is_none()
             && let Some(fields) = dspy_chat_fields(last_user)
         {
@@ -213,7 +219,12 @@ fn dspy_chat_fields(last_user: &str) -> Option<Vec<(String, String)>> {
 }
 
 /// A JSON object when the request asks for one.
-fn json_reply(request: &ChatRequest, last_user: &str, base: &str, rng: &mut Rng) -> Option<Json> {
+fn json_reply(
+    request: &ChatRequest,
+    last_user: &str,
+    base: &str,
+    rng: &mut Picker<'_>,
+) -> Option<Json> {
     if let Some(format) = request.extra.get("response_format") {
         let schema = format
             .pointer("/json_schema/schema")
@@ -237,7 +248,7 @@ fn json_reply(request: &ChatRequest, last_user: &str, base: &str, rng: &mut Rng)
 }
 
 /// A value for every required property of a JSON schema.
-fn from_schema(schema: &Json, base: &str, rng: &mut Rng) -> Json {
+fn from_schema(schema: &Json, base: &str, rng: &mut Picker<'_>) -> Json {
     let mut object = Map::new();
     let Some(properties) = schema.get("properties").and_then(Json::as_object) else {
         return Json::Object(object);
@@ -286,21 +297,39 @@ fn typed_value(ty: &str) -> Option<Json> {
 
 /// Seeded text for an output field: a changed instruction where the field is one, else a
 /// short marked answer.
-fn text_value(field: &str, base: &str, rng: &mut Rng) -> String {
+fn text_value(field: &str, base: &str, rng: &mut Picker<'_>) -> String {
     let lower = field.to_lowercase();
     if lower.contains("instruction") || lower.contains("prompt") || lower.contains("rule") {
         changed(base, rng)
     } else if lower.contains("reasoning") || lower.contains("observation") {
         "COMPLETE (stub, not a language model)".into()
     } else {
-        format!("stub {}", ADVICE[rng.below(ADVICE.len())].to_lowercase())
+        format!(
+            "stub {}",
+            ADVICE[rng.rng.below(ADVICE.len())].to_lowercase()
+        )
     }
 }
 
-/// `base` with one advice sentence added or removed (seeded).
-fn changed(base: &str, rng: &mut Rng) -> String {
-    let sentence = ADVICE[rng.below(ADVICE.len())];
+/// The job's stream and the words the request quotes.
+struct Picker<'a> {
+    rng: &'a mut Rng,
+    quoted: &'a [String],
+}
+
+/// `base` with one advice sentence added or removed, or (half the time, when the request
+/// quotes words) a sentence naming a quoted word (seeded).
+fn changed(base: &str, rng: &mut Picker<'_>) -> String {
     let base = base.trim();
+    if !rng.quoted.is_empty() && rng.rng.chance(0.5) {
+        let word = rng.rng.pick(rng.quoted).clone();
+        return if base.is_empty() {
+            format!("Consider: {word}.")
+        } else {
+            format!("{base} Consider: {word}.")
+        };
+    }
+    let sentence = ADVICE[rng.rng.below(ADVICE.len())];
     if base.contains(sentence) {
         let shorter = base.replace(sentence, "");
         let shorter = shorter.split_whitespace().collect::<Vec<_>>().join(" ");

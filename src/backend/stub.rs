@@ -118,7 +118,7 @@ impl StubLlm {
 }
 
 /// Words quoted in feedback text ('...', "..." or `...`): what a reader would pick up.
-fn quoted_words(feedback: &str) -> Vec<String> {
+pub(super) fn quoted_words(feedback: &str) -> Vec<String> {
     let mut out = Vec::new();
     for quote in ['\'', '"', '`'] {
         let parts: Vec<&str> = feedback.split(quote).collect();

@@ -337,6 +337,7 @@ fn spawn(
         .env("DSPY_CACHEDIR", w(".dspy_cache"))
         .env("XDG_CACHE_HOME", w(".cache"))
         .env("HF_HUB_OFFLINE", "1")
+        .env("TQDM_DISABLE", "1")
         .env("NO_PROXY", "127.0.0.1,localhost")
         .env("TB_PACKET", w("packet.json"))
         .env("TB_URL", base)
