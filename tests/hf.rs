@@ -162,39 +162,9 @@ fn fixture(cache: &Path) {
             strings(&["#### 42", "#### 3", "#### 9"]),
         ],
     );
-    // hotpot_qa `distractor`: id, question, answer, type, level, context {title, sentences}.
     let hotpot = snapshot(cache, "hotpotqa/hotpot_qa");
-    let schema = "message schema {
-        optional binary id (STRING); optional binary question (STRING);
-        optional binary answer (STRING); optional binary type (STRING);
-        optional binary level (STRING);
-        optional group context {
-          optional group title (LIST) { repeated group list { optional binary element (STRING); } }
-          optional group sentences (LIST) { repeated group list {
-            optional group element (LIST) { repeated group list { optional binary element (STRING); } } } }
-        } }";
-    let hotpot_file = |split: &str, ids: &[&str], answers: &[&str]| {
-        let n = ids.len();
-        write_parquet(
-            &hotpot.join(format!("distractor/{split}-00000-of-00001.parquet")),
-            schema,
-            vec![
-                strings(ids),
-                strings(&vec!["Which magazine was started first?"; n]),
-                strings(answers),
-                strings(&vec!["comparison"; n]),
-                strings(&vec!["hard"; n]),
-                struct_list(&vec![vec!["Arthur's Magazine", "First for Women"]; n]),
-                struct_list_list(&vec![
-                    vec![
-                        vec!["Arthur's Magazine was a magazine.", " It began in 1844."],
-                        vec!["First for Women began in 1989."]
-                    ];
-                    n
-                ]),
-            ],
-        );
-    };
+    let hotpot_file =
+        |split: &str, ids: &[&str], answers: &[&str]| write_hotpot(&hotpot, split, ids, answers);
     hotpot_file(
         "train",
         &["t0", "t1", "t2", "t3"],
@@ -292,6 +262,39 @@ fn fixture(cache: &Path) {
         ],
     );
     blobify(cache);
+}
+
+/// hotpot_qa `distractor`: id, question, answer, type, level, context {title, sentences}.
+fn write_hotpot(hotpot: &Path, split: &str, ids: &[&str], answers: &[&str]) {
+    let schema = "message schema {
+        optional binary id (STRING); optional binary question (STRING);
+        optional binary answer (STRING); optional binary type (STRING);
+        optional binary level (STRING);
+        optional group context {
+          optional group title (LIST) { repeated group list { optional binary element (STRING); } }
+          optional group sentences (LIST) { repeated group list {
+            optional group element (LIST) { repeated group list { optional binary element (STRING); } } } }
+        } }";
+    let n = ids.len();
+    write_parquet(
+        &hotpot.join(format!("distractor/{split}-00000-of-00001.parquet")),
+        schema,
+        vec![
+            strings(ids),
+            strings(&vec!["Which magazine was started first?"; n]),
+            strings(answers),
+            strings(&vec!["comparison"; n]),
+            strings(&vec!["hard"; n]),
+            struct_list(&vec![vec!["Arthur's Magazine", "First for Women"]; n]),
+            struct_list_list(&vec![
+                vec![
+                    vec!["Arthur's Magazine was a magazine.", " It began in 1844."],
+                    vec!["First for Women began in 1989."]
+                ];
+                n
+            ]),
+        ],
+    );
 }
 
 /// Move every snapshot file into the repo's `blobs/` and leave a relative symlink, as the
@@ -757,4 +760,95 @@ fn multiobjective_gsm8k_draws_its_rows_from_the_cache() {
         assert_eq!(c["messages"][0]["role"], "system");
     }
     assert_eq!(server.requests()[0].json().unwrap()["temperature"], 0.3);
+}
+
+/// The Python with the pinned dspy and gepa (`scripts/check_external.sh` makes it and runs
+/// the ignored tests with it); without it those tests fail, they do not skip.
+fn external_python() -> String {
+    std::env::var("TRACE_BENCH_EXTERNAL_PYTHON")
+        .expect("TRACE_BENCH_EXTERNAL_PYTHON must name the Python of `trace-bench external-env`")
+}
+
+/// A cache in the shape the reference's DSPy configs need: BBEH `dyck_languages` (8 rows
+/// for 5/2/1) and hotpot_qa with 40 train and 10 validation rows (for 20/10/10).
+fn dspy_fixture(cache: &Path) {
+    let bbeh = snapshot(cache, "hubert233/BigBenchExtraHard");
+    let inputs: Vec<String> = (0..8)
+        .map(|i| format!("Complete the Dyck sequence {i}: [ ( < >"))
+        .collect();
+    let targets: Vec<String> = (0..8).map(|_| ") ]".to_string()).collect();
+    write_parquet(
+        &bbeh.join("data/dyck_languages-00000-of-00001.parquet"),
+        "message schema { optional binary input (STRING); optional binary target (STRING); }",
+        vec![
+            strings(&inputs.iter().map(String::as_str).collect::<Vec<_>>()),
+            strings(&targets.iter().map(String::as_str).collect::<Vec<_>>()),
+        ],
+    );
+    let hotpot = snapshot(cache, "hotpotqa/hotpot_qa");
+    for (split, n) in [("train", 40), ("validation", 10)] {
+        let ids: Vec<String> = (0..n).map(|i| format!("{split}{i}")).collect();
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        write_hotpot(&hotpot, split, &ids, &vec!["Arthur's Magazine"; n]);
+    }
+    blobify(cache);
+}
+
+/// The reference's `smoke_hf_bbeh_dspy.yaml` and `smoke_hf_hotpotqa_dspy.yaml`, keys and
+/// values unchanged (`mode: real` overridden with `--set mode=stub`), on a fixture cache:
+/// every job runs DSPy for real against the stub and ends `ok`.
+#[test]
+#[ignore = "needs the external trainers' venv: scripts/check_external.sh"]
+fn the_reference_dspy_configs_run_unchanged_in_stub_mode() {
+    let python = external_python();
+    let ws = Workspace::new();
+    let cache = ws.path().join("hub");
+    dspy_fixture(&cache);
+    let bbeh = "runs_dir: runs\nmode: real\nseeds: [123]\n\ntasks:\n  - id: hf:bbeh_eight/dyck_languages\n    eval_kwargs:\n      num_train: 5        # SIMBA default bsize=32, but we override below\n      num_validate: 2\n      num_test: 1\n      framework: dspy\n\ntrainers:\n  - id: DSPyTrainer\n    params_variants:\n      - dspy_optimizer: mipro\n        auto: light\n        num_candidates: 2\n        max_bootstrapped_demos: 1\n        max_labeled_demos: 1\n";
+    let hotpot = "runs_dir: runs\nmode: real\nseeds: [123]\n\ntasks:\n  - id: hf:hotpot_qa\n    eval_kwargs:\n      num_train: 20\n      num_validate: 10\n      num_test: 10\n      framework: dspy\n\ntrainers:\n  - id: DSPyCOPROTrainer\n    params_variants:\n      # COPRO with depth=1, breadth=2: 2 candidate instructions, 1 round.\n      # DummyLM is injected automatically by mode: stub — no real API calls.\n      - dspy_optimizer: copro\n        breadth: 2\n        depth: 5\n";
+    for (name, text) in [
+        ("smoke_hf_bbeh_dspy.yaml", bbeh),
+        ("smoke_hf_hotpotqa_dspy.yaml", hotpot),
+    ] {
+        let cfg = ws.config(name, text);
+        let run_id = name.trim_end_matches(".yaml");
+        ws.cmd()
+            .env("HF_HUB_CACHE", &cache)
+            .env("HF_HUB_OFFLINE", "1")
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .args([
+                "--set",
+                "mode=stub",
+                "--run-id",
+                run_id,
+                "--external-python",
+                &python,
+            ])
+            .assert()
+            .success();
+        let (_, rows) = read_csv(&ws.path().join("runs").join(run_id).join("results.csv"));
+        assert_eq!(rows.len(), 1);
+        let row = &rows[0];
+        assert_eq!(row["status"], "ok", "{row:?}");
+        assert!(
+            num(row, "llm_calls") > 0.0 && num(row, "evaluator_calls") > 0.0,
+            "{row:?}"
+        );
+        assert!(num(row, "prompt_tokens") > 0.0);
+        let job = ws
+            .path()
+            .join("runs")
+            .join(run_id)
+            .join("jobs")
+            .join(&row["job_id"]);
+        let calls = read_jsonl(&job.join("artifacts/llm_calls.jsonl"));
+        assert_eq!(
+            calls.len() as f64,
+            num(row, "llm_calls"),
+            "every call recorded"
+        );
+        assert!(calls.iter().any(|c| c["caller"] == "task"));
+        assert!(calls.iter().any(|c| c["caller"] == "prompt"));
+    }
 }
