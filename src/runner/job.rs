@@ -77,7 +77,7 @@ pub fn run_job(job: &Job, ctx: &JobContext<'_>) -> Result<JobEnd, SinkError> {
         trainer_id: job.trainer_id.to_string(),
         seed: job.seed,
         mode: ctx.mode.as_str().to_string(),
-        llm: ctx.llm.info(),
+        llm: llm.as_ref().map_or_else(|_| ctx.llm.info(), |l| l.info()),
     });
     if let Some(note) = fallback_note {
         emitter.emit(EventKind::Warning {

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# External trainers against the real libraries: makes the pinned venv (scripts/external_env.sh)
+# and runs the tests that need it — DSPyTrainer with MIPROv2, COPRO, SIMBA and GEPA and
+# UpstreamGEPA on datasets:arithmetic (all ok, every request recorded, counted, the same
+# at any max_workers), and the reference's DSPy configs unchanged on an hf fixture cache.
+# Fails (never skips) when something cannot run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=$(scripts/external_env.sh)
+echo "external trainers' Python: $PYTHON"
+export TRACE_BENCH_EXTERNAL_PYTHON=$PYTHON
+cargo test --locked --test external_libraries --test hf -- --ignored
