@@ -444,3 +444,55 @@ fn a_bad_executor_block_is_a_located_config_error() {
         ))
         .stderr(predicates::str::contains("partition"));
 }
+
+/// One exit-code rule for a plain run, a shard and an array task: a selection whose jobs
+/// were all skipped measured nothing and exits 1, wherever it ran.
+#[test]
+fn all_skipped_jobs_exit_1_in_a_run_a_shard_and_an_array_task() {
+    let ws = Workspace::new();
+    let bin = fake_sbatch(&ws);
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let skipped = "seeds: [1, 2]\ntasks: [veribench:smoke_placeholder]\ntrainers: [NoOp]\n";
+    let cfg = ws.config("skip.yaml", skipped);
+    let run = |args: &[&str]| {
+        ws.cmd()
+            .env("PATH", &path)
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .args(args)
+            .assert()
+    };
+    let nothing = "no job ran: all 2 job(s) were skipped";
+    run(&["--run-id", "plain"])
+        .code(1)
+        .stderr(predicates::str::contains(nothing));
+    run(&["--run-id", "sharded", "--shard", "1/1"])
+        .code(1)
+        .stderr(predicates::str::contains(nothing));
+    run(&[
+        "--run-id",
+        "arr",
+        "--executor",
+        "slurm",
+        "--jobs-per-task",
+        "2",
+    ])
+    .success();
+    ws.cmd()
+        .arg("run-job")
+        .arg(ws.path().join("runs/arr"))
+        .args(["--task-index", "0"])
+        .assert()
+        .code(1)
+        .stdout(predicates::str::contains("task 0: 2 executed"))
+        .stderr(predicates::str::contains(nothing));
+    // A shard given no job has nothing wrong: it exits 0.
+    let one = ws.config("one.yaml", &skipped.replace("[1, 2]", "[1]"));
+    ws.cmd()
+        .args(["run", "--config"])
+        .arg(&one)
+        .args(["--run-id", "few", "--shard", "2/2"])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("Shard 2/2: 0 executed"));
+}

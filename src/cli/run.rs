@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::SystemTime;
 
 use super::args::{ExecutorArg, ResumeArg, RunArgs};
-use super::exit::{CANCELLED, CliError, FAILURES, OK};
+use super::exit::{CANCELLED, CliError, OK, outcome_code};
 use super::progress::ProgressSink;
 use super::table::{self, Column};
 use super::{git_commit, load_source, with_config_tasks};
@@ -20,8 +20,8 @@ use crate::results::Summary;
 use crate::results::job_files::JobFilesSink;
 use crate::runner::slurm::{Invocation, SlurmExecutor, SlurmOptions};
 use crate::runner::{
-    Access, CliOverrides, ExecEnv, Executor, Launched, LocalExecutor, OpenRun, Plan, RunError,
-    Selection, prepare,
+    Access, CliOverrides, ExecEnv, Executor, FinalOutcome, Launched, LocalExecutor, OpenRun, Plan,
+    RunError, RunStats, Selection, prepare,
 };
 use crate::stop::Cancel;
 use crate::tb::TbSink;
@@ -265,13 +265,7 @@ pub fn run(
             "When every shard is done: trace-bench report {}",
             d.root().display()
         );
-        return Ok(if cancel.is_cancelled() {
-            CANCELLED
-        } else if report.failed() > 0 || report.incomplete() > 0 {
-            FAILURES
-        } else {
-            OK
-        });
+        return Ok(conclude(&report.stats(), plan.run_id.as_str()));
     };
     print_table(summary);
     print_causes(&report.causes);
@@ -294,33 +288,33 @@ pub fn run(
     println!("Summary: {}", d.summary_json().display());
     println!("Leaderboard: {}", d.leaderboard_csv().display());
 
-    if cancel.is_cancelled() {
+    let stats = report.stats();
+    if stats.cancelled {
         println!(
             "Resume: trace-bench run --config <same config> --run-id {} --resume auto",
             plan.run_id
         );
-        return Ok(CANCELLED);
     }
-    let incomplete = report.incomplete();
-    if incomplete > 0 {
-        eprintln!(
-            "trace-bench: {incomplete} job(s) have no finished result (see the manifest); `--run-id {} --resume auto` runs them",
-            plan.run_id
-        );
-    }
-    // A matrix of skipped jobs measured nothing: a CI gate must not pass on it.
-    let nothing_ran = summary.ran() == 0 && summary.rows() > 0;
-    if nothing_ran {
-        eprintln!(
+    Ok(conclude(&stats, plan.run_id.as_str()))
+}
+
+/// The end of a run, a shard or an array task: say why it did not pass (jobs without a
+/// result, nothing measured) and return the exit code of its one verdict.
+pub(super) fn conclude(stats: &RunStats, run_id: &str) -> u8 {
+    let outcome = stats.summarize_final();
+    match outcome {
+        FinalOutcome::Failed if stats.incomplete > 0 => eprintln!(
+            "trace-bench: {} job(s) have no finished result (see the manifest); `--run-id {run_id} --resume auto` runs them",
+            stats.incomplete
+        ),
+        // A matrix of skipped jobs measured nothing: a CI gate must not pass on it.
+        FinalOutcome::NothingRan => eprintln!(
             "trace-bench: no job ran: all {} job(s) were skipped (the reasons are in results.csv `feedback` and each job_meta.json)",
-            summary.rows()
-        );
+            stats.selected
+        ),
+        _ => {}
     }
-    Ok(if summary.failures() > 0 || incomplete > 0 || nothing_ran {
-        FAILURES
-    } else {
-        OK
-    })
+    outcome_code(outcome)
 }
 
 /// `run --executor slurm`: plan (or reopen) the run directory, submit what is left as one

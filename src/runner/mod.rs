@@ -120,6 +120,8 @@ impl Disposition {
 pub struct RunReport {
     /// One disposition per selected job, in matrix order.
     pub dispositions: Vec<Disposition>,
+    /// Whether the run was cancelled (Ctrl-C) before it ended.
+    pub cancelled: bool,
     /// Rebuilt run summary; `None` when this invocation ran part of a shared run (a
     /// shard, an array task), whose run-level files `report` rebuilds.
     pub summary: Option<Summary>,
@@ -158,7 +160,101 @@ impl Causes {
     }
 }
 
+/// What the selected jobs of one invocation came to — a plain run, a shard or an array
+/// task alike: the one input of [`RunStats::summarize_final`], so every way of running
+/// jobs ends with the same verdict (and the CLI with the same exit code) for the same
+/// jobs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunStats {
+    /// Jobs this invocation was given.
+    pub selected: usize,
+    /// Jobs that ran now.
+    pub executed: usize,
+    /// Jobs whose earlier result was kept.
+    pub reused: usize,
+    /// Jobs whose (new or kept) result is `ok`.
+    pub ok: usize,
+    /// Jobs whose (new or kept) result is `failed` or `timeout`.
+    pub failed: usize,
+    /// Jobs whose (new or kept) result is `skipped`.
+    pub skipped: usize,
+    /// Jobs left without a finished result (never ran, interrupted, cancelled).
+    pub incomplete: usize,
+    /// Whether the user cancelled the run.
+    pub cancelled: bool,
+}
+
+/// The verdict on an invocation's jobs (nextest's `FinalRunStats` is the model).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinalOutcome {
+    /// Every selected job has a result and none failed; at least one job ran (or none
+    /// was selected).
+    Passed,
+    /// Some job failed or timed out, or has no finished result.
+    Failed,
+    /// Every selected job was skipped: nothing was measured, which must not pass a CI gate.
+    NothingRan,
+    /// The user cancelled the run.
+    Cancelled,
+}
+
+impl RunStats {
+    /// Count `dispositions` (one per selected job).
+    pub fn from_dispositions(dispositions: &[Disposition], cancelled: bool) -> Self {
+        let mut stats = Self {
+            selected: dispositions.len(),
+            cancelled,
+            ..Self::default()
+        };
+        for d in dispositions {
+            let result = match d {
+                Disposition::Executed(s) => {
+                    stats.executed += 1;
+                    Some(*s)
+                }
+                Disposition::Reused(state) => {
+                    stats.reused += 1;
+                    match state {
+                        JobState::Finished(s) => Some(*s),
+                        JobState::Running => None,
+                    }
+                }
+                Disposition::NotExecuted(_) | Disposition::Cancelled => None,
+            };
+            match result {
+                Some(JobStatus::Ok) => stats.ok += 1,
+                Some(JobStatus::Failed | JobStatus::Timeout) => stats.failed += 1,
+                Some(JobStatus::Skipped) => stats.skipped += 1,
+                Some(JobStatus::Cancelled) | None => {}
+            }
+            if d.is_incomplete() {
+                stats.incomplete += 1;
+            }
+        }
+        stats
+    }
+
+    /// The verdict: cancelled, else failed (a failure or a job without a result), else
+    /// nothing ran (every selected job skipped), else passed.
+    pub fn summarize_final(&self) -> FinalOutcome {
+        if self.cancelled {
+            FinalOutcome::Cancelled
+        } else if self.failed > 0 || self.incomplete > 0 {
+            FinalOutcome::Failed
+        } else if self.selected > 0 && self.skipped == self.selected {
+            FinalOutcome::NothingRan
+        } else {
+            FinalOutcome::Passed
+        }
+    }
+}
+
 impl RunReport {
+    /// The counts of the selected jobs.
+    pub fn stats(&self) -> RunStats {
+        RunStats::from_dispositions(&self.dispositions, self.cancelled)
+    }
+
     /// Jobs that ran now.
     pub fn executed(&self) -> usize {
         self.count(|d| matches!(d, Disposition::Executed(_)))

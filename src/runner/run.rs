@@ -389,6 +389,7 @@ fn execute_local(
     }
     let report = RunReport {
         dispositions,
+        cancelled: env.cancel.is_cancelled(),
         summary,
         causes,
     };
