@@ -419,8 +419,8 @@ fn a_missing_sbatch_is_a_clear_error() {
         .assert()
         .code(2)
         .stderr(predicates::str::contains("`sbatch` was not found on PATH"));
-    // Nothing was submitted, so no submission is left for status or resume.
-    assert!(!ws.only_run().join("meta/slurm/submit-1").exists());
+    // Nothing was submitted: no run directory is left (tests/refusals.rs).
+    assert!(!ws.path().join("runs").exists());
 }
 
 #[test]

@@ -131,7 +131,8 @@ pub struct ValidateArgs {
     /// Unknown keys and knobs become errors; check task parameters; write the would-be meta/manifest.json.
     #[arg(long)]
     pub strict: bool,
-    /// Only check tasks of these suites.
+    /// List only the tasks of these suites in the per-task lines (every task of the config
+    /// is still checked, and its problems still count).
     #[arg(long, visible_alias = "dataset-name")]
     pub bench: Option<String>,
     #[command(flatten)]

@@ -105,6 +105,9 @@ impl From<crate::mlflow::MlflowError> for CliError {
             E::BadUri { .. } => Some(
                 "pass --mlflow http://host:port, or set MLFLOW_TRACKING_URI (or `mlflow.tracking_uri` in the config)",
             ),
+            E::NoServer => Some(
+                "set `mlflow.tracking_uri: http://host:port` (or MLFLOW_TRACKING_URI), or remove the `mlflow` block",
+            ),
             E::NotARunDir(_) => Some("pass `<runs_dir>/<run_id>`"),
             E::Server { .. } | E::File(_) => None,
         };

@@ -13,12 +13,13 @@ use super::{git_commit, load_source, with_config_tasks};
 use crate::backend::LlmFactory;
 use crate::config::model::ResumeMode;
 use crate::events::{EventSink, Fanout};
-use crate::mlflow::MlflowSink;
+use crate::mlflow::sink::REQUEST_TIMEOUT;
+use crate::mlflow::{Mirror, MlflowSink, URI_ENV, token_from};
 use crate::registry::Registry;
 use crate::registry::llm4ad::Llm4adSources;
 use crate::results::Summary;
 use crate::results::job_files::JobFilesSink;
-use crate::runner::slurm::{Invocation, SlurmExecutor, SlurmOptions};
+use crate::runner::slurm::{Invocation, SlurmExecutor, SlurmOptions, Submission};
 use crate::runner::{
     Access, CliOverrides, ExecEnv, Executor, FinalOutcome, Launched, LocalExecutor, OpenRun, Plan,
     RunError, RunStats, Selection, prepare,
@@ -194,6 +195,19 @@ pub fn run(
     } else {
         Access::Exclusive
     };
+    // Live MLflow mirroring for a whole local run (shards and array tasks: `export` later),
+    // decided before the run directory is opened.
+    let env = |name: &str| std::env::var(name).ok();
+    let mirror = match access {
+        Access::Exclusive => Mirror::choose(&plan.config, &env)?,
+        Access::Shared => Mirror::Off,
+    };
+    if let Mirror::Inherited { uri, reason } = &mirror {
+        eprintln!(
+            "trace-bench: warning: {URI_ENV}=`{uri}` is not mirrored live ({reason}); the run goes on, and `trace-bench export {} --mlflow http://host:port` sends it to a server later",
+            plan.run_dir.root().display()
+        );
+    }
     let run = open_run(plan, access, args.force)?;
     let plan = &run.plan;
     if let Some(holder) = &run.took_over {
@@ -222,12 +236,22 @@ pub fn run(
     let selection = shard.unwrap_or(Selection::All);
     let selected = plan.jobs.iter().filter(|j| selection.contains(j)).count();
     let progress = ProgressSink::new(selected);
-    // Live MLflow mirroring for a whole local run (shards and array tasks: `export` later).
-    let mlflow = if run.access() == Access::Exclusive {
-        let env = |name: &str| std::env::var(name).ok();
-        MlflowSink::from_config(&plan.config, &plan.run_dir, &env)?
-    } else {
-        None
+    let mlflow = match mirror {
+        Mirror::To(destination) => {
+            match MlflowSink::start(
+                destination,
+                token_from(&env),
+                &plan.run_dir,
+                REQUEST_TIMEOUT,
+            ) {
+                Ok(sink) => Some(sink),
+                Err(e) => {
+                    run.abandon();
+                    return Err(e.into());
+                }
+            }
+        }
+        Mirror::Off | Mirror::Inherited { .. } => None,
     };
     let fanout = sinks(plan, registry, &progress, mlflow.as_ref());
     let env = ExecEnv {
@@ -240,8 +264,17 @@ pub fn run(
         selection,
         workers: None,
     };
-    let Launched::Finished(report) = executor.launch(&run, &env)? else {
-        unreachable!("the local executor runs the jobs")
+    let report = match executor.launch(&run, &env) {
+        Ok(Launched::Finished(report)) => report,
+        Ok(Launched::Submitted(_)) => unreachable!("the local executor runs the jobs"),
+        Err(e) => {
+            if e.before_first_job() {
+                drop(fanout);
+                drop(mlflow);
+                run.abandon();
+            }
+            return Err(e.into());
+        }
     };
     progress.finish();
     if let Some(m) = &mlflow {
@@ -352,12 +385,13 @@ fn submit(
         job_timeout: inputs.cli.job_timeout,
         logger: inputs.cli.logger.clone(),
     };
-    let run = open_run(plan, Access::Exclusive, args.force)?;
     let executor = SlurmExecutor {
         options,
         cwd,
         invocation,
     };
+    executor.preflight().map_err(RunError::from)?;
+    let run = open_run(plan, Access::Exclusive, args.force)?;
     // Nothing runs here: the tasks write their own events.
     let fanout = Fanout::new(Vec::new());
     let cancel = Cancel::new();
@@ -367,8 +401,16 @@ fn submit(
         llm,
         cancel: &cancel,
     };
-    let Launched::Submitted(sub) = executor.launch(&run, &env)? else {
-        unreachable!("the Slurm executor submits")
+    let sub = match executor.launch(&run, &env) {
+        Ok(Launched::Submitted(sub)) => sub,
+        Ok(Launched::Finished(_)) => unreachable!("the Slurm executor submits"),
+        Err(e) => {
+            // Nothing submitted (no submission left behind): a new run directory goes.
+            if Submission::latest(&run.plan.run_dir).is_none() {
+                run.abandon();
+            }
+            return Err(e.into());
+        }
     };
     let d = run.plan.run_dir.root();
     if sub.tasks == 0 {

@@ -10,6 +10,7 @@ pub mod run;
 pub mod slurm;
 pub mod status;
 
+use std::path::Path;
 use std::time::SystemTime;
 
 use crate::artifacts::FileError;
@@ -41,10 +42,11 @@ pub enum RunError {
         holder: String,
     },
     /// The run directory cannot be created or written.
-    #[error("`{}` is not writable ({source}); nothing was run", dir.display())]
+    #[error("{what} ({source}); nothing was run")]
     NotWritable {
-        /// The nearest existing folder on the way to the run directory.
-        dir: std::path::PathBuf,
+        /// Which folder the user chose refused, and how ("the runs directory `runs` is
+        /// not writable").
+        what: String,
         /// Why.
         source: std::io::Error,
     },
@@ -83,6 +85,46 @@ pub enum RunError {
     /// Submitting to the cluster failed.
     #[error(transparent)]
     Slurm(#[from] slurm::SlurmError),
+}
+
+impl RunError {
+    /// Creating `root`, the run directory in `runs_dir`, failed with `e`: a refusal of the
+    /// file system names the folder the user chose (the runs directory, or the run
+    /// directory when it exists), never a file inside it.
+    pub(crate) fn creating(runs_dir: &Path, root: &Path, e: std::io::Error) -> Self {
+        use std::io::ErrorKind::{PermissionDenied, ReadOnlyFilesystem};
+        if !matches!(e.kind(), PermissionDenied | ReadOnlyFilesystem) {
+            return FileError::on("create", root)(e).into();
+        }
+        let what = if root.exists() {
+            format!("the run directory `{}` is not writable", root.display())
+        } else if runs_dir.exists() {
+            format!(
+                "the runs directory `{}` is not writable",
+                runs_dir.display()
+            )
+        } else {
+            let parent = runs_dir
+                .ancestors()
+                .skip(1)
+                .find(|d| !d.as_os_str().is_empty() && d.exists());
+            format!(
+                "the runs directory `{}` cannot be created: {} is not writable",
+                runs_dir.display(),
+                parent.map_or_else(
+                    || "the current directory".to_string(),
+                    |p| format!("`{}`", p.display())
+                )
+            )
+        };
+        RunError::NotWritable { what, source: e }
+    }
+
+    /// Whether a launch failed before any job started (the worker pool could not start):
+    /// the run may be abandoned ([`OpenRun::abandon`]).
+    pub fn before_first_job(&self) -> bool {
+        matches!(self, RunError::Threads { .. })
+    }
 }
 
 /// What happened to a job in this invocation.
