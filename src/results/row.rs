@@ -303,7 +303,7 @@ impl ResultRow {
             evaluator_calls: outcome.evaluator_calls,
             llm_calls: outcome.llm_calls,
             cost_usd: outcome.cost_usd,
-            error_kind: outcome.error_kind.clone(),
+            error_kind: outcome.error_kind.as_ref().map(ToString::to_string),
             error: outcome.error.clone(),
             attempts: 1,
             raw_params: (*job.raw_params).clone(),
