@@ -7,7 +7,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{Workspace, read_csv, read_json};
+use common::{Workspace, files_under, read_csv, read_json, stable_rows};
 use trace_bench::backend::LlmFactory;
 use trace_bench::config::load::Source;
 use trace_bench::events::{Event, EventSink, Fanout, RunEvent, SinkError};
@@ -173,19 +173,6 @@ fn a_run_is_a_library_value() {
     assert!(launched.unwrap_err().to_string().contains("server down"));
 }
 
-fn comparable(run: &Path) -> Vec<Vec<String>> {
-    let (header, rows) = read_csv(&run.join("results.csv"));
-    rows.iter()
-        .map(|r| {
-            header
-                .iter()
-                .filter(|h| !matches!(h.as_str(), "run_id" | "time_seconds"))
-                .map(|h| r[h].clone())
-                .collect()
-        })
-        .collect()
-}
-
 #[test]
 fn a_job_directory_without_its_meta_is_running_and_resume_reruns_it() {
     let ws = Workspace::new();
@@ -200,7 +187,7 @@ fn a_job_directory_without_its_meta_is_running_and_resume_reruns_it() {
     };
     run(&[]).success();
     let run_dir = ws.path().join("runs/r");
-    let before = comparable(&run_dir);
+    let before = stable_rows(&run_dir);
     // A job killed mid-run: its directory exists, its job_meta.json (written when it
     // finishes) does not.
     let mut jobs: Vec<_> = std::fs::read_dir(run_dir.join("jobs"))
@@ -219,7 +206,7 @@ fn a_job_directory_without_its_meta_is_running_and_resume_reruns_it() {
     run(&["--resume", "auto"])
         .success()
         .stdout(predicates::str::contains("(1 executed, 11 reused"));
-    assert_eq!(comparable(&run_dir), before);
+    assert_eq!(stable_rows(&run_dir), before);
 }
 
 #[test]
@@ -253,8 +240,8 @@ fn shards_of_one_run_directory_merge_into_the_local_result() {
     run(&["--run-id", "sharded", "--shard", "3/3"]).success();
     ws.cmd().arg("report").arg(&sharded).assert().success();
     assert_eq!(
-        comparable(&sharded),
-        comparable(&ws.path().join("runs/local"))
+        stable_rows(&sharded),
+        stable_rows(&ws.path().join("runs/local"))
     );
     let manifest = read_json(&sharded.join("meta/manifest.json"));
     assert!(
@@ -385,7 +372,7 @@ fn slurm_submission_writes_readable_scripts_and_resume_submits_only_what_is_left
             "7 job(s) as Slurm array 102 (2 task(s)",
         ));
     // The key is passed by name, never written.
-    for entry in walk(ws.path()) {
+    for entry in files_under(ws.path()) {
         let text = std::fs::read(&entry).unwrap_or_default();
         assert!(
             !String::from_utf8_lossy(&text).contains("sk-cluster-secret-77"),
@@ -393,19 +380,6 @@ fn slurm_submission_writes_readable_scripts_and_resume_submits_only_what_is_left
             entry.display()
         );
     }
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[test]
