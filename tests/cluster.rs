@@ -7,7 +7,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{Workspace, read_csv, read_json};
+use common::{Workspace, files_under, read_csv, read_json, stable_rows};
 use trace_bench::backend::LlmFactory;
 use trace_bench::config::load::Source;
 use trace_bench::events::{Event, EventSink, Fanout, RunEvent, SinkError};
@@ -173,19 +173,6 @@ fn a_run_is_a_library_value() {
     assert!(launched.unwrap_err().to_string().contains("server down"));
 }
 
-fn comparable(run: &Path) -> Vec<Vec<String>> {
-    let (header, rows) = read_csv(&run.join("results.csv"));
-    rows.iter()
-        .map(|r| {
-            header
-                .iter()
-                .filter(|h| !matches!(h.as_str(), "run_id" | "time_seconds"))
-                .map(|h| r[h].clone())
-                .collect()
-        })
-        .collect()
-}
-
 #[test]
 fn a_job_directory_without_its_meta_is_running_and_resume_reruns_it() {
     let ws = Workspace::new();
@@ -200,7 +187,7 @@ fn a_job_directory_without_its_meta_is_running_and_resume_reruns_it() {
     };
     run(&[]).success();
     let run_dir = ws.path().join("runs/r");
-    let before = comparable(&run_dir);
+    let before = stable_rows(&run_dir);
     // A job killed mid-run: its directory exists, its job_meta.json (written when it
     // finishes) does not.
     let mut jobs: Vec<_> = std::fs::read_dir(run_dir.join("jobs"))
@@ -219,7 +206,7 @@ fn a_job_directory_without_its_meta_is_running_and_resume_reruns_it() {
     run(&["--resume", "auto"])
         .success()
         .stdout(predicates::str::contains("(1 executed, 11 reused"));
-    assert_eq!(comparable(&run_dir), before);
+    assert_eq!(stable_rows(&run_dir), before);
 }
 
 #[test]
@@ -253,8 +240,8 @@ fn shards_of_one_run_directory_merge_into_the_local_result() {
     run(&["--run-id", "sharded", "--shard", "3/3"]).success();
     ws.cmd().arg("report").arg(&sharded).assert().success();
     assert_eq!(
-        comparable(&sharded),
-        comparable(&ws.path().join("runs/local"))
+        stable_rows(&sharded),
+        stable_rows(&ws.path().join("runs/local"))
     );
     let manifest = read_json(&sharded.join("meta/manifest.json"));
     assert!(
@@ -385,7 +372,7 @@ fn slurm_submission_writes_readable_scripts_and_resume_submits_only_what_is_left
             "7 job(s) as Slurm array 102 (2 task(s)",
         ));
     // The key is passed by name, never written.
-    for entry in walk(ws.path()) {
+    for entry in files_under(ws.path()) {
         let text = std::fs::read(&entry).unwrap_or_default();
         assert!(
             !String::from_utf8_lossy(&text).contains("sk-cluster-secret-77"),
@@ -393,19 +380,6 @@ fn slurm_submission_writes_readable_scripts_and_resume_submits_only_what_is_left
             entry.display()
         );
     }
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[test]
@@ -419,8 +393,8 @@ fn a_missing_sbatch_is_a_clear_error() {
         .assert()
         .code(2)
         .stderr(predicates::str::contains("`sbatch` was not found on PATH"));
-    // Nothing was submitted, so no submission is left for status or resume.
-    assert!(!ws.only_run().join("meta/slurm/submit-1").exists());
+    // Nothing was submitted: no run directory is left (tests/refusals.rs).
+    assert!(!ws.path().join("runs").exists());
 }
 
 #[test]
@@ -443,4 +417,56 @@ fn a_bad_executor_block_is_a_located_config_error() {
             "`executor.jobs_per_task` must be a positive integer",
         ))
         .stderr(predicates::str::contains("partition"));
+}
+
+/// One exit-code rule for a plain run, a shard and an array task: a selection whose jobs
+/// were all skipped measured nothing and exits 1, wherever it ran.
+#[test]
+fn all_skipped_jobs_exit_1_in_a_run_a_shard_and_an_array_task() {
+    let ws = Workspace::new();
+    let bin = fake_sbatch(&ws);
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let skipped = "seeds: [1, 2]\ntasks: [veribench:smoke_placeholder]\ntrainers: [NoOp]\n";
+    let cfg = ws.config("skip.yaml", skipped);
+    let run = |args: &[&str]| {
+        ws.cmd()
+            .env("PATH", &path)
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .args(args)
+            .assert()
+    };
+    let nothing = "no job ran: all 2 job(s) were skipped";
+    run(&["--run-id", "plain"])
+        .code(1)
+        .stderr(predicates::str::contains(nothing));
+    run(&["--run-id", "sharded", "--shard", "1/1"])
+        .code(1)
+        .stderr(predicates::str::contains(nothing));
+    run(&[
+        "--run-id",
+        "arr",
+        "--executor",
+        "slurm",
+        "--jobs-per-task",
+        "2",
+    ])
+    .success();
+    ws.cmd()
+        .arg("run-job")
+        .arg(ws.path().join("runs/arr"))
+        .args(["--task-index", "0"])
+        .assert()
+        .code(1)
+        .stdout(predicates::str::contains("task 0: 2 executed"))
+        .stderr(predicates::str::contains(nothing));
+    // A shard given no job has nothing wrong: it exits 0.
+    let one = ws.config("one.yaml", &skipped.replace("[1, 2]", "[1]"));
+    ws.cmd()
+        .args(["run", "--config"])
+        .arg(&one)
+        .args(["--run-id", "few", "--shard", "2/2"])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("Shard 2/2: 0 executed"));
 }

@@ -500,6 +500,33 @@ fn validate_names_each_jobs_variant_and_no_ok_matrix_after_a_fail() {
         .stdout(contains("[OK] matrix").not());
 }
 
+/// One word for one state: a trainer of the reference this build lacks is only a warning
+/// (its jobs are skipped), so validate says `[SKIP]`, as for such a task, and exits 0;
+/// `[FAIL]` is for errors only.
+#[test]
+fn validate_prints_skip_for_a_trainer_the_check_only_warns_about() {
+    let ws = Workspace::new();
+    let cfg = ws.config(
+        "r.yaml",
+        "seeds: [1]
+tasks: [internal:numeric_param]
+trainers: [DSPyTrainer, NoOp]
+",
+    );
+    ws.cmd()
+        .args(["validate", "--config"])
+        .arg(&cfg)
+        .assert()
+        .success()
+        .stdout(contains(
+            "[SKIP] trainer DSPyTrainer: not available in this build\n[OK] trainer NoOp\n",
+        ))
+        .stdout(contains("[FAIL]").not())
+        .stdout(contains("0 error(s), 1 warning(s)"))
+        .stderr(contains("warning"))
+        .stderr(contains("its jobs will be skipped"));
+}
+
 #[test]
 fn typos_in_set_keys_are_command_line_errors_and_alias_typos_get_suggestions() {
     let ws = Workspace::new();

@@ -3,25 +3,9 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::{MATRIX_2X2, Workspace, read_csv};
-
-/// Columns that legitimately differ between two runs of the same config.
-const VOLATILE: &[&str] = &["run_id", "time_seconds"];
-
-fn stable_rows(run: &Path) -> Vec<BTreeMap<String, String>> {
-    let (_, rows) = read_csv(&run.join("results.csv"));
-    rows.into_iter()
-        .map(|mut r| {
-            for c in VOLATILE {
-                r.remove(*c);
-            }
-            r
-        })
-        .collect()
-}
+use common::{MATRIX_2X2, Workspace, read_csv, stable_rows};
 
 fn stable_iterations(run: &Path) -> Vec<Vec<String>> {
     let (_, rows) = read_csv(&run.join("iterations.csv"));

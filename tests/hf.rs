@@ -300,20 +300,9 @@ fn write_hotpot(hotpot: &Path, split: &str, ids: &[&str], answers: &[&str]) {
 /// Move every snapshot file into the repo's `blobs/` and leave a relative symlink, as the
 /// hub cache stores them.
 fn blobify(cache: &Path) {
-    fn files(dir: &Path, out: &mut Vec<PathBuf>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                files(&p, out);
-            } else {
-                out.push(p);
-            }
-        }
-    }
     for repo in std::fs::read_dir(cache).unwrap() {
         let repo = repo.unwrap().path();
-        let mut found = Vec::new();
-        files(&repo.join("snapshots"), &mut found);
+        let found = common::files_under(&repo.join("snapshots"));
         std::fs::create_dir_all(repo.join("blobs")).unwrap();
         for (i, f) in found.iter().enumerate() {
             let blob = repo.join("blobs").join(format!("blob{i}"));

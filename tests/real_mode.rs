@@ -24,30 +24,23 @@ fn reply(value: f64, reasoning: &str) -> ScriptedResponse {
 }
 
 fn config(ws: &Workspace, server: &MockServer, seeds: &str) -> std::path::PathBuf {
+    let cache = ws.path().join("llm-cache");
     ws.config(
         "real.yaml",
-        &format!(
-            "mode: real\nseeds: [{seeds}]\nllm:\n  provider: mock\n  base_url: {}\n  model: mock-model\n  api_key_env: TB_TEST_KEY\n  max_retries: 0\n  cache_dir: {}\n  price_prompt_per_million: 1.0\n  price_completion_per_million: 2.0\ntasks: [internal:numeric_param]\ntrainers:\n  - id: PrioritySearch\n    params_variants: [{{ps_steps: 3, ps_candidates: 1, ps_proposals: 1}}]\n",
-            server.base_url(),
-            ws.path().join("llm-cache").display()
+        &common::real_config(
+            &server.base_url(),
+            &[
+                ("api_key_env", "TB_TEST_KEY"),
+                ("cache", ""),
+                ("cache_dir", &cache.display().to_string()),
+                ("price_prompt_per_million", "1.0"),
+                ("price_completion_per_million", "2.0"),
+            ],
+            &format!(
+                "seeds: [{seeds}]\ntasks: [internal:numeric_param]\ntrainers:\n  - id: PrioritySearch\n    params_variants: [{{ps_steps: 3, ps_candidates: 1, ps_proposals: 1}}]\n"
+            ),
         ),
     )
-}
-
-fn grep_tree(dir: &Path, needle: &str) -> Vec<String> {
-    let mut hits = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            hits.extend(grep_tree(&path, needle));
-        } else if std::fs::read(&path)
-            .map(|b| String::from_utf8_lossy(&b).contains(needle))
-            .unwrap_or(false)
-        {
-            hits.push(path.display().to_string());
-        }
-    }
-    hits
 }
 
 #[test]
@@ -99,11 +92,11 @@ fn real_calls_are_counted_cached_and_never_leak_the_key() {
     );
     assert_eq!(row["score_val_final"], "-0.25");
     assert!(
-        grep_tree(&run, KEY).is_empty(),
+        common::files_containing(&run, KEY).is_empty(),
         "{:?}",
-        grep_tree(&run, KEY)
+        common::files_containing(&run, KEY)
     );
-    assert!(grep_tree(&ws.path().join("llm-cache"), KEY).is_empty());
+    assert!(common::files_containing(&ws.path().join("llm-cache"), KEY).is_empty());
     // The transcripts hold both exchanges, the echoed key redacted.
     let calls = read_jsonl(
         &run.join("jobs")

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-const EXIT_CODES: &str = "Exit codes: 0 all jobs ok (or nothing wrong found, or the compare gate passed), 1 some job failed, no job ran (all skipped), validation found errors or the compare gate failed, 2 usage, config or I/O error, 130 cancelled by the user.";
+const EXIT_CODES: &str = "Exit codes: 0 every job has a result and none failed (or nothing wrong found, or the compare gate passed), 1 some job failed or has no finished result, no job ran (all skipped), validation found errors or the compare gate failed, 2 usage, config or I/O error, 130 cancelled by the user. `run`, `run --shard` and `run-job` apply the same rule to the jobs they were given.";
 
 /// Benchmark LLM-as-optimizer algorithms: a YAML config names tasks, trainers with
 /// hyper-parameter variants, and seeds; trace-bench runs the matrix and writes a
@@ -169,7 +169,8 @@ pub struct ValidateArgs {
     /// Unknown keys and knobs become errors; check task parameters; write the would-be meta/manifest.json.
     #[arg(long)]
     pub strict: bool,
-    /// Only check tasks of these suites.
+    /// List only the tasks of these suites in the per-task lines (every task of the config
+    /// is still checked, and its problems still count).
     #[arg(long, visible_alias = "dataset-name")]
     pub bench: Option<String>,
     #[command(flatten)]

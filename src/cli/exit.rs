@@ -3,9 +3,11 @@
 use std::fmt::Display;
 use std::process::ExitCode;
 
+use crate::runner::FinalOutcome;
+
 /// All jobs ok, or nothing wrong found.
 pub const OK: u8 = 0;
-/// Some job failed, or validation found errors.
+/// Some job failed or has no result, no job ran (all skipped), or validation found errors.
 pub const FAILURES: u8 = 1;
 /// Usage, config or I/O error (nothing ran, or the run could not be recorded).
 pub const USAGE: u8 = 2;
@@ -103,6 +105,9 @@ impl From<crate::mlflow::MlflowError> for CliError {
             E::BadUri { .. } => Some(
                 "pass --mlflow http://host:port, or set MLFLOW_TRACKING_URI (or `mlflow.tracking_uri` in the config)",
             ),
+            E::NoServer => Some(
+                "set `mlflow.tracking_uri: http://host:port` (or MLFLOW_TRACKING_URI), or remove the `mlflow` block",
+            ),
             E::NotARunDir(_) => Some("pass `<runs_dir>/<run_id>`"),
             E::Server { .. } | E::File(_) => None,
         };
@@ -111,6 +116,15 @@ impl From<crate::mlflow::MlflowError> for CliError {
             Some(h) => err.with_hint(h),
             None => err,
         }
+    }
+}
+
+/// The exit code of a run's verdict: the one rule for `run`, `run --shard` and `run-job`.
+pub fn outcome_code(outcome: FinalOutcome) -> u8 {
+    match outcome {
+        FinalOutcome::Passed => OK,
+        FinalOutcome::Failed | FinalOutcome::NothingRan => FAILURES,
+        FinalOutcome::Cancelled => CANCELLED,
     }
 }
 
@@ -140,5 +154,34 @@ mod tests {
             "warning: w\nerror: run `x` changed\n  - seeds: [1] -> [2]\n  = hint: use --force\n"
         );
         assert_eq!(CliError::usage("plain").render(), "error: plain\n");
+    }
+
+    #[test]
+    fn one_exit_code_per_outcome() {
+        use crate::runner::{Disposition, RunStats};
+        use crate::vocab::{JobState, JobStatus};
+        let code = |d: &[Disposition], cancelled: bool| {
+            outcome_code(RunStats::from_dispositions(d, cancelled).summarize_final())
+        };
+        let ran = |s| Disposition::Executed(s);
+        let kept = |s| Disposition::Reused(JobState::Finished(s));
+        let (ok, skipped) = (JobStatus::Ok, JobStatus::Skipped);
+        assert_eq!(code(&[ran(ok), ran(skipped)], false), OK);
+        assert_eq!(code(&[kept(ok), ran(skipped)], false), OK);
+        // Every job skipped, now or kept: nothing was measured.
+        assert_eq!(code(&[ran(skipped), kept(skipped)], false), FAILURES);
+        assert_eq!(code(&[ran(ok), ran(JobStatus::Timeout)], false), FAILURES);
+        assert_eq!(code(&[ran(ok), kept(JobStatus::Failed)], false), FAILURES);
+        assert_eq!(
+            code(&[ran(ok), Disposition::NotExecuted("x".into())], false),
+            FAILURES
+        );
+        assert_eq!(
+            code(&[ran(ok), Disposition::Reused(JobState::Running)], false),
+            FAILURES
+        );
+        assert_eq!(code(&[ran(ok), Disposition::Cancelled], true), CANCELLED);
+        // A shard that was given no job has nothing wrong.
+        assert_eq!(code(&[], false), OK);
     }
 }

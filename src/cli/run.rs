@@ -6,22 +6,23 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::SystemTime;
 
 use super::args::{ExecutorArg, ResumeArg, RunArgs};
-use super::exit::{CANCELLED, CliError, FAILURES, OK};
+use super::exit::{CANCELLED, CliError, OK, outcome_code};
 use super::progress::ProgressSink;
 use super::table::{self, Column};
 use super::{git_commit, load_source, with_config_tasks};
 use crate::backend::LlmFactory;
 use crate::config::model::ResumeMode;
 use crate::events::{EventSink, Fanout};
-use crate::mlflow::MlflowSink;
+use crate::mlflow::sink::REQUEST_TIMEOUT;
+use crate::mlflow::{Mirror, MlflowSink, URI_ENV, token_from};
 use crate::registry::Registry;
 use crate::registry::llm4ad::Llm4adSources;
 use crate::results::Summary;
 use crate::results::job_files::JobFilesSink;
-use crate::runner::slurm::{Invocation, SlurmExecutor, SlurmOptions};
+use crate::runner::slurm::{Invocation, SlurmExecutor, SlurmOptions, Submission};
 use crate::runner::{
-    Access, CliOverrides, ExecEnv, Executor, Launched, LocalExecutor, OpenRun, Plan, RunError,
-    Selection, prepare,
+    Access, CliOverrides, ExecEnv, Executor, FinalOutcome, Launched, LocalExecutor, OpenRun, Plan,
+    RunError, RunStats, Selection, prepare,
 };
 use crate::stop::Cancel;
 use crate::tb::TbSink;
@@ -203,6 +204,19 @@ pub fn run(
     } else {
         Access::Exclusive
     };
+    // Live MLflow mirroring for a whole local run (shards and array tasks: `export` later),
+    // decided before the run directory is opened.
+    let env = |name: &str| std::env::var(name).ok();
+    let mirror = match access {
+        Access::Exclusive => Mirror::choose(&plan.config, &env)?,
+        Access::Shared => Mirror::Off,
+    };
+    if let Mirror::Inherited { uri, reason } = &mirror {
+        eprintln!(
+            "trace-bench: warning: {URI_ENV}=`{uri}` is not mirrored live ({reason}); the run goes on, and `trace-bench export {} --mlflow http://host:port` sends it to a server later",
+            plan.run_dir.root().display()
+        );
+    }
     let run = open_run(plan, access, args.force)?;
     let plan = &run.plan;
     if let Some(holder) = &run.took_over {
@@ -231,12 +245,22 @@ pub fn run(
     let selection = shard.unwrap_or(Selection::All);
     let selected = plan.jobs.iter().filter(|j| selection.contains(j)).count();
     let progress = ProgressSink::new(selected);
-    // Live MLflow mirroring for a whole local run (shards and array tasks: `export` later).
-    let mlflow = if run.access() == Access::Exclusive {
-        let env = |name: &str| std::env::var(name).ok();
-        MlflowSink::from_config(&plan.config, &plan.run_dir, &env)?
-    } else {
-        None
+    let mlflow = match mirror {
+        Mirror::To(destination) => {
+            match MlflowSink::start(
+                destination,
+                token_from(&env),
+                &plan.run_dir,
+                REQUEST_TIMEOUT,
+            ) {
+                Ok(sink) => Some(sink),
+                Err(e) => {
+                    run.abandon();
+                    return Err(e.into());
+                }
+            }
+        }
+        Mirror::Off | Mirror::Inherited { .. } => None,
     };
     let fanout = sinks(plan, registry, &progress, mlflow.as_ref());
     let env = ExecEnv {
@@ -249,8 +273,17 @@ pub fn run(
         selection,
         workers: None,
     };
-    let Launched::Finished(report) = executor.launch(&run, &env)? else {
-        unreachable!("the local executor runs the jobs")
+    let report = match executor.launch(&run, &env) {
+        Ok(Launched::Finished(report)) => report,
+        Ok(Launched::Submitted(_)) => unreachable!("the local executor runs the jobs"),
+        Err(e) => {
+            if e.before_first_job() {
+                drop(fanout);
+                drop(mlflow);
+                run.abandon();
+            }
+            return Err(e.into());
+        }
     };
     progress.finish();
     if let Some(m) = &mlflow {
@@ -274,13 +307,7 @@ pub fn run(
             "When every shard is done: trace-bench report {}",
             d.root().display()
         );
-        return Ok(if cancel.is_cancelled() {
-            CANCELLED
-        } else if report.failed() > 0 || report.incomplete() > 0 {
-            FAILURES
-        } else {
-            OK
-        });
+        return Ok(conclude(&report.stats(), plan.run_id.as_str()));
     };
     print_table(summary);
     print_causes(&report.causes);
@@ -303,33 +330,33 @@ pub fn run(
     println!("Summary: {}", d.summary_json().display());
     println!("Leaderboard: {}", d.leaderboard_csv().display());
 
-    if cancel.is_cancelled() {
+    let stats = report.stats();
+    if stats.cancelled {
         println!(
             "Resume: trace-bench run --config <same config> --run-id {} --resume auto",
             plan.run_id
         );
-        return Ok(CANCELLED);
     }
-    let incomplete = report.incomplete();
-    if incomplete > 0 {
-        eprintln!(
-            "trace-bench: {incomplete} job(s) have no finished result (see the manifest); `--run-id {} --resume auto` runs them",
-            plan.run_id
-        );
-    }
-    // A matrix of skipped jobs measured nothing: a CI gate must not pass on it.
-    let nothing_ran = summary.ran() == 0 && summary.rows() > 0;
-    if nothing_ran {
-        eprintln!(
+    Ok(conclude(&stats, plan.run_id.as_str()))
+}
+
+/// The end of a run, a shard or an array task: say why it did not pass (jobs without a
+/// result, nothing measured) and return the exit code of its one verdict.
+pub(super) fn conclude(stats: &RunStats, run_id: &str) -> u8 {
+    let outcome = stats.summarize_final();
+    match outcome {
+        FinalOutcome::Failed if stats.incomplete > 0 => eprintln!(
+            "trace-bench: {} job(s) have no finished result (see the manifest); `--run-id {run_id} --resume auto` runs them",
+            stats.incomplete
+        ),
+        // A matrix of skipped jobs measured nothing: a CI gate must not pass on it.
+        FinalOutcome::NothingRan => eprintln!(
             "trace-bench: no job ran: all {} job(s) were skipped (the reasons are in results.csv `feedback` and each job_meta.json)",
-            summary.rows()
-        );
+            stats.selected
+        ),
+        _ => {}
     }
-    Ok(if summary.failures() > 0 || incomplete > 0 || nothing_ran {
-        FAILURES
-    } else {
-        OK
-    })
+    outcome_code(outcome)
 }
 
 /// `run --executor slurm`: plan (or reopen) the run directory, submit what is left as one
@@ -368,12 +395,13 @@ fn submit(
         job_timeout: inputs.cli.job_timeout,
         logger: inputs.cli.logger.clone(),
     };
-    let run = open_run(plan, Access::Exclusive, args.force)?;
     let executor = SlurmExecutor {
         options,
         cwd,
         invocation,
     };
+    executor.preflight().map_err(RunError::from)?;
+    let run = open_run(plan, Access::Exclusive, args.force)?;
     // Nothing runs here: the tasks write their own events.
     let fanout = Fanout::new(Vec::new());
     let cancel = Cancel::new();
@@ -383,8 +411,16 @@ fn submit(
         llm,
         cancel: &cancel,
     };
-    let Launched::Submitted(sub) = executor.launch(&run, &env)? else {
-        unreachable!("the Slurm executor submits")
+    let sub = match executor.launch(&run, &env) {
+        Ok(Launched::Submitted(sub)) => sub,
+        Ok(Launched::Finished(_)) => unreachable!("the Slurm executor submits"),
+        Err(e) => {
+            // Nothing submitted (no submission left behind): a new run directory goes.
+            if Submission::latest(&run.plan.run_dir).is_none() {
+                run.abandon();
+            }
+            return Err(e.into());
+        }
     };
     let d = run.plan.run_dir.root();
     if sub.tasks == 0 {

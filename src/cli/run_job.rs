@@ -5,9 +5,9 @@
 //! finished skipped (a requeued task), the manifest left to the report job.
 
 use super::args::RunJobArgs;
-use super::exit::{CANCELLED, CliError, FAILURES, OK};
+use super::exit::CliError;
 use super::progress::ProgressSink;
-use super::run::{PlanInputs, Planned, open_run, plan_run, sinks};
+use super::run::{PlanInputs, Planned, conclude, open_run, plan_run, sinks};
 use crate::artifacts::layout::RunDir;
 use crate::registry::Registry;
 use crate::registry::llm4ad::Llm4adSources;
@@ -102,11 +102,5 @@ pub fn run_job(
         report.failed(),
         report.incomplete()
     );
-    Ok(if cancel.is_cancelled() {
-        CANCELLED
-    } else if report.failed() > 0 || report.incomplete() > 0 {
-        FAILURES
-    } else {
-        OK
-    })
+    Ok(conclude(&report.stats(), plan.run_id.as_str()))
 }

@@ -85,13 +85,17 @@ pub fn validate(
             println!("[OK] {}", task.id);
         }
     }
+    // One word per state: a trainer the check only warns about (the reference has it, this
+    // build does not: its jobs are skipped) is `[SKIP]`, as such a task is; `[FAIL]` only
+    // for an error.
     for trainer in &config.trainers {
-        let state = if registry.trainer(&trainer.id).is_some() {
-            "OK"
+        if registry.trainer(&trainer.id).is_some() {
+            println!("[OK] trainer {}", trainer.id);
+        } else if crate::spec::reference_only_trainer(&trainer.id).is_some() {
+            println!("[SKIP] trainer {}: not available in this build", trainer.id);
         } else {
-            "FAIL"
-        };
-        println!("[{state}] trainer {}", trainer.id);
+            println!("[FAIL] trainer {}", trainer.id);
+        }
     }
     let jobs = &prepared.jobs;
     if jobs.is_empty() {

@@ -11,15 +11,17 @@ use super::yaml::{self, Entry, Node, Span};
 /// Apply one `key.path=value` expression to `root` (a mapping).
 pub fn apply(root: &mut Node, expr: &str) -> Result<(), Diagnostic> {
     let Some((path, raw)) = expr.split_once('=') else {
-        return Err(
-            Diagnostic::error(expr, Span::default(), format!("`--set {expr}` has no `=`"))
-                .with_hint("write `--set key.path=value`, e.g. `--set max_workers=4`"),
-        );
+        return Err(Diagnostic::error(
+            format!("--set {expr}"),
+            Span::default(),
+            format!("`--set {expr}` has no `=`"),
+        )
+        .with_hint("write `--set key.path=value`, e.g. `--set max_workers=4`"));
     };
     let path = path.trim();
     if path.is_empty() || path.split('.').any(str::is_empty) {
         return Err(Diagnostic::error(
-            path,
+            format!("--set {expr}"),
             Span::default(),
             format!("`--set {expr}` has an empty key segment"),
         )

@@ -70,7 +70,7 @@ pub struct JobOutcome {
     /// Final state.
     pub status: JobStatus,
     /// Machine-readable cause for a non-ok status (`no_trainable_parameters`, `panic`, ...).
-    pub error_kind: Option<String>,
+    pub error_kind: Option<ErrorKind>,
     /// Human-readable cause.
     pub error: Option<String>,
     /// Evaluation-split score of the initial parameters.
@@ -151,14 +151,104 @@ pub struct JobOutcome {
     pub failed_llm_calls: u64,
 }
 
+/// Why a job did not end `ok`, as `error_kind` names it in `results.csv`, `results.json`
+/// and `job_meta.json` (the same snake_case strings as before it was a type).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The task's files could not be loaded.
+    TaskLoadError,
+    /// The task's `eval_kwargs` do not fit it.
+    InvalidEvalKwargs,
+    /// The task has nothing to optimize.
+    NoTrainableParameters,
+    /// The trainer id is unknown to this build.
+    UnknownTrainer,
+    /// A trainer knob has a value the trainer cannot use.
+    InvalidKnob,
+    /// The job panicked.
+    Panic,
+    /// Stopped at its `job_timeout`.
+    Timeout,
+    /// Stopped by the user.
+    Cancelled,
+    /// Stopped because a resource it needs failed.
+    Failed,
+    /// An external trainer's program failed before handing back a result.
+    ExternalTrainerFailed,
+    /// An LLM call failed for good: `llm_<kind>`, the client's kind (`auth`, `server`, …).
+    Llm(String),
+}
+
+impl ErrorKind {
+    /// An LLM error's kind (`llm_auth`, …).
+    pub fn llm(e: &crate::llm::LlmError) -> Self {
+        Self::Llm(e.kind().to_string())
+    }
+
+    /// The file spelling.
+    pub fn as_str(&self) -> std::borrow::Cow<'_, str> {
+        let s = match self {
+            Self::TaskLoadError => "task_load_error",
+            Self::InvalidEvalKwargs => "invalid_eval_kwargs",
+            Self::NoTrainableParameters => "no_trainable_parameters",
+            Self::UnknownTrainer => "unknown_trainer",
+            Self::InvalidKnob => "invalid_knob",
+            Self::Panic => "panic",
+            Self::Timeout => "timeout",
+            Self::Cancelled => "cancelled",
+            Self::Failed => "failed",
+            Self::ExternalTrainerFailed => "external_trainer_failed",
+            Self::Llm(kind) => return format!("llm_{kind}").into(),
+        };
+        s.into()
+    }
+
+    /// Read the file spelling back.
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "task_load_error" => Self::TaskLoadError,
+            "invalid_eval_kwargs" => Self::InvalidEvalKwargs,
+            "no_trainable_parameters" => Self::NoTrainableParameters,
+            "unknown_trainer" => Self::UnknownTrainer,
+            "invalid_knob" => Self::InvalidKnob,
+            "panic" => Self::Panic,
+            "timeout" => Self::Timeout,
+            "cancelled" => Self::Cancelled,
+            "failed" => Self::Failed,
+            "external_trainer_failed" => Self::ExternalTrainerFailed,
+            other => Self::Llm(other.strip_prefix("llm_")?.to_string()),
+        })
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.as_str())
+    }
+}
+
+impl Serialize for ErrorKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ErrorKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Self::parse(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown error kind `{text}`")))
+    }
+}
+
 impl JobOutcome {
     /// A job that ended with `status` and `feedback` before spending or scoring anything;
     /// `error_kind` set makes `feedback` its error message too.
-    pub fn ended(status: JobStatus, error_kind: Option<&str>, feedback: String) -> Self {
+    pub fn ended(status: JobStatus, error_kind: Option<ErrorKind>, feedback: String) -> Self {
         Self {
             status,
-            error_kind: error_kind.map(str::to_string),
-            error: error_kind.map(|_| feedback.clone()),
+            error: error_kind.as_ref().map(|_| feedback.clone()),
+            error_kind,
             score_val_initial: None,
             score_val_final: None,
             score_val: None,
@@ -567,6 +657,29 @@ impl EventSink for Fanout {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn error_kinds_keep_their_file_spelling() {
+        use super::ErrorKind;
+        for text in [
+            "task_load_error",
+            "invalid_eval_kwargs",
+            "no_trainable_parameters",
+            "unknown_trainer",
+            "invalid_knob",
+            "panic",
+            "timeout",
+            "cancelled",
+            "failed",
+            "llm_auth",
+            "llm_server",
+        ] {
+            let kind = ErrorKind::parse(text).unwrap();
+            assert_eq!(kind.to_string(), text);
+            assert_eq!(serde_json::to_value(&kind).unwrap(), text);
+        }
+        assert_eq!(ErrorKind::parse("nonsense"), None);
+    }
+
     use super::*;
     use serde_json::{Value as Json, json};
 

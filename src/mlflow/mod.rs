@@ -23,7 +23,7 @@ use std::path::PathBuf;
 
 pub use client::Client;
 pub use export::{ExportReport, Exporter};
-pub use sink::{MirrorSummary, MlflowSink};
+pub use sink::{Mirror, MirrorSummary, MlflowSink};
 
 use crate::artifacts::FileError;
 use crate::llm::openai::Secret;
@@ -51,6 +51,11 @@ pub enum MlflowError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The config's `mlflow` block asks for the live mirror but names no server.
+    #[error(
+        "the config's `mlflow` block names no tracking server: it sets no `tracking_uri` and {URI_ENV} is not set; nothing was run"
+    )]
+    NoServer,
     /// No answer (connection refused, DNS, timeout).
     #[error("the MLflow tracking server at {uri} is unreachable: {message}")]
     Unreachable {

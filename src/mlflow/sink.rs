@@ -13,9 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::record::{Destination, Pending};
-use super::{
-    Client, DEFAULT_EXPERIMENT, Exporter, MlflowError, URI_ENV, export::JobExport, token_from,
-};
+use super::{Client, DEFAULT_EXPERIMENT, Exporter, MlflowError, URI_ENV, export::JobExport};
 use crate::artifacts::FileError;
 use crate::artifacts::layout::RunDir;
 use crate::config::model::Config;
@@ -91,39 +89,60 @@ pub struct MlflowSink {
     shared: Arc<Shared>,
 }
 
-impl MlflowSink {
-    /// The mirror the config asks for: the `mlflow` block, or `MLFLOW_TRACKING_URI` set in
-    /// `env` (the reference's switch). `None` when neither is there. Records the
-    /// destination in `meta/mlflow.json`, so call it after the run's meta is written.
-    pub fn from_config(
+/// What the config and the environment ask of the live mirror, decided before the run
+/// directory is opened (a run refused here leaves nothing behind).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mirror {
+    /// Nothing asks for one.
+    Off,
+    /// Mirror to this server (the `mlflow` block's `tracking_uri`, else `MLFLOW_TRACKING_URI`).
+    To(Destination),
+    /// `MLFLOW_TRACKING_URI`, inherited from the environment, names a store this client
+    /// does not mirror (MLflow's own defaults `file:./mlruns`, `sqlite:///mlflow.db`): the
+    /// run goes on without a mirror; say so once.
+    Inherited {
+        /// The variable's value.
+        uri: String,
+        /// Why it is not used.
+        reason: String,
+    },
+}
+
+impl Mirror {
+    /// The mirror for `config` and the environment `env`. The config's own
+    /// `tracking_uri` was checked when the config was read (a located error); an inherited
+    /// `MLFLOW_TRACKING_URI` never stops a run. An `mlflow` block with no server at all
+    /// is an error.
+    pub fn choose(
         config: &Config,
-        run_dir: &RunDir,
         env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Option<Self>, MlflowError> {
+    ) -> Result<Self, MlflowError> {
         let block = config.mlflow.as_ref();
         let env_uri = env(URI_ENV).filter(|u| !u.is_empty());
-        let uri = match (block.and_then(|b| b.tracking_uri.clone()), env_uri, block) {
-            (Some(u), _, _) | (None, Some(u), _) => u,
-            (None, None, None) => return Ok(None),
-            (None, None, Some(_)) => {
-                return Err(MlflowError::BadUri {
-                    uri: String::new(),
-                    reason: format!(
-                        "the `mlflow` block sets no `tracking_uri` and {URI_ENV} is not set"
-                    ),
-                });
-            }
+        let experiment = || {
+            block
+                .and_then(|b| b.experiment.clone())
+                .unwrap_or_else(|| DEFAULT_EXPERIMENT.to_string())
         };
-        let experiment = block
-            .and_then(|b| b.experiment.clone())
-            .unwrap_or_else(|| DEFAULT_EXPERIMENT.to_string());
-        let destination = Destination {
-            tracking_uri: uri,
-            experiment,
+        let to = |uri: String| {
+            Self::To(Destination {
+                tracking_uri: uri,
+                experiment: experiment(),
+            })
         };
-        Self::start(destination, token_from(env), run_dir, REQUEST_TIMEOUT).map(Some)
+        match (block.and_then(|b| b.tracking_uri.clone()), env_uri, block) {
+            (Some(uri), _, _) => Ok(to(uri)),
+            (None, Some(uri), _) => Ok(match crate::config::model::check_tracking_uri(&uri) {
+                Ok(_) => to(uri),
+                Err(reason) => Self::Inherited { uri, reason },
+            }),
+            (None, None, None) => Ok(Self::Off),
+            (None, None, Some(_)) => Err(MlflowError::NoServer),
+        }
     }
+}
 
+impl MlflowSink {
     /// Start the mirror's worker thread.
     pub fn start(
         destination: Destination,

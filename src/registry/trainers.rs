@@ -10,11 +10,11 @@ use crate::vocab::Kwargs;
 pub const UNIVERSAL_KNOBS: &[(&str, &str)] = &[
     (
         "num_threads",
-        "Parallel evaluations inside a job (accepted for compatibility; jobs run their evaluations serially).",
+        "How much of one batch a job keeps in flight: its LLM requests and candidate evaluations (examples, evaluator processes) go up to this many at once, results in their order (default: the CPU count).",
     ),
     (
         "verbose",
-        "More detail in job.log (accepted for compatibility).",
+        "Accepted for compatibility with the reference; nothing in this build reads it (job.log has the same detail either way).",
     ),
 ];
 

@@ -305,7 +305,7 @@ struct JobMeta<'a> {
     trainer_id: &'a str,
     seed: i64,
     status: JobState,
-    error_kind: &'a Option<String>,
+    error_kind: &'a Option<crate::events::ErrorKind>,
     error: &'a Option<String>,
     raw_params: &'a Kwargs,
     variant_index: usize,

@@ -1,5 +1,6 @@
 //! One job's result row: the reference's 33 `results.csv` columns in their order, then
-//! ours. The column list is defined once, here, next to the struct.
+//! ours. The column list is defined once, here: the struct, the column names and the
+//! cells are derived from one list (`result_row!`).
 
 use serde::{Deserialize, Serialize};
 
@@ -16,147 +17,142 @@ pub const TOKEN_SCOPE_REAL: &str = "trace_optimization_only";
 /// `token_scope` for stub rows: the counts are estimates of stub exchanges, not model usage.
 pub const TOKEN_SCOPE_STUB: &str = "stub_estimate";
 
-/// A job's results, as `results.json` stores them and `results.csv` flattens them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ResultRow {
-    pub run_id: String,
-    pub job_id: JobId,
-    pub task_id: String,
-    pub suite: String,
-    pub trainer_id: String,
-    pub seed: i64,
-    pub status: JobStatus,
-    pub score_val_initial: Option<f64>,
-    pub score_val_final: Option<f64>,
-    pub score_val: Option<f64>,
-    pub score_test: Option<f64>,
-    pub time_seconds: f64,
-    pub resolved_optimizer: Option<String>,
-    pub resolved_guide: Option<String>,
-    pub resolved_logger: Option<String>,
-    pub resolved_trainer_kwargs: Kwargs,
-    pub resolved_optimizer_kwargs: Kwargs,
-    pub resolved_guide_kwargs: Kwargs,
-    pub resolved_logger_kwargs: Kwargs,
-    pub eval_kwargs: Kwargs,
-    pub feedback: String,
-    pub llm_provider: String,
-    pub llm_model: String,
-    pub llm_base_url: String,
-    pub token_scope: String,
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
-    pub total_tokens: u64,
-    pub initial_state_path: String,
-    pub best_state_path: String,
-    pub final_state_path: String,
-    pub state_history_path: String,
-    pub tb_logdir: String,
-    // --- trace-bench additions (after the reference's columns) ---
-    pub job_index: usize,
-    pub variant_index: usize,
-    pub mode: String,
-    pub llm_stub: bool,
-    pub steps: u64,
-    pub best_step: Option<u64>,
-    pub evaluator_calls: u64,
-    pub llm_calls: u64,
-    pub cost_usd: Option<f64>,
-    pub error_kind: Option<String>,
-    pub error: Option<String>,
-    pub attempts: u32,
-    pub raw_params: Kwargs,
-    /// Multi-objective tasks: every metric of the best parameters (validation split).
-    #[serde(default)]
-    pub metrics: std::collections::BTreeMap<String, f64>,
-    /// Dataset tasks: evaluation-split examples the final parameters got right, and the
-    /// split's size (empty elsewhere); each example is in `artifacts/examples.jsonl`.
-    #[serde(default)]
-    pub examples_correct: Option<u64>,
-    #[serde(default)]
-    pub examples_total: Option<u64>,
-    // Dataset tasks: what the agent answering the examples spent (0 elsewhere), apart
-    // from the optimizer's calls and tokens above.
-    #[serde(default)]
-    pub agent_calls: u64,
-    #[serde(default)]
-    pub agent_prompt_tokens: u64,
-    #[serde(default)]
-    pub agent_completion_tokens: u64,
-    // Real mode: what the endpoint billed (optimizer and agent; cache hits and the stub
-    // bill nothing), calls the cache answered, retried attempts, calls that failed.
-    #[serde(default)]
-    pub billed_prompt_tokens: u64,
-    #[serde(default)]
-    pub billed_completion_tokens: u64,
-    #[serde(default)]
-    pub cached_calls: u64,
-    #[serde(default)]
-    pub llm_retries: u64,
-    #[serde(default)]
-    pub failed_llm_calls: u64,
+/// The row's one column list: each field with its type and how its `results.csv` cell is
+/// written, in column order. The struct, [`COLUMNS`] and [`ResultRow::cells`] are derived
+/// from it, so they cannot disagree.
+macro_rules! result_row {
+    (
+        $(#[$meta:meta])*
+        pub struct ResultRow {
+            $( $(#[$field_meta:meta])* $field:ident : $ty:ty => $cell:expr, )*
+        }
+    ) => {
+        $(#[$meta])*
+        pub struct ResultRow {
+            $( $(#[$field_meta])* pub $field: $ty, )*
+        }
+
+        /// Column names in `results.csv` order.
+        pub const COLUMNS: &[&str] = &[$(stringify!($field)),*];
+
+        impl ResultRow {
+            /// The CSV cells, in [`COLUMNS`] order.
+            pub fn cells(&self) -> Vec<String> {
+                vec![$(($cell)(&self.$field)),*]
+            }
+        }
+    };
 }
 
-/// Column names in `results.csv` order.
-pub const COLUMNS: &[&str] = &[
-    "run_id",
-    "job_id",
-    "task_id",
-    "suite",
-    "trainer_id",
-    "seed",
-    "status",
-    "score_val_initial",
-    "score_val_final",
-    "score_val",
-    "score_test",
-    "time_seconds",
-    "resolved_optimizer",
-    "resolved_guide",
-    "resolved_logger",
-    "resolved_trainer_kwargs",
-    "resolved_optimizer_kwargs",
-    "resolved_guide_kwargs",
-    "resolved_logger_kwargs",
-    "eval_kwargs",
-    "feedback",
-    "llm_provider",
-    "llm_model",
-    "llm_base_url",
-    "token_scope",
-    "prompt_tokens",
-    "completion_tokens",
-    "total_tokens",
-    "initial_state_path",
-    "best_state_path",
-    "final_state_path",
-    "state_history_path",
-    "tb_logdir",
-    "job_index",
-    "variant_index",
-    "mode",
-    "llm_stub",
-    "steps",
-    "best_step",
-    "evaluator_calls",
-    "llm_calls",
-    "cost_usd",
-    "error_kind",
-    "error",
-    "attempts",
-    "raw_params",
-    "metrics",
-    "examples_correct",
-    "examples_total",
-    "agent_calls",
-    "agent_prompt_tokens",
-    "agent_completion_tokens",
-    "billed_prompt_tokens",
-    "billed_completion_tokens",
-    "cached_calls",
-    "llm_retries",
-    "failed_llm_calls",
-];
+/// A cell as the value prints.
+fn plain(v: &impl ToString) -> String {
+    v.to_string()
+}
+
+fn string(v: &str) -> String {
+    v.to_string()
+}
+
+/// `repr(float)`, empty when missing.
+fn float(v: &Option<f64>) -> String {
+    v.map(python_float_repr).unwrap_or_default()
+}
+
+fn text(v: &Option<String>) -> String {
+    v.clone().unwrap_or_default()
+}
+
+fn count(v: &Option<u64>) -> String {
+    v.map(|n| n.to_string()).unwrap_or_default()
+}
+
+/// Canonical JSON (Python `json.dumps(sort_keys=True)`).
+fn kwargs(m: &Kwargs) -> String {
+    canonical_json(&serde_json::Value::Object(m.clone()))
+}
+
+result_row! {
+    /// A job's results, as `results.json` stores them and `results.csv` flattens them.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct ResultRow {
+        run_id: String => string,
+        job_id: JobId => plain,
+        task_id: String => string,
+        suite: String => string,
+        trainer_id: String => string,
+        seed: i64 => plain,
+        status: JobStatus => |v: &JobStatus| v.as_str().to_string(),
+        score_val_initial: Option<f64> => float,
+        score_val_final: Option<f64> => float,
+        score_val: Option<f64> => float,
+        score_test: Option<f64> => float,
+        time_seconds: f64 => |v: &f64| python_float_repr(*v),
+        resolved_optimizer: Option<String> => text,
+        resolved_guide: Option<String> => text,
+        resolved_logger: Option<String> => text,
+        resolved_trainer_kwargs: Kwargs => kwargs,
+        resolved_optimizer_kwargs: Kwargs => kwargs,
+        resolved_guide_kwargs: Kwargs => kwargs,
+        resolved_logger_kwargs: Kwargs => kwargs,
+        eval_kwargs: Kwargs => kwargs,
+        feedback: String => string,
+        llm_provider: String => string,
+        llm_model: String => string,
+        llm_base_url: String => string,
+        token_scope: String => string,
+        prompt_tokens: u64 => plain,
+        completion_tokens: u64 => plain,
+        total_tokens: u64 => plain,
+        initial_state_path: String => string,
+        best_state_path: String => string,
+        final_state_path: String => string,
+        state_history_path: String => string,
+        tb_logdir: String => string,
+        // --- trace-bench additions (after the reference's columns) ---
+        job_index: usize => plain,
+        variant_index: usize => plain,
+        mode: String => string,
+        llm_stub: bool => plain,
+        steps: u64 => plain,
+        best_step: Option<u64> => count,
+        evaluator_calls: u64 => plain,
+        llm_calls: u64 => plain,
+        cost_usd: Option<f64> => float,
+        error_kind: Option<String> => text,
+        error: Option<String> => text,
+        attempts: u32 => plain,
+        raw_params: Kwargs => kwargs,
+        /// Multi-objective tasks: every metric of the best parameters (validation split).
+        #[serde(default)]
+        metrics: std::collections::BTreeMap<String, f64> => super::metrics_cell,
+        /// Dataset tasks: evaluation-split examples the final parameters got right, and the
+        /// split's size (empty elsewhere); each example is in `artifacts/examples.jsonl`.
+        #[serde(default)]
+        examples_correct: Option<u64> => count,
+        #[serde(default)]
+        examples_total: Option<u64> => count,
+        // Dataset tasks: what the agent answering the examples spent (0 elsewhere), apart
+        // from the optimizer's calls and tokens above.
+        #[serde(default)]
+        agent_calls: u64 => plain,
+        #[serde(default)]
+        agent_prompt_tokens: u64 => plain,
+        #[serde(default)]
+        agent_completion_tokens: u64 => plain,
+        // Real mode: what the endpoint billed (optimizer and agent; cache hits and the stub
+        // bill nothing), calls the cache answered, retried attempts, calls that failed.
+        #[serde(default)]
+        billed_prompt_tokens: u64 => plain,
+        #[serde(default)]
+        billed_completion_tokens: u64 => plain,
+        #[serde(default)]
+        cached_calls: u64 => plain,
+        #[serde(default)]
+        llm_retries: u64 => plain,
+        #[serde(default)]
+        failed_llm_calls: u64 => plain,
+    }
+}
 
 /// Number of leading columns shared with the Python reference.
 pub const REFERENCE_COLUMNS: usize = 33;
@@ -307,7 +303,7 @@ impl ResultRow {
             evaluator_calls: outcome.evaluator_calls,
             llm_calls: outcome.llm_calls,
             cost_usd: outcome.cost_usd,
-            error_kind: outcome.error_kind.clone(),
+            error_kind: outcome.error_kind.as_ref().map(ToString::to_string),
             error: outcome.error.clone(),
             attempts: 1,
             raw_params: (*job.raw_params).clone(),
@@ -323,76 +319,6 @@ impl ResultRow {
             llm_retries: outcome.llm_retries,
             failed_llm_calls: outcome.failed_llm_calls,
         }
-    }
-
-    /// The CSV cells, in [`COLUMNS`] order.
-    pub fn cells(&self) -> Vec<String> {
-        let f = |x: Option<f64>| x.map(python_float_repr).unwrap_or_default();
-        let s = |x: &Option<String>| x.clone().unwrap_or_default();
-        let k = |m: &Kwargs| canonical_json(&serde_json::Value::Object(m.clone()));
-        vec![
-            self.run_id.clone(),
-            self.job_id.to_string(),
-            self.task_id.clone(),
-            self.suite.clone(),
-            self.trainer_id.clone(),
-            self.seed.to_string(),
-            self.status.as_str().to_string(),
-            f(self.score_val_initial),
-            f(self.score_val_final),
-            f(self.score_val),
-            f(self.score_test),
-            python_float_repr(self.time_seconds),
-            s(&self.resolved_optimizer),
-            s(&self.resolved_guide),
-            s(&self.resolved_logger),
-            k(&self.resolved_trainer_kwargs),
-            k(&self.resolved_optimizer_kwargs),
-            k(&self.resolved_guide_kwargs),
-            k(&self.resolved_logger_kwargs),
-            k(&self.eval_kwargs),
-            self.feedback.clone(),
-            self.llm_provider.clone(),
-            self.llm_model.clone(),
-            self.llm_base_url.clone(),
-            self.token_scope.clone(),
-            self.prompt_tokens.to_string(),
-            self.completion_tokens.to_string(),
-            self.total_tokens.to_string(),
-            self.initial_state_path.clone(),
-            self.best_state_path.clone(),
-            self.final_state_path.clone(),
-            self.state_history_path.clone(),
-            self.tb_logdir.clone(),
-            self.job_index.to_string(),
-            self.variant_index.to_string(),
-            self.mode.clone(),
-            self.llm_stub.to_string(),
-            self.steps.to_string(),
-            self.best_step.map(|b| b.to_string()).unwrap_or_default(),
-            self.evaluator_calls.to_string(),
-            self.llm_calls.to_string(),
-            f(self.cost_usd),
-            s(&self.error_kind),
-            s(&self.error),
-            self.attempts.to_string(),
-            k(&self.raw_params),
-            super::metrics_cell(&self.metrics),
-            self.examples_correct
-                .map(|n| n.to_string())
-                .unwrap_or_default(),
-            self.examples_total
-                .map(|n| n.to_string())
-                .unwrap_or_default(),
-            self.agent_calls.to_string(),
-            self.agent_prompt_tokens.to_string(),
-            self.agent_completion_tokens.to_string(),
-            self.billed_prompt_tokens.to_string(),
-            self.billed_completion_tokens.to_string(),
-            self.cached_calls.to_string(),
-            self.llm_retries.to_string(),
-            self.failed_llm_calls.to_string(),
-        ]
     }
 }
 

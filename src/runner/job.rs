@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::backend::{LlmFactory, StubFlavor};
-use crate::events::{Emitter, EventKind, EventSink, ExampleRecord, JobOutcome, SinkError};
+use crate::events::{
+    Emitter, ErrorKind, EventKind, EventSink, ExampleRecord, JobOutcome, SinkError,
+};
 use crate::llm::tally::{Spend, Tallied, Tally};
 use crate::llm::{Llm, LlmError};
 use crate::matrix::Job;
@@ -263,7 +265,7 @@ impl Attempt<'_, '_> {
                 llm
             }
             Err(e) => {
-                let outcome = failed(&format!("llm_{}", e.kind()), e.to_string());
+                let outcome = failed(ErrorKind::llm(&e), e.to_string(), Spent::default());
                 self.llm_failure = Some(e);
                 return Ok(outcome);
             }
@@ -277,7 +279,11 @@ impl Attempt<'_, '_> {
                     .cloned()
                     .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                     .unwrap_or_else(|| "unknown panic".into());
-                Ok(failed("panic", format!("the job panicked: {message}")))
+                Ok(failed(
+                    ErrorKind::Panic,
+                    format!("the job panicked: {message}"),
+                    Spent::default(),
+                ))
             }
         }
     }
@@ -303,8 +309,11 @@ impl Attempt<'_, '_> {
         };
         // An agent cut off by the deadline is a timeout, not an agent failure.
         self.check_deadline(0, &Counters::default(), monitor.calls)?;
-        if let Some(mut outcome) = self.agent_failed() {
-            outcome.evaluator_calls = monitor.calls;
+        let spent = Spent {
+            evaluator_calls: monitor.calls,
+            ..Spent::default()
+        };
+        if let Some(outcome) = self.agent_failed(spent) {
             return Ok(outcome);
         }
         let ctx = Ctx::new(
@@ -327,23 +336,21 @@ impl Attempt<'_, '_> {
             }
         };
         if let Some(message) = &result.failure {
-            let mut outcome = failed("external_trainer_failed", message.clone());
-            outcome.llm_calls = result.counters.llm_calls;
-            outcome.prompt_tokens = result.counters.prompt_tokens;
-            outcome.completion_tokens = result.counters.completion_tokens;
-            outcome.evaluator_calls = result.counters.metric_calls + monitor.calls;
-            outcome.steps = result.steps;
+            let spent = Spent {
+                steps: result.steps,
+                ..Spent::of(&result.counters, monitor.calls)
+            };
+            let mut outcome = failed(ErrorKind::ExternalTrainerFailed, message.clone(), spent);
             Partial::of(&monitor, &initial, initial_score, deadline).apply(&mut outcome);
             return Ok(outcome);
         }
         if let Some(e) = &result.llm_failure {
             self.llm_failure = Some(e.clone());
-            let mut outcome = failed(&format!("llm_{}", e.kind()), e.to_string());
-            outcome.llm_calls = result.counters.llm_calls;
-            outcome.prompt_tokens = result.counters.prompt_tokens;
-            outcome.completion_tokens = result.counters.completion_tokens;
-            outcome.evaluator_calls = result.counters.metric_calls + monitor.calls;
-            outcome.steps = result.steps;
+            let spent = Spent {
+                steps: result.steps,
+                ..Spent::of(&result.counters, monitor.calls)
+            };
+            let mut outcome = failed(ErrorKind::llm(e), e.to_string(), spent);
             Partial::of(&monitor, &initial, initial_score, deadline).apply(&mut outcome);
             return Ok(outcome);
         }
@@ -355,11 +362,8 @@ impl Attempt<'_, '_> {
             self.partial = Some(Partial::of(&monitor, &initial, initial_score, deadline));
             return Err(stopped);
         }
-        if let Some(mut outcome) = self.agent_failed() {
-            outcome.llm_calls = result.counters.llm_calls;
-            outcome.prompt_tokens = result.counters.prompt_tokens;
-            outcome.completion_tokens = result.counters.completion_tokens;
-            outcome.evaluator_calls = result.counters.metric_calls + monitor.calls;
+        // (Its steps stay 0, as they always have in this ending.)
+        if let Some(mut outcome) = self.agent_failed(Spent::of(&result.counters, monitor.calls)) {
             outcome.score_val_initial = initial_score;
             return Ok(outcome);
         }
@@ -421,7 +425,7 @@ impl Attempt<'_, '_> {
                 if e.is_missing_data() {
                     EarlyEnd::Skipped(e.to_string())
                 } else {
-                    EarlyEnd::Failed("task_load_error", e.to_string())
+                    EarlyEnd::Failed(ErrorKind::TaskLoadError, e.to_string())
                 }
             })?;
         let mut task = task.with_limits(EvalLimits {
@@ -436,7 +440,7 @@ impl Attempt<'_, '_> {
         {
             let mode = objective
                 .mode_for(value)
-                .map_err(|e| EarlyEnd::Failed("invalid_eval_kwargs", e.to_string()))?;
+                .map_err(|e| EarlyEnd::Failed(ErrorKind::InvalidEvalKwargs, e.to_string()))?;
             task = task.with_objective_mode(mode);
         }
         if let Some(agent) = &self.agent {
@@ -447,7 +451,7 @@ impl Attempt<'_, '_> {
         }
         if !task.has_trainable_params() {
             return Err(EarlyEnd::Failed(
-                "no_trainable_parameters",
+                ErrorKind::NoTrainableParameters,
                 "no_trainable_parameters".into(),
             ));
         }
@@ -461,12 +465,12 @@ impl Attempt<'_, '_> {
                 return Err(EarlyEnd::Skipped(reason));
             }
             return Err(EarlyEnd::Failed(
-                "unknown_trainer",
+                ErrorKind::UnknownTrainer,
                 format!("trainer `{}` is not available", self.job.trainer_id),
             ));
         };
         let algorithm = Algorithm::from_preset(preset, &self.job.resolved.trainer_kwargs)
-            .map_err(|e| EarlyEnd::Failed("invalid_knob", e.to_string()))?;
+            .map_err(|e| EarlyEnd::Failed(ErrorKind::InvalidKnob, e.to_string()))?;
         // An external trainer whose Python lacks its modules cannot run here.
         if let Algorithm::External(settings) = &algorithm {
             let python = ExternalSettings::python(self.info.external_python.as_deref());
@@ -506,9 +510,9 @@ impl Attempt<'_, '_> {
 
     /// An agent that failed (after its client's retries) would score every example 0: the
     /// job fails with the agent's error instead of reporting that as a result.
-    fn agent_failed(&mut self) -> Option<JobOutcome> {
+    fn agent_failed(&mut self, spent: Spent) -> Option<JobOutcome> {
         let e = self.agent.as_ref()?.failure()?;
-        let outcome = failed(&format!("llm_{}", e.kind()), format!("agent: {e}"));
+        let outcome = failed(ErrorKind::llm(&e), format!("agent: {e}"), spent);
         self.llm_failure = Some(e);
         Some(outcome)
     }
@@ -528,7 +532,7 @@ impl Attempt<'_, '_> {
         if stopped.reason == StopReason::Failed
             && let Some(e) = self.agent.as_ref().and_then(AgentHandle::failure)
         {
-            outcome.error_kind = Some(format!("llm_{}", e.kind()));
+            outcome.error_kind = Some(ErrorKind::llm(&e));
             outcome.error = Some(format!("agent: {e}"));
             outcome.feedback = format!("agent: {e}");
             self.llm_failure = Some(e);
@@ -542,14 +546,14 @@ enum EarlyEnd {
     /// It cannot run here, by design (the reason).
     Skipped(String),
     /// Its task or trainer cannot be used: error kind and message.
-    Failed(&'static str, String),
+    Failed(ErrorKind, String),
 }
 
 impl EarlyEnd {
     fn outcome(self) -> JobOutcome {
         match self {
-            EarlyEnd::Skipped(reason) => JobOutcome::ended(JobStatus::Skipped, None, reason),
-            EarlyEnd::Failed(kind, message) => failed(kind, message),
+            EarlyEnd::Skipped(reason) => ending(JobStatus::Skipped, None, reason, Spent::default()),
+            EarlyEnd::Failed(kind, message) => failed(kind, message, Spent::default()),
         }
     }
 }
@@ -679,8 +683,49 @@ fn finished(
         metrics,
         pareto_front: result.pareto_front,
         final_params: Some(result.best_params),
-        ..JobOutcome::ended(JobStatus::Ok, None, finals.feedback)
+        ..ending(JobStatus::Ok, None, finals.feedback, Spent::default())
     }
+}
+
+/// What a job had spent when it ended early.
+#[derive(Debug, Clone, Copy, Default)]
+struct Spent {
+    steps: u64,
+    evaluator_calls: u64,
+    llm_calls: u64,
+    prompt_tokens: u64,
+    completion_tokens: u64,
+}
+
+impl Spent {
+    /// The trainer's counters and the monitor's evaluator calls (no steps).
+    fn of(counters: &Counters, monitor_calls: u64) -> Self {
+        Self {
+            steps: 0,
+            evaluator_calls: counters.metric_calls + monitor_calls,
+            llm_calls: counters.llm_calls,
+            prompt_tokens: counters.prompt_tokens,
+            completion_tokens: counters.completion_tokens,
+        }
+    }
+}
+
+/// Every ending of a job that is not a full result goes through here: its status, why
+/// (`error_kind`; the message is then its `error` too) and what it had spent.
+fn ending(status: JobStatus, kind: Option<ErrorKind>, message: String, spent: Spent) -> JobOutcome {
+    JobOutcome {
+        steps: spent.steps,
+        evaluator_calls: spent.evaluator_calls,
+        llm_calls: spent.llm_calls,
+        prompt_tokens: spent.prompt_tokens,
+        completion_tokens: spent.completion_tokens,
+        ..JobOutcome::ended(status, kind, message)
+    }
+}
+
+/// A failed job's ending.
+fn failed(kind: ErrorKind, message: String, spent: Spent) -> JobOutcome {
+    ending(JobStatus::Failed, Some(kind), message, spent)
 }
 
 /// The outcome of a job stopped at its deadline or by the user, with what it had spent.
@@ -688,7 +733,7 @@ fn stopped_outcome(stopped: &Stopped, limit: Option<Duration>, elapsed: Duration
     let (status, kind, message) = match stopped.reason {
         StopReason::Timeout => (
             JobStatus::Timeout,
-            "timeout",
+            ErrorKind::Timeout,
             format!(
                 "stopped at its job_timeout of {}s after {:.3}s ({} step(s) done)",
                 limit.map_or(0.0, |l| l.as_secs_f64()),
@@ -698,7 +743,7 @@ fn stopped_outcome(stopped: &Stopped, limit: Option<Duration>, elapsed: Duration
         ),
         StopReason::Cancelled => (
             JobStatus::Cancelled,
-            "cancelled",
+            ErrorKind::Cancelled,
             format!(
                 "cancelled by the user after {} step(s); `--resume auto` reruns it",
                 stopped.steps
@@ -706,22 +751,19 @@ fn stopped_outcome(stopped: &Stopped, limit: Option<Duration>, elapsed: Duration
         ),
         StopReason::Failed => (
             JobStatus::Failed,
-            "failed",
+            ErrorKind::Failed,
             format!(
                 "stopped after {} step(s): a resource it needs failed",
                 stopped.steps
             ),
         ),
     };
-    let mut outcome = JobOutcome::ended(status, Some(kind), message);
-    outcome.steps = stopped.steps;
-    outcome.evaluator_calls = stopped.metric_calls;
-    outcome.llm_calls = stopped.llm_calls;
-    outcome.prompt_tokens = stopped.prompt_tokens;
-    outcome.completion_tokens = stopped.completion_tokens;
-    outcome
-}
-
-fn failed(kind: &str, message: String) -> JobOutcome {
-    JobOutcome::ended(JobStatus::Failed, Some(kind), message)
+    let spent = Spent {
+        steps: stopped.steps,
+        evaluator_calls: stopped.metric_calls,
+        llm_calls: stopped.llm_calls,
+        prompt_tokens: stopped.prompt_tokens,
+        completion_tokens: stopped.completion_tokens,
+    };
+    ending(status, Some(kind), message, spent)
 }

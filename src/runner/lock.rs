@@ -46,7 +46,7 @@ impl RunLock {
                     .find(|d| d.exists())
                     .unwrap_or(path);
                 RunError::NotWritable {
-                    dir: dir.to_path_buf(),
+                    what: format!("`{}` is not writable", dir.display()),
                     source: e,
                 }
             } else {

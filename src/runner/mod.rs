@@ -10,6 +10,7 @@ pub mod run;
 pub mod slurm;
 pub mod status;
 
+use std::path::Path;
 use std::time::SystemTime;
 
 use crate::artifacts::FileError;
@@ -41,10 +42,11 @@ pub enum RunError {
         holder: String,
     },
     /// The run directory cannot be created or written.
-    #[error("`{}` is not writable ({source}); nothing was run", dir.display())]
+    #[error("{what} ({source}); nothing was run")]
     NotWritable {
-        /// The nearest existing folder on the way to the run directory.
-        dir: std::path::PathBuf,
+        /// Which folder the user chose refused, and how ("the runs directory `runs` is
+        /// not writable").
+        what: String,
         /// Why.
         source: std::io::Error,
     },
@@ -85,6 +87,46 @@ pub enum RunError {
     Slurm(#[from] slurm::SlurmError),
 }
 
+impl RunError {
+    /// Creating `root`, the run directory in `runs_dir`, failed with `e`: a refusal of the
+    /// file system names the folder the user chose (the runs directory, or the run
+    /// directory when it exists), never a file inside it.
+    pub(crate) fn creating(runs_dir: &Path, root: &Path, e: std::io::Error) -> Self {
+        use std::io::ErrorKind::{PermissionDenied, ReadOnlyFilesystem};
+        if !matches!(e.kind(), PermissionDenied | ReadOnlyFilesystem) {
+            return FileError::on("create", root)(e).into();
+        }
+        let what = if root.exists() {
+            format!("the run directory `{}` is not writable", root.display())
+        } else if runs_dir.exists() {
+            format!(
+                "the runs directory `{}` is not writable",
+                runs_dir.display()
+            )
+        } else {
+            let parent = runs_dir
+                .ancestors()
+                .skip(1)
+                .find(|d| !d.as_os_str().is_empty() && d.exists());
+            format!(
+                "the runs directory `{}` cannot be created: {} is not writable",
+                runs_dir.display(),
+                parent.map_or_else(
+                    || "the current directory".to_string(),
+                    |p| format!("`{}`", p.display())
+                )
+            )
+        };
+        RunError::NotWritable { what, source: e }
+    }
+
+    /// Whether a launch failed before any job started (the worker pool could not start):
+    /// the run may be abandoned ([`OpenRun::abandon`]).
+    pub fn before_first_job(&self) -> bool {
+        matches!(self, RunError::Threads { .. })
+    }
+}
+
 /// What happened to a job in this invocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Disposition {
@@ -120,6 +162,8 @@ impl Disposition {
 pub struct RunReport {
     /// One disposition per selected job, in matrix order.
     pub dispositions: Vec<Disposition>,
+    /// Whether the run was cancelled (Ctrl-C) before it ended.
+    pub cancelled: bool,
     /// Rebuilt run summary; `None` when this invocation ran part of a shared run (a
     /// shard, an array task), whose run-level files `report` rebuilds.
     pub summary: Option<Summary>,
@@ -158,7 +202,101 @@ impl Causes {
     }
 }
 
+/// What the selected jobs of one invocation came to — a plain run, a shard or an array
+/// task alike: the one input of [`RunStats::summarize_final`], so every way of running
+/// jobs ends with the same verdict (and the CLI with the same exit code) for the same
+/// jobs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunStats {
+    /// Jobs this invocation was given.
+    pub selected: usize,
+    /// Jobs that ran now.
+    pub executed: usize,
+    /// Jobs whose earlier result was kept.
+    pub reused: usize,
+    /// Jobs whose (new or kept) result is `ok`.
+    pub ok: usize,
+    /// Jobs whose (new or kept) result is `failed` or `timeout`.
+    pub failed: usize,
+    /// Jobs whose (new or kept) result is `skipped`.
+    pub skipped: usize,
+    /// Jobs left without a finished result (never ran, interrupted, cancelled).
+    pub incomplete: usize,
+    /// Whether the user cancelled the run.
+    pub cancelled: bool,
+}
+
+/// The verdict on an invocation's jobs (nextest's `FinalRunStats` is the model).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinalOutcome {
+    /// Every selected job has a result and none failed; at least one job ran (or none
+    /// was selected).
+    Passed,
+    /// Some job failed or timed out, or has no finished result.
+    Failed,
+    /// Every selected job was skipped: nothing was measured, which must not pass a CI gate.
+    NothingRan,
+    /// The user cancelled the run.
+    Cancelled,
+}
+
+impl RunStats {
+    /// Count `dispositions` (one per selected job).
+    pub fn from_dispositions(dispositions: &[Disposition], cancelled: bool) -> Self {
+        let mut stats = Self {
+            selected: dispositions.len(),
+            cancelled,
+            ..Self::default()
+        };
+        for d in dispositions {
+            let result = match d {
+                Disposition::Executed(s) => {
+                    stats.executed += 1;
+                    Some(*s)
+                }
+                Disposition::Reused(state) => {
+                    stats.reused += 1;
+                    match state {
+                        JobState::Finished(s) => Some(*s),
+                        JobState::Running => None,
+                    }
+                }
+                Disposition::NotExecuted(_) | Disposition::Cancelled => None,
+            };
+            match result {
+                Some(JobStatus::Ok) => stats.ok += 1,
+                Some(JobStatus::Failed | JobStatus::Timeout) => stats.failed += 1,
+                Some(JobStatus::Skipped) => stats.skipped += 1,
+                Some(JobStatus::Cancelled) | None => {}
+            }
+            if d.is_incomplete() {
+                stats.incomplete += 1;
+            }
+        }
+        stats
+    }
+
+    /// The verdict: cancelled, else failed (a failure or a job without a result), else
+    /// nothing ran (every selected job skipped), else passed.
+    pub fn summarize_final(&self) -> FinalOutcome {
+        if self.cancelled {
+            FinalOutcome::Cancelled
+        } else if self.failed > 0 || self.incomplete > 0 {
+            FinalOutcome::Failed
+        } else if self.selected > 0 && self.skipped == self.selected {
+            FinalOutcome::NothingRan
+        } else {
+            FinalOutcome::Passed
+        }
+    }
+}
+
 impl RunReport {
+    /// The counts of the selected jobs.
+    pub fn stats(&self) -> RunStats {
+        RunStats::from_dispositions(&self.dispositions, self.cancelled)
+    }
+
     /// Jobs that ran now.
     pub fn executed(&self) -> usize {
         self.count(|d| matches!(d, Disposition::Executed(_)))

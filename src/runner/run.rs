@@ -51,7 +51,40 @@ pub struct OpenRun {
     /// An exclusive run whose `jobs/` held nothing when it was opened: no job has a
     /// record to resume or a directory to clear (two file-system calls per job saved).
     no_jobs_yet: bool,
-    _lock: Option<RunLock>,
+    /// The folders this invocation created for the run directory (the run directory
+    /// first, then the runs directory if it was new), which [`OpenRun::abandon`] removes.
+    created: Created,
+    lock: Option<RunLock>,
+}
+
+/// The folders an invocation created on the way to its run directory, outermost last.
+#[derive(Debug, Default)]
+struct Created(Vec<std::path::PathBuf>);
+
+impl Created {
+    /// Before creating `root`: the folders on the way to it that do not exist yet.
+    fn missing(root: &Path) -> Self {
+        Self(
+            root.ancestors()
+                .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+                .map(Path::to_path_buf)
+                .collect(),
+        )
+    }
+
+    /// Remove them: the run directory with what is in it, then each new parent folder
+    /// only if it is empty (another run may have appeared in it meanwhile).
+    fn remove(&self) {
+        let mut dirs = self.0.iter();
+        if let Some(root) = dirs.next() {
+            let _ = std::fs::remove_dir_all(root);
+        }
+        for dir in dirs {
+            if std::fs::remove_dir(dir).is_err() {
+                break;
+            }
+        }
+    }
 }
 
 impl OpenRun {
@@ -59,14 +92,57 @@ impl OpenRun {
     /// planned with another config (unless `force`), and write the meta files — all of
     /// them for a new run, the pending manifest for a resumed exclusive one, nothing for
     /// a shared run that is already planned.
+    ///
+    /// A run refused here leaves no new folder behind, and an existing run directory as it
+    /// was (a lock left by a process that is gone aside).
     pub fn open(plan: Plan, access: Access, force: bool, cwd: &Path) -> Result<Self, RunError> {
+        let root = plan.run_dir.root();
+        // Only a run holding the run lock removes what it created: shards of one new run
+        // may create its directory together.
+        let created = match access {
+            Access::Exclusive => Created::missing(root),
+            Access::Shared => Created::default(),
+        };
+        if let Err(e) = std::fs::create_dir_all(root) {
+            let e = RunError::creating(Path::new(&plan.config.runs_dir), root, e);
+            created.remove();
+            return Err(e);
+        }
         let (lock, took_over) = match access {
-            Access::Exclusive => {
-                let acquired = RunLock::acquire(&plan.run_dir.lock_file())?;
-                (Some(acquired.lock), acquired.took_over)
-            }
+            Access::Exclusive => match RunLock::acquire(&plan.run_dir.lock_file()) {
+                Ok(acquired) => (Some(acquired.lock), acquired.took_over),
+                // Locked: the directory is another run's, never ours to remove (it may
+                // have appeared since we looked).
+                Err(e @ RunError::Locked { .. }) => return Err(e),
+                Err(e) => {
+                    created.remove();
+                    return Err(e);
+                }
+            },
             Access::Shared => (None, None),
         };
+        let mut run = Self {
+            plan,
+            fresh: true,
+            took_over,
+            access,
+            no_jobs_yet: true,
+            created,
+            lock,
+        };
+        match run.prepare(force, cwd) {
+            Ok(()) => Ok(run),
+            Err(e) => {
+                run.abandon();
+                Err(e)
+            }
+        }
+    }
+
+    /// Decide whether the run is new or resumed (refusing a drift) and write its meta files.
+    fn prepare(&mut self, force: bool, cwd: &Path) -> Result<(), RunError> {
+        let plan = &self.plan;
+        let access = self.access;
         let no_jobs_yet = access == Access::Exclusive
             && std::fs::read_dir(plan.run_dir.jobs_dir())
                 .map_or(true, |mut entries| entries.next().is_none());
@@ -88,14 +164,17 @@ impl OpenRun {
         if access == Access::Exclusive || fresh {
             plan.write_meta(cwd, fresh)?;
         }
-        Ok(Self {
-            plan,
-            fresh,
-            took_over,
-            access,
-            no_jobs_yet,
-            _lock: lock,
-        })
+        self.fresh = fresh;
+        self.no_jobs_yet = no_jobs_yet;
+        Ok(())
+    }
+
+    /// Give the run up before its first job: the folders this invocation created (a new
+    /// run directory, a new runs directory) are removed; an existing run directory is left.
+    /// The run lock is released after the removal.
+    pub fn abandon(self) {
+        self.created.remove();
+        drop(self.lock);
     }
 
     /// How the directory is held.
@@ -391,6 +470,7 @@ fn execute_local(
     }
     let report = RunReport {
         dispositions,
+        cancelled: env.cancel.is_cancelled(),
         summary,
         causes,
     };

@@ -271,6 +271,19 @@ impl SlurmExecutor {
         Ok(path)
     }
 
+    /// What a submission needs before the run directory is opened: the binary the tasks
+    /// run, and `sbatch` on PATH (a run refused for want of them leaves nothing behind).
+    pub fn preflight(&self) -> Result<(), SlurmError> {
+        self.binary()?;
+        let on_path = std::env::var_os("PATH")
+            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("sbatch").is_file()));
+        if on_path {
+            Ok(())
+        } else {
+            Err(SlurmError::NotInstalled)
+        }
+    }
+
     fn sbatch(&self, script: &Path, extra: &[String]) -> Result<String, SlurmError> {
         let mut cmd = Command::new("sbatch");
         cmd.arg("--parsable").args(extra).arg(script);

@@ -157,3 +157,62 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Columns of `results.csv` that legitimately differ between two runs of one config.
+pub const VOLATILE_COLUMNS: &[&str] = &["run_id", "time_seconds"];
+
+/// The rows of a run's `results.csv` without [`VOLATILE_COLUMNS`], in file order: what
+/// two runs of one config must agree on.
+pub fn stable_rows(run: &Path) -> Vec<std::collections::BTreeMap<String, String>> {
+    let (_, rows) = read_csv(&run.join("results.csv"));
+    rows.into_iter()
+        .map(|mut r| {
+            for c in VOLATILE_COLUMNS {
+                r.remove(*c);
+            }
+            r
+        })
+        .collect()
+}
+
+/// The files below `dir` whose bytes contain `needle`.
+pub fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
+    files_under(dir)
+        .into_iter()
+        .filter(|p| {
+            std::fs::read(p)
+                .map(|b| String::from_utf8_lossy(&b).contains(needle))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// A `mode: real` config against the loopback mock at `base_url`: an `llm` block of
+/// provider `mock`, model `mock-model`, no API key, no retries and no response cache — each
+/// `(key, value)` of `llm` replaces a key's value, or adds the key (an empty value removes
+/// it) — then `body` (seeds, tasks, trainers, …).
+pub fn real_config(base_url: &str, llm: &[(&str, &str)], body: &str) -> String {
+    let mut keys: Vec<(String, String)> = [
+        ("provider", "mock"),
+        ("base_url", base_url),
+        ("model", "mock-model"),
+        ("api_key_env", "null"),
+        ("max_retries", "0"),
+        ("cache", "off"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (key, value) in llm {
+        match keys.iter_mut().find(|(k, _)| k == key) {
+            Some(slot) => slot.1 = value.to_string(),
+            None => keys.push((key.to_string(), value.to_string())),
+        }
+    }
+    let block: String = keys
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("  {k}: {v}\n"))
+        .collect();
+    format!("mode: real\nllm:\n{block}{body}")
+}
