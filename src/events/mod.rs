@@ -670,6 +670,7 @@ mod tests {
             "timeout",
             "cancelled",
             "failed",
+            "external_trainer_failed",
             "llm_auth",
             "llm_server",
         ] {
