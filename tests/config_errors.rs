@@ -237,8 +237,9 @@ fn list_commands_match_the_reference_format() {
     let out = ws.stdout_of(&["list-trainers"]);
     assert_eq!(
         out,
-        "BasicSearch\tavailable\nGEPA\tavailable\nGEPA-Base\tavailable\nGEPA-Beam\tavailable\n\
-         GEPA-UCB\tavailable\nMinibatchAlgorithm\tavailable\nNoOp\tavailable\nPrioritySearch\tavailable\n"
+        "BasicSearch\tavailable\nDSPyTrainer\tavailable\nGEPA\tavailable\nGEPA-Base\tavailable\n\
+         GEPA-Beam\tavailable\nGEPA-UCB\tavailable\nMinibatchAlgorithm\tavailable\nNoOp\tavailable\n\
+         PrioritySearch\tavailable\nUpstreamGEPA\tavailable\n"
     );
     let out = ws.stdout_of(&["list-tasks", "--bench", "internal"]);
     assert_eq!(
@@ -510,7 +511,7 @@ fn validate_prints_skip_for_a_trainer_the_check_only_warns_about() {
         "r.yaml",
         "seeds: [1]
 tasks: [internal:numeric_param]
-trainers: [DSPyTrainer, NoOp]
+trainers: [TextGradTrainer, NoOp]
 ",
     );
     ws.cmd()
@@ -519,7 +520,7 @@ trainers: [DSPyTrainer, NoOp]
         .assert()
         .success()
         .stdout(contains(
-            "[SKIP] trainer DSPyTrainer: not available in this build\n[OK] trainer NoOp\n",
+            "[SKIP] trainer TextGradTrainer: not available in this build\n[OK] trainer NoOp\n",
         ))
         .stdout(contains("[FAIL]").not())
         .stdout(contains("0 error(s), 1 warning(s)"))

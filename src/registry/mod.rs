@@ -571,13 +571,15 @@ mod tests {
             reg.trainer_ids().collect::<Vec<_>>(),
             [
                 "BasicSearch",
+                "DSPyTrainer",
                 "GEPA",
                 "GEPA-Base",
                 "GEPA-Beam",
                 "GEPA-UCB",
                 "MinibatchAlgorithm",
                 "NoOp",
-                "PrioritySearch"
+                "PrioritySearch",
+                "UpstreamGEPA"
             ]
         );
         for t in reg.trainers() {
