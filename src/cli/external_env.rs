@@ -18,7 +18,8 @@ pub fn external_env(args: &ExternalEnvArgs) -> Result<u8, CliError> {
         }
     };
     if args.print_path {
-        println!("{}", python_of(&dir).display());
+        let python = python_of(&dir);
+        println!("{}", std::path::absolute(&python).unwrap_or(python).display());
         return Ok(OK);
     }
     eprintln!("trace-bench: external trainers' venv at {}", dir.display());
@@ -28,6 +29,8 @@ pub fn external_env(args: &ExternalEnvArgs) -> Result<u8, CliError> {
             args.python
         ))
     })?;
+    // Absolute, so scripts can pass it on from any directory.
+    let python = std::path::absolute(&python).unwrap_or(python);
     println!("{}", python.display());
     Ok(OK)
 }

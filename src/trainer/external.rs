@@ -91,6 +91,14 @@ impl Settings {
     /// `python3` on PATH.
     pub fn python(configured: Option<&str>) -> String {
         if let Some(p) = configured.filter(|p| !p.is_empty()) {
+            // A relative path means the one from here, not from the child's directory.
+            let path = Path::new(p);
+            if p.contains('/')
+                && path.is_relative()
+                && let Ok(cwd) = std::env::current_dir()
+            {
+                return cwd.join(path).display().to_string();
+            }
             return p.to_string();
         }
         match default_env_python() {
