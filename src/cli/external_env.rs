@@ -19,7 +19,10 @@ pub fn external_env(args: &ExternalEnvArgs) -> Result<u8, CliError> {
     };
     if args.print_path {
         let python = python_of(&dir);
-        println!("{}", std::path::absolute(&python).unwrap_or(python).display());
+        println!(
+            "{}",
+            std::path::absolute(&python).unwrap_or(python).display()
+        );
         return Ok(OK);
     }
     eprintln!("trace-bench: external trainers' venv at {}", dir.display());

@@ -677,7 +677,12 @@ fn finished(
         llm_calls: result.counters.llm_calls,
         prompt_tokens: result.counters.prompt_tokens,
         completion_tokens: result.counters.completion_tokens,
-        resolved_optimizer: Some(protocol.name().to_string()),
+        resolved_optimizer: Some(
+            result
+                .resolved_optimizer
+                .clone()
+                .unwrap_or_else(|| protocol.name().to_string()),
+        ),
         initial_params: Some(initial),
         best_params: Some(best),
         metrics,

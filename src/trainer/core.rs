@@ -141,7 +141,7 @@ pub struct PoolEntry {
 }
 
 /// How a trainer ended.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Finish {
     /// The parameters the trainer hands back.
     pub best: Kwargs,
@@ -152,6 +152,9 @@ pub struct Finish {
     /// Why the trainer could not finish its work (an external trainer's process failed);
     /// the job then fails with it.
     pub failure: Option<String>,
+    /// What optimised, when it is not the job's prompt protocol (an external trainer's
+    /// library: `dspy.MIPROv2`, `gepa.optimize`, …), for `resolved_optimizer`.
+    pub resolved_optimizer: Option<String>,
 }
 
 /// What a finished trainer hands back to the job runner.
@@ -176,6 +179,8 @@ pub struct TrainResult {
     pub pareto_front: Vec<ParetoPoint>,
     /// Why the trainer could not finish its work (see [`Finish::failure`]).
     pub failure: Option<String>,
+    /// What optimised (see [`Finish::resolved_optimizer`]).
+    pub resolved_optimizer: Option<String>,
 }
 
 /// What a trainer may know of its job beyond the task and the seed: external trainers
@@ -801,6 +806,7 @@ impl<'a, 'e> Ctx<'a, 'e> {
             selections: self.selections,
             pool: finish.pool,
             failure: finish.failure,
+            resolved_optimizer: finish.resolved_optimizer,
             llm_failure: self.llm_failure,
             pareto_front: match &self.task.manifest.objective_config {
                 Some(config) => {

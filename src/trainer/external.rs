@@ -174,6 +174,8 @@ struct Outcome {
     best_step: u64,
     /// The child's own final claim, recorded in `external/claims.jsonl`.
     finished: bool,
+    /// What the child says optimised (`info.optimizer` of its final).
+    optimizer: Option<String>,
     candidates: Vec<PoolEntry>,
 }
 
@@ -182,9 +184,8 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Result<Finish, Stopped> {
     let initial = ctx.task.initial_values();
     let fail = |message: String| Finish {
         best: initial.clone(),
-        best_step: 0,
-        pool: Vec::new(),
         failure: Some(message),
+        ..Default::default()
     };
     let job = ctx.job().clone();
     let Some(job_dir) = job.dir.clone() else {
@@ -250,6 +251,7 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Result<Finish, Stopped> {
         best_step: outcome.best_step,
         pool: outcome.candidates,
         failure,
+        resolved_optimizer: Some(outcome.optimizer.unwrap_or_else(|| s.trainer.clone())),
     })
 }
 
@@ -450,6 +452,10 @@ fn handle(
                     outcome.best = Some(params);
                     outcome.best_step = ctx.step();
                     outcome.finished = true;
+                    outcome.optimizer = body
+                        .pointer("/info/optimizer")
+                        .and_then(Json::as_str)
+                        .map(str::to_string);
                     reply.send(200, json!({"ok": true}));
                 }
                 Err(message) => reply.error(400, "trace_bench", message),

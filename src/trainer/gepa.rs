@@ -339,7 +339,7 @@ fn finish(state: &State) -> Finish {
                 score: Some(p.avg),
             })
             .collect(),
-        failure: None,
+        ..Default::default()
     }
 }
 

@@ -299,7 +299,7 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Result<Finish, Stopped> {
                 score: Some(c.mean),
             })
             .collect(),
-        failure: None,
+        ..Default::default()
     })
 }
 

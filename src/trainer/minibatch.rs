@@ -176,6 +176,6 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Result<Finish, Stopped> {
             id: current_id,
             score: current_score,
         }],
-        failure: None,
+        ..Default::default()
     })
 }

@@ -20,6 +20,6 @@ pub fn run(ctx: &mut Ctx<'_, '_>) -> Result<Finish, Stopped> {
             id,
             score: eval.score,
         }],
-        failure: None,
+        ..Default::default()
     })
 }

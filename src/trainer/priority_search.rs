@@ -378,7 +378,7 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Result<Finish, Stopped> {
                 score: search.cands[i].mean(),
             })
             .collect(),
-        failure: None,
+        ..Default::default()
     })
 }
 

@@ -120,4 +120,4 @@ print(
     f"UpstreamGEPA: {len(result.candidates)} candidates, {result.total_metric_calls} metric calls (GEPA's count)",
     file=sys.stderr,
 )
-tb.final(best, score, metric_calls=result.total_metric_calls, candidates=len(result.candidates))
+tb.final(best, score, optimizer="gepa.optimize", metric_calls=result.total_metric_calls, candidates=len(result.candidates))
