@@ -23,6 +23,9 @@ pub enum StopReason {
     /// Something the job cannot do without failed for good (a dataset task's agent LLM):
     /// going on would only spend optimizer calls on examples that all score 0.
     Failed,
+    /// Its budget is spent: the next evaluation or call would pass this limit. Not a
+    /// failure: the job keeps the best parameters it had and ends `ok`.
+    Budget(crate::vocab::budget::BudgetLimit),
 }
 
 /// A stopped job: why, and what it had done by then.
@@ -40,6 +43,8 @@ pub struct Stopped {
     pub prompt_tokens: u64,
     /// Completion tokens used.
     pub completion_tokens: u64,
+    /// What the trainer had spent on the budget's axes.
+    pub spent: crate::vocab::budget::Spend,
 }
 
 /// The run-wide cancellation flag, set by the first Ctrl-C.

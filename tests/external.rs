@@ -322,3 +322,24 @@ fn real_mode_calls_are_billed_recorded_and_replayed_without_a_request() {
     assert_eq!(stable(&recorded), stable(&replayed));
     assert_eq!(replayed[0]["billed_prompt_tokens"], "0");
 }
+
+#[test]
+fn an_external_trainer_is_held_to_the_budget_at_its_endpoints() {
+    let ws = Workspace::new();
+    let cfg = ws.config(
+        "budget.yaml",
+        "mode: stub\nseeds: [1]\nbudget: {max_metric_calls: 20}\ntasks: [datasets:arithmetic]\ntrainers:\n  - id: HillClimb\n    params_variants: [{iterations: 10}]\n",
+    );
+    let dir = example_dir();
+    let run = run(&ws, &cfg, "b", &["--trainers-dir", dir.to_str().unwrap()]);
+    let (_, rows) = read_csv(&run.join("results.csv"));
+    let row = &rows[0];
+    assert_eq!(row["status"], "ok", "{row:?}");
+    assert_eq!(row["stop_reason"], "budget:max_metric_calls");
+    assert!(
+        row["spent_metric_calls"].parse::<u64>().unwrap() <= 20,
+        "{row:?}"
+    );
+    // The parameters of its last reported step are scored, as for a native trainer.
+    assert!(!row["score_test"].is_empty());
+}

@@ -278,6 +278,7 @@ fn num_threads_changes_no_call_and_no_number_of_any_batching_trainer() {
                         !v.contains("num_threads")
                             && !v.contains(&id)
                             && !k.contains("time")
+                            && !k.contains("seconds")
                             && !["run_id", "job_id", "params_hash"].contains(&k.as_str())
                     })
                     .collect::<std::collections::BTreeMap<_, _>>()

@@ -161,6 +161,7 @@ mod tests {
                 llm_calls: 0,
                 tokens: 0,
                 candidates: 0,
+                spent: Default::default(),
                 best_params: Default::default(),
                 metrics: Default::default(),
             })

@@ -12,6 +12,7 @@ use super::diag::{Diagnostic, Diagnostics, suggestion};
 use super::model::{Config, ResumeMode, TaskEntry, TrainerEntry, Variant};
 use super::overrides;
 use super::yaml::{self, Entry, Node, Span};
+use crate::vocab::budget::{BUDGET_KEYS, Budget};
 use crate::vocab::{Kwargs, Mode};
 
 /// Top-level knobs the reference copies into every trainer's defaults.
@@ -61,6 +62,7 @@ const RUN_KEYS: &[&str] = &[
     "durability",
     "trainers_dir",
     "external_python",
+    "budget",
 ];
 
 /// Keys of the `executor` block (docs/cluster.md).
@@ -106,6 +108,7 @@ pub const LLM_KEYS: &[&str] = &[
 const TASK_KEYS: &[&str] = &["id", "key", "task", "eval_kwargs"];
 const TRAINER_KEYS: &[&str] = &[
     "id",
+    "budget",
     "name",
     "trainer",
     "key",
@@ -306,7 +309,67 @@ impl Decoder<'_> {
             durability: self.durability(get("durability")),
             trainers_dir: self.tags(get("trainers_dir")),
             external_python: get("external_python").and_then(|n| self.string(n, "external_python")),
+            budget: get("budget")
+                .map(|n| self.budget(n, "budget"))
+                .unwrap_or_default(),
         }
+    }
+
+    /// A `budget:` block: a mapping of [`BUDGET_KEYS`] to non-negative numbers (counts are
+    /// whole numbers); every problem located at its key.
+    fn budget(&mut self, node: &Node, key: &str) -> Budget {
+        let mut budget = Budget::default();
+        let entries = match &node.value {
+            yaml::Value::Null => return budget,
+            yaml::Value::Map(entries) => entries,
+            _ => {
+                self.type_error(
+                    node,
+                    key,
+                    "a mapping of limits (`max_metric_calls`, `max_llm_calls`, `max_tokens`, `max_cost_usd`, `max_seconds`)",
+                );
+                return budget;
+            }
+        };
+        self.warn_unknown_and_duplicates(entries, key, BUDGET_KEYS, &[], "budget limit");
+        for e in entries {
+            let path = join(key, &e.key);
+            let Some(value) = self.json(&e.value, &path) else {
+                continue;
+            };
+            if value.is_null() {
+                continue;
+            }
+            let number = value.as_f64().filter(|x| x.is_finite() && *x >= 0.0);
+            let whole = number.filter(|x| x.fract() == 0.0).map(|x| x as u64);
+            let wrong = |d: &mut Self, wanted: &str| {
+                d.diags.push(
+                    Diagnostic::error(
+                        path.clone(),
+                        e.value.span,
+                        format!("`{path}` must be {wanted}, found {value}"),
+                    )
+                    .with_hint("e.g. `budget: {max_metric_calls: 200}`"),
+                );
+            };
+            match e.key.as_str() {
+                "max_metric_calls" | "max_llm_calls" | "max_tokens" => match whole {
+                    Some(n) => match e.key.as_str() {
+                        "max_metric_calls" => budget.max_metric_calls = Some(n),
+                        "max_llm_calls" => budget.max_llm_calls = Some(n),
+                        _ => budget.max_tokens = Some(n),
+                    },
+                    None => wrong(self, "a whole number >= 0"),
+                },
+                "max_cost_usd" | "max_seconds" => match number {
+                    Some(x) if e.key == "max_cost_usd" => budget.max_cost_usd = Some(x),
+                    Some(x) => budget.max_seconds = Some(x),
+                    None => wrong(self, "a number >= 0"),
+                },
+                _ => {}
+            }
+        }
+        budget
     }
 
     /// `durability: job | file | none` (docs/run-directory.md).
@@ -941,6 +1004,10 @@ impl Decoder<'_> {
             }
         }
         let mut trainer = TrainerEntry {
+            budget: entry
+                .and_then(|(node, key)| node.get("budget").map(|b| (b, join(key, "budget"))))
+                .map(|(b, path)| self.budget(b, &path))
+                .unwrap_or_default(),
             id: id.trim().to_string(),
             params_variants: Vec::new(),
             optimizer: None,

@@ -88,6 +88,8 @@ pub struct TrainerEntry {
     pub logger: Option<String>,
     /// Logger keyword arguments.
     pub logger_kwargs: Kwargs,
+    /// The entry's `budget:` (its limits replace the run's).
+    pub budget: crate::vocab::Budget,
     /// Where the entry is written.
     pub span: Span,
 }
@@ -170,6 +172,8 @@ pub struct Config {
     pub trainers_dir: Vec<String>,
     /// The Python external trainers run with (`external_python`; `--external-python` wins).
     pub external_python: Option<String>,
+    /// What each job may spend (`budget:`; trainer entries override it per limit).
+    pub budget: crate::vocab::Budget,
 }
 
 /// The reference's default `job_timeout` outside stub mode.
@@ -203,7 +207,7 @@ impl Config {
             .trainers
             .iter()
             .map(|t| {
-                json!({
+                let mut entry = json!({
                     "id": t.id,
                     "params_variants": t.params_variants.iter().map(|v| Value::Object(v.params.clone())).collect::<Vec<_>>(),
                     "optimizer": t.optimizer,
@@ -212,7 +216,12 @@ impl Config {
                     "guide_kwargs": t.guide_kwargs,
                     "logger": t.logger,
                     "logger_kwargs": t.logger_kwargs,
-                })
+                });
+                // Only when given: configs without budgets keep the reference's snapshot.
+                if !t.budget.is_empty() {
+                    entry["budget"] = json!(t.budget);
+                }
+                entry
             })
             .collect();
         let mut snapshot = json!({
@@ -244,6 +253,9 @@ impl Config {
         }
         if let Some(p) = &self.external_python {
             snapshot["external_python"] = Value::from(p.clone());
+        }
+        if !self.budget.is_empty() {
+            snapshot["budget"] = json!(self.budget);
         }
         snapshot
     }

@@ -56,12 +56,45 @@ pub struct StepRecord {
     pub tokens: u64,
     /// Candidates evaluated in this step.
     pub candidates: u64,
+    /// What the trainer had spent by the end of this step, on every budget axis (its
+    /// evaluator calls; its LLM calls and tokens with its agent's; their cost at the
+    /// configured prices; its seconds): the x-axes of anytime curves.
+    #[serde(default)]
+    pub spent: Spent,
     /// Parameter values of the best candidate after this step.
     pub best_params: Kwargs,
     /// Multi-objective tasks: every metric of those parameters on the validation split
     /// (absent for scalar tasks).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub metrics: std::collections::BTreeMap<String, f64>,
+}
+
+/// Cumulative spend at a step end (see [`StepRecord::spent`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Spent {
+    /// Evaluator calls of the trainer (the monitor's excluded).
+    pub metric_calls: u64,
+    /// LLM calls, the agent's for the trainer's evaluations included.
+    pub llm_calls: u64,
+    /// Their prompt plus completion tokens.
+    pub tokens: u64,
+    /// Their cost in USD at the configured prices (0 without prices).
+    pub cost_usd: f64,
+    /// Seconds since the trainer started.
+    pub seconds: f64,
+}
+
+impl From<crate::vocab::budget::Spend> for Spent {
+    fn from(s: crate::vocab::budget::Spend) -> Self {
+        Self {
+            metric_calls: s.metric_calls,
+            llm_calls: s.llm_calls,
+            tokens: s.tokens,
+            cost_usd: s.cost_usd,
+            seconds: s.seconds,
+        }
+    }
 }
 
 /// Everything known when a job ends.
@@ -149,6 +182,13 @@ pub struct JobOutcome {
     /// Calls that failed for good.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub failed_llm_calls: u64,
+    /// Why an `ok` job stopped: `completed` (its trainer finished) or `budget:<limit>`
+    /// (its budget was spent); empty for other statuses (see `error_kind`).
+    #[serde(default)]
+    pub stop_reason: Option<String>,
+    /// What the trainer spent on the budget's axes (jobs whose trainer ran to an end).
+    #[serde(default)]
+    pub spent: Option<Spent>,
 }
 
 /// Why a job did not end `ok`, as `error_kind` names it in `results.csv`, `results.json`
@@ -279,6 +319,8 @@ impl JobOutcome {
             billed_completion_tokens: 0,
             llm_retries: 0,
             failed_llm_calls: 0,
+            stop_reason: None,
+            spent: None,
         }
     }
 }
@@ -752,6 +794,13 @@ mod tests {
                 llm_calls: 1,
                 tokens: 15,
                 candidates: 2,
+                spent: Spent {
+                    metric_calls: 2,
+                    llm_calls: 1,
+                    tokens: 15,
+                    cost_usd: 0.0,
+                    seconds: 0.1,
+                },
                 best_params: params.clone(),
                 metrics: Default::default(),
             }),

@@ -16,7 +16,7 @@ use crate::config::diag::Diagnostic;
 use crate::config::model::Config;
 use crate::registry::Registry;
 use crate::task::manifest_suite;
-use crate::vocab::{JobId, Kwargs, RunId, canonical};
+use crate::vocab::{Budget, JobId, Kwargs, RunId, canonical};
 
 /// The kwargs a job is identified by (the reference's `resolved_kwargs`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,6 +37,10 @@ pub struct ResolvedKwargs {
     pub logger_kwargs: Kwargs,
     /// The task's arguments (global merged under the entry's).
     pub eval_kwargs: Kwargs,
+    /// What the job may spend (the run's `budget:` under the entry's). Part of the job's
+    /// identity only when set, so configs without budgets keep the reference's job ids.
+    #[serde(default, skip_serializing_if = "Budget::is_empty")]
+    pub budget: Budget,
 }
 
 /// One planned job.
@@ -145,6 +149,7 @@ pub fn expand(config: &Config, registry: &Registry) -> (Vec<Job>, Vec<Diagnostic
                     logger: trainer.logger.clone(),
                     logger_kwargs: trainer.logger_kwargs.clone(),
                     eval_kwargs: task.eval_kwargs.clone(),
+                    budget: config.budget.overridden_by(trainer.budget),
                 });
                 for &seed in &config.seeds {
                     let id = job_id(&task.id, &trainer.id, &resolved, seed);

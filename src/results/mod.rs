@@ -44,6 +44,11 @@ pub const ITERATION_COLUMNS: &[&str] = &[
     "tokens",
     "candidates",
     "metrics",
+    "cum_metric_calls",
+    "cum_llm_calls",
+    "cum_tokens",
+    "cum_cost_usd",
+    "cum_seconds",
 ];
 
 /// `leaderboard.csv` columns: the reference's nine (`job_id`, `score_val`, `score_test`,
@@ -311,6 +316,11 @@ fn iteration_cells(row: &ResultRow, s: &StepRecord) -> Vec<String> {
         s.tokens.to_string(),
         s.candidates.to_string(),
         metrics_cell(&s.metrics),
+        s.spent.metric_calls.to_string(),
+        s.spent.llm_calls.to_string(),
+        s.spent.tokens.to_string(),
+        python_float_repr(s.spent.cost_usd),
+        python_float_repr(s.spent.seconds),
     ]
 }
 

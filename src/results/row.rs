@@ -151,6 +151,22 @@ result_row! {
         llm_retries: u64 => plain,
         #[serde(default)]
         failed_llm_calls: u64 => plain,
+        /// Why an ok job stopped: `completed`, or `budget:<limit>` when its budget ran out.
+        #[serde(default)]
+        stop_reason: Option<String> => text,
+        // What the trainer spent on the budget's axes (`budget:`): its own evaluator calls
+        // (not the monitor's or the final scoring), LLM calls and tokens with its agent's,
+        // their cost at the configured prices, its seconds. Empty when it did not end.
+        #[serde(default)]
+        spent_metric_calls: Option<u64> => count,
+        #[serde(default)]
+        spent_llm_calls: Option<u64> => count,
+        #[serde(default)]
+        spent_tokens: Option<u64> => count,
+        #[serde(default)]
+        spent_cost_usd: Option<f64> => float,
+        #[serde(default)]
+        spent_seconds: Option<f64> => float,
     }
 }
 
@@ -318,6 +334,12 @@ impl ResultRow {
             cached_calls: outcome.cached_calls,
             llm_retries: outcome.llm_retries,
             failed_llm_calls: outcome.failed_llm_calls,
+            stop_reason: outcome.stop_reason.clone(),
+            spent_metric_calls: outcome.spent.map(|s| s.metric_calls),
+            spent_llm_calls: outcome.spent.map(|s| s.llm_calls),
+            spent_tokens: outcome.spent.map(|s| s.tokens),
+            spent_cost_usd: outcome.spent.map(|s| s.cost_usd),
+            spent_seconds: outcome.spent.map(|s| s.seconds),
         }
     }
 }

@@ -105,6 +105,12 @@ pub fn run_job(job: &Job, ctx: &JobContext<'_>) -> Result<JobEnd, SinkError> {
             mode: ctx.mode,
             external_python: ctx.external_python.map(str::to_string),
         },
+        prices: ctx.llm.settings().map_or((0.0, 0.0), |s| {
+            (
+                s.price_prompt.unwrap_or(0.0),
+                s.price_completion.unwrap_or(0.0),
+            )
+        }),
     };
     let mut outcome = match attempt.run(llm, ctx.llm) {
         Ok(outcome) => outcome,
@@ -192,6 +198,8 @@ struct Attempt<'j, 'e> {
     agent_tally: Tally,
     /// What the trainer may know of the job (directory, mode, external Python).
     info: JobInfo,
+    /// USD per million prompt and completion tokens (0 without prices), for budgets.
+    prices: (f64, f64),
 }
 
 /// The results a stopped job had reached.
@@ -326,9 +334,19 @@ impl Attempt<'_, '_> {
         )
         .with_stop(self.stop.clone())
         .with_threads(job_threads(self.job))
-        .with_job(self.info.clone());
+        .with_job(self.info.clone())
+        .with_budget(self.job.resolved.budget, self.prices);
+        let mut stop_reason = "completed".to_string();
         let result = match algorithm.run(ctx) {
             Ok(result) => result,
+            // A spent budget is an end, not a failure: the job keeps the best parameters
+            // its trainer had reported and is scored like any finished job.
+            Err(stopped) if matches!(stopped.reason, StopReason::Budget(_)) => {
+                if let StopReason::Budget(limit) = stopped.reason {
+                    stop_reason = format!("budget:{}", limit.as_str());
+                }
+                budget_result(&stopped, &monitor, &initial)
+            }
             Err(stopped) => {
                 self.emit_agent_exchanges(&task, stopped.steps);
                 self.partial = Some(Partial::of(&monitor, &initial, initial_score, deadline));
@@ -391,6 +409,7 @@ impl Attempt<'_, '_> {
             finals,
         };
         let mut outcome = finished(self.protocol, initial, scores, result);
+        outcome.stop_reason = Some(stop_reason);
         outcome.examples_source = task.examples_source().map(str::to_string);
         if let Some((correct, total)) = accuracy {
             outcome.examples_correct = Some(correct);
@@ -503,6 +522,8 @@ impl Attempt<'_, '_> {
                 llm_calls: spent.llm_calls,
                 prompt_tokens: spent.prompt_tokens,
                 completion_tokens: spent.completion_tokens,
+                // The trainer's own spend is not known here (final scoring ran out).
+                spent: Default::default(),
             }),
             None => Ok(()),
         }
@@ -687,8 +708,34 @@ fn finished(
         best_params: Some(best),
         metrics,
         pareto_front: result.pareto_front,
+        spent: Some(result.spent.into()),
         final_params: Some(result.best_params),
         ..ending(JobStatus::Ok, None, finals.feedback, Spent::default())
+    }
+}
+
+/// What a trainer stopped by its budget hands back: the best parameters the monitor scored
+/// (its steps' choices; the initial ones at worst) and what it had spent.
+fn budget_result(stopped: &Stopped, monitor: &Monitor, initial: &Kwargs) -> TrainResult {
+    TrainResult {
+        best_params: monitor
+            .best_by(None)
+            .map_or_else(|| initial.clone(), |(p, _)| p),
+        best_step: stopped.steps,
+        steps: stopped.steps,
+        counters: Counters {
+            metric_calls: stopped.metric_calls.saturating_sub(monitor.calls),
+            llm_calls: stopped.llm_calls,
+            prompt_tokens: stopped.prompt_tokens,
+            completion_tokens: stopped.completion_tokens,
+        },
+        selections: Vec::new(),
+        pool: Vec::new(),
+        llm_failure: None,
+        pareto_front: Vec::new(),
+        failure: None,
+        resolved_optimizer: None,
+        spent: stopped.spent,
     }
 }
 
@@ -760,6 +807,17 @@ fn stopped_outcome(stopped: &Stopped, limit: Option<Duration>, elapsed: Duration
             format!(
                 "stopped after {} step(s): a resource it needs failed",
                 stopped.steps
+            ),
+        ),
+        // A trainer's budget stop is a finished job (`Attempt::execute`); one reaching
+        // here came from outside the trainer, which nothing does today.
+        StopReason::Budget(limit) => (
+            JobStatus::Failed,
+            ErrorKind::Failed,
+            format!(
+                "stopped after {} step(s): its budget ({}) ran out outside the trainer",
+                stopped.steps,
+                limit.as_str()
             ),
         ),
     };

@@ -416,6 +416,11 @@ impl Task {
         }
     }
 
+    /// What the job's agent has spent so far (zero without one).
+    pub fn agent_usage(&self) -> agent::AgentUsage {
+        self.agent.as_ref().map(|a| a.usage()).unwrap_or_default()
+    }
+
     /// The parameter a dataset task sends as its agent's system message (its prompt).
     pub fn prompt_param(&self) -> Option<&str> {
         match &self.scorer {

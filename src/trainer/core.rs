@@ -13,7 +13,8 @@ use crate::optimizer::{ExampleTrace, HistoryEntry, ProblemInstance, Protocol};
 use crate::rng::Rng;
 use crate::stop::{JobStop, StopReason, Stopped};
 use crate::task::{EvalRequest, Evaluation, Example, ExampleResult, SplitName, Task};
-use crate::vocab::{Kwargs, Mode};
+use crate::vocab::budget::Spend;
+use crate::vocab::{Budget, Kwargs, Mode};
 
 /// What a trainer has spent.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -181,6 +182,8 @@ pub struct TrainResult {
     pub failure: Option<String>,
     /// What optimised (see [`Finish::resolved_optimizer`]).
     pub resolved_optimizer: Option<String>,
+    /// What the trainer spent on the budget's axes.
+    pub spent: Spend,
 }
 
 /// What a trainer may know of its job beyond the task and the seed: external trainers
@@ -227,6 +230,13 @@ pub struct Ctx<'a, 'e> {
     /// LLM requests of one batch in flight at once (`num_threads`).
     threads: usize,
     job: JobInfo,
+    /// What the job may spend, and since when.
+    budget: Budget,
+    started: Instant,
+    /// USD per million prompt and completion tokens, for `max_cost_usd`.
+    prices: (f64, f64),
+    /// The agent's calls and tokens for the trainer's own evaluations (not the monitor's).
+    agent_spent: crate::task::agent::AgentUsage,
 }
 
 /// One evaluation a trainer asks for: candidate `candidate_id` with `params` on the
@@ -289,6 +299,60 @@ impl<'a, 'e> Ctx<'a, 'e> {
             archive: Vec::new(),
             threads: 1,
             job: JobInfo::default(),
+            budget: Budget::default(),
+            started: Instant::now(),
+            prices: (0.0, 0.0),
+            agent_spent: Default::default(),
+        }
+    }
+
+    /// Hold the trainer to `budget` (prices in USD per million prompt / completion tokens,
+    /// for `max_cost_usd`), counted from now.
+    pub fn with_budget(mut self, budget: Budget, prices: (f64, f64)) -> Self {
+        self.budget = budget;
+        self.prices = prices;
+        self.started = Instant::now();
+        self
+    }
+
+    /// What the trainer has spent on the budget's axes: its evaluator calls, its LLM calls
+    /// and tokens plus its agent's for its own evaluations, their cost, its time.
+    pub fn spend(&self) -> Spend {
+        let tokens = self.counters.prompt_tokens
+            + self.counters.completion_tokens
+            + self.agent_spent.prompt_tokens
+            + self.agent_spent.completion_tokens;
+        let prompt = (self.counters.prompt_tokens + self.agent_spent.prompt_tokens) as f64;
+        let completion =
+            (self.counters.completion_tokens + self.agent_spent.completion_tokens) as f64;
+        Spend {
+            metric_calls: self.counters.metric_calls,
+            llm_calls: self.counters.llm_calls + self.agent_spent.calls,
+            tokens,
+            cost_usd: (prompt * self.prices.0 + completion * self.prices.1) / 1e6,
+            seconds: self.started.elapsed().as_secs_f64(),
+        }
+    }
+
+    /// `Err` (a budget stop) when `metric` more evaluator calls and `llm` more LLM calls
+    /// would pass a limit, or a token, cost or time limit is reached: what cannot fit does
+    /// not start.
+    fn within_budget(&self, metric: u64, llm: u64) -> Result<(), Stopped> {
+        match self.budget.exceeded(&self.spend(), metric, llm) {
+            None => Ok(()),
+            Some(limit) => Err(self.stopped(StopReason::Budget(limit))),
+        }
+    }
+
+    fn stopped(&self, reason: StopReason) -> Stopped {
+        Stopped {
+            reason,
+            steps: self.step.saturating_sub(1),
+            metric_calls: self.counters.metric_calls + self.monitor.calls,
+            llm_calls: self.counters.llm_calls,
+            prompt_tokens: self.counters.prompt_tokens,
+            completion_tokens: self.counters.completion_tokens,
+            spent: self.spend(),
         }
     }
 
@@ -326,6 +390,7 @@ impl<'a, 'e> Ctx<'a, 'e> {
         canned: Option<String>,
     ) -> Result<Result<ChatResponse, LlmError>, Stopped> {
         self.check_stop(false)?;
+        self.within_budget(0, 1)?;
         if let Some(e) = &self.llm_failure {
             return Ok(Err(e.clone()));
         }
@@ -413,6 +478,7 @@ impl<'a, 'e> Ctx<'a, 'e> {
         reply: &str,
     ) -> Result<Option<ExampleResult>, Stopped> {
         self.check_stop(false)?;
+        self.within_budget(1, 0)?;
         let Some(example) = self.split(split).get(id) else {
             return Ok(None);
         };
@@ -454,15 +520,8 @@ impl<'a, 'e> Ctx<'a, 'e> {
             }
         });
         match reason {
-            Some(reason) => Err(Stopped {
-                reason,
-                steps: self.step.saturating_sub(1),
-                metric_calls: self.counters.metric_calls + self.monitor.calls,
-                llm_calls: self.counters.llm_calls,
-                prompt_tokens: self.counters.prompt_tokens,
-                completion_tokens: self.counters.completion_tokens,
-            }),
-            None => Ok(()),
+            Some(reason) => Err(self.stopped(reason)),
+            None => self.within_budget(0, 0),
         }
     }
 
@@ -517,6 +576,14 @@ impl<'a, 'e> Ctx<'a, 'e> {
     /// the `Eval` events come in batch order, each with the batch's wall time.
     pub fn evaluate_batch(&mut self, specs: &[EvalSpec<'_>]) -> Result<Vec<Evaluation>, Stopped> {
         self.check_stop(false)?;
+        let examples_asked: u64 = specs.iter().map(|s| s.ids.len() as u64).sum();
+        let agent_calls = if self.task.uses_agent() {
+            examples_asked
+        } else {
+            0
+        };
+        self.within_budget(examples_asked, agent_calls)?;
+        let agent_before = self.task.agent_usage();
         let started = Instant::now();
         let examples: Vec<Vec<&Example>> = specs
             .iter()
@@ -536,6 +603,11 @@ impl<'a, 'e> Ctx<'a, 'e> {
             .collect();
         let evals = self.task.evaluate_batch(&requests);
         self.counters.metric_calls += examples.iter().map(|e| e.len() as u64).sum::<u64>();
+        let agent_after = self.task.agent_usage();
+        self.agent_spent.calls += agent_after.calls - agent_before.calls;
+        self.agent_spent.prompt_tokens += agent_after.prompt_tokens - agent_before.prompt_tokens;
+        self.agent_spent.completion_tokens +=
+            agent_after.completion_tokens - agent_before.completion_tokens;
         for event in agent_transcripts(self.task, self.step) {
             self.emitter.emit_attached(event);
         }
@@ -610,6 +682,7 @@ impl<'a, 'e> Ctx<'a, 'e> {
         let built: Vec<(Vec<crate::task::Param>, ChatRequest)> =
             specs.iter().map(|s| self.proposal_request(s)).collect();
         self.check_stop(false)?;
+        self.within_budget(0, specs.len() as u64)?;
         let requests: Vec<ChatRequest> = built.iter().map(|(_, r)| r.clone()).collect();
         let first_call = self.counters.llm_calls;
         self.counters.llm_calls += requests.len() as u64;
@@ -787,6 +860,7 @@ impl<'a, 'e> Ctx<'a, 'e> {
             llm_calls: spent.llm_calls,
             tokens: spent.prompt_tokens + spent.completion_tokens,
             candidates: self.step_evaluations,
+            spent: self.spend().into(),
             best_params: best.clone(),
         }));
         self.step += 1;
@@ -798,6 +872,7 @@ impl<'a, 'e> Ctx<'a, 'e> {
 
     /// Wrap up: the trainer's finish plus what was spent.
     pub fn finish(self, finish: Finish) -> TrainResult {
+        let spent = self.spend();
         TrainResult {
             best_params: finish.best,
             best_step: finish.best_step,
@@ -807,6 +882,7 @@ impl<'a, 'e> Ctx<'a, 'e> {
             pool: finish.pool,
             failure: finish.failure,
             resolved_optimizer: finish.resolved_optimizer,
+            spent,
             llm_failure: self.llm_failure,
             pareto_front: match &self.task.manifest.objective_config {
                 Some(config) => {

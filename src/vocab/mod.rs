@@ -3,6 +3,7 @@
 //! through. It imports nothing from the crate, so any module may use it without creating
 //! an import cycle (see docs/architecture.md, "The module stack").
 
+pub mod budget;
 pub mod canonical;
 mod ids;
 mod status;
@@ -10,6 +11,7 @@ mod status;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 
+pub use budget::Budget;
 pub use ids::{JobId, RunId};
 pub use status::{JobState, JobStatus, ManifestStatus};
 

@@ -159,7 +159,7 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Columns of `results.csv` that legitimately differ between two runs of one config.
-pub const VOLATILE_COLUMNS: &[&str] = &["run_id", "time_seconds"];
+pub const VOLATILE_COLUMNS: &[&str] = &["run_id", "time_seconds", "spent_seconds"];
 
 /// The rows of a run's `results.csv` without [`VOLATILE_COLUMNS`], in file order: what
 /// two runs of one config must agree on.
