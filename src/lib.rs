@@ -40,6 +40,7 @@ pub mod registry;
 pub mod results;
 pub mod rng;
 pub mod runner;
+pub mod significance;
 pub mod spec;
 pub mod stats;
 pub mod stop;
