@@ -9,6 +9,7 @@ pub mod plan;
 pub mod run;
 pub mod slurm;
 pub mod status;
+pub mod submission;
 
 use std::path::Path;
 use std::time::SystemTime;
@@ -84,7 +85,7 @@ pub enum RunError {
     },
     /// Submitting to the cluster failed.
     #[error(transparent)]
-    Slurm(#[from] slurm::SlurmError),
+    Slurm(#[from] submission::SlurmError),
 }
 
 impl RunError {

@@ -256,7 +256,7 @@ pub enum Launched {
     /// The jobs ran here.
     Finished(RunReport),
     /// The jobs were handed to a cluster scheduler; they run later.
-    Submitted(super::slurm::Submission),
+    Submitted(super::submission::Submission),
 }
 
 /// Where a run's jobs execute.
