@@ -422,7 +422,12 @@ pub(crate) fn finalize(
             }
             entry
         });
-        manifest::write_streamed(&path, plan.config.effective_durability(), &manifest, jobs)
+        manifest::write_streamed(
+            &path,
+            plan.spec.config.effective_durability(),
+            &manifest,
+            jobs,
+        )
     })
     .map_err(FileError::on("write", &path))?;
     if let Some(e) = unwritten {

@@ -104,7 +104,7 @@ impl OpenRun {
             Access::Shared => Created::default(),
         };
         if let Err(e) = std::fs::create_dir_all(root) {
-            let e = RunError::creating(Path::new(&plan.config.runs_dir), root, e);
+            let e = RunError::creating(Path::new(&plan.spec.config.runs_dir), root, e);
             created.remove();
             return Err(e);
         }
@@ -322,7 +322,7 @@ fn before_start(
     {
         return Some(Disposition::Reused(*state));
     }
-    resume_decision(plan.config.resume, record.map(|(state, _)| state))
+    resume_decision(plan.spec.config.resume, record.map(|(state, _)| state))
 }
 
 /// Run the selected jobs of `run` in a thread pool (each isolated: an error or panic is a
@@ -336,21 +336,21 @@ fn execute_local(
 ) -> Result<RunReport, RunError> {
     let plan = &run.plan;
     let selected: Vec<&Job> = plan.jobs.iter().filter(|j| selection.contains(j)).collect();
-    let workers = workers.unwrap_or(plan.config.max_workers).max(1);
+    let workers = workers.unwrap_or(plan.spec.config.max_workers).max(1);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(workers)
         .thread_name(|i| format!("trace-bench-worker-{i}"))
         .build()
         .map_err(|source| RunError::Threads { workers, source })?;
     let ctx = JobContext {
-        mode: plan.config.mode,
+        mode: plan.spec.config.mode,
         registry: env.registry,
         sink: env.sink,
         llm: env.llm,
-        job_timeout: plan.config.effective_job_timeout(),
+        job_timeout: plan.spec.config.effective_job_timeout(),
         cancel: env.cancel.clone(),
         run_dir: &plan.run_dir,
-        external_python: plan.config.external_python.as_deref(),
+        external_python: plan.spec.sources.external_python.as_deref(),
     };
     let sink = env.sink;
     // Run events are informational: a sink that cannot take them does not stop the run.
@@ -405,7 +405,8 @@ fn execute_local(
                     });
                     *slot = Some(reason);
                 }
-                if plan.config.fail_fast && matches!(status, JobStatus::Failed | JobStatus::Timeout)
+                if plan.spec.config.fail_fast
+                    && matches!(status, JobStatus::Failed | JobStatus::Timeout)
                 {
                     stop_after_failure.store(true, Ordering::SeqCst);
                 }
@@ -463,7 +464,8 @@ fn execute_local(
     if exclusive {
         // At `file`, the manifest and run-level files durable too.
         let root = plan.run_dir.root();
-        plan.config
+        plan.spec
+            .config
             .effective_durability()
             .settle(root)
             .map_err(crate::artifacts::FileError::on("sync", root))?;

@@ -18,80 +18,10 @@ use super::{RunError, recorded_status, resume_decision};
 use crate::artifacts::FileError;
 use crate::artifacts::atomic::{write_atomic, write_json};
 use crate::matrix::Job;
-use crate::vocab::{JobId, Kwargs};
+use crate::vocab::JobId;
 
 pub use super::submission::{Invocation, SlurmError, Submission};
-
-/// How to submit: `run --executor slurm` flags over the config's `executor` block.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SlurmOptions {
-    /// Jobs per array task (default 1).
-    pub jobs_per_task: Option<usize>,
-    /// At most this many array tasks at once (`%N`).
-    pub max_concurrent: Option<usize>,
-    /// `--partition`.
-    pub partition: Option<String>,
-    /// `--time` (per array task).
-    pub time: Option<String>,
-    /// `--cpus-per-task`; also the worker threads of a task.
-    pub cpus_per_task: Option<usize>,
-    /// `--mem`.
-    pub mem: Option<String>,
-    /// More `sbatch` arguments, as given.
-    pub args: Vec<String>,
-    /// The binary the tasks run (default: this one).
-    pub bin: Option<PathBuf>,
-}
-
-impl SlurmOptions {
-    /// The config's `executor` block (values were checked when it was loaded).
-    pub fn from_config(block: &Kwargs) -> Self {
-        let text = |k: &str| {
-            block.get(k).and_then(|v| match v {
-                serde_json::Value::String(s) => Some(s.clone()),
-                serde_json::Value::Number(n) => Some(n.to_string()),
-                _ => None,
-            })
-        };
-        let count = |k: &str| block.get(k).and_then(|v| v.as_u64()).map(|n| n as usize);
-        Self {
-            jobs_per_task: count("jobs_per_task"),
-            max_concurrent: count("max_concurrent"),
-            partition: text("partition"),
-            time: text("time"),
-            cpus_per_task: count("cpus_per_task"),
-            mem: text("mem"),
-            args: block
-                .get("args")
-                .and_then(|a| a.as_array())
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            bin: text("bin").map(PathBuf::from),
-        }
-    }
-
-    /// `self` with every option `over` sets replacing ours (flags over the config).
-    pub fn overridden_by(self, over: SlurmOptions) -> Self {
-        Self {
-            jobs_per_task: over.jobs_per_task.or(self.jobs_per_task),
-            max_concurrent: over.max_concurrent.or(self.max_concurrent),
-            partition: over.partition.or(self.partition),
-            time: over.time.or(self.time),
-            cpus_per_task: over.cpus_per_task.or(self.cpus_per_task),
-            mem: over.mem.or(self.mem),
-            args: if over.args.is_empty() {
-                self.args
-            } else {
-                over.args
-            },
-            bin: over.bin.or(self.bin),
-        }
-    }
-}
+pub use crate::spec::SlurmOptions;
 
 /// Submit a run's remaining jobs as a job array.
 #[derive(Debug, Clone)]
@@ -197,7 +127,9 @@ impl Executor for SlurmExecutor {
         let left: Vec<&Job> = plan
             .jobs
             .iter()
-            .filter(|j| resume_decision(plan.config.resume, recorded_status(plan, j)).is_none())
+            .filter(|j| {
+                resume_decision(plan.spec.config.resume, recorded_status(plan, j)).is_none()
+            })
             .collect();
         let per_task = self.options.jobs_per_task.unwrap_or(1).max(1);
         let chunks: Vec<Vec<JobId>> = left
@@ -211,14 +143,15 @@ impl Executor for SlurmExecutor {
         let bin = self.binary()?;
         let root = std::fs::canonicalize(plan.run_dir.root())
             .unwrap_or_else(|_| plan.run_dir.root().to_path_buf());
+        // The variable the key is read from (real mode; empty: no auth).
         let env_names: Vec<String> = plan
-            .config
+            .spec
             .llm
-            .get("api_key_env")
-            .and_then(|v| v.as_str())
-            .filter(|_| plan.config.mode == crate::vocab::Mode::Real)
-            .map(|n| vec![n.to_string()])
-            .unwrap_or_default();
+            .as_ref()
+            .map(|s| s.api_key_env.clone())
+            .filter(|n| !n.is_empty())
+            .into_iter()
+            .collect();
         let created_at = humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string();
         let tasks = chunks.len();
         let workers = self.options.cpus_per_task.unwrap_or(1).max(1);
@@ -326,26 +259,6 @@ pub fn array_states(submission: &Submission) -> Option<std::collections::BTreeMa
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn flags_override_the_config_block() {
-        let block: Kwargs = serde_json::json!({
-            "kind": "slurm", "jobs_per_task": 5, "partition": "gpu", "time": "01:00:00",
-            "mem": 4096, "args": ["--qos=low"]
-        })
-        .as_object()
-        .cloned()
-        .unwrap();
-        let config = SlurmOptions::from_config(&block);
-        assert_eq!(config.mem.as_deref(), Some("4096"));
-        let merged = config.overridden_by(SlurmOptions {
-            partition: Some("cpu".into()),
-            ..SlurmOptions::default()
-        });
-        assert_eq!(merged.partition.as_deref(), Some("cpu"));
-        assert_eq!(merged.jobs_per_task, Some(5));
-        assert_eq!(merged.args, ["--qos=low"]);
-    }
 
     #[test]
     fn paths_are_quoted_for_the_shell() {
