@@ -16,7 +16,7 @@ use crate::vocab::{Kwargs, Mode};
 
 /// Top-level knobs the reference copies into every trainer's defaults.
 pub const TOP_LEVEL_KNOBS: &[&str] = &[
-    "threads",
+    crate::vocab::THREADS_ALIAS,
     "num_threads",
     "optimizer_kwargs",
     "eval_kwargs",
