@@ -26,7 +26,7 @@ use crate::vocab::{JobState, JobStatus, ManifestStatus};
 
 pub use job::{JobContext, JobEnd, run_job};
 pub use plan::{CliOverrides, Plan, Prepared, prepare};
-pub use run::{Access, ExecEnv, Executor, Launched, LocalExecutor, OpenRun, Selection};
+pub use run::{Access, ExecEnv, Executor, Launched, LocalExecutor, OpenRun, Selection, ShardError};
 
 /// Why a run cannot be planned, executed or recorded.
 #[derive(Debug, thiserror::Error)]

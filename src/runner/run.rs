@@ -183,6 +183,11 @@ impl OpenRun {
     }
 }
 
+/// `--shard` is not `I/N` with 1 ≤ I ≤ N.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a shard: write I/N with 1 <= I <= N, e.g. 2/3")]
+pub struct ShardError(pub String);
+
 /// Which jobs of the plan an invocation runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Selection {
@@ -208,8 +213,8 @@ pub enum Selection {
 
 impl Selection {
     /// Parse `I/N` (1 ≤ I ≤ N).
-    pub fn parse_shard(text: &str) -> Result<Self, String> {
-        let bad = || format!("`{text}` is not a shard: write I/N with 1 <= I <= N, e.g. 2/3");
+    pub fn parse_shard(text: &str) -> Result<Self, ShardError> {
+        let bad = || ShardError(text.to_string());
         let (i, n) = text.split_once('/').ok_or_else(bad)?;
         let index: usize = i.trim().parse().map_err(|_| bad())?;
         let count: usize = n.trim().parse().map_err(|_| bad())?;
