@@ -65,7 +65,7 @@ pub fn wilcoxon(diffs: &[f64]) -> Option<Wilcoxon> {
         }
     }
     let t = r_plus.min(r_minus);
-    let zeros = diffs.iter().any(|d| *d == 0.0);
+    let zeros = diffs.contains(&0.0);
     let mut sorted = abs.clone();
     sorted.sort_by(f64::total_cmp);
     let ties = sorted.windows(2).any(|w| w[0] == w[1]);

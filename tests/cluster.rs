@@ -70,7 +70,7 @@ fn library_run(
     let prepared = prepare(&source, &[], &cli, false, &registry);
     assert!(prepared.is_ok(), "{}", prepared.diagnostics.render());
     let plan = Plan::new(
-        prepared.config.unwrap(),
+        prepared.spec.unwrap(),
         prepared.jobs,
         "",
         std::time::SystemTime::now(),
@@ -81,7 +81,7 @@ fn library_run(
         run.plan.run_id.as_str(),
         "stub",
         registry.clone(),
-        run.plan.config.effective_durability(),
+        run.plan.spec.config.effective_durability(),
     ))];
     sinks.extend(extra);
     let fanout = Fanout::new(sinks);

@@ -109,6 +109,108 @@ fn module_of(src: &Path, file: &Path) -> Option<String> {
     }
 }
 
+/// The first name of every path after `prefix` in `text`: `prefix` `a::X` gives `a`, and
+/// a group `prefix{a::X, b::{..}}` gives `a` and `b` (leading spaces kept; callers trim).
+fn paths_after(text: &str, prefix: &str) -> BTreeSet<String> {
+    let mut targets = BTreeSet::new();
+    for (i, _) in text.match_indices(prefix) {
+        let after = &text[i + prefix.len()..];
+        if let Some(group) = after.strip_prefix('{') {
+            // `use crate::{a::X, b::{..}}`: the first name of each top-level item.
+            let mut depth = 0;
+            let mut item = String::new();
+            for c in group.chars() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => break,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => {
+                        targets.insert(std::mem::take(&mut item));
+                        continue;
+                    }
+                    _ => {}
+                }
+                item.push(c);
+            }
+            targets.insert(item);
+        } else {
+            targets.insert(after.to_string());
+        }
+    }
+    targets
+        .into_iter()
+        .map(|t| {
+            t.trim_start()
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect()
+        })
+        .filter(|n: &String| !n.is_empty())
+        .collect()
+}
+
+/// Non-test source files under src/ with their production code.
+fn production_files() -> BTreeMap<PathBuf, String> {
+    let src = Path::new(ROOT).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    files.sort();
+    let mut test_files = BTreeSet::new();
+    let mut code = BTreeMap::new();
+    for file in &files {
+        let (text, tests) = production_code(&fs::read_to_string(file).unwrap());
+        let dir = file.parent().unwrap();
+        for name in tests {
+            test_files.insert(dir.join(format!("{name}.rs")));
+        }
+        code.insert(file.clone(), text);
+    }
+    code.retain(|f, _| !test_files.contains(f));
+    code
+}
+
+/// Within each folder, file → sibling files it imports (`super::x`, or `crate::m::x` from
+/// inside `m`). A folder's `mod.rs` is its facade (it re-exports its files, and they use
+/// the folder's shared items), so edges to and from it do not count.
+fn file_edges() -> BTreeMap<PathBuf, BTreeSet<PathBuf>> {
+    let src = Path::new(ROOT).join("src");
+    let files = production_files();
+    let sibling = |dir: &Path, name: &str| -> Option<PathBuf> {
+        [
+            dir.join(format!("{name}.rs")),
+            dir.join(name).join("mod.rs"),
+        ]
+        .into_iter()
+        .find(|p| files.contains_key(p))
+    };
+    let mut out: BTreeMap<PathBuf, BTreeSet<PathBuf>> = BTreeMap::new();
+    for (file, text) in &files {
+        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if matches!(name, "mod.rs" | "lib.rs" | "main.rs") {
+            continue;
+        }
+        let dir = file.parent().unwrap();
+        let mut targets: BTreeSet<PathBuf> = paths_after(text, "super::")
+            .iter()
+            .filter_map(|n| sibling(dir, n))
+            .collect();
+        // `crate::m::x` from a file of `src/m/`.
+        if let Ok(rel) = dir.strip_prefix(&src)
+            && let Some(module) = rel.to_str().filter(|m| !m.is_empty() && !m.contains('/'))
+        {
+            let prefix = format!("crate::{module}::");
+            targets.extend(
+                paths_after(text, &prefix)
+                    .iter()
+                    .filter_map(|n| sibling(dir, n)),
+            );
+        }
+        targets.retain(|t| t != file && !t.ends_with("mod.rs"));
+        out.insert(file.clone(), targets);
+    }
+    out
+}
+
 /// Module → module it imports → files that do.
 fn edges() -> BTreeMap<String, BTreeMap<String, BTreeSet<String>>> {
     let src = Path::new(ROOT).join("src");
@@ -135,38 +237,9 @@ fn edges() -> BTreeMap<String, BTreeMap<String, BTreeSet<String>>> {
             continue;
         }
         let rel = file.strip_prefix(ROOT).unwrap().display().to_string();
-        let mut targets = BTreeSet::new();
-        for (i, _) in text.match_indices("crate::") {
-            let after = &text[i + "crate::".len()..];
-            if let Some(group) = after.strip_prefix('{') {
-                // `use crate::{a::X, b::{..}}`: the first name of each top-level item.
-                let mut depth = 0;
-                let mut item = String::new();
-                for c in group.chars() {
-                    match c {
-                        '{' => depth += 1,
-                        '}' if depth == 0 => break,
-                        '}' => depth -= 1,
-                        ',' if depth == 0 => {
-                            targets.insert(std::mem::take(&mut item));
-                            continue;
-                        }
-                        _ => {}
-                    }
-                    item.push(c);
-                }
-                targets.insert(item);
-            } else {
-                targets.insert(after.to_string());
-            }
-        }
-        for t in targets {
-            let name: String = t
-                .trim_start()
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect();
-            if !name.is_empty() && name != from && name != "self" {
+        let targets = paths_after(text, "crate::");
+        for name in targets {
+            if name != from && name != "self" {
                 out.entry(from.clone())
                     .or_default()
                     .entry(name)
@@ -221,6 +294,40 @@ fn every_import_points_down_the_module_stack() {
         problems.is_empty(),
         "module stack broken (docs/architecture.md, \"The module stack\"):\n  {}",
         problems.join("\n  ")
+    );
+}
+
+#[test]
+fn no_file_imports_a_sibling_that_imports_it_back() {
+    let graph = file_edges();
+    let rel = |p: &Path| p.strip_prefix(ROOT).unwrap().display().to_string();
+    let mut cycles = BTreeSet::new();
+    // A path back to the start from each file (the graphs are small: plain DFS).
+    for start in graph.keys() {
+        let mut stack = vec![(start.clone(), vec![start.clone()])];
+        let mut seen = BTreeSet::new();
+        while let Some((at, path)) = stack.pop() {
+            for next in graph.get(&at).into_iter().flatten() {
+                if next == start {
+                    let mut cycle: Vec<String> = path.iter().map(|p| rel(p)).collect();
+                    // One spelling per cycle: rotated to start at its smallest file.
+                    let min = (0..cycle.len()).min_by_key(|&i| &cycle[i]).unwrap();
+                    cycle.rotate_left(min);
+                    let first = cycle[0].clone();
+                    cycle.push(first);
+                    cycles.insert(cycle.join(" -> "));
+                } else if seen.insert(next.clone()) {
+                    let mut longer = path.clone();
+                    longer.push(next.clone());
+                    stack.push((next.clone(), longer));
+                }
+            }
+        }
+    }
+    assert!(
+        cycles.is_empty(),
+        "files of one module import each other (move the shared piece to its own file):\n  {}",
+        cycles.into_iter().collect::<Vec<_>>().join("\n  ")
     );
 }
 

@@ -5,7 +5,7 @@
 //! at most its last line incomplete (no newline). That torn line is dropped and reported;
 //! a bad line anywhere else is corruption, and an error.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 
@@ -18,10 +18,35 @@ pub struct Records<T> {
     pub torn_tail: bool,
 }
 
+/// Why a JSONL file cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum JsonlError {
+    /// The file cannot be read.
+    #[error("cannot read `{}`: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A line other than a torn last one is not a record.
+    #[error("`{}` line {line}: {source}", path.display())]
+    Line {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// The parser's error.
+        source: serde_json::Error,
+    },
+}
+
 /// Read `path`, tolerating a torn last line.
-pub fn read_records<T: DeserializeOwned>(path: &Path) -> Result<Records<T>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+pub fn read_records<T: DeserializeOwned>(path: &Path) -> Result<Records<T>, JsonlError> {
+    let text = std::fs::read_to_string(path).map_err(|source| JsonlError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let complete = text.ends_with('\n') || text.is_empty();
     let lines: Vec<&str> = text.lines().collect();
     let mut records = Vec::with_capacity(lines.len());
@@ -30,8 +55,12 @@ pub fn read_records<T: DeserializeOwned>(path: &Path) -> Result<Records<T>, Stri
         match serde_json::from_str(line) {
             Ok(r) => records.push(r),
             Err(_) if i + 1 == lines.len() && !complete => torn_tail = true,
-            Err(e) => {
-                return Err(format!("`{}` line {}: {e}", path.display(), i + 1));
+            Err(source) => {
+                return Err(JsonlError::Line {
+                    path: path.to_path_buf(),
+                    line: i + 1,
+                    source,
+                });
             }
         }
     }
@@ -43,7 +72,7 @@ mod tests {
     use super::*;
     use serde_json::Value;
 
-    fn read(text: &str) -> Result<Records<Value>, String> {
+    fn read(text: &str) -> Result<Records<Value>, JsonlError> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.jsonl");
         std::fs::write(&path, text).unwrap();
@@ -67,8 +96,8 @@ mod tests {
     #[test]
     fn a_bad_line_before_the_end_is_an_error_naming_it() {
         let e = read("{\"seq\":0}\nnot json\n{\"seq\":2}\n").unwrap_err();
-        assert!(e.contains("line 2"), "{e}");
+        assert!(e.to_string().contains("line 2"), "{e}");
         let e = read("{\"seq\":0}\n{\"seq\"\n").unwrap_err();
-        assert!(e.contains("line 2"), "{e}");
+        assert!(e.to_string().contains("line 2"), "{e}");
     }
 }

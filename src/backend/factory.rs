@@ -16,7 +16,6 @@ use crate::llm::settings::{LlmSettings, SettingsError};
 use crate::llm::{Llm, LlmError, LlmInfo};
 use crate::optimizer::Protocol;
 use crate::task::agent::AgentBackend;
-use crate::vocab::{Kwargs, Mode};
 
 /// What the stub answers in, in stub mode.
 pub enum StubFlavor {
@@ -46,17 +45,16 @@ impl LlmFactory {
         }
     }
 
-    /// A factory for `mode`; in real mode the key must be available and the cache
-    /// directory known.
+    /// A factory for the spec's LLM settings: `None` (stub mode) is the stub; in real mode
+    /// the key must be available and the cache directory known.
     pub fn new(
-        mode: Mode,
-        llm: &Kwargs,
+        settings: Option<&LlmSettings>,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, SettingsError> {
-        if mode == Mode::Stub {
+        let Some(settings) = settings else {
             return Ok(Self::stub());
-        }
-        let settings = LlmSettings::from_config(llm, env)?;
+        };
+        let settings = settings.clone();
         let key = settings.api_key(env)?;
         crate::llm::openai::chat_completions_url(&settings.base_url)
             .map_err(SettingsError::BaseUrl)?;

@@ -9,7 +9,7 @@ use super::args::{ExecutorArg, ResumeArg, RunArgs};
 use super::exit::{CANCELLED, CliError, OK, outcome_code};
 use super::progress::ProgressSink;
 use super::table::{self, Column};
-use super::{git_commit, load_source, with_config_tasks};
+use super::{git_commit, load_source};
 use crate::backend::LlmFactory;
 use crate::config::model::ResumeMode;
 use crate::events::{EventSink, Fanout};
@@ -44,14 +44,16 @@ pub(super) struct PlanInputs<'a> {
 }
 
 /// Load, check and plan a config; a config with errors stops here, before any file.
-pub(super) fn plan_run(
-    inputs: &PlanInputs<'_>,
-    registry: &Registry,
-    llm4ad: &Llm4adSources,
-) -> Result<Planned, CliError> {
+pub(super) fn plan_run(inputs: &PlanInputs<'_>, registry: &Registry) -> Result<Planned, CliError> {
     let source = load_source(inputs.config)?;
-    let registry = with_config_tasks(registry, &source, inputs.config, llm4ad)?;
-    let prepared = prepare(&source, inputs.sets, &inputs.cli, inputs.strict, &registry);
+    let cli = CliOverrides {
+        config_dir: inputs
+            .config
+            .and_then(std::path::Path::parent)
+            .map(std::path::Path::to_path_buf),
+        ..inputs.cli.clone()
+    };
+    let prepared = prepare(&source, inputs.sets, &cli, inputs.strict, registry);
     let rendered = prepared.diagnostics.render();
     if !prepared.is_ok() {
         let n = prepared.diagnostics.error_count();
@@ -61,15 +63,15 @@ pub(super) fn plan_run(
         );
     }
     eprint!("{rendered}");
-    let config = prepared.config.expect("checked by is_ok");
-    // Real mode: the key and endpoint settings are checked before any file is written.
+    let spec = prepared.spec.expect("checked by is_ok");
+    // Real mode: the key and the cache directory, before any file is written.
     let env = |name: &str| std::env::var(name).ok();
-    let llm = LlmFactory::new(config.mode, &config.llm, &env)
+    let llm = LlmFactory::new(spec.llm.as_ref(), &env)
         .map_err(|e| CliError::usage(format!("{e}; nothing was run")))?;
-    let plan = Plan::new(config, prepared.jobs, &git_commit(), SystemTime::now());
+    let plan = Plan::new(spec, prepared.jobs, &git_commit(), SystemTime::now());
     Ok(Planned {
         plan,
-        registry,
+        registry: prepared.registry,
         llm,
     })
 }
@@ -112,11 +114,14 @@ pub(super) fn sinks(
     let files = JobFilesSink::new(
         plan.run_dir.clone(),
         plan.run_id.as_str(),
-        plan.config.mode.as_str(),
+        plan.spec.config.mode.as_str(),
         registry.clone(),
-        plan.config.effective_durability(),
+        plan.spec.config.effective_durability(),
     );
-    let tb = TbSink::new(plan.run_dir.clone(), plan.config.effective_durability());
+    let tb = TbSink::new(
+        plan.run_dir.clone(),
+        plan.spec.config.effective_durability(),
+    );
     let mut sinks: Vec<Box<dyn EventSink>> =
         vec![Box::new(files), Box::new(tb), Box::new(progress.clone())];
     // Last: it reads a job's files when the job has finished.
@@ -159,6 +164,8 @@ pub fn run(
         fail_fast: args.fail_fast,
         job_timeout: args.job_timeout,
         logger: args.logger.clone(),
+        llm4ad: llm4ad.clone(),
+        config_dir: None,
     };
     let shard = args
         .shard
@@ -185,19 +192,19 @@ pub fn run(
         plan,
         registry,
         llm,
-    } = plan_run(&inputs, registry, llm4ad)?;
+    } = plan_run(&inputs, registry)?;
     let registry = &registry;
     let slurm = match args.executor {
         Some(ExecutorArg::Slurm) => true,
         Some(ExecutorArg::Local) => false,
-        None => plan.config.executor.get("kind").and_then(|k| k.as_str()) == Some("slurm"),
+        None => plan.spec.executor.slurm().is_some(),
     };
     if slurm && shard.is_some() {
         return Err(CliError::usage("--shard and --executor slurm do not go together: a Slurm submission is already split into array tasks")
             .with_hint("drop --shard, and use --jobs-per-task to size the tasks"));
     }
     if slurm {
-        return submit(args, inputs, (dirs, llm4ad), plan, registry, &llm);
+        return submit(args, inputs, dirs, plan, registry, &llm);
     }
     let access = if shard.is_some() {
         Access::Shared
@@ -208,7 +215,7 @@ pub fn run(
     // decided before the run directory is opened.
     let env = |name: &str| std::env::var(name).ok();
     let mirror = match access {
-        Access::Exclusive => Mirror::choose(&plan.config, &env)?,
+        Access::Exclusive => Mirror::choose(plan.spec.mlflow.as_ref(), &env)?,
         Access::Shared => Mirror::Off,
     };
     if let Mirror::Inherited { uri, reason } = &mirror {
@@ -226,8 +233,8 @@ pub fn run(
         "trace-bench: run {} — {} job(s), mode {}, {} worker(s){}{}",
         plan.run_id,
         plan.jobs.len(),
-        plan.config.mode.as_str(),
-        plan.config.max_workers,
+        plan.spec.config.mode.as_str(),
+        plan.spec.config.max_workers,
         if run.fresh { "" } else { ", resuming" },
         args.shard
             .as_deref()
@@ -364,7 +371,7 @@ pub(super) fn conclude(stats: &RunStats, run_id: &str) -> u8 {
 fn submit(
     args: &RunArgs,
     inputs: PlanInputs<'_>,
-    (dirs, llm4ad): (UserDirs<'_>, &Llm4adSources),
+    dirs: UserDirs<'_>,
     plan: Plan,
     registry: &Registry,
     llm: &LlmFactory,
@@ -373,7 +380,8 @@ fn submit(
         |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     let cwd = std::env::current_dir().unwrap_or_default();
     let flags = &args.slurm;
-    let options = SlurmOptions::from_config(&plan.config.executor).overridden_by(SlurmOptions {
+    let config_options = plan.spec.executor.slurm().cloned().unwrap_or_default();
+    let options = config_options.overridden_by(SlurmOptions {
         jobs_per_task: flags.jobs_per_task,
         max_concurrent: flags.max_concurrent,
         partition: flags.slurm_partition.clone(),
@@ -388,8 +396,8 @@ fn submit(
         sets: inputs.sets.to_vec(),
         tasks_dirs: dirs.tasks.iter().map(|p| absolute(p)).collect(),
         trainers_dirs: dirs.trainers.iter().map(|p| absolute(p)).collect(),
-        llm4ad_root: llm4ad.root.as_deref().map(absolute),
-        llm4ad_python: llm4ad.python.clone(),
+        llm4ad_root: inputs.cli.llm4ad.root.as_deref().map(absolute),
+        llm4ad_python: inputs.cli.llm4ad.python.clone(),
         runs_dir: inputs.cli.runs_dir.clone(),
         run_id: plan.run_id.to_string(),
         job_timeout: inputs.cli.job_timeout,
@@ -427,7 +435,7 @@ fn submit(
         println!(
             "Nothing left to run in {} (resume `{}` keeps every job's result); `trace-bench report {}` rebuilds the run files",
             d.display(),
-            run.plan.config.resume.as_str(),
+            run.plan.spec.config.resume.as_str(),
             d.display()
         );
         return Ok(OK);

@@ -56,6 +56,8 @@ pub fn run_job(
             fail_fast: false,
             job_timeout: inv.job_timeout,
             logger: inv.logger.clone(),
+            llm4ad,
+            config_dir: None,
         },
         strict: false,
     };
@@ -63,7 +65,7 @@ pub fn run_job(
         plan,
         registry,
         llm,
-    } = plan_run(&inputs, &registry, &llm4ad)?;
+    } = plan_run(&inputs, &registry)?;
     let run = open_run(plan, Access::Shared, false)?;
     let plan = &run.plan;
     eprintln!(

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use super::args::ValidateArgs;
 use super::exit::{CliError, FAILURES, OK};
-use super::{git_commit, load_source, with_config_tasks};
+use super::{git_commit, load_source};
 use crate::artifacts::FileError;
 use crate::artifacts::atomic::write_json;
 use crate::config::Severity;
@@ -21,38 +21,39 @@ pub fn validate(
     llm4ad: &Llm4adSources,
 ) -> Result<u8, CliError> {
     let source = load_source(Some(&args.config))?;
-    let registry = &with_config_tasks(registry, &source, Some(&args.config), llm4ad)?;
-    let suites = match &args.bench {
-        Some(sel) => Some(registry.bench_selector(sel).map_err(CliError::usage)?),
-        None => None,
-    };
     let cli = CliOverrides {
         runs_dir: args.config_args.runs_dir.clone(),
+        llm4ad: llm4ad.clone(),
+        config_dir: args.config.parent().map(std::path::Path::to_path_buf),
         ..CliOverrides::default()
     };
     let sets = args.config_args.all_sets();
     let prepared = prepare(&source, &sets, &cli, args.strict, registry);
+    let registry = &prepared.registry;
+    let suites = match &args.bench {
+        Some(sel) => Some(registry.bench_selector(sel).map_err(CliError::usage)?),
+        None => None,
+    };
     eprint!("{}", prepared.diagnostics.render());
     let mut errors = prepared.diagnostics.error_count();
-    let Some(config) = &prepared.config else {
+    let Some(spec) = &prepared.spec else {
         println!("[FAIL] config: {}", source.name);
         return Ok(FAILURES);
     };
-    if config.mode == crate::vocab::Mode::Real {
-        let env = |name: &str| std::env::var(name).ok();
-        if let Ok(s) = crate::llm::settings::LlmSettings::from_config(&config.llm, &env) {
-            println!(
-                "[OK] llm: {} at {} (provider {}, key from {})",
-                s.model,
-                s.base_url,
-                s.provider,
-                if s.api_key_env.is_empty() {
-                    "nowhere: no auth"
-                } else {
-                    s.api_key_env.as_str()
-                }
-            );
-        }
+    let config = &spec.config;
+    // Real mode's settings, as the check decoded them.
+    if let Some(s) = &spec.llm {
+        println!(
+            "[OK] llm: {} at {} (provider {}, key from {})",
+            s.model,
+            s.base_url,
+            s.provider,
+            if s.api_key_env.is_empty() {
+                "nowhere: no auth"
+            } else {
+                s.api_key_env.as_str()
+            }
+        );
     }
     for task in &config.tasks {
         if suites
@@ -145,12 +146,7 @@ pub fn validate(
         .filter(|d| d.severity == Severity::Warning)
         .count();
     if args.strict && errors == 0 {
-        let plan = Plan::new(
-            config.clone(),
-            jobs.clone(),
-            &git_commit(),
-            SystemTime::now(),
-        );
+        let plan = Plan::new(spec.clone(), jobs.clone(), &git_commit(), SystemTime::now());
         let manifest = plan.manifest(|_| (ManifestStatus::Pending, None), None);
         let path = plan.run_dir.manifest();
         write_json(&path, &manifest).map_err(FileError::on("write", &path))?;

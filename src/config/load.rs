@@ -17,7 +17,7 @@ use crate::vocab::{Kwargs, Mode};
 
 /// Top-level knobs the reference copies into every trainer's defaults.
 pub const TOP_LEVEL_KNOBS: &[&str] = &[
-    "threads",
+    crate::vocab::THREADS_ALIAS,
     "num_threads",
     "optimizer_kwargs",
     "eval_kwargs",
@@ -307,11 +307,18 @@ impl Decoder<'_> {
             trainer_kwargs,
             mlflow: self.mlflow(get("mlflow")),
             durability: self.durability(get("durability")),
-            trainers_dir: self.tags(get("trainers_dir")),
+            trainers_dir: self.paths(get("trainers_dir"), "trainers_dir"),
             external_python: get("external_python").and_then(|n| self.string(n, "external_python")),
             budget: get("budget")
                 .map(|n| self.budget(n, "budget"))
                 .unwrap_or_default(),
+            tasks_dir: self.paths(get("tasks_dir"), "tasks_dir"),
+            llm4ad_root: get("llm4ad_root").and_then(|n| self.string(n, "llm4ad_root")),
+            llm4ad_python: get("llm4ad_python").and_then(|n| self.string(n, "llm4ad_python")),
+            spans: entries
+                .iter()
+                .map(|e| (e.key.clone(), e.value.span))
+                .collect(),
         }
     }
 
@@ -370,6 +377,27 @@ impl Decoder<'_> {
             }
         }
         budget
+    }
+
+    /// A folder or a list of folders (`tasks_dir`, `trainers_dir`), as written.
+    fn paths(&mut self, node: Option<&Node>, key: &str) -> Vec<String> {
+        let Some(node) = node else { return Vec::new() };
+        let items: &[Node] = match &node.value {
+            yaml::Value::Null => return Vec::new(),
+            yaml::Value::Seq(items) => items,
+            _ => std::slice::from_ref(node),
+        };
+        let mut out = Vec::new();
+        for item in items {
+            match &item.value {
+                yaml::Value::Str(s) => out.push(s.clone()),
+                _ => {
+                    self.type_error(item, key, "a path or a list of paths");
+                    return Vec::new();
+                }
+            }
+        }
+        out
     }
 
     /// `durability: job | file | none` (docs/run-directory.md).

@@ -103,27 +103,39 @@ pub struct MlflowConfig {
     pub experiment: Option<String>,
 }
 
+/// Why a tracking URI cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TrackingUriError {
+    /// Not `http://` or `https://`.
+    #[error("only http(s) tracking servers are supported (`http://host:port`)")]
+    Scheme,
+    /// `http://` alone.
+    #[error("the URI names no host")]
+    NoHost,
+    /// `user:password@` in the URI.
+    #[error("credentials in the URI would be written to files; set MLFLOW_TRACKING_TOKEN instead")]
+    Credentials,
+    /// `?…` or `#…`.
+    #[error("the URI must not have a query or fragment")]
+    QueryOrFragment,
+}
+
 /// Check a tracking URI: `http(s)://host[:port][/prefix]`, without credentials (they
 /// would be written wherever the URI is; the token comes from `MLFLOW_TRACKING_TOKEN`).
-pub fn check_tracking_uri(uri: &str) -> Result<String, String> {
+pub fn check_tracking_uri(uri: &str) -> Result<String, TrackingUriError> {
     let rest = uri
         .strip_prefix("http://")
         .or_else(|| uri.strip_prefix("https://"))
-        .ok_or_else(|| {
-            "only http(s) tracking servers are supported (`http://host:port`)".to_string()
-        })?;
+        .ok_or(TrackingUriError::Scheme)?;
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     if authority.is_empty() {
-        return Err("the URI names no host".into());
+        return Err(TrackingUriError::NoHost);
     }
     if authority.contains('@') {
-        return Err(
-            "credentials in the URI would be written to files; set MLFLOW_TRACKING_TOKEN instead"
-                .into(),
-        );
+        return Err(TrackingUriError::Credentials);
     }
     if rest.contains(['?', '#']) {
-        return Err("the URI must not have a query or fragment".into());
+        return Err(TrackingUriError::QueryOrFragment);
     }
     Ok(uri.trim_end_matches('/').to_string())
 }
@@ -174,6 +186,17 @@ pub struct Config {
     pub external_python: Option<String>,
     /// What each job may spend (`budget:`; trainer entries override it per limit).
     pub budget: crate::vocab::Budget,
+    /// Folders of user tasks (`tasks_dir`: a path or a list), as written: relative to the
+    /// config file. Where tasks come from, not what runs: not in the snapshot.
+    pub tasks_dir: Vec<String>,
+    /// The reference's LLM4AD `benchmark_tasks` folder (`llm4ad_root`), as written
+    /// (relative to the config file; `--root` wins). Not in the snapshot.
+    pub llm4ad_root: Option<String>,
+    /// The Python LLM4AD discovery and evaluation run with (`llm4ad_python`;
+    /// `--llm4ad-python` wins). Not in the snapshot.
+    pub llm4ad_python: Option<String>,
+    /// Where each run-level key's value is written, for problems found after decoding.
+    pub spans: BTreeMap<String, Span>,
 }
 
 /// The reference's default `job_timeout` outside stub mode.
@@ -309,6 +332,7 @@ mod tests {
         assert!(
             check_tracking_uri("http://user:pw@host:5000")
                 .unwrap_err()
+                .to_string()
                 .contains("MLFLOW_TRACKING_TOKEN")
         );
         assert!(check_tracking_uri("http://").is_err());

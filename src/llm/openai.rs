@@ -128,9 +128,20 @@ impl std::fmt::Debug for ClientConfig {
     }
 }
 
+/// Why a `base_url` is unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BaseUrlError {
+    /// Not `http://` or `https://`.
+    #[error("base_url `{0}` must start with http:// or https:// (e.g. https://api.openai.com/v1)")]
+    Scheme(String),
+    /// No host after the scheme.
+    #[error("base_url `{0}` has no host")]
+    NoHost(String),
+}
+
 /// The chat-completions URL for an API root (rule in the module docs), or why
 /// `base_url` is unusable.
-pub fn chat_completions_url(base_url: &str) -> Result<String, String> {
+pub fn chat_completions_url(base_url: &str) -> Result<String, BaseUrlError> {
     let trimmed = base_url.trim();
     let lower = trimmed.to_ascii_lowercase();
     let scheme_len = if lower.starts_with("https://") {
@@ -138,9 +149,7 @@ pub fn chat_completions_url(base_url: &str) -> Result<String, String> {
     } else if lower.starts_with("http://") {
         7
     } else {
-        return Err(format!(
-            "base_url `{trimmed}` must start with http:// or https:// (e.g. https://api.openai.com/v1)"
-        ));
+        return Err(BaseUrlError::Scheme(trimmed.to_string()));
     };
     let (main, query) = match trimmed.split_once('?') {
         Some((m, q)) => (m, Some(q)),
@@ -153,7 +162,7 @@ pub fn chat_completions_url(base_url: &str) -> Result<String, String> {
         None => (after_scheme, ""),
     };
     if host.is_empty() {
-        return Err(format!("base_url `{trimmed}` has no host"));
+        return Err(BaseUrlError::NoHost(trimmed.to_string()));
     }
     let mut url = main.to_string();
     if path.is_empty() {
@@ -319,7 +328,7 @@ impl OpenAiClient {
     /// on an unusable `base_url`.
     pub fn new(config: ClientConfig, limiter: Option<Arc<RateLimiter>>) -> Result<Self, LlmError> {
         let url = chat_completions_url(&config.base_url)
-            .map_err(|e| LlmError::Failed(redact(&e, config.api_key.as_ref())))?;
+            .map_err(|e| LlmError::Failed(redact(&e.to_string(), config.api_key.as_ref())))?;
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(config.timeout))
             .http_status_as_error(false)

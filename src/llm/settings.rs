@@ -80,7 +80,7 @@ pub enum SettingsError {
     },
     /// `llm.base_url` is not an http(s) URL with a host.
     #[error("llm.base_url: {0}")]
-    BaseUrl(String),
+    BaseUrl(crate::llm::openai::BaseUrlError),
     /// The response cache needs a directory and none is known.
     #[error(
         "no user cache directory: set llm.cache_dir, TRACE_BENCH_CACHE_DIR or HOME (or llm.cache: off)"

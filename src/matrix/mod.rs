@@ -191,16 +191,7 @@ fn resolve_unknown(params: &Kwargs) -> Kwargs {
     params
         .iter()
         .filter(|(k, _)| *k != "eval_kwargs" && *k != "optimizer_kwargs")
-        .map(|(k, v)| {
-            (
-                if k == "threads" {
-                    "num_threads".to_string()
-                } else {
-                    k.clone()
-                },
-                v.clone(),
-            )
-        })
+        .map(|(k, v)| (crate::vocab::universal_knob(k).to_string(), v.clone()))
         .collect()
 }
 

@@ -49,7 +49,7 @@ pub enum MlflowError {
         /// As given.
         uri: String,
         /// What is wrong with it.
-        reason: String,
+        reason: crate::config::model::TrackingUriError,
     },
     /// The config's `mlflow` block asks for the live mirror but names no server.
     #[error(

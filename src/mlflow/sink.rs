@@ -16,7 +16,7 @@ use super::record::{Destination, Pending};
 use super::{Client, DEFAULT_EXPERIMENT, Exporter, MlflowError, URI_ENV, export::JobExport};
 use crate::artifacts::FileError;
 use crate::artifacts::layout::RunDir;
-use crate::config::model::Config;
+use crate::config::model::{MlflowConfig, TrackingUriError, check_tracking_uri};
 use crate::events::{Event, EventKind, EventSink, SinkError};
 use crate::llm::openai::Secret;
 use crate::matrix::Job;
@@ -104,20 +104,19 @@ pub enum Mirror {
         /// The variable's value.
         uri: String,
         /// Why it is not used.
-        reason: String,
+        reason: TrackingUriError,
     },
 }
 
 impl Mirror {
-    /// The mirror for `config` and the environment `env`. The config's own
-    /// `tracking_uri` was checked when the config was read (a located error); an inherited
-    /// `MLFLOW_TRACKING_URI` never stops a run. An `mlflow` block with no server at all
-    /// is an error.
+    /// The mirror for the spec's `mlflow` block and the environment `env`. The block's
+    /// own `tracking_uri` was checked when the config was read (a located error); an
+    /// inherited `MLFLOW_TRACKING_URI` never stops a run. An `mlflow` block with no server
+    /// at all is an error.
     pub fn choose(
-        config: &Config,
+        block: Option<&MlflowConfig>,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, MlflowError> {
-        let block = config.mlflow.as_ref();
         let env_uri = env(URI_ENV).filter(|u| !u.is_empty());
         let experiment = || {
             block
@@ -132,7 +131,7 @@ impl Mirror {
         };
         match (block.and_then(|b| b.tracking_uri.clone()), env_uri, block) {
             (Some(uri), _, _) => Ok(to(uri)),
-            (None, Some(uri), _) => Ok(match crate::config::model::check_tracking_uri(&uri) {
+            (None, Some(uri), _) => Ok(match check_tracking_uri(&uri) {
                 Ok(_) => to(uri),
                 Err(reason) => Self::Inherited { uri, reason },
             }),

@@ -500,39 +500,49 @@ fn suite_rank(suite: &str) -> usize {
         .unwrap_or(SUITE_ORDER.len())
 }
 
+/// A `--bench` selector names suites that do not exist.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown bench selector(s): {}; allowed: {}",
+    unknown.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", "),
+    allowed.join(", ")
+)]
+pub struct UnknownSuites {
+    /// The names that are not suites.
+    pub unknown: Vec<String>,
+    /// The suites there are.
+    pub allowed: Vec<String>,
+}
+
 /// Parse a `--bench` selector (`internal,trace_examples` or `internal+veribench`).
-pub fn parse_bench_selector(selector: &str) -> Result<Vec<String>, String> {
+pub fn parse_bench_selector(selector: &str) -> Result<Vec<String>, UnknownSuites> {
     parse_selector(selector, SUITE_ORDER)
 }
 
-fn parse_selector(selector: &str, allowed: &[&str]) -> Result<Vec<String>, String> {
+fn parse_selector(selector: &str, allowed: &[&str]) -> Result<Vec<String>, UnknownSuites> {
     let parts: Vec<String> = selector
         .split([',', '+'])
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .collect();
-    let unknown: Vec<&String> = parts
+    let unknown: Vec<String> = parts
         .iter()
         .filter(|p| !allowed.contains(&p.as_str()))
+        .cloned()
         .collect();
     if unknown.is_empty() {
         Ok(parts)
     } else {
-        Err(format!(
-            "unknown bench selector(s): {}; allowed: {}",
-            unknown
-                .iter()
-                .map(|s| format!("`{s}`"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            allowed.join(", ")
-        ))
+        Err(UnknownSuites {
+            unknown,
+            allowed: allowed.iter().map(|s| s.to_string()).collect(),
+        })
     }
 }
 
 impl Registry {
     /// [`parse_bench_selector`] that also accepts the suites of user tasks.
-    pub fn bench_selector(&self, selector: &str) -> Result<Vec<String>, String> {
+    pub fn bench_selector(&self, selector: &str) -> Result<Vec<String>, UnknownSuites> {
         let mut allowed: Vec<&str> = SUITE_ORDER.to_vec();
         for t in &self.tasks {
             let suite = t.manifest.suite();
@@ -643,6 +653,7 @@ mod tests {
         assert!(
             parse_bench_selector("internal,nope")
                 .unwrap_err()
+                .to_string()
                 .contains("`nope`")
         );
     }

@@ -88,9 +88,7 @@ impl TrainerPreset {
 
     /// The knob a raw params key means for this trainer (`threads` is universal).
     pub fn canonical_knob<'a>(&'a self, key: &'a str) -> &'a str {
-        if key == "threads" {
-            return "num_threads";
-        }
+        let key = crate::vocab::universal_knob(key);
         self.aliases.get(key).and_then(Json::as_str).unwrap_or(key)
     }
 

@@ -9,6 +9,7 @@ pub mod plan;
 pub mod run;
 pub mod slurm;
 pub mod status;
+pub mod submission;
 
 use std::path::Path;
 use std::time::SystemTime;
@@ -25,7 +26,7 @@ use crate::vocab::{JobState, JobStatus, ManifestStatus};
 
 pub use job::{JobContext, JobEnd, run_job};
 pub use plan::{CliOverrides, Plan, Prepared, prepare};
-pub use run::{Access, ExecEnv, Executor, Launched, LocalExecutor, OpenRun, Selection};
+pub use run::{Access, ExecEnv, Executor, Launched, LocalExecutor, OpenRun, Selection, ShardError};
 
 /// Why a run cannot be planned, executed or recorded.
 #[derive(Debug, thiserror::Error)]
@@ -84,7 +85,7 @@ pub enum RunError {
     },
     /// Submitting to the cluster failed.
     #[error(transparent)]
-    Slurm(#[from] slurm::SlurmError),
+    Slurm(#[from] submission::SlurmError),
 }
 
 impl RunError {
@@ -421,7 +422,12 @@ pub(crate) fn finalize(
             }
             entry
         });
-        manifest::write_streamed(&path, plan.config.effective_durability(), &manifest, jobs)
+        manifest::write_streamed(
+            &path,
+            plan.spec.config.effective_durability(),
+            &manifest,
+            jobs,
+        )
     })
     .map_err(FileError::on("write", &path))?;
     if let Some(e) = unwritten {

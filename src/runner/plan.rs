@@ -19,9 +19,10 @@ use crate::config::{Diagnostic, Diagnostics};
 use crate::matrix::{self, Job};
 use crate::provenance;
 use crate::registry::Registry;
+use crate::registry::llm4ad::Llm4adSources;
 use crate::results::manifest::{self, Manifest, ManifestJob};
 use crate::results::row::Resolved;
-use crate::spec::{KNOWN_LOGGERS, LoggerOverride, check, logger_override};
+use crate::spec::{Checked, Inputs, KNOWN_LOGGERS, LoggerOverride, Spec, check, logger_override};
 use crate::vocab::{ManifestStatus, RunId, canonical};
 
 /// Command-line settings that override the config (they are recorded in the snapshot).
@@ -41,13 +42,21 @@ pub struct CliOverrides {
     pub job_timeout: Option<f64>,
     /// `--logger` (every trainer's logger; part of the job ids, as in the reference)
     pub logger: Option<String>,
+    /// `--root` and `--llm4ad-python` (over the config's `llm4ad_root`, `llm4ad_python`)
+    pub llm4ad: Llm4adSources,
+    /// The config file's folder: the config's relative paths (`tasks_dir`, `trainers_dir`,
+    /// `llm4ad_root`) resolve from it (unset: the working directory)
+    pub config_dir: Option<PathBuf>,
 }
 
 /// A checked config and its jobs.
 #[derive(Debug)]
 pub struct Prepared {
-    /// The decoded config with CLI overrides applied (`None` if it could not be decoded).
-    pub config: Option<Config>,
+    /// The spec of the config with CLI overrides applied (`None` if it could not be
+    /// decoded; built even when the check found errors).
+    pub spec: Option<Spec>,
+    /// The registry with the config's task and trainer sources added.
+    pub registry: Registry,
     /// Jobs in matrix order.
     pub jobs: Vec<Job>,
     /// Every problem found.
@@ -57,7 +66,7 @@ pub struct Prepared {
 impl Prepared {
     /// Whether planning may go on.
     pub fn is_ok(&self) -> bool {
-        self.config.is_some() && !self.diagnostics.has_errors()
+        self.spec.is_some() && !self.diagnostics.has_errors()
     }
 }
 
@@ -73,7 +82,8 @@ pub fn prepare(
     let mut diagnostics = loaded.diagnostics;
     let Some(mut config) = loaded.config else {
         return Prepared {
-            config: None,
+            spec: None,
+            registry: registry.clone(),
             jobs: Vec::new(),
             diagnostics,
         };
@@ -105,10 +115,21 @@ pub fn prepare(
             ),
         }
     }
-    for d in check(&config, registry, strict) {
+    let inputs = Inputs {
+        strict,
+        base_dir: cli.config_dir.as_deref().unwrap_or(Path::new("")),
+        llm4ad: &cli.llm4ad,
+    };
+    let Checked {
+        spec,
+        registry,
+        diagnostics: found,
+    } = check(config, registry, inputs);
+    for d in found {
         diagnostics.push(d);
     }
-    let (jobs, warnings) = matrix::expand(&config, registry);
+    let config = &spec.config;
+    let (jobs, warnings) = matrix::expand(config, &registry);
     for d in warnings {
         diagnostics.push(d);
     }
@@ -120,7 +141,8 @@ pub fn prepare(
         ));
     }
     Prepared {
-        config: Some(config),
+        spec: Some(spec),
+        registry,
         jobs,
         diagnostics,
     }
@@ -154,8 +176,8 @@ pub struct Plan {
     pub run_id: RunId,
     /// Its directory.
     pub run_dir: RunDir,
-    /// The config.
-    pub config: Config,
+    /// The checked config and its runtime parts.
+    pub spec: Spec,
     /// The snapshot as written (secrets redacted, `run_id` set).
     pub snapshot: Json,
     /// SHA-256 of the canonical snapshot without `run_id`.
@@ -168,7 +190,8 @@ pub struct Plan {
 
 impl Plan {
     /// Fix the run id (configured, or generated from the snapshot and git commit).
-    pub fn new(config: Config, jobs: Vec<Job>, git_commit: &str, now: SystemTime) -> Self {
+    pub fn new(spec: Spec, jobs: Vec<Job>, git_commit: &str, now: SystemTime) -> Self {
+        let config = &spec.config;
         let mut snapshot = redact_secret_keys(&config.snapshot());
         let run_id = config
             .run_id
@@ -181,10 +204,11 @@ impl Plan {
         }
         let config_hash = canonical::sha256_hex(&canonical::canonical_json(&hashed));
         snapshot["run_id"] = Json::String(run_id.to_string());
+        let run_dir = RunDir::new(&config.runs_dir, run_id.as_str());
         Self {
-            run_dir: RunDir::new(&config.runs_dir, run_id.as_str()),
+            run_dir,
             run_id,
-            config,
+            spec,
             snapshot,
             config_hash,
             jobs,
@@ -217,8 +241,8 @@ impl Plan {
             tool: "trace-bench".into(),
             tool_version: env!("CARGO_PKG_VERSION").into(),
             config_hash: self.config_hash.clone(),
-            mode: self.config.mode.as_str().into(),
-            tags: self.config.tags.clone(),
+            mode: self.spec.config.mode.as_str().into(),
+            tags: self.spec.config.tags.clone(),
             created_at: self.created_at.clone(),
             generated_at: humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
             finished_at,
@@ -235,7 +259,7 @@ impl Plan {
             .map(|job| manifest_job(job, ManifestStatus::Pending, None));
         manifest::write_streamed(
             &path,
-            self.config.effective_durability(),
+            self.spec.config.effective_durability(),
             &self.manifest_head(None),
             jobs,
         )
@@ -292,7 +316,8 @@ impl Plan {
         debug_assert!(root.exists());
         // At `file`, everything above durable before the first job runs (at `job` the first
         // commit's barrier covers it).
-        self.config
+        self.spec
+            .config
             .effective_durability()
             .settle(root)
             .map_err(FileError::on("sync", root))

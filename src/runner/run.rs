@@ -104,7 +104,7 @@ impl OpenRun {
             Access::Shared => Created::default(),
         };
         if let Err(e) = std::fs::create_dir_all(root) {
-            let e = RunError::creating(Path::new(&plan.config.runs_dir), root, e);
+            let e = RunError::creating(Path::new(&plan.spec.config.runs_dir), root, e);
             created.remove();
             return Err(e);
         }
@@ -183,6 +183,11 @@ impl OpenRun {
     }
 }
 
+/// `--shard` is not `I/N` with 1 ≤ I ≤ N.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a shard: write I/N with 1 <= I <= N, e.g. 2/3")]
+pub struct ShardError(pub String);
+
 /// Which jobs of the plan an invocation runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Selection {
@@ -208,8 +213,8 @@ pub enum Selection {
 
 impl Selection {
     /// Parse `I/N` (1 ≤ I ≤ N).
-    pub fn parse_shard(text: &str) -> Result<Self, String> {
-        let bad = || format!("`{text}` is not a shard: write I/N with 1 <= I <= N, e.g. 2/3");
+    pub fn parse_shard(text: &str) -> Result<Self, ShardError> {
+        let bad = || ShardError(text.to_string());
         let (i, n) = text.split_once('/').ok_or_else(bad)?;
         let index: usize = i.trim().parse().map_err(|_| bad())?;
         let count: usize = n.trim().parse().map_err(|_| bad())?;
@@ -256,7 +261,7 @@ pub enum Launched {
     /// The jobs ran here.
     Finished(RunReport),
     /// The jobs were handed to a cluster scheduler; they run later.
-    Submitted(super::slurm::Submission),
+    Submitted(super::submission::Submission),
 }
 
 /// Where a run's jobs execute.
@@ -322,7 +327,7 @@ fn before_start(
     {
         return Some(Disposition::Reused(*state));
     }
-    resume_decision(plan.config.resume, record.map(|(state, _)| state))
+    resume_decision(plan.spec.config.resume, record.map(|(state, _)| state))
 }
 
 /// Run the selected jobs of `run` in a thread pool (each isolated: an error or panic is a
@@ -336,21 +341,21 @@ fn execute_local(
 ) -> Result<RunReport, RunError> {
     let plan = &run.plan;
     let selected: Vec<&Job> = plan.jobs.iter().filter(|j| selection.contains(j)).collect();
-    let workers = workers.unwrap_or(plan.config.max_workers).max(1);
+    let workers = workers.unwrap_or(plan.spec.config.max_workers).max(1);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(workers)
         .thread_name(|i| format!("trace-bench-worker-{i}"))
         .build()
         .map_err(|source| RunError::Threads { workers, source })?;
     let ctx = JobContext {
-        mode: plan.config.mode,
+        mode: plan.spec.config.mode,
         registry: env.registry,
         sink: env.sink,
         llm: env.llm,
-        job_timeout: plan.config.effective_job_timeout(),
+        job_timeout: plan.spec.config.effective_job_timeout(),
         cancel: env.cancel.clone(),
         run_dir: &plan.run_dir,
-        external_python: plan.config.external_python.as_deref(),
+        external_python: plan.spec.sources.external_python.as_deref(),
     };
     let sink = env.sink;
     // Run events are informational: a sink that cannot take them does not stop the run.
@@ -405,7 +410,8 @@ fn execute_local(
                     });
                     *slot = Some(reason);
                 }
-                if plan.config.fail_fast && matches!(status, JobStatus::Failed | JobStatus::Timeout)
+                if plan.spec.config.fail_fast
+                    && matches!(status, JobStatus::Failed | JobStatus::Timeout)
                 {
                     stop_after_failure.store(true, Ordering::SeqCst);
                 }
@@ -463,7 +469,8 @@ fn execute_local(
     if exclusive {
         // At `file`, the manifest and run-level files durable too.
         let root = plan.run_dir.root();
-        plan.config
+        plan.spec
+            .config
             .effective_durability()
             .settle(root)
             .map_err(crate::artifacts::FileError::on("sync", root))?;

@@ -12,234 +12,16 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde::{Deserialize, Serialize};
-
 use super::run::{ExecEnv, Executor, Launched, OpenRun};
+use super::submission::last_number;
 use super::{RunError, recorded_status, resume_decision};
 use crate::artifacts::FileError;
-use crate::artifacts::atomic::{read_json, write_atomic, write_json};
-use crate::artifacts::layout::RunDir;
+use crate::artifacts::atomic::{write_atomic, write_json};
 use crate::matrix::Job;
-use crate::vocab::{JobId, Kwargs};
+use crate::vocab::JobId;
 
-/// Why a submission failed.
-#[derive(Debug, thiserror::Error)]
-pub enum SlurmError {
-    /// `sbatch` is not on PATH.
-    #[error("`sbatch` was not found on PATH: this machine is not a Slurm submit host")]
-    NotInstalled,
-    /// `sbatch` refused the script.
-    #[error("`{command}` failed: {stderr}")]
-    Sbatch {
-        /// What was run.
-        command: String,
-        /// What it said.
-        stderr: String,
-    },
-    /// The binary the tasks should run is not a file.
-    #[error("the trace-bench binary for the array tasks `{}` is not a file", path.display())]
-    NoBinary {
-        /// The path.
-        path: PathBuf,
-    },
-    /// A submission record is missing or unreadable.
-    #[error("no submission {number} in `{}`", dir.display())]
-    NoSubmission {
-        /// The submission number.
-        number: u32,
-        /// `meta/slurm/`.
-        dir: PathBuf,
-    },
-    /// The task index is past the submission's chunks.
-    #[error("task index {index} is out of range: submission {number} has {tasks} task(s)")]
-    NoTask {
-        /// The index asked for.
-        index: usize,
-        /// The submission.
-        number: u32,
-        /// Its task count.
-        tasks: usize,
-    },
-    /// A file of the submission cannot be written.
-    #[error(transparent)]
-    File(#[from] FileError),
-}
-
-/// How to submit: `run --executor slurm` flags over the config's `executor` block.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SlurmOptions {
-    /// Jobs per array task (default 1).
-    pub jobs_per_task: Option<usize>,
-    /// At most this many array tasks at once (`%N`).
-    pub max_concurrent: Option<usize>,
-    /// `--partition`.
-    pub partition: Option<String>,
-    /// `--time` (per array task).
-    pub time: Option<String>,
-    /// `--cpus-per-task`; also the worker threads of a task.
-    pub cpus_per_task: Option<usize>,
-    /// `--mem`.
-    pub mem: Option<String>,
-    /// More `sbatch` arguments, as given.
-    pub args: Vec<String>,
-    /// The binary the tasks run (default: this one).
-    pub bin: Option<PathBuf>,
-}
-
-impl SlurmOptions {
-    /// The config's `executor` block (values were checked when it was loaded).
-    pub fn from_config(block: &Kwargs) -> Self {
-        let text = |k: &str| {
-            block.get(k).and_then(|v| match v {
-                serde_json::Value::String(s) => Some(s.clone()),
-                serde_json::Value::Number(n) => Some(n.to_string()),
-                _ => None,
-            })
-        };
-        let count = |k: &str| block.get(k).and_then(|v| v.as_u64()).map(|n| n as usize);
-        Self {
-            jobs_per_task: count("jobs_per_task"),
-            max_concurrent: count("max_concurrent"),
-            partition: text("partition"),
-            time: text("time"),
-            cpus_per_task: count("cpus_per_task"),
-            mem: text("mem"),
-            args: block
-                .get("args")
-                .and_then(|a| a.as_array())
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            bin: text("bin").map(PathBuf::from),
-        }
-    }
-
-    /// `self` with every option `over` sets replacing ours (flags over the config).
-    pub fn overridden_by(self, over: SlurmOptions) -> Self {
-        Self {
-            jobs_per_task: over.jobs_per_task.or(self.jobs_per_task),
-            max_concurrent: over.max_concurrent.or(self.max_concurrent),
-            partition: over.partition.or(self.partition),
-            time: over.time.or(self.time),
-            cpus_per_task: over.cpus_per_task.or(self.cpus_per_task),
-            mem: over.mem.or(self.mem),
-            args: if over.args.is_empty() {
-                self.args
-            } else {
-                over.args
-            },
-            bin: over.bin.or(self.bin),
-        }
-    }
-}
-
-/// How the submitting command was invoked, so an array task plans the very same run
-/// (relative paths resolve from the submission's working directory; the task's plan is
-/// checked against the run's snapshot, so an edited config is refused, not mixed in).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Invocation {
-    /// The config file (absolute), or none for the embedded smoke matrix.
-    pub config: Option<PathBuf>,
-    /// `--set` overrides, in order.
-    pub sets: Vec<String>,
-    /// `--tasks-dir` folders (absolute).
-    pub tasks_dirs: Vec<PathBuf>,
-    /// `--trainers-dir` folders (absolute).
-    #[serde(default)]
-    pub trainers_dirs: Vec<PathBuf>,
-    /// `--root`.
-    pub llm4ad_root: Option<PathBuf>,
-    /// `--llm4ad-python`.
-    pub llm4ad_python: Option<String>,
-    /// `--runs-dir` as given, if given.
-    pub runs_dir: Option<String>,
-    /// The run id.
-    pub run_id: String,
-    /// `--job-timeout`, if given.
-    pub job_timeout: Option<f64>,
-    /// `--logger`, if given.
-    pub logger: Option<String>,
-}
-
-/// One submission: what went to the cluster (`meta/slurm/submit-<n>/submission.json`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Submission {
-    /// How to plan the run again in a task.
-    pub invocation: Invocation,
-    /// 1, 2, … in the run directory.
-    pub number: u32,
-    /// When it was made (RFC 3339): a job finished after it ran in this submission.
-    pub created_at: String,
-    /// The array's Slurm job id.
-    pub array_job_id: String,
-    /// The dependent report job's id.
-    pub report_job_id: String,
-    /// Array tasks.
-    pub tasks: usize,
-    /// Jobs per task.
-    pub jobs_per_task: usize,
-    /// Worker threads per task (`cpus_per_task`).
-    pub workers_per_task: usize,
-    /// The job ids of each task.
-    pub chunks: Vec<Vec<JobId>>,
-    /// The batch scripts.
-    pub array_script: PathBuf,
-    /// The report job's script.
-    pub report_script: PathBuf,
-    /// Environment variables the tasks need (API keys, by name).
-    pub env_names: Vec<String>,
-}
-
-impl Submission {
-    /// The folder of submission `number`.
-    pub fn dir(run_dir: &RunDir, number: u32) -> PathBuf {
-        run_dir.slurm_dir().join(format!("submit-{number}"))
-    }
-
-    /// Read submission `number` of a run directory.
-    pub fn load(run_dir: &RunDir, number: u32) -> Result<Self, SlurmError> {
-        read_json(&Self::dir(run_dir, number).join("submission.json")).map_err(|_| {
-            SlurmError::NoSubmission {
-                number,
-                dir: run_dir.slurm_dir(),
-            }
-        })
-    }
-
-    /// The newest submission of a run directory, if any.
-    pub fn latest(run_dir: &RunDir) -> Option<Self> {
-        Self::load(run_dir, last_number(run_dir)?).ok()
-    }
-
-    /// Task `index`'s job ids.
-    pub fn chunk(&self, index: usize) -> Result<&[JobId], SlurmError> {
-        self.chunks
-            .get(index)
-            .map(Vec::as_slice)
-            .ok_or(SlurmError::NoTask {
-                index,
-                number: self.number,
-                tasks: self.tasks,
-            })
-    }
-}
-
-fn last_number(run_dir: &RunDir) -> Option<u32> {
-    std::fs::read_dir(run_dir.slurm_dir())
-        .ok()?
-        .filter_map(Result::ok)
-        .filter_map(|e| {
-            e.file_name()
-                .to_str()?
-                .strip_prefix("submit-")?
-                .parse::<u32>()
-                .ok()
-        })
-        .max()
-}
+pub use super::submission::{Invocation, SlurmError, Submission};
+pub use crate::spec::SlurmOptions;
 
 /// Submit a run's remaining jobs as a job array.
 #[derive(Debug, Clone)]
@@ -345,7 +127,9 @@ impl Executor for SlurmExecutor {
         let left: Vec<&Job> = plan
             .jobs
             .iter()
-            .filter(|j| resume_decision(plan.config.resume, recorded_status(plan, j)).is_none())
+            .filter(|j| {
+                resume_decision(plan.spec.config.resume, recorded_status(plan, j)).is_none()
+            })
             .collect();
         let per_task = self.options.jobs_per_task.unwrap_or(1).max(1);
         let chunks: Vec<Vec<JobId>> = left
@@ -359,14 +143,15 @@ impl Executor for SlurmExecutor {
         let bin = self.binary()?;
         let root = std::fs::canonicalize(plan.run_dir.root())
             .unwrap_or_else(|_| plan.run_dir.root().to_path_buf());
+        // The variable the key is read from (real mode; empty: no auth).
         let env_names: Vec<String> = plan
-            .config
+            .spec
             .llm
-            .get("api_key_env")
-            .and_then(|v| v.as_str())
-            .filter(|_| plan.config.mode == crate::vocab::Mode::Real)
-            .map(|n| vec![n.to_string()])
-            .unwrap_or_default();
+            .as_ref()
+            .map(|s| s.api_key_env.clone())
+            .filter(|n| !n.is_empty())
+            .into_iter()
+            .collect();
         let created_at = humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string();
         let tasks = chunks.len();
         let workers = self.options.cpus_per_task.unwrap_or(1).max(1);
@@ -474,26 +259,6 @@ pub fn array_states(submission: &Submission) -> Option<std::collections::BTreeMa
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn flags_override_the_config_block() {
-        let block: Kwargs = serde_json::json!({
-            "kind": "slurm", "jobs_per_task": 5, "partition": "gpu", "time": "01:00:00",
-            "mem": 4096, "args": ["--qos=low"]
-        })
-        .as_object()
-        .cloned()
-        .unwrap();
-        let config = SlurmOptions::from_config(&block);
-        assert_eq!(config.mem.as_deref(), Some("4096"));
-        let merged = config.overridden_by(SlurmOptions {
-            partition: Some("cpu".into()),
-            ..SlurmOptions::default()
-        });
-        assert_eq!(merged.partition.as_deref(), Some("cpu"));
-        assert_eq!(merged.jobs_per_task, Some(5));
-        assert_eq!(merged.args, ["--qos=low"]);
-    }
 
     #[test]
     fn paths_are_quoted_for_the_shell() {

@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 
 use super::recorded;
-use super::slurm::{Submission, array_states};
+use super::slurm::array_states;
+use super::submission::Submission;
 use crate::artifacts::FileError;
 use crate::artifacts::atomic::{read_json, write_json};
 use crate::artifacts::layout::RunDir;

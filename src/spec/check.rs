@@ -98,16 +98,23 @@ pub fn in_reference_catalog(id: &str) -> bool {
     REFERENCE_CATALOG.lines().any(|l| l.trim() == id)
 }
 
-/// Run every check; strict-relevant problems are errors when `strict`.
-pub fn check(config: &Config, registry: &Registry, strict: bool) -> Vec<Diagnostic> {
-    let mut out = Vec::new();
-    if config.mode == Mode::Real {
-        check_llm(config, &mut out);
-    }
-    check_tasks(config, registry, &mut out);
-    check_trainers(config, registry, strict, &mut out);
-    check_job_timeout(config, &mut out);
-    out
+/// Run every check against `registry` (the config's own sources already added);
+/// strict-relevant problems are errors when `strict`. Real mode's `llm` settings come
+/// back decoded when they decode.
+pub(super) fn diagnose(
+    config: &Config,
+    registry: &Registry,
+    strict: bool,
+    out: &mut Vec<Diagnostic>,
+) -> Option<LlmSettings> {
+    let llm = match config.mode {
+        Mode::Real => check_llm(config, out),
+        Mode::Stub => None,
+    };
+    check_tasks(config, registry, out);
+    check_trainers(config, registry, strict, out);
+    check_job_timeout(config, out);
+    llm
 }
 
 /// A warning, or an error under `--strict`.
@@ -119,11 +126,15 @@ fn strictly(strict: bool, key: String, span: Span, msg: String) -> Diagnostic {
     }
 }
 
-/// Real mode: the `llm` settings decode, the key variable is set, `base_url` is usable.
-fn check_llm(config: &Config, out: &mut Vec<Diagnostic>) {
+/// Real mode: the `llm` settings decode (returned), the key variable is set, `base_url`
+/// is usable.
+fn check_llm(config: &Config, out: &mut Vec<Diagnostic>) -> Option<LlmSettings> {
     let env = |name: &str| std::env::var(name).ok();
     match LlmSettings::from_config(&config.llm, &env) {
-        Err(e) => out.push(Diagnostic::error("llm", Default::default(), e.to_string())),
+        Err(e) => {
+            out.push(Diagnostic::error("llm", Default::default(), e.to_string()));
+            None
+        }
         Ok(settings) => {
             if let Err(e) = settings.api_key(&env) {
                 out.push(
@@ -135,8 +146,13 @@ fn check_llm(config: &Config, out: &mut Vec<Diagnostic>) {
                 );
             }
             if let Err(e) = crate::llm::openai::chat_completions_url(&settings.base_url) {
-                out.push(Diagnostic::error("llm.base_url", Default::default(), e));
+                out.push(Diagnostic::error(
+                    "llm.base_url",
+                    Default::default(),
+                    e.to_string(),
+                ));
             }
+            Some(settings)
         }
     }
 }
@@ -350,7 +366,9 @@ mod tests {
             },
             &[],
         );
-        check(&l.config.unwrap(), &Registry::builtin(), strict)
+        let mut out = Vec::new();
+        diagnose(&l.config.unwrap(), &Registry::builtin(), strict, &mut out);
+        out
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use super::Example;
-use super::dataset::{expected, input_text, words};
+use super::text::{expected, input_text, words};
 use crate::llm::{ChatRequest, Llm, LlmError, Message, estimate_tokens};
 
 /// The stub agent: a deterministic rule, not a model, so stub runs of dataset tasks can

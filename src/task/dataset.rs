@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
 use super::agent::{AgentHandle, Reply, StubAgent};
+pub use super::text::{expected, input_text, words};
 use super::{EvalLimits, Example, ExampleResult, Param, Splits, TaskManifest};
 use crate::vocab::Kwargs;
 use crate::vocab::ParamKind;
@@ -146,32 +147,6 @@ fn expected_number(answer: &Json) -> Option<f64> {
         _ => None,
     }
     .filter(|x| x.is_finite())
-}
-
-/// Lowercase words of letters and digits: what "contains the hint" compares.
-pub fn words(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .collect()
-}
-
-/// The text form of an example's input (what the agent's user message holds).
-pub fn input_text(input: &Json) -> String {
-    match input {
-        Json::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// The expected answer and hint of an example.
-pub fn expected(example: &Example) -> (String, Option<String>) {
-    let answer = match &example.info["answer"] {
-        Json::String(s) => s.clone(),
-        other => other.to_string(),
-    };
-    let hint = example.info["hint"].as_str().map(str::to_string);
-    (answer, hint)
 }
 
 fn normalise(text: &str) -> String {

@@ -16,6 +16,7 @@ pub mod process;
 pub mod requires;
 pub mod sample;
 pub mod server;
+pub mod text;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

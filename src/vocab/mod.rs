@@ -18,6 +18,20 @@ pub use status::{JobState, JobStatus, ManifestStatus};
 /// A JSON object with insertion order kept (kwargs are reported in the order written).
 pub type Kwargs = Map<String, Json>;
 
+/// The reference's alias of the `num_threads` knob, accepted for every trainer and at the
+/// top level of a config.
+pub const THREADS_ALIAS: &str = "threads";
+
+/// The knob a params key names when it is a universal alias (`threads` → `num_threads`),
+/// else the key itself.
+pub fn universal_knob(key: &str) -> &str {
+    if key == THREADS_ALIAS {
+        "num_threads"
+    } else {
+        key
+    }
+}
+
 /// Where the LLM answers come from.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Mode {
