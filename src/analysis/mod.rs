@@ -4,6 +4,7 @@
 
 pub mod compare;
 pub mod curves;
+pub mod fair;
 pub mod html;
 pub mod load;
 

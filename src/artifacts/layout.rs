@@ -112,6 +112,16 @@ impl RunDir {
         self.root.join("leaderboard.csv")
     }
 
+    /// `stats.json`: which methods are significantly better (`analysis::fair`).
+    pub fn stats_json(&self) -> PathBuf {
+        self.root.join("stats.json")
+    }
+
+    /// `anytime.csv`: anytime aggregates per task and method (`analysis::fair`).
+    pub fn anytime_csv(&self) -> PathBuf {
+        self.root.join("anytime.csv")
+    }
+
     /// `report.html` (written by `report --html`)
     pub fn report_html(&self) -> PathBuf {
         self.root.join("report.html")

@@ -1,5 +1,6 @@
-//! `report RUN_DIR [--html]`: rebuild the run-level files from the job directories, and
-//! optionally the self-contained HTML report.
+//! `report RUN_DIR [--html]`: rebuild the run-level files from the job directories, write
+//! the comparisons of the run's optimizers (`stats.json`, `anytime.csv`) and say which
+//! differences are significant, and optionally the self-contained HTML report.
 
 use super::args::ReportArgs;
 use super::exit::{CliError, OK};
@@ -34,9 +35,19 @@ pub fn report(args: &ReportArgs) -> Result<u8, CliError> {
     ] {
         println!("  {}", p.display());
     }
+    let fair = crate::analysis::fair::write(run_dir.root())?;
+    println!("  {}", run_dir.stats_json().display());
+    println!("  {}", run_dir.anytime_csv().display());
     if args.html {
         let page = html::write_report(&run_dir, &summary)?;
         println!("  {}", page.display());
+    }
+    let verdicts = fair.verdicts();
+    if !verdicts.is_empty() {
+        println!("\nWhich optimizer is better (alpha = {}):", fair.alpha);
+        for v in verdicts {
+            println!("  {v}");
+        }
     }
     Ok(OK)
 }
