@@ -57,9 +57,24 @@ type GroupKey = (String, String, usize);
 /// One job's values by step (a map: steps come from files and are not trusted to be dense).
 type Series = BTreeMap<u64, f64>;
 
+/// What a curve's x-axis counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Axis {
+    /// Trainer steps; the value drawn is the step's validation score.
+    Step,
+    /// The trainer's cumulative metric calls; the value drawn is the best validation score
+    /// so far (an anytime curve).
+    MetricCalls,
+}
+
 /// Build the curves of every task from finished jobs (loaded with their histories). Only
 /// ok jobs are drawn.
 pub fn build(jobs: &[JobResults]) -> Vec<TaskCurves> {
+    build_on(jobs, Axis::Step)
+}
+
+/// [`build`] on another x-axis: `points[].step` then holds the axis value.
+pub fn build_on(jobs: &[JobResults], axis: Axis) -> Vec<TaskCurves> {
     // (task, trainer, variant) → one series per job, and whether any job of the group has a
     // validation score.
     let mut groups: Vec<(GroupKey, Vec<Series>, bool)> = Vec::new();
@@ -70,12 +85,19 @@ pub fn build(jobs: &[JobResults]) -> Vec<TaskCurves> {
         }
         let key = (r.task_id.clone(), r.trainer_id.clone(), r.variant_index);
         let has_val = job.history.iter().any(|s| s.score_val.is_some());
+        let mut best = f64::NEG_INFINITY;
         let series: Series = job
             .history
             .iter()
             .filter_map(|s| {
                 let v = s.score_val.or(s.best_score).filter(|x| x.is_finite())?;
-                Some((s.step, v))
+                Some(match axis {
+                    Axis::Step => (s.step, v),
+                    Axis::MetricCalls => {
+                        best = best.max(v);
+                        (s.spent.metric_calls, best)
+                    }
+                })
             })
             .collect();
         match groups.iter_mut().find(|g| g.0 == key) {

@@ -19,7 +19,15 @@ use crate::vocab::JobId;
 /// Write `report.html` of a run whose run-level files were just rebuilt into `summary`.
 pub fn write_report(run_dir: &RunDir, summary: &Summary) -> Result<PathBuf, ReportError> {
     let run = load_run(run_dir.root(), true)?;
-    let page = render(summary, &curves::build(&run.jobs));
+    let mut page = render(summary, &curves::build(&run.jobs));
+    let extra = comparisons(
+        summary,
+        &curves::build_on(&run.jobs, curves::Axis::MetricCalls),
+        &super::fair::analyse(&run),
+    );
+    if let Some(at) = page.find("<footer>") {
+        page.insert_str(at, &extra);
+    }
     let path = run_dir.report_html();
     write_atomic(&path, page.as_bytes()).map_err(FileError::on("write", &path))?;
     Ok(path)
@@ -273,7 +281,86 @@ const RIGHT: f64 = 16.0;
 const TOP: f64 = 14.0;
 const BOTTOM: f64 = 40.0;
 
+/// The fair-comparison sections: anytime curves on the metric-call axis, the
+/// critical-difference diagram and the verdicts (`analysis::fair`).
+fn comparisons(
+    summary: &Summary,
+    anytime: &[TaskCurves],
+    fair: &super::fair::FairReport,
+) -> String {
+    let mut s = String::from(
+        "<h2>Anytime: best score at equal budget</h2>\n<p class=\"meta\">Best-so-far validation score against the trainer's own metric calls (mean over seeds, bootstrap 95% band): the fair axis for comparing optimizers. Tokens, cost and seconds are in iterations.csv (<code>cum_*</code>).</p>\n<div class=\"curves\">\n",
+    );
+    for task in anytime {
+        s.push_str(&task_figure_on(summary, task, "metric calls"));
+    }
+    s.push_str("</div>\n<h2>Which optimizer is better</h2>\n<ul>\n");
+    for v in fair.verdicts() {
+        let _ = writeln!(s, "<li>{}</li>", escape(&v));
+    }
+    s.push_str("</ul>\n");
+    if let Some(x) = &fair.across_tasks {
+        s.push_str(&cd_diagram(x));
+    }
+    s
+}
+
+/// Demšar's critical-difference diagram: the methods on their average-rank axis (1 = best,
+/// left), a bar as long as the critical difference.
+fn cd_diagram(x: &super::fair::AcrossTasks) -> String {
+    const WIDTH: f64 = 640.0;
+    let k = x.methods.len().max(2) as f64;
+    let height = 70.0 + 20.0 * x.methods.len() as f64;
+    let sx = |r: f64| 40.0 + (r - 1.0) / (k - 1.0) * (WIDTH - 80.0);
+    let mut s = format!(
+        "<figure>\n<figcaption>Average ranks over {} tasks (Friedman p = {:.3}){}</figcaption>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{height}\" viewBox=\"0 0 {WIDTH} {height}\" role=\"img\" aria-label=\"critical difference diagram\">\n<rect width=\"{WIDTH}\" height=\"{height}\" fill=\"#fff\"/>\n<line x1=\"{:.1}\" y1=\"40\" x2=\"{:.1}\" y2=\"40\" stroke=\"#333\"/>\n",
+        x.tasks.len(),
+        x.friedman.p_f,
+        x.critical_difference
+            .map_or(String::new(), |cd| format!("; Nemenyi CD = {cd:.2}")),
+        sx(1.0),
+        sx(k)
+    );
+    for r in 1..=x.methods.len() {
+        let _ = writeln!(
+            s,
+            "<line x1=\"{0:.1}\" y1=\"36\" x2=\"{0:.1}\" y2=\"44\" stroke=\"#333\"/><text x=\"{0:.1}\" y=\"30\" text-anchor=\"middle\">{r}</text>",
+            sx(r as f64)
+        );
+    }
+    if let Some(cd) = x.critical_difference {
+        let _ = writeln!(
+            s,
+            "<line x1=\"{:.1}\" y1=\"14\" x2=\"{:.1}\" y2=\"14\" stroke=\"#d62728\" stroke-width=\"3\"/><text x=\"{:.1}\" y=\"10\">CD</text>",
+            sx(1.0),
+            sx(1.0 + cd.min(k - 1.0)),
+            sx(1.0 + cd.min(k - 1.0)) + 4.0
+        );
+    }
+    let mut order: Vec<usize> = (0..x.methods.len()).collect();
+    order.sort_by(|&a, &b| x.friedman.average_ranks[a].total_cmp(&x.friedman.average_ranks[b]));
+    for (row, &i) in order.iter().enumerate() {
+        let r = x.friedman.average_ranks[i];
+        let y = 62.0 + 20.0 * row as f64;
+        let _ = writeln!(
+            s,
+            "<line x1=\"{0:.1}\" y1=\"40\" x2=\"{0:.1}\" y2=\"{y:.1}\" stroke=\"{1}\"/><circle cx=\"{0:.1}\" cy=\"40\" r=\"3\" fill=\"{1}\"/><text x=\"{2:.1}\" y=\"{3:.1}\">{4} ({r:.2})</text>",
+            sx(r),
+            PALETTE[row % PALETTE.len()],
+            sx(r) + 6.0,
+            y + 4.0,
+            escape(&x.methods[i])
+        );
+    }
+    s.push_str("</svg>\n</figure>\n");
+    s
+}
+
 fn task_figure(summary: &Summary, task: &TaskCurves) -> String {
+    task_figure_on(summary, task, "step")
+}
+
+fn task_figure_on(summary: &Summary, task: &TaskCurves, x_label: &str) -> String {
     let points = task.curves.iter().flat_map(|c| &c.points);
     let max_step = points.clone().map(|p| p.step).max().unwrap_or(0).max(1) as f64;
     let (mut lo, mut hi) = points.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
@@ -325,7 +412,7 @@ fn task_figure(summary: &Summary, task: &TaskCurves) -> String {
     }
     let _ = writeln!(
         s,
-        "<rect x=\"{LEFT}\" y=\"{TOP}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"none\" stroke=\"#999\"/>\n<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">step</text>\n<text x=\"14\" y=\"{:.1}\" text-anchor=\"middle\" transform=\"rotate(-90 14 {:.1})\">{} (mean over seeds)</text>",
+        "<rect x=\"{LEFT}\" y=\"{TOP}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"none\" stroke=\"#999\"/>\n<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{x_label}</text>\n<text x=\"14\" y=\"{:.1}\" text-anchor=\"middle\" transform=\"rotate(-90 14 {:.1})\">{} (mean over seeds)</text>",
         W - LEFT - RIGHT,
         H - TOP - BOTTOM,
         (LEFT + W - RIGHT) / 2.0,
