@@ -326,11 +326,15 @@ fn report_html_is_one_self_contained_reproducible_page() {
             "page must not load anything: {forbidden}"
         );
     }
-    // Summary, leaderboard and one chart per task, each with a mean line and band per trainer.
+    // Summary, leaderboard and two charts per task (steps; anytime on metric calls), each
+    // with a mean line and band per trainer, and the critical-difference diagram.
     assert!(page.contains("Statistics over seeds") && page.contains("Leaderboard"));
-    assert_eq!(page.matches("<svg").count(), 2);
-    assert_eq!(page.matches("<polyline").count(), 4);
-    assert_eq!(page.matches("<polygon").count(), 4);
+    assert!(page.contains("Anytime: best score at equal budget"));
+    assert!(page.contains("Which optimizer is better"));
+    assert_eq!(page.matches("<svg").count(), 5);
+    assert_eq!(page.matches("aria-label=\"critical difference diagram\"").count(), 1);
+    assert_eq!(page.matches("<polyline").count(), 8);
+    assert_eq!(page.matches("<polygon").count(), 8);
     for name in [
         "internal:numeric_param",
         "trace_examples:opentrace_greeting",
