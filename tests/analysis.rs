@@ -332,7 +332,11 @@ fn report_html_is_one_self_contained_reproducible_page() {
     assert!(page.contains("Anytime: best score at equal budget"));
     assert!(page.contains("Which optimizer is better"));
     assert_eq!(page.matches("<svg").count(), 5);
-    assert_eq!(page.matches("aria-label=\"critical difference diagram\"").count(), 1);
+    assert_eq!(
+        page.matches("aria-label=\"critical difference diagram\"")
+            .count(),
+        1
+    );
     assert_eq!(page.matches("<polyline").count(), 8);
     assert_eq!(page.matches("<polygon").count(), 8);
     for name in [

@@ -466,15 +466,17 @@ impl FairReport {
                 .zip(&x.friedman.average_ranks)
                 .map(|(m, r)| format!("{m} {r:.2}"))
                 .collect();
+            // The more conservative of χ²_F and F_F: with few tasks and perfect agreement
+            // the Iman–Davenport F is infinite while χ²_F still says little.
+            let p = x.friedman.p_f.max(x.friedman.p_chi2);
             out.push(format!(
-                "across {} tasks: average ranks {}; Friedman p = {:.3}{}",
+                "across {} tasks: average ranks {}; Friedman p = {p:.3}{}",
                 x.tasks.len(),
                 ranks.join(", "),
-                x.friedman.p_f,
                 x.critical_difference
                     .map_or(String::new(), |cd| format!(", Nemenyi CD = {cd:.2}"))
             ));
-            if x.friedman.p_f >= ALPHA {
+            if p >= ALPHA {
                 out.push("across tasks: no method is significantly better than another".into());
             } else {
                 for (a, b) in &x.significant_pairs {
