@@ -178,22 +178,8 @@ fn a_hostile_trainer_finds_no_key_is_refused_and_killed_at_the_deadline() {
         .filter(|c| c.contains(&marker) || c.contains("tb-hostile-grandchild"))
         .collect();
     assert!(left.is_empty(), "still running: {left:?}");
-    assert!(
-        grep(&run, SECRET).is_empty(),
-        "the secret is in {:?}",
-        grep(&run, SECRET)
-    );
-}
-
-fn grep(dir: &Path, needle: &str) -> Vec<PathBuf> {
-    common::files_under(dir)
-        .into_iter()
-        .filter(|p| {
-            std::fs::read(p)
-                .map(|b| String::from_utf8_lossy(&b).contains(needle))
-                .unwrap_or(false)
-        })
-        .collect()
+    let leaked = common::files_containing(&run, SECRET);
+    assert!(leaked.is_empty(), "the secret is in {leaked:?}");
 }
 
 #[test]

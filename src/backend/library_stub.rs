@@ -25,7 +25,7 @@ use std::time::Instant;
 use regex::Regex;
 use serde_json::{Map, Value as Json, json};
 
-use crate::llm::{ChatRequest, ChatResponse, Llm, LlmError, LlmInfo, Usage, estimate_tokens};
+use crate::llm::{ChatRequest, ChatResponse, Llm, LlmError, LlmInfo};
 use crate::rng::Rng;
 use crate::vocab::canonical::sha256_hex;
 
@@ -90,12 +90,7 @@ impl LibraryStub {
             .map(|m| m.content.as_str())
             .collect::<Vec<_>>()
             .join("\n");
-        let last_user = request
-            .messages
-            .iter()
-            .rev()
-            .find(|m| m.role == "user")
-            .map_or("", |m| m.content.as_str());
+        let last_user = last_user(request);
         let base = current_instruction(&all);
         // Words the request quotes (feedback's hints) are what a reader would pick up.
         let quoted = super::stub::quoted_words(&all);
@@ -137,12 +132,7 @@ impl LibraryStub {
 /// first text field, typed placeholders in the others), a JSON object, or the bare text.
 /// Stub mode's task program uses it, so a library's parser reads the stub agent's answer.
 pub fn format_answer(request: &ChatRequest, answer: &str) -> String {
-    let last_user = request
-        .messages
-        .iter()
-        .rev()
-        .find(|m| m.role == "user")
-        .map_or("", |m| m.content.as_str());
+    let last_user = last_user(request);
     let mut placed = false;
     let mut value_for = |ty: &str| match typed_value(ty) {
         Some(v) => v,
@@ -175,6 +165,17 @@ pub fn format_answer(request: &ChatRequest, answer: &str) -> String {
         return Json::Object(object).to_string();
     }
     answer.to_string()
+}
+
+/// The text of the request's last user message (where libraries put their output
+/// instructions).
+fn last_user(request: &ChatRequest) -> &str {
+    request
+        .messages
+        .iter()
+        .rev()
+        .find(|m| m.role == "user")
+        .map_or("", |m| m.content.as_str())
 }
 
 /// The fields (name, type note) of DSPy's JSON adapter sentence.
@@ -388,24 +389,11 @@ impl Llm for LibraryStub {
     fn complete(&mut self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
         let started = Instant::now();
         let content = self.reply(request);
-        let prompt: String = request
-            .messages
-            .iter()
-            .map(|m| m.content.as_str())
-            .collect();
-        Ok(ChatResponse {
-            usage: Usage {
-                prompt_tokens: estimate_tokens(&prompt),
-                completion_tokens: estimate_tokens(&content),
-            },
+        Ok(ChatResponse::estimated(
+            request,
             content,
-            latency_s: started.elapsed().as_secs_f64(),
-            cached: false,
-            retries: 0,
-            usage_reported: false,
-            finish_reason: Some("stop".into()),
-            billed: None,
-        })
+            started.elapsed().as_secs_f64(),
+        ))
     }
 }
 

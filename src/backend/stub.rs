@@ -13,9 +13,7 @@ use std::time::Instant;
 
 use serde_json::{Value as Json, json};
 
-use crate::llm::{
-    ChatRequest, ChatResponse, Llm, LlmError, LlmInfo, Usage, VariableHint, estimate_tokens,
-};
+use crate::llm::{ChatRequest, ChatResponse, Llm, LlmError, LlmInfo, VariableHint};
 use crate::optimizer::Protocol;
 use crate::rng::Rng;
 use crate::vocab::Kwargs;
@@ -174,24 +172,11 @@ impl Llm for StubLlm {
             );
             self.protocol.render(&reasoning, &update)
         };
-        let prompt: String = request
-            .messages
-            .iter()
-            .map(|m| m.content.as_str())
-            .collect();
-        Ok(ChatResponse {
-            usage: Usage {
-                prompt_tokens: estimate_tokens(&prompt),
-                completion_tokens: estimate_tokens(&content),
-            },
+        Ok(ChatResponse::estimated(
+            request,
             content,
-            latency_s: started.elapsed().as_secs_f64(),
-            cached: false,
-            retries: 0,
-            usage_reported: false,
-            finish_reason: Some("stop".into()),
-            billed: None,
-        })
+            started.elapsed().as_secs_f64(),
+        ))
     }
 }
 

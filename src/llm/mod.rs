@@ -115,6 +115,31 @@ pub struct ChatResponse {
     pub billed: Option<Usage>,
 }
 
+impl ChatResponse {
+    /// An answer made here, not by an endpoint (the stubs, stub mode's task program): its
+    /// tokens estimated from the request's and the answer's text, nothing billed.
+    pub fn estimated(request: &ChatRequest, content: String, latency_s: f64) -> Self {
+        let prompt: String = request
+            .messages
+            .iter()
+            .map(|m| m.content.as_str())
+            .collect();
+        Self {
+            usage: Usage {
+                prompt_tokens: estimate_tokens(&prompt),
+                completion_tokens: estimate_tokens(&content),
+            },
+            content,
+            latency_s,
+            cached: false,
+            retries: 0,
+            usage_reported: false,
+            finish_reason: Some("stop".into()),
+            billed: None,
+        }
+    }
+}
+
 /// What a client really sends for a request: configured overrides applied.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sent {

@@ -201,6 +201,15 @@ fn unpack_root(digest: &str) -> Result<PathBuf, String> {
     Ok(dir.join(format!("tasks-{digest}")))
 }
 
+/// `dir` made absolute (programs run in their own working directories); an error unless it
+/// is a directory.
+fn existing_dir(dir: &Path) -> Result<PathBuf, RegistryError> {
+    dir.canonicalize()
+        .ok()
+        .filter(|d| d.is_dir())
+        .ok_or_else(|| RegistryError::NotADirectory(dir.to_path_buf()))
+}
+
 /// Every `task.yaml` under `dir`.
 fn find_manifests(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
@@ -372,11 +381,7 @@ impl Registry {
         let mut out = self.clone();
         for dir in dirs {
             // Absolute, because evaluators run in their own working directories.
-            let dir = &dir
-                .canonicalize()
-                .ok()
-                .filter(|d| d.is_dir())
-                .ok_or_else(|| RegistryError::NotADirectory(dir.clone()))?;
+            let dir = &existing_dir(dir)?;
             let mut manifests = Vec::new();
             find_manifests(dir, &mut manifests).map_err(|source| RegistryError::ReadDir {
                 dir: dir.clone(),
@@ -416,11 +421,7 @@ impl Registry {
     pub fn with_trainer_dirs(&self, dirs: &[PathBuf]) -> Result<Self, RegistryError> {
         let mut out = self.clone();
         for dir in dirs {
-            let dir = &dir
-                .canonicalize()
-                .ok()
-                .filter(|d| d.is_dir())
-                .ok_or_else(|| RegistryError::NotADirectory(dir.clone()))?;
+            let dir = &existing_dir(dir)?;
             let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
                 .map_err(|source| RegistryError::ReadDir {
                     dir: dir.clone(),

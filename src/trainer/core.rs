@@ -398,26 +398,7 @@ impl<'a, 'e> Ctx<'a, 'e> {
         self.counters.llm_calls += 1;
         let info = self.llm.info();
         let result = match canned {
-            Some(content) => {
-                let prompt: String = request
-                    .messages
-                    .iter()
-                    .map(|m| m.content.as_str())
-                    .collect();
-                Ok(ChatResponse {
-                    usage: crate::llm::Usage {
-                        prompt_tokens: crate::llm::estimate_tokens(&prompt),
-                        completion_tokens: crate::llm::estimate_tokens(&content),
-                    },
-                    content,
-                    latency_s: 0.0,
-                    cached: false,
-                    retries: 0,
-                    usage_reported: false,
-                    finish_reason: Some("stop".into()),
-                    billed: None,
-                })
-            }
+            Some(content) => Ok(ChatResponse::estimated(request, content, 0.0)),
             None => self.llm.complete(request),
         };
         for warning in self.llm.take_warnings() {
@@ -443,19 +424,7 @@ impl<'a, 'e> Ctx<'a, 'e> {
         match &result {
             Ok(reply) => {
                 self.failures_in_a_row = 0;
-                self.counters.prompt_tokens += reply.usage.prompt_tokens;
-                self.counters.completion_tokens += reply.usage.completion_tokens;
-                self.emitter.emit(EventKind::LlmCall {
-                    step: self.step,
-                    model: info.model,
-                    stub: info.stub,
-                    prompt_tokens: reply.usage.prompt_tokens,
-                    completion_tokens: reply.usage.completion_tokens,
-                    latency_s: reply.latency_s,
-                    cached: reply.cached,
-                    retries: reply.retries,
-                    updated: Vec::new(),
-                });
+                self.count_call(&info, reply, Vec::new());
             }
             Err(e) => {
                 self.warn(format!("{role} call: {e}"));
@@ -779,20 +748,8 @@ impl<'a, 'e> Ctx<'a, 'e> {
                 return Ok(None);
             }
         };
-        self.counters.prompt_tokens += reply.usage.prompt_tokens;
-        self.counters.completion_tokens += reply.usage.completion_tokens;
         let parsed = self.protocol.parse(&reply.content, params);
-        self.emitter.emit(EventKind::LlmCall {
-            step: self.step,
-            model: info.model,
-            stub: info.stub,
-            prompt_tokens: reply.usage.prompt_tokens,
-            completion_tokens: reply.usage.completion_tokens,
-            latency_s: reply.latency_s,
-            cached: reply.cached,
-            retries: reply.retries,
-            updated: parsed.update.keys().cloned().collect(),
-        });
+        self.count_call(&info, &reply, parsed.update.keys().cloned().collect());
         self.check_stop(false)?;
         for problem in &parsed.problems {
             let message = format!("{} reply: {problem}", self.protocol.name());
@@ -804,6 +761,28 @@ impl<'a, 'e> Ctx<'a, 'e> {
         let mut child = parent.clone();
         child.extend(parsed.update);
         Ok(Some(child))
+    }
+
+    /// Count an answered call's tokens and emit its `llm_call` event.
+    fn count_call(
+        &mut self,
+        info: &crate::llm::LlmInfo,
+        reply: &ChatResponse,
+        updated: Vec<String>,
+    ) {
+        self.counters.prompt_tokens += reply.usage.prompt_tokens;
+        self.counters.completion_tokens += reply.usage.completion_tokens;
+        self.emitter.emit(EventKind::LlmCall {
+            step: self.step,
+            model: info.model.clone(),
+            stub: info.stub,
+            prompt_tokens: reply.usage.prompt_tokens,
+            completion_tokens: reply.usage.completion_tokens,
+            latency_s: reply.latency_s,
+            cached: reply.cached,
+            retries: reply.retries,
+            updated,
+        });
     }
 
     /// Emit a warning for the current step.

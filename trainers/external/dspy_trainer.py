@@ -16,12 +16,7 @@ from tb_client import Client
 
 tb = Client.from_env()
 packet = tb.packet
-knobs = packet.get("knobs", {})
-
-
-def knob(name, default=None):
-    value = knobs.get(name)
-    return default if value is None else value
+knob = tb.knob
 
 
 def fail(message):

@@ -58,6 +58,11 @@ class Client:
     def knobs(self):
         return self.packet.get("knobs", {})
 
+    def knob(self, name, default=None):
+        """A knob's value (configured, else the preset's default), or `default` when unset."""
+        value = self.knobs.get(name)
+        return default if value is None else value
+
     def initial_params(self):
         """Every parameter's initial value, by name."""
         return {p["name"]: p["initial"] for p in self.packet["parameters"]}
