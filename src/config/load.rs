@@ -105,7 +105,7 @@ pub const LLM_KEYS: &[&str] = &[
     "prices",
 ];
 
-const TASK_KEYS: &[&str] = &["id", "key", "task", "eval_kwargs"];
+const TASK_KEYS: &[&str] = &["id", "key", "task", "eval_kwargs", "seeds"];
 const TRAINER_KEYS: &[&str] = &[
     "id",
     "budget",
@@ -897,12 +897,33 @@ impl Decoder<'_> {
 
     fn task_entry(&mut self, item: &Node, key: &str, global_eval: &Kwargs) -> Option<TaskEntry> {
         let mut eval_kwargs = global_eval.clone();
+        let mut seeds = None;
         let id = match &item.value {
             yaml::Value::Str(s) => s.clone(),
             yaml::Value::Map(entries) => {
                 self.warn_unknown_and_duplicates(entries, key, TASK_KEYS, &[], "task key");
                 if let Some(n) = item.get("eval_kwargs") {
                     eval_kwargs.extend(self.kwargs(n, &format!("{key}.eval_kwargs")));
+                }
+                // The entry's own seeds (a rescore keeps each source job's seed).
+                if let Some(n) = item.get("seeds") {
+                    seeds = match &n.value {
+                        yaml::Value::Seq(items) if !items.is_empty() => Some(
+                            items
+                                .iter()
+                                .enumerate()
+                                .filter_map(|(i, v)| self.integer(v, &format!("{key}.seeds[{i}]")))
+                                .collect(),
+                        ),
+                        _ => {
+                            self.type_error(
+                                n,
+                                &format!("{key}.seeds"),
+                                "a non-empty list of integers",
+                            );
+                            None
+                        }
+                    };
                 }
                 let id_node = ["id", "key", "task"].into_iter().find_map(|k| item.get(k));
                 match id_node.map(|n| self.string(n, &format!("{key}.id"))) {
@@ -925,6 +946,7 @@ impl Decoder<'_> {
         Some(TaskEntry {
             id: normalize_task_id(&id),
             eval_kwargs,
+            seeds,
             span: item.span,
         })
     }

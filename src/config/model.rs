@@ -56,6 +56,8 @@ pub struct TaskEntry {
     pub id: String,
     /// Global `eval_kwargs` shallow-merged under the entry's own.
     pub eval_kwargs: Kwargs,
+    /// The entry's own seeds, instead of the run's (`seeds:` in the entry).
+    pub seeds: Option<Vec<i64>>,
     /// Where the entry is written.
     pub span: Span,
 }
@@ -224,7 +226,13 @@ impl Config {
         let tasks: Vec<Value> = self
             .tasks
             .iter()
-            .map(|t| json!({"id": t.id, "eval_kwargs": t.eval_kwargs}))
+            .map(|t| {
+                let mut entry = json!({"id": t.id, "eval_kwargs": t.eval_kwargs});
+                if let Some(seeds) = &t.seeds {
+                    entry["seeds"] = json!(seeds);
+                }
+                entry
+            })
             .collect();
         let trainers: Vec<Value> = self
             .trainers

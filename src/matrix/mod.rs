@@ -151,7 +151,7 @@ pub fn expand(config: &Config, registry: &Registry) -> (Vec<Job>, Vec<Diagnostic
                     eval_kwargs: task.eval_kwargs.clone(),
                     budget: config.budget.overridden_by(trainer.budget),
                 });
-                for &seed in &config.seeds {
+                for &seed in task.seeds.as_deref().unwrap_or(&config.seeds) {
                     let id = job_id(&task.id, &trainer.id, &resolved, seed);
                     let key = u64::from_str_radix(id.as_str(), 16)
                         .unwrap_or_else(|_| unreachable!("a job id is 12 hex digits"));

@@ -40,6 +40,9 @@ pub enum BindError {
     /// A sampled task's pool or counts.
     #[error(transparent)]
     Sample(#[from] sample::SampleError),
+    /// `eval_kwargs.params` does not fit the task's parameters.
+    #[error("eval_kwargs.params: {0}")]
+    Params(String),
 }
 
 impl BindError {
@@ -292,6 +295,46 @@ impl Task {
     /// hub cache here (counts from `eval_kwargs`), a task with a `sample` block draws
     /// them from its pool; other tasks are unchanged.
     pub fn for_eval_kwargs(&self, eval_kwargs: &Kwargs) -> Result<Self, BindError> {
+        let task = self.bound(eval_kwargs)?;
+        match eval_kwargs.get("params") {
+            None | Some(Json::Null) => Ok(task),
+            Some(values) => task.starting_from(values),
+        }
+    }
+
+    /// This task with other starting values (`eval_kwargs.params`: a candidate found
+    /// elsewhere, or a state of another run being re-scored). Every name must be a
+    /// parameter of the task and every value of its kind.
+    pub fn starting_from(mut self, values: &Json) -> Result<Self, BindError> {
+        let values = values
+            .as_object()
+            .ok_or_else(|| BindError::Params("must be a mapping of parameter: value".into()))?;
+        for (name, value) in values {
+            let param = self
+                .manifest
+                .parameters
+                .iter_mut()
+                .find(|p| &p.name == name)
+                .ok_or_else(|| BindError::Params(format!("the task has no parameter `{name}`")))?;
+            let fits = match param.kind {
+                ParamKind::Number => value.is_number(),
+                ParamKind::Text | ParamKind::Code => value.is_string(),
+            };
+            if !fits {
+                return Err(BindError::Params(format!(
+                    "`{name}` must be {}, found {value}",
+                    match param.kind {
+                        ParamKind::Number => "a number",
+                        _ => "a string",
+                    }
+                )));
+            }
+            param.initial = value.clone();
+        }
+        Ok(self)
+    }
+
+    fn bound(&self, eval_kwargs: &Kwargs) -> Result<Self, BindError> {
         if self.manifest.evaluator.kind == EvaluatorKind::Hf {
             let mut task = hf::bind(self, eval_kwargs)?;
             task.examples_source = hf::parse_id(self.id())

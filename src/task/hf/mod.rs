@@ -358,6 +358,7 @@ mod tests {
         TaskEntry {
             id: id.into(),
             eval_kwargs: kw.as_object().cloned().unwrap_or_default(),
+            seeds: None,
             span: Default::default(),
         }
     }
