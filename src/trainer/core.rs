@@ -806,6 +806,58 @@ impl<'a, 'e> Ctx<'a, 'e> {
         Ok(Some(child))
     }
 
+    /// Embed `texts` (one `/v1/embeddings` request each, in order) with `model`, else the
+    /// client's embedding model: the job's LLM — its cache, replay, tally and rate limit,
+    /// the stub's hash-derived unit vectors in stub mode. Each answer is an
+    /// `embedding_call` event; a failed request is a warning and `None`. Embeddings are not
+    /// `llm_calls` and not held to `max_llm_calls` (their own results columns count them).
+    /// `Err` when the job must stop.
+    pub fn embed(
+        &mut self,
+        texts: &[String],
+        model: Option<&str>,
+    ) -> Result<Vec<Option<Vec<f64>>>, Stopped> {
+        let mut out = Vec::with_capacity(texts.len());
+        for text in texts {
+            self.check_stop(false)?;
+            if self.llm_failure.is_some() {
+                out.push(None);
+                continue;
+            }
+            let request = crate::llm::EmbedRequest {
+                input: text.clone(),
+                model: model.map(str::to_string),
+            };
+            let result = self.llm.embed(&request);
+            for warning in self.llm.take_warnings() {
+                self.warn(warning);
+            }
+            match result {
+                Ok(answer) => {
+                    let info = self.llm.info();
+                    self.emitter.emit(EventKind::EmbeddingCall {
+                        step: self.step,
+                        model: request.model.unwrap_or(info.model),
+                        stub: info.stub,
+                        tokens: answer.tokens,
+                        latency_s: answer.latency_s,
+                        cached: answer.cached,
+                        retries: answer.retries,
+                    });
+                    out.push(Some(answer.vector));
+                }
+                Err(e) => {
+                    self.warn(format!("embedding failed: {e}"));
+                    if e.stops_run() {
+                        self.llm_failure = Some(e);
+                    }
+                    out.push(None);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Emit a warning for the current step.
     pub fn warn(&mut self, message: String) {
         self.emitter.emit(EventKind::Warning {
