@@ -237,9 +237,11 @@ fn list_commands_match_the_reference_format() {
     let out = ws.stdout_of(&["list-trainers"]);
     assert_eq!(
         out,
-        "BasicSearch\tavailable\nDSPyTrainer\tavailable\nGEPA\tavailable\nGEPA-Base\tavailable\n\
-         GEPA-Beam\tavailable\nGEPA-UCB\tavailable\nMinibatchAlgorithm\tavailable\nNoOp\tavailable\n\
-         PrioritySearch\tavailable\nUpstreamGEPA\tavailable\n"
+        "BasicSearch\tavailable\nBeamSearch\tavailable\nDSPyTrainer\tavailable\nGEPA\tavailable\n\
+         GEPA-Base\tavailable\nGEPA-Beam\tavailable\nGEPA-UCB\tavailable\nMinibatchAlgorithm\tavailable\n\
+         NoOp\tavailable\nPOLCA\tavailable\nParetobasedPS\tavailable\nPrioritySearch\tavailable\n\
+         SequentialSearch\tavailable\nSequentialUpdate\tavailable\nStreamingPrioritySearch\tavailable\n\
+         UpstreamGEPA\tavailable\n"
     );
     let out = ws.stdout_of(&["list-tasks", "--bench", "internal"]);
     assert_eq!(
@@ -305,6 +307,35 @@ fn list_commands_match_the_reference_format() {
     );
     assert_eq!(ps["algorithm"], "priority_search");
     assert_eq!(ps["default_optimizer"], "OptoPrimeV2");
+    // The PS variants carry PS's knobs and their own, with defaults.
+    let knob = |trainer: &str, name: &str| {
+        json.as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == trainer)
+            .and_then(|t| {
+                t["knobs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|k| k["name"] == name)
+                    .map(|k| k["default"].clone())
+            })
+    };
+    assert_eq!(knob("POLCA", "epsilon"), Some(serde_json::json!(0.1)));
+    assert_eq!(
+        knob("POLCA", "use_summarizer"),
+        Some(serde_json::json!(true))
+    );
+    assert_eq!(knob("POLCA", "num_candidates"), Some(serde_json::json!(2)));
+    assert_eq!(
+        knob("StreamingPrioritySearch", "exploration_ratio"),
+        Some(serde_json::json!(0.5))
+    );
+    assert_eq!(
+        knob("SequentialUpdate", "long_term_memory_size"),
+        Some(serde_json::json!(1))
+    );
     // Every trainer documents every knob it reads, with a default and a meaning.
     for t in json.as_array().unwrap() {
         for k in t["knobs"].as_array().unwrap() {

@@ -156,7 +156,21 @@ impl Llm for StubLlm {
 
     fn complete(&mut self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
         let started = Instant::now();
-        let content = if request.variables.is_empty() || self.rng.chance(JUNK_SHARE) {
+        let asks_summary = request
+            .messages
+            .last()
+            .is_some_and(|m| m.content.contains("<summary></summary>"));
+        let content = if asks_summary && request.variables.is_empty() {
+            // POLCA's summarizer: its format, without a draw (proposals stay as they were).
+            let trajectories = request
+                .messages
+                .iter()
+                .map(|m| m.content.matches("## Task Trajectory").count())
+                .sum::<usize>();
+            format!(
+                "<summary>Stub summary (not a language model) of {trajectories} trajectories: keep what scored best, change what scored worst.</summary>"
+            )
+        } else if request.variables.is_empty() || self.rng.chance(JUNK_SHARE) {
             self.junk(&request.variables)
         } else {
             let mut update = Kwargs::new();

@@ -90,6 +90,12 @@ const TRAINER_FILES: &[(&str, &str)] = embedded!(
     "trainers/NoOp.yaml",
     "trainers/DSPyTrainer.yaml",
     "trainers/UpstreamGEPA.yaml",
+    "trainers/POLCA.yaml",
+    "trainers/StreamingPrioritySearch.yaml",
+    "trainers/ParetobasedPS.yaml",
+    "trainers/SequentialUpdate.yaml",
+    "trainers/SequentialSearch.yaml",
+    "trainers/BeamSearch.yaml",
 );
 
 /// The embedded task folders, unpacked: evaluators are programs that need real files.
@@ -571,6 +577,7 @@ mod tests {
             reg.trainer_ids().collect::<Vec<_>>(),
             [
                 "BasicSearch",
+                "BeamSearch",
                 "DSPyTrainer",
                 "GEPA",
                 "GEPA-Base",
@@ -578,7 +585,12 @@ mod tests {
                 "GEPA-UCB",
                 "MinibatchAlgorithm",
                 "NoOp",
+                "POLCA",
+                "ParetobasedPS",
                 "PrioritySearch",
+                "SequentialSearch",
+                "SequentialUpdate",
+                "StreamingPrioritySearch",
                 "UpstreamGEPA"
             ]
         );

@@ -237,6 +237,8 @@ pub struct Ctx<'a, 'e> {
     prices: (f64, f64),
     /// The agent's calls and tokens for the trainer's own evaluations (not the monitor's).
     agent_spent: crate::task::agent::AgentUsage,
+    /// Problem context shown to the optimizer with the objective (POLCA's summary).
+    context: Option<String>,
 }
 
 /// One evaluation a trainer asks for: candidate `candidate_id` with `params` on the
@@ -303,7 +305,14 @@ impl<'a, 'e> Ctx<'a, 'e> {
             started: Instant::now(),
             prices: (0.0, 0.0),
             agent_spent: Default::default(),
+            context: None,
         }
+    }
+
+    /// Show `context` to the optimizer from now on, in a `# Context` section after the
+    /// objective of every proposal request (OpenTrace's `optimizer.set_context`).
+    pub fn set_context(&mut self, context: Option<String>) {
+        self.context = context;
     }
 
     /// Hold the trainer to `budget` (prices in USD per million prompt / completion tokens,
@@ -706,8 +715,12 @@ impl<'a, 'e> Ctx<'a, 'e> {
             .cloned()
             .collect();
         let train = self.split(SplitName::Train);
+        let objective = match &self.context {
+            Some(context) => format!("{}\n\n# Context\n{context}", self.task.manifest.objective),
+            None => self.task.manifest.objective.clone(),
+        };
         let instance = ProblemInstance {
-            objective: &self.task.manifest.objective,
+            objective: &objective,
             variables: params
                 .iter()
                 .map(|p| (p, spec.parent.get(&p.name).cloned().unwrap_or(Json::Null)))

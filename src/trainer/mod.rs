@@ -12,6 +12,7 @@ mod gepa_family;
 mod knobs;
 mod minibatch;
 mod noop;
+mod polca;
 mod priority_search;
 
 pub use core::{
@@ -27,7 +28,8 @@ use crate::vocab::Kwargs;
 /// A trainer with its knobs read and checked.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Algorithm {
-    /// OpenTrace PrioritySearch.
+    /// OpenTrace PrioritySearch, its variants (POLCA, StreamingPrioritySearch,
+    /// ParetobasedPS) and its classical presets.
     PrioritySearch(priority_search::Settings),
     /// Upstream gepa-ai GEPA.
     Gepa(gepa::Settings),
@@ -48,6 +50,12 @@ impl Algorithm {
         let k = Knobs::new(preset, resolved);
         Ok(match preset.algorithm.as_str() {
             "priority_search" => Self::PrioritySearch(priority_search::Settings::read(&k)?),
+            algorithm @ ("polca"
+            | "streaming_priority_search"
+            | "pareto_priority_search"
+            | "ps_beam") => {
+                Self::PrioritySearch(priority_search::Settings::read_variant(algorithm, &k)?)
+            }
             "gepa" => Self::Gepa(gepa::Settings::read(&k)?),
             "gepa_base" => {
                 Self::GepaFamily(gepa_family::Settings::read(gepa_family::Variant::Base, &k)?)

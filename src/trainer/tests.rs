@@ -129,6 +129,46 @@ const SETUPS: &[(&str, &str)] = &[
     ("NoOp", "{}"),
 ];
 
+/// The PS variants and presets, with a handful of iterations.
+const VARIANT_SETUPS: &[(&str, &str)] = &[
+    ("POLCA", "{ps_steps: 5}"),
+    ("StreamingPrioritySearch", "{ps_steps: 8}"),
+    ("ParetobasedPS", "{ps_steps: 5}"),
+    ("SequentialUpdate", "{ps_steps: 8}"),
+    ("SequentialSearch", "{ps_steps: 8}"),
+    ("BeamSearch", "{ps_steps: 5}"),
+];
+
+/// Every setup: the first trainers', then the PS variants'.
+fn all_setups() -> impl Iterator<Item = &'static (&'static str, &'static str)> {
+    SETUPS.iter().chain(VARIANT_SETUPS)
+}
+
+#[test]
+fn golden_variant_trajectories_are_pinned() {
+    let mut actual = Vec::new();
+    for (trainer, params) in VARIANT_SETUPS {
+        let r = run("internal:multi_param", trainer, params, 7);
+        actual.push(format!("{trainer}: {}", digest(&r.result)));
+    }
+    let actual = actual.join("\n");
+    assert_eq!(
+        actual,
+        GOLDEN_VARIANTS.trim(),
+        "\n--- actual ---\n{actual}\n"
+    );
+}
+
+/// Pinned like [`GOLDEN`] (seed 7, `internal:multi_param`).
+const GOLDEN_VARIANTS: &str = "
+POLCA: parents=[0, 0, 0, 0, 1, 1, 3, 3, 1, 1, 3, 3, 8, 8, 1, 1] pool=[8:-0.0867 1:-0.1477 12:-0.2496 3:-0.4592 11:-0.4935 4:-0.7703 0:-1.0000 5:-1.3219 10:-1.4893 13:-1.7124 9:-2.4710 7:-2.5544 2:-3.3189 6:-3.3343 14:-3.3659] metric_calls=24 llm_calls=20
+StreamingPrioritySearch: parents=[0, 1, 1, 1, 1, 1, 1] pool=[1:-0.1477 3:-0.6885 0:-1.0000 2:-1.9180 5:-2.5544 4:-2.6760 6:-3.3343 7:-] metric_calls=16 llm_calls=7
+ParetobasedPS: parents=[0, 0, 0, 0, 1, 1, 1, 1, 1, 1] pool=[8:-0.0867 1:-0.1477 3:-0.4592 7:-0.6308 2:-0.7703 0:-1.0000 9:-1.4893 5:-2.5544 4:-3.3189 6:-3.3343] metric_calls=15 llm_calls=10
+SequentialUpdate: parents=[0, 1, 1, 1, 1, 1, 1] pool=[1:-0.1477] metric_calls=15 llm_calls=7
+SequentialSearch: parents=[0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 8, 8, 8, 8] pool=[8:-0.0867] metric_calls=20 llm_calls=14
+BeamSearch: parents=[0, 0, 0, 0, 1, 1, 3, 3, 1, 1, 3, 3, 8, 8, 1, 1] pool=[8:-0.0867 1:-0.1477] metric_calls=24 llm_calls=16
+";
+
 #[test]
 fn golden_trajectories_are_pinned() {
     let mut actual = Vec::new();
@@ -156,7 +196,7 @@ NoOp: parents=[] pool=[0:-1.0000] metric_calls=1 llm_calls=0
 
 #[test]
 fn same_seed_same_run_and_num_threads_changes_nothing() {
-    for (trainer, params) in SETUPS {
+    for (trainer, params) in all_setups() {
         let untimed = |mut r: TrainResult| {
             r.spent.seconds = 0.0;
             r
@@ -226,7 +266,7 @@ fn best_score_never_decreases_where_scores_are_fixed() {
 
 #[test]
 fn step_records_add_up_to_the_totals() {
-    for (trainer, params) in SETUPS {
+    for (trainer, params) in all_setups() {
         let r = run("trace_examples:opentrace_greeting", trainer, params, 11);
         let s = steps(&r.events);
         assert_eq!(s[0].step, 0, "{trainer}");
@@ -285,7 +325,7 @@ fn gepa_variants_follow_different_trajectories() {
 #[test]
 fn trainers_improve_on_the_initial_score_in_stub_mode() {
     let mut table = String::from("trainer, task: mean initial -> mean best over seeds 1..=5\n");
-    for (trainer, params) in SETUPS {
+    for (trainer, params) in all_setups() {
         for task in ["internal:numeric_param", "internal:multi_param"] {
             let runs: Vec<Run> = (1..=5)
                 .map(|seed| run(task, trainer, params, seed))
@@ -351,4 +391,100 @@ fn bad_knobs_name_the_trainer_and_knob() {
             .to_string();
         assert!(err.contains(trainer) && err.contains(knob), "{err}");
     }
+}
+
+#[test]
+fn polca_without_filter_or_summary_is_priority_search_and_filters_nothing_distinct() {
+    // epsilon 0 and no summarizer: PrioritySearch exactly.
+    let ps = run("internal:multi_param", "PrioritySearch", "{ps_steps: 5}", 7);
+    let plain = run(
+        "internal:multi_param",
+        "POLCA",
+        "{ps_steps: 5, epsilon: 0, use_summarizer: false}",
+        7,
+    );
+    assert_eq!(digest(&ps.result), digest(&plain.result));
+    assert!(
+        !plain
+            .events
+            .iter()
+            .any(|e| matches!(e, EventKind::EmbeddingCall { .. }))
+    );
+    // The stub's embeddings of distinct parameters are far apart: nothing is filtered, the
+    // same proposals are scored (ids in pick order), and every candidate is embedded once.
+    let polca = run("internal:multi_param", "POLCA", "{ps_steps: 5}", 7);
+    let scores = |r: &Run| {
+        let mut s: Vec<String> = r
+            .result
+            .pool
+            .iter()
+            .map(|p| format!("{:.6}", p.score.unwrap()))
+            .collect();
+        s.sort();
+        s
+    };
+    assert_eq!(scores(&ps), scores(&polca));
+    assert_eq!(
+        ps.result.counters.metric_calls,
+        polca.result.counters.metric_calls
+    );
+    let embeddings = polca
+        .events
+        .iter()
+        .filter(|e| matches!(e, EventKind::EmbeddingCall { .. }))
+        .count();
+    assert_eq!(embeddings, polca.result.pool.len());
+    // One summarizer call per iteration after the first.
+    assert_eq!(
+        polca.result.counters.llm_calls,
+        ps.result.counters.llm_calls + polca.result.steps
+    );
+}
+
+#[test]
+fn streaming_validates_nothing_and_proposes_k_times_p_per_iteration() {
+    // C=4, ratio 0.5, P=2 (not capped: 2 <= 2): K = max(int(2/2), 1) = 1 while memory and
+    // exploration can fill C, so 2 proposals per iteration; metric calls are the C
+    // explored candidates' B*K training examples only.
+    let r = run(
+        "trace_examples:greeting_stub",
+        "StreamingPrioritySearch",
+        "{ps_steps: 4, ps_candidates: 4, ps_proposals: 2, ps_batches: 1, batch_size: 1}",
+        5,
+    );
+    let iterations = r.result.steps + 1;
+    assert_eq!(r.result.counters.llm_calls, 2 * (iterations - 1));
+    let explored: u64 = steps(&r.events).iter().map(|s| s.evaluator_calls).sum();
+    assert_eq!(r.result.counters.metric_calls, explored);
+    // Proposals are reported unscored.
+    assert!(r.events.iter().any(|e| matches!(
+        e,
+        EventKind::Candidate {
+            parent_id: Some(_),
+            score: None,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn sequential_presets_keep_a_memory_of_one() {
+    let r = run(
+        "internal:multi_param",
+        "SequentialUpdate",
+        "{ps_steps: 5}",
+        3,
+    );
+    assert_eq!(r.result.pool.len(), 1);
+    assert_eq!(r.result.counters.llm_calls, r.result.steps);
+    let beam = run(
+        "internal:multi_param",
+        "BeamSearch",
+        "{ps_steps: 5, ps_candidates: 3}",
+        3,
+    );
+    assert!(
+        beam.result.pool.len() <= 3 + 3,
+        "memory of 3 plus the explored"
+    );
 }
