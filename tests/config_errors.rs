@@ -237,11 +237,12 @@ fn list_commands_match_the_reference_format() {
     let out = ws.stdout_of(&["list-trainers"]);
     assert_eq!(
         out,
-        "BasicSearch\tavailable\nBeamSearch\tavailable\nDSPyTrainer\tavailable\nGEPA\tavailable\n\
+        "BasicSearch\tavailable\nBeamSearch\tavailable\nBeamsearchAlgorithm\tavailable\n\
+         BeamsearchHistoryAlgorithm\tavailable\nDSPyTrainer\tavailable\nGEPA\tavailable\n\
          GEPA-Base\tavailable\nGEPA-Beam\tavailable\nGEPA-UCB\tavailable\nMinibatchAlgorithm\tavailable\n\
          NoOp\tavailable\nPOLCA\tavailable\nParetobasedPS\tavailable\nPrioritySearch\tavailable\n\
          SequentialSearch\tavailable\nSequentialUpdate\tavailable\nStreamingPrioritySearch\tavailable\n\
-         UpstreamGEPA\tavailable\n"
+         UCBSearchAlgorithm\tavailable\nUpstreamGEPA\tavailable\n"
     );
     let out = ws.stdout_of(&["list-tasks", "--bench", "internal"]);
     assert_eq!(
@@ -435,7 +436,7 @@ fn run_logger_is_accepted_recorded_and_changes_job_ids_as_the_reference() {
 fn reference_only_trainers_and_harness_suites_run_as_skipped_jobs() {
     let ws = Workspace::new();
     let run = ws.run_ok(
-        "seeds: [1]\ntasks: [internal:numeric_param, veribench:all, veribench:some_task, terminal_bench:hello]\ntrainers:\n  - id: PrioritySearch\n    params_variants: [{ps_steps: 1}]\n  - id: BeamsearchAlgorithm\n    params_variants: [{beam_width: 2}]\n  - id: DSPyTrainer\n",
+        "seeds: [1]\ntasks: [internal:numeric_param, veribench:all, veribench:some_task, terminal_bench:hello]\ntrainers:\n  - id: PrioritySearch\n    params_variants: [{ps_steps: 1}]\n  - id: Minibatch\n    params_variants: [{num_epochs: 2}]\n  - id: DSPyTrainer\n",
     );
     let (_, rows) = common::read_csv(&run.join("results.csv"));
     assert_eq!(rows.len(), 12, "veribench:all is the placeholder");
@@ -443,13 +444,14 @@ fn reference_only_trainers_and_harness_suites_run_as_skipped_jobs() {
         let runs = r["task_id"] == "internal:numeric_param" && r["trainer_id"] == "PrioritySearch";
         assert_eq!(r["status"], if runs { "ok" } else { "skipped" }, "{r:?}");
     }
-    let beam = rows
+    let base = rows
         .iter()
-        .find(|r| r["trainer_id"] == "BeamsearchAlgorithm")
+        .find(|r| r["trainer_id"] == "Minibatch")
         .unwrap();
     assert!(
-        beam["feedback"].contains("exists in the Python reference"),
-        "{beam:?}"
+        base["feedback"].contains("exists in the Python reference")
+            && base["feedback"].contains("abstract base class"),
+        "{base:?}"
     );
     assert!(
         rows.iter()

@@ -212,10 +212,10 @@ fn an_unknown_durability_level_is_a_located_error_with_the_levels() {
 }
 
 #[test]
-fn ps_variants_give_the_same_numbers_for_the_same_seed_at_any_num_threads() {
+fn ps_variants_and_legacy_searches_give_the_same_numbers_for_the_same_seed_at_any_num_threads() {
     let ws = Workspace::new();
     let config = |threads: u32| {
-        let trainers: String = [
+        let trainers = [
             "POLCA",
             "StreamingPrioritySearch",
             "ParetobasedPS",
@@ -229,7 +229,10 @@ fn ps_variants_give_the_same_numbers_for_the_same_seed_at_any_num_threads() {
                 "  - id: {t}\n    params_variants: [{{ps_steps: 4, ps_candidates: 3, ps_proposals: 2, num_threads: {threads}}}]\n"
             )
         })
-        .collect();
+        .collect::<String>()
+            + &format!(
+                "  - id: BeamsearchAlgorithm\n    params_variants: [{{max_depth: 2, beam_width: 2, num_proposals: 2, num_threads: {threads}}}]\n  - id: BeamsearchHistoryAlgorithm\n    params_variants: [{{max_depth: 2, beam_width: 2, num_proposals: 2, num_threads: {threads}}}]\n  - id: UCBSearchAlgorithm\n    params_variants: [{{num_search_iterations: 4, evaluation_batch_size: 2, num_threads: {threads}}}]\n"
+            );
         ws.config(
             &format!("v{threads}.yaml"),
             &format!(
@@ -267,7 +270,7 @@ fn ps_variants_give_the_same_numbers_for_the_same_seed_at_any_num_threads() {
     };
     assert_eq!(numbers(&a), numbers(&c));
     let rows = numbers(&a);
-    assert_eq!(rows.len(), 24);
+    assert_eq!(rows.len(), 36);
     assert!(rows.iter().all(|r| r[1] == "ok"), "{rows:?}");
     assert!(
         rows.iter().any(|r| r[0] == "POLCA" && r[6] != "0"),

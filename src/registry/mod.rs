@@ -96,6 +96,9 @@ const TRAINER_FILES: &[(&str, &str)] = embedded!(
     "trainers/SequentialUpdate.yaml",
     "trainers/SequentialSearch.yaml",
     "trainers/BeamSearch.yaml",
+    "trainers/BeamsearchAlgorithm.yaml",
+    "trainers/BeamsearchHistoryAlgorithm.yaml",
+    "trainers/UCBSearchAlgorithm.yaml",
 );
 
 /// The embedded task folders, unpacked: evaluators are programs that need real files.
@@ -578,6 +581,8 @@ mod tests {
             [
                 "BasicSearch",
                 "BeamSearch",
+                "BeamsearchAlgorithm",
+                "BeamsearchHistoryAlgorithm",
                 "DSPyTrainer",
                 "GEPA",
                 "GEPA-Base",
@@ -591,6 +596,7 @@ mod tests {
                 "SequentialSearch",
                 "SequentialUpdate",
                 "StreamingPrioritySearch",
+                "UCBSearchAlgorithm",
                 "UpstreamGEPA"
             ]
         );

@@ -60,14 +60,6 @@ pub const REFERENCE_ONLY_TRAINERS: &[(&str, &str)] = &[
         "an older OpenTrace's trainer (listed by the reference's March 2026 transcript), not specified for this build",
     ),
     (
-        "BeamsearchAlgorithm",
-        "an OpenTrace example trainer (examples/trainers/beamsearch_algorithm.py) not ported to this build yet",
-    ),
-    (
-        "BeamsearchHistoryAlgorithm",
-        "an OpenTrace example trainer (examples/trainers/beamsearch_algorithm.py) not ported to this build yet",
-    ),
-    (
         "DSPyExternalTrainer",
         "a name of the reference's DSPy wrapper this build does not map; use DSPyTrainer",
     ),
@@ -86,10 +78,6 @@ pub const REFERENCE_ONLY_TRAINERS: &[(&str, &str)] = &[
     (
         "TextGradTrainer",
         "the reference's TextGrad wrapper, not ported to this build yet",
-    ),
-    (
-        "UCBSearchAlgorithm",
-        "an OpenTrace example trainer (examples/trainers/UCBsearch.py) not ported to this build yet",
     ),
 ];
 

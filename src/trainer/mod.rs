@@ -3,6 +3,7 @@
 //! the job seed only, spending evaluator and LLM calls through a shared [`Ctx`] that
 //! counts them and reports progress as events.
 
+mod beamsearch;
 mod core;
 mod data;
 pub mod external;
@@ -14,6 +15,7 @@ mod minibatch;
 mod noop;
 mod polca;
 mod priority_search;
+mod ucb_search;
 
 pub use core::{
     Counters, Ctx, EvalSpec, JobInfo, Monitor, PoolEntry, ProposalSpec, TrainResult,
@@ -35,6 +37,10 @@ pub enum Algorithm {
     Gepa(gepa::Settings),
     /// OpenTrace GEPA-Base, GEPA-UCB or GEPA-Beam.
     GepaFamily(gepa_family::Settings),
+    /// BeamsearchAlgorithm or BeamsearchHistoryAlgorithm.
+    Beamsearch(beamsearch::Settings),
+    /// UCBSearchAlgorithm.
+    UcbSearch(ucb_search::Settings),
     /// MinibatchAlgorithm or BasicSearch.
     Minibatch(minibatch::Settings),
     /// The NoOp baseline.
@@ -66,6 +72,9 @@ impl Algorithm {
             "gepa_beam" => {
                 Self::GepaFamily(gepa_family::Settings::read(gepa_family::Variant::Beam, &k)?)
             }
+            "beamsearch" => Self::Beamsearch(beamsearch::Settings::read(false, &k)?),
+            "beamsearch_history" => Self::Beamsearch(beamsearch::Settings::read(true, &k)?),
+            "ucb_search" => Self::UcbSearch(ucb_search::Settings::read(&k)?),
             "minibatch" => Self::Minibatch(minibatch::Settings::read(false, &k)?),
             "basic_search" => Self::Minibatch(minibatch::Settings::read(true, &k)?),
             "noop" => Self::NoOp,
@@ -85,6 +94,8 @@ impl Algorithm {
             Self::PrioritySearch(s) => priority_search::run(s, &mut ctx),
             Self::Gepa(s) => gepa::run(s, &mut ctx),
             Self::GepaFamily(s) => gepa_family::run(s, &mut ctx),
+            Self::Beamsearch(s) => beamsearch::run(s, &mut ctx),
+            Self::UcbSearch(s) => ucb_search::run(s, &mut ctx),
             Self::Minibatch(s) => minibatch::run(s, &mut ctx),
             Self::NoOp => noop::run(&mut ctx),
             Self::External(s) => external::run(s, &mut ctx),

@@ -137,6 +137,15 @@ const VARIANT_SETUPS: &[(&str, &str)] = &[
     ("SequentialUpdate", "{ps_steps: 8}"),
     ("SequentialSearch", "{ps_steps: 8}"),
     ("BeamSearch", "{ps_steps: 5}"),
+    ("BeamsearchAlgorithm", "{max_depth: 3}"),
+    (
+        "BeamsearchHistoryAlgorithm",
+        "{max_depth: 3, num_proposals: 2}",
+    ),
+    (
+        "UCBSearchAlgorithm",
+        "{num_search_iterations: 6, evaluation_batch_size: 2}",
+    ),
 ];
 
 /// Every setup: the first trainers', then the PS variants'.
@@ -167,6 +176,9 @@ ParetobasedPS: parents=[0, 0, 0, 0, 1, 1, 1, 1, 1, 1] pool=[8:-0.0867 1:-0.1477 
 SequentialUpdate: parents=[0, 1, 1, 1, 1, 1, 1] pool=[1:-0.1477] metric_calls=15 llm_calls=7
 SequentialSearch: parents=[0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 8, 8, 8, 8] pool=[8:-0.0867] metric_calls=20 llm_calls=14
 BeamSearch: parents=[0, 0, 0, 0, 1, 1, 3, 3, 1, 1, 3, 3, 8, 8, 1, 1] pool=[8:-0.0867 1:-0.1477] metric_calls=24 llm_calls=16
+BeamsearchAlgorithm: parents=[0, 1, 3, 2, 1, 13, 3] pool=[22:-0.1345 1:-0.1477 13:-0.4472] metric_calls=42 llm_calls=28
+BeamsearchHistoryAlgorithm: parents=[0, 1, 2, 0, 1, 3, 2] pool=[8:-0.0867 1:-0.1477 3:-0.6885] metric_calls=29 llm_calls=14
+UCBSearchAlgorithm: parents=[0, 1, 1, 3, 1, 1] pool=[1:-0.1477 3:-0.6885 0:-1.0000 2:-1.9180 4:-2.1481 5:-2.5544 6:-3.3343] metric_calls=13 llm_calls=6
 ";
 
 #[test]
@@ -487,4 +499,71 @@ fn sequential_presets_keep_a_memory_of_one() {
         beam.result.pool.len() <= 3 + 3,
         "memory of 3 plus the explored"
     );
+}
+
+#[test]
+fn beamsearch_and_ucb_search_spend_what_the_formulas_say() {
+    // greeting_stub has no validation split: validation is the training split (|V| = n).
+    let reg = Registry::builtin();
+    let n = reg
+        .task("trace_examples:greeting_stub")
+        .unwrap()
+        .manifest
+        .splits
+        .train
+        .len() as u64;
+    let r = run(
+        "trace_examples:greeting_stub",
+        "BeamsearchAlgorithm",
+        "{max_depth: 3, beam_width: 2, num_proposals: 3, batch_size: 1, validation_dataset_size: 2}",
+        4,
+    );
+    // Rounds with 1, then 2, then 2 beam members: 3 LLM calls each.
+    assert_eq!(r.result.counters.llm_calls, 3 * (1 + 2 + 2));
+    let proposals = r
+        .events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                EventKind::Candidate {
+                    parent_id: Some(_),
+                    ..
+                }
+            )
+        })
+        .count() as u64;
+    let vs = 2.min(n);
+    // Training rollouts (1 per member) + every candidate (proposals and members) on the
+    // shared batch + the final beams on the whole split.
+    assert_eq!(
+        r.result.counters.metric_calls,
+        (1 + 2 + 2) + (proposals + 1 + 2 + 2) * vs + 2 * n
+    );
+    assert_eq!(r.result.steps, 3);
+    let u = run(
+        "trace_examples:greeting_stub",
+        "UCBSearchAlgorithm",
+        "{num_search_iterations: 5, train_batch_size: 1, evaluation_batch_size: 2}",
+        4,
+    );
+    let children = u
+        .events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                EventKind::Candidate {
+                    parent_id: Some(_),
+                    ..
+                }
+            )
+        })
+        .count() as u64;
+    assert_eq!(u.result.counters.llm_calls, 5);
+    assert_eq!(
+        u.result.counters.metric_calls,
+        2.min(n) + 5 + children * 2.min(n)
+    );
+    assert!(u.result.pool.len() <= 10);
 }
