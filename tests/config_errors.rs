@@ -242,7 +242,7 @@ fn list_commands_match_the_reference_format() {
          GEPA-Base\tavailable\nGEPA-Beam\tavailable\nGEPA-UCB\tavailable\nMinibatchAlgorithm\tavailable\n\
          NoOp\tavailable\nPOLCA\tavailable\nParetobasedPS\tavailable\nPrioritySearch\tavailable\n\
          SequentialSearch\tavailable\nSequentialUpdate\tavailable\nStreamingPrioritySearch\tavailable\n\
-         UCBSearchAlgorithm\tavailable\nUpstreamGEPA\tavailable\n"
+         TextGradTrainer\tavailable\nUCBSearchAlgorithm\tavailable\nUpstreamGEPA\tavailable\n"
     );
     let out = ws.stdout_of(&["list-tasks", "--bench", "internal"]);
     assert_eq!(
@@ -544,7 +544,7 @@ fn validate_prints_skip_for_a_trainer_the_check_only_warns_about() {
         "r.yaml",
         "seeds: [1]
 tasks: [internal:numeric_param]
-trainers: [TextGradTrainer, NoOp]
+trainers: [OpenEvolveTrainer, NoOp]
 ",
     );
     ws.cmd()
@@ -553,7 +553,7 @@ trainers: [TextGradTrainer, NoOp]
         .assert()
         .success()
         .stdout(contains(
-            "[SKIP] trainer TextGradTrainer: not available in this build\n[OK] trainer NoOp\n",
+            "[SKIP] trainer OpenEvolveTrainer: not available in this build\n[OK] trainer NoOp\n",
         ))
         .stdout(contains("[FAIL]").not())
         .stdout(contains("0 error(s), 1 warning(s)"))

@@ -212,7 +212,7 @@ fn an_unknown_durability_level_is_a_located_error_with_the_levels() {
 }
 
 #[test]
-fn ps_variants_and_legacy_searches_give_the_same_numbers_for_the_same_seed_at_any_num_threads() {
+fn ps_variants_legacy_searches_and_textgrad_give_the_same_numbers_at_any_num_threads() {
     let ws = Workspace::new();
     let config = |threads: u32| {
         let trainers = [
@@ -231,7 +231,7 @@ fn ps_variants_and_legacy_searches_give_the_same_numbers_for_the_same_seed_at_an
         })
         .collect::<String>()
             + &format!(
-                "  - id: BeamsearchAlgorithm\n    params_variants: [{{max_depth: 2, beam_width: 2, num_proposals: 2, num_threads: {threads}}}]\n  - id: BeamsearchHistoryAlgorithm\n    params_variants: [{{max_depth: 2, beam_width: 2, num_proposals: 2, num_threads: {threads}}}]\n  - id: UCBSearchAlgorithm\n    params_variants: [{{num_search_iterations: 4, evaluation_batch_size: 2, num_threads: {threads}}}]\n"
+                "  - id: BeamsearchAlgorithm\n    params_variants: [{{max_depth: 2, beam_width: 2, num_proposals: 2, num_threads: {threads}}}]\n  - id: BeamsearchHistoryAlgorithm\n    params_variants: [{{max_depth: 2, beam_width: 2, num_proposals: 2, num_threads: {threads}}}]\n  - id: UCBSearchAlgorithm\n    params_variants: [{{num_search_iterations: 4, evaluation_batch_size: 2, num_threads: {threads}}}]\n  - id: TextGradTrainer\n    params_variants: [{{num_epochs: 2, batch_size: 2, num_threads: {threads}}}]\n"
             );
         ws.config(
             &format!("v{threads}.yaml"),
@@ -270,7 +270,7 @@ fn ps_variants_and_legacy_searches_give_the_same_numbers_for_the_same_seed_at_an
     };
     assert_eq!(numbers(&a), numbers(&c));
     let rows = numbers(&a);
-    assert_eq!(rows.len(), 36);
+    assert_eq!(rows.len(), 40);
     assert!(rows.iter().all(|r| r[1] == "ok"), "{rows:?}");
     assert!(
         rows.iter().any(|r| r[0] == "POLCA" && r[6] != "0"),

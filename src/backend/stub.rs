@@ -160,7 +160,19 @@ impl Llm for StubLlm {
             .messages
             .last()
             .is_some_and(|m| m.content.contains("<summary></summary>"));
-        let content = if asks_summary && request.variables.is_empty() {
+        let system = request.messages.first().map_or("", |m| m.content.as_str());
+        let content = if system == crate::optimizer::textgrad::BACKWARD_SYSTEM {
+            // TextGrad's gradient engine: the evaluator's feedback as criticism, no draw.
+            format!(
+                "Stub gradient (not a language model): change the variable so that this is addressed: {}",
+                request.feedback
+            )
+        } else if system == crate::optimizer::textgrad::REDUCE_SYSTEM {
+            format!(
+                "Stub combined feedback (not a language model): {}",
+                request.feedback
+            )
+        } else if asks_summary && request.variables.is_empty() {
             // POLCA's summarizer: its format, without a draw (proposals stay as they were).
             let trajectories = request
                 .messages

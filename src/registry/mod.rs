@@ -99,6 +99,7 @@ const TRAINER_FILES: &[(&str, &str)] = embedded!(
     "trainers/BeamsearchAlgorithm.yaml",
     "trainers/BeamsearchHistoryAlgorithm.yaml",
     "trainers/UCBSearchAlgorithm.yaml",
+    "trainers/TextGradTrainer.yaml",
 );
 
 /// The embedded task folders, unpacked: evaluators are programs that need real files.
@@ -596,6 +597,7 @@ mod tests {
                 "SequentialSearch",
                 "SequentialUpdate",
                 "StreamingPrioritySearch",
+                "TextGradTrainer",
                 "UCBSearchAlgorithm",
                 "UpstreamGEPA"
             ]

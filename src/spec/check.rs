@@ -75,10 +75,6 @@ pub const REFERENCE_ONLY_TRAINERS: &[(&str, &str)] = &[
         "PrioritySearch_with_Regressor",
         "an older OpenTrace's trainer (listed by the reference's March 2026 transcript), not specified for this build",
     ),
-    (
-        "TextGradTrainer",
-        "the reference's TextGrad wrapper, not ported to this build yet",
-    ),
 ];
 
 /// Why a trainer of the reference that this build lacks is skipped.

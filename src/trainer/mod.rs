@@ -15,6 +15,7 @@ mod minibatch;
 mod noop;
 mod polca;
 mod priority_search;
+mod textgrad;
 mod ucb_search;
 
 pub use core::{
@@ -39,6 +40,8 @@ pub enum Algorithm {
     GepaFamily(gepa_family::Settings),
     /// BeamsearchAlgorithm or BeamsearchHistoryAlgorithm.
     Beamsearch(beamsearch::Settings),
+    /// TextGradTrainer.
+    TextGrad(textgrad::Settings),
     /// UCBSearchAlgorithm.
     UcbSearch(ucb_search::Settings),
     /// MinibatchAlgorithm or BasicSearch.
@@ -75,6 +78,7 @@ impl Algorithm {
             "beamsearch" => Self::Beamsearch(beamsearch::Settings::read(false, &k)?),
             "beamsearch_history" => Self::Beamsearch(beamsearch::Settings::read(true, &k)?),
             "ucb_search" => Self::UcbSearch(ucb_search::Settings::read(&k)?),
+            "textgrad" => Self::TextGrad(textgrad::Settings::read(&k)?),
             "minibatch" => Self::Minibatch(minibatch::Settings::read(false, &k)?),
             "basic_search" => Self::Minibatch(minibatch::Settings::read(true, &k)?),
             "noop" => Self::NoOp,
@@ -96,6 +100,7 @@ impl Algorithm {
             Self::GepaFamily(s) => gepa_family::run(s, &mut ctx),
             Self::Beamsearch(s) => beamsearch::run(s, &mut ctx),
             Self::UcbSearch(s) => ucb_search::run(s, &mut ctx),
+            Self::TextGrad(s) => textgrad::run(s, &mut ctx),
             Self::Minibatch(s) => minibatch::run(s, &mut ctx),
             Self::NoOp => noop::run(&mut ctx),
             Self::External(s) => external::run(s, &mut ctx),

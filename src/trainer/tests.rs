@@ -146,6 +146,7 @@ const VARIANT_SETUPS: &[(&str, &str)] = &[
         "UCBSearchAlgorithm",
         "{num_search_iterations: 6, evaluation_batch_size: 2}",
     ),
+    ("TextGradTrainer", "{num_epochs: 6}"),
 ];
 
 /// Every setup: the first trainers', then the PS variants'.
@@ -179,6 +180,7 @@ BeamSearch: parents=[0, 0, 0, 0, 1, 1, 3, 3, 1, 1, 3, 3, 8, 8, 1, 1] pool=[8:-0.
 BeamsearchAlgorithm: parents=[0, 1, 3, 2, 1, 13, 3] pool=[22:-0.1345 1:-0.1477 13:-0.4472] metric_calls=42 llm_calls=28
 BeamsearchHistoryAlgorithm: parents=[0, 1, 2, 0, 1, 3, 2] pool=[8:-0.0867 1:-0.1477 3:-0.6885] metric_calls=29 llm_calls=14
 UCBSearchAlgorithm: parents=[0, 1, 1, 3, 1, 1] pool=[1:-0.1477 3:-0.6885 0:-1.0000 2:-1.9180 4:-2.1481 5:-2.5544 6:-3.3343] metric_calls=13 llm_calls=6
+TextGradTrainer: parents=[0, 1, 1, 1, 1, 1] pool=[1:-0.1407] metric_calls=18 llm_calls=24
 ";
 
 #[test]
@@ -566,4 +568,31 @@ fn beamsearch_and_ucb_search_spend_what_the_formulas_say() {
         2.min(n) + 5 + children * 2.min(n)
     );
     assert!(u.result.pool.len() <= 10);
+}
+
+#[test]
+fn textgrad_makes_the_calls_of_its_protocol() {
+    // greeting_stub: per batch of B examples, every trainable parameter gets B backward
+    // calls, one reduce call when B > 1 and one update call.
+    let reg = Registry::builtin();
+    let task = reg.task("trace_examples:greeting_stub").unwrap();
+    let n = task.manifest.splits.train.len();
+    let params = task.params().iter().filter(|p| p.trainable).count() as u64;
+    let r = run(
+        "trace_examples:greeting_stub",
+        "TextGradTrainer",
+        "{num_epochs: 1, batch_size: 2, ensure_improvement: false}",
+        2,
+    );
+    let batches = n.div_ceil(2) as u64;
+    let full = (n / 2) as u64;
+    let short = batches - full;
+    assert_eq!(
+        r.result.counters.llm_calls,
+        params * (full * (2 + 1 + 1) + short * (1 + 1))
+    );
+    // Without ensure_improvement, only the batches are evaluated.
+    assert_eq!(r.result.counters.metric_calls, n as u64);
+    assert_eq!(r.result.steps, batches);
+    assert_eq!(r.result.resolved_optimizer.as_deref(), Some("TextGrad"));
 }
