@@ -415,6 +415,7 @@ impl Llm for LibraryStub {
     ) -> Result<crate::llm::EmbedResponse, LlmError> {
         Ok(crate::llm::EmbedResponse {
             vector: crate::llm::hash_embedding(&request.input),
+            model: None,
             tokens: estimate_tokens(&request.input),
             latency_s: 0.0,
             cached: false,

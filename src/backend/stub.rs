@@ -227,6 +227,7 @@ impl Llm for StubLlm {
     ) -> Result<crate::llm::EmbedResponse, LlmError> {
         Ok(crate::llm::EmbedResponse {
             vector: crate::llm::hash_embedding(&request.input),
+            model: None,
             tokens: estimate_tokens(&request.input),
             latency_s: 0.0,
             cached: false,

@@ -352,6 +352,7 @@ impl<L: Llm> Llm for CachedLlm<L> {
         {
             return Ok(EmbedResponse {
                 vector,
+                model: Some(hit.model),
                 tokens: hit.usage.prompt_tokens,
                 latency_s: started.elapsed().as_secs_f64(),
                 cached: true,
@@ -368,12 +369,14 @@ impl<L: Llm> Llm for CachedLlm<L> {
         }
         let mut answer = self.inner.embed(request)?;
         let record = CachedResponse {
-            model: fingerprint
-                .pointer("/body/model")
-                .or_else(|| fingerprint.get("model"))
-                .and_then(Json::as_str)
-                .unwrap_or_default()
-                .to_string(),
+            model: answer.model.clone().unwrap_or_else(|| {
+                fingerprint
+                    .pointer("/body/model")
+                    .or_else(|| fingerprint.get("model"))
+                    .and_then(Json::as_str)
+                    .unwrap_or_default()
+                    .to_string()
+            }),
             content: serde_json::to_string(&answer.vector).unwrap_or_default(),
             usage: Usage {
                 prompt_tokens: answer.tokens,

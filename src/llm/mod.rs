@@ -141,6 +141,8 @@ pub struct EmbedRequest {
 pub struct EmbedResponse {
     /// The vector.
     pub vector: Vec<f64>,
+    /// The model asked (real endpoints, cache hits); `None` for the stubs.
+    pub model: Option<String>,
     /// Input tokens (reported by the endpoint, else estimated; estimated for the stub).
     pub tokens: u64,
     /// Seconds from request to answer.

@@ -650,6 +650,7 @@ impl Llm for OpenAiClient {
         let tokens = tokens.unwrap_or(estimate);
         Ok(EmbedResponse {
             vector,
+            model: body.get("model").and_then(Json::as_str).map(str::to_string),
             tokens,
             latency_s,
             cached: false,

@@ -61,7 +61,7 @@ pub const REFERENCE_ONLY_TRAINERS: &[(&str, &str)] = &[
     ),
     (
         "DSPyExternalTrainer",
-        "a name of the reference's DSPy wrapper this build does not map; use DSPyTrainer",
+        "a DSPy trainer name of the reference's configs that this build does not map (DSPyTrainer runs DSPy's optimizers)",
     ),
     (
         "Minibatch",

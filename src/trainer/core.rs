@@ -850,7 +850,7 @@ impl<'a, 'e> Ctx<'a, 'e> {
                     let info = self.llm.info();
                     self.emitter.emit(EventKind::EmbeddingCall {
                         step: self.step,
-                        model: request.model.unwrap_or(info.model),
+                        model: answer.model.or(request.model).unwrap_or(info.model),
                         stub: info.stub,
                         tokens: answer.tokens,
                         latency_s: answer.latency_s,
