@@ -237,9 +237,12 @@ fn list_commands_match_the_reference_format() {
     let out = ws.stdout_of(&["list-trainers"]);
     assert_eq!(
         out,
-        "BasicSearch\tavailable\nDSPyTrainer\tavailable\nGEPA\tavailable\nGEPA-Base\tavailable\n\
-         GEPA-Beam\tavailable\nGEPA-UCB\tavailable\nMinibatchAlgorithm\tavailable\nNoOp\tavailable\n\
-         PrioritySearch\tavailable\nUpstreamGEPA\tavailable\n"
+        "BasicSearch\tavailable\nBeamSearch\tavailable\nBeamsearchAlgorithm\tavailable\n\
+         BeamsearchHistoryAlgorithm\tavailable\nDSPyTrainer\tavailable\nGEPA\tavailable\n\
+         GEPA-Base\tavailable\nGEPA-Beam\tavailable\nGEPA-UCB\tavailable\nMinibatchAlgorithm\tavailable\n\
+         NoOp\tavailable\nPOLCA\tavailable\nParetobasedPS\tavailable\nPrioritySearch\tavailable\n\
+         SequentialSearch\tavailable\nSequentialUpdate\tavailable\nStreamingPrioritySearch\tavailable\n\
+         TextGradTrainer\tavailable\nUCBSearchAlgorithm\tavailable\nUpstreamGEPA\tavailable\n"
     );
     let out = ws.stdout_of(&["list-tasks", "--bench", "internal"]);
     assert_eq!(
@@ -305,6 +308,35 @@ fn list_commands_match_the_reference_format() {
     );
     assert_eq!(ps["algorithm"], "priority_search");
     assert_eq!(ps["default_optimizer"], "OptoPrimeV2");
+    // The PS variants carry PS's knobs and their own, with defaults.
+    let knob = |trainer: &str, name: &str| {
+        json.as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == trainer)
+            .and_then(|t| {
+                t["knobs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|k| k["name"] == name)
+                    .map(|k| k["default"].clone())
+            })
+    };
+    assert_eq!(knob("POLCA", "epsilon"), Some(serde_json::json!(0.1)));
+    assert_eq!(
+        knob("POLCA", "use_summarizer"),
+        Some(serde_json::json!(true))
+    );
+    assert_eq!(knob("POLCA", "num_candidates"), Some(serde_json::json!(2)));
+    assert_eq!(
+        knob("StreamingPrioritySearch", "exploration_ratio"),
+        Some(serde_json::json!(0.5))
+    );
+    assert_eq!(
+        knob("SequentialUpdate", "long_term_memory_size"),
+        Some(serde_json::json!(1))
+    );
     // Every trainer documents every knob it reads, with a default and a meaning.
     for t in json.as_array().unwrap() {
         for k in t["knobs"].as_array().unwrap() {
@@ -404,7 +436,7 @@ fn run_logger_is_accepted_recorded_and_changes_job_ids_as_the_reference() {
 fn reference_only_trainers_and_harness_suites_run_as_skipped_jobs() {
     let ws = Workspace::new();
     let run = ws.run_ok(
-        "seeds: [1]\ntasks: [internal:numeric_param, veribench:all, veribench:some_task, terminal_bench:hello]\ntrainers:\n  - id: PrioritySearch\n    params_variants: [{ps_steps: 1}]\n  - id: BeamsearchAlgorithm\n    params_variants: [{beam_width: 2}]\n  - id: DSPyTrainer\n",
+        "seeds: [1]\ntasks: [internal:numeric_param, veribench:all, veribench:some_task, terminal_bench:hello]\ntrainers:\n  - id: PrioritySearch\n    params_variants: [{ps_steps: 1}]\n  - id: Minibatch\n    params_variants: [{num_epochs: 2}]\n  - id: DSPyTrainer\n",
     );
     let (_, rows) = common::read_csv(&run.join("results.csv"));
     assert_eq!(rows.len(), 12, "veribench:all is the placeholder");
@@ -412,13 +444,14 @@ fn reference_only_trainers_and_harness_suites_run_as_skipped_jobs() {
         let runs = r["task_id"] == "internal:numeric_param" && r["trainer_id"] == "PrioritySearch";
         assert_eq!(r["status"], if runs { "ok" } else { "skipped" }, "{r:?}");
     }
-    let beam = rows
+    let base = rows
         .iter()
-        .find(|r| r["trainer_id"] == "BeamsearchAlgorithm")
+        .find(|r| r["trainer_id"] == "Minibatch")
         .unwrap();
     assert!(
-        beam["feedback"].contains("exists in the Python reference"),
-        "{beam:?}"
+        base["feedback"].contains("exists in the Python reference")
+            && base["feedback"].contains("abstract base class"),
+        "{base:?}"
     );
     assert!(
         rows.iter()
@@ -511,7 +544,7 @@ fn validate_prints_skip_for_a_trainer_the_check_only_warns_about() {
         "r.yaml",
         "seeds: [1]
 tasks: [internal:numeric_param]
-trainers: [TextGradTrainer, NoOp]
+trainers: [OpenEvolveTrainer, NoOp]
 ",
     );
     ws.cmd()
@@ -520,7 +553,7 @@ trainers: [TextGradTrainer, NoOp]
         .assert()
         .success()
         .stdout(contains(
-            "[SKIP] trainer TextGradTrainer: not available in this build\n[OK] trainer NoOp\n",
+            "[SKIP] trainer OpenEvolveTrainer: not available in this build\n[OK] trainer NoOp\n",
         ))
         .stdout(contains("[FAIL]").not())
         .stdout(contains("0 error(s), 1 warning(s)"))

@@ -210,3 +210,70 @@ fn an_unknown_durability_level_is_a_located_error_with_the_levels() {
     assert!(err.contains("`job`") && err.contains("`none`"), "{err}");
     assert!(!ws.path().join("runs").exists(), "nothing written");
 }
+
+#[test]
+fn ps_variants_legacy_searches_and_textgrad_give_the_same_numbers_at_any_num_threads() {
+    let ws = Workspace::new();
+    let config = |threads: u32| {
+        let trainers = [
+            "POLCA",
+            "StreamingPrioritySearch",
+            "ParetobasedPS",
+            "SequentialUpdate",
+            "SequentialSearch",
+            "BeamSearch",
+        ]
+        .iter()
+        .map(|t| {
+            format!(
+                "  - id: {t}\n    params_variants: [{{ps_steps: 4, ps_candidates: 3, ps_proposals: 2, num_threads: {threads}}}]\n"
+            )
+        })
+        .collect::<String>()
+            + &format!(
+                "  - id: BeamsearchAlgorithm\n    params_variants: [{{max_depth: 2, beam_width: 2, num_proposals: 2, num_threads: {threads}}}]\n  - id: BeamsearchHistoryAlgorithm\n    params_variants: [{{max_depth: 2, beam_width: 2, num_proposals: 2, num_threads: {threads}}}]\n  - id: UCBSearchAlgorithm\n    params_variants: [{{num_search_iterations: 4, evaluation_batch_size: 2, num_threads: {threads}}}]\n  - id: TextGradTrainer\n    params_variants: [{{num_epochs: 2, batch_size: 2, num_threads: {threads}}}]\n"
+            );
+        ws.config(
+            &format!("v{threads}.yaml"),
+            &format!(
+                "seeds: [1, 2]\ntasks: [internal:multi_param, trace_examples:greeting_stub]\ntrainers:\n{trainers}"
+            ),
+        )
+    };
+    let (one, four) = (config(1), config(4));
+    let a = run_with(&ws, &one, "a", "1");
+    let b = run_with(&ws, &one, "b", "2");
+    let c = run_with(&ws, &four, "c", "2");
+    assert_eq!(stable_rows(&a), stable_rows(&b));
+    assert_eq!(stable_iterations(&a), stable_iterations(&b));
+    // num_threads is a knob (in the job id and the resolved kwargs): compare the numbers.
+    let numbers = |run: &Path| -> Vec<Vec<String>> {
+        let (_, rows) = read_csv(&run.join("results.csv"));
+        rows.iter()
+            .map(|r| {
+                [
+                    "trainer_id",
+                    "status",
+                    "score_val",
+                    "score_test",
+                    "evaluator_calls",
+                    "llm_calls",
+                    "embedding_calls",
+                    "total_tokens",
+                    "best_step",
+                ]
+                .iter()
+                .map(|k| r[*k].clone())
+                .collect()
+            })
+            .collect()
+    };
+    assert_eq!(numbers(&a), numbers(&c));
+    let rows = numbers(&a);
+    assert_eq!(rows.len(), 40);
+    assert!(rows.iter().all(|r| r[1] == "ok"), "{rows:?}");
+    assert!(
+        rows.iter().any(|r| r[0] == "POLCA" && r[6] != "0"),
+        "POLCA embeds its candidates: {rows:?}"
+    );
+}

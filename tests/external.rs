@@ -329,3 +329,55 @@ fn an_external_trainer_is_held_to_the_budget_at_its_endpoints() {
     // The parameters of its last reported step are scored, as for a native trainer.
     assert!(!row["score_test"].is_empty());
 }
+
+#[test]
+fn real_mode_embeddings_of_an_external_trainer_are_sent_counted_and_replayed() {
+    let ws = Workspace::new();
+    let dir = ws.path().join("embedder");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("Embedder.yaml"),
+        "id: Embedder\ndescription: embeds three texts\nalgorithm: external\nexternal:\n  command: [\"{python}\", \"{dir}/embed.py\"]\nknobs: []\n",
+    )
+    .unwrap();
+    // Identical texts get identical vectors, distinct ones do not; anything else fails the job.
+    std::fs::write(
+        dir.join("embed.py"),
+        "import math\nfrom tb_client import Client\n\ntb = Client.from_env()\nreply = tb._request('POST', '/v1/embeddings', {'model': 'tb-embed', 'input': ['a', 'a', 'b']})\nv = [d['embedding'] for d in reply['data']]\nd = lambda x, y: math.sqrt(sum((p - q) ** 2 for p, q in zip(x, y)))\nassert d(v[0], v[1]) == 0 and d(v[0], v[2]) > 0.1, v\nbest = tb.initial_params()\nscore = tb.evaluate(best, split='train')['score']\ntb.step(best, score)\ntb.final(best, score)\n",
+    )
+    .unwrap();
+    let server = mock_server::MockServer::start(vec![]).unwrap();
+    server.set_responder(mock_server::varied_reply);
+    let config = |cache: &str| {
+        ws.config(
+            &format!("embed-{cache}.yaml"),
+            &format!(
+                "mode: real\nseeds: [5]\nllm:\n  provider: mock\n  base_url: {}\n  model: mock-model\n  embedding_model: mock-embed\n  api_key_env: null\n  max_retries: 0\n  cache: {cache}\n  cache_dir: {}\ntasks: [internal:numeric_param]\ntrainers: [Embedder]\n",
+                server.base_url(),
+                ws.path().join("llm-cache").display()
+            ),
+        )
+    };
+    let run_with = |cfg: &Path, id: &str| {
+        run(&ws, cfg, id, &["--trainers-dir", dir.to_str().unwrap()]);
+        read_csv(&ws.path().join("runs").join(id).join("results.csv")).1
+    };
+    let recorded = run_with(&config("read_write"), "rec");
+    let row = &recorded[0];
+    assert_eq!(row["status"], "ok", "{row:?}");
+    let requests = server.requests();
+    assert_eq!(requests.len(), 3, "one request per input");
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.path == "/v1/embeddings" && r.json().unwrap()["model"] == "mock-embed")
+    );
+    assert_eq!(row["embedding_calls"], "3");
+    assert_eq!(row["embedding_tokens"], "21");
+    assert_eq!(row["cached_calls"], "0");
+    let replayed = run_with(&config("replay"), "rep");
+    assert_eq!(replayed[0]["status"], "ok", "{:?}", replayed[0]);
+    assert_eq!(server.requests().len(), 3, "a replay sends nothing");
+    assert_eq!(replayed[0]["embedding_calls"], "3");
+    assert_eq!(replayed[0]["cached_calls"], "3");
+}

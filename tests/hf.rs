@@ -841,3 +841,38 @@ fn the_reference_dspy_configs_run_unchanged_in_stub_mode() {
         assert!(calls.iter().any(|c| c["caller"] == "prompt"));
     }
 }
+
+/// The reference's `smoke_hf_hotpotqa_polca.yaml` in shape (its POLCA knobs, the `ps_*`
+/// aliases mapped here) and `m3_multiobjective.yaml`'s trainers on one task: stub mode, an
+/// hf fixture cache, no trainer skipped.
+#[test]
+fn reference_shaped_polca_and_legacy_configs_run_in_stub_mode_with_nothing_skipped() {
+    let ws = Workspace::new();
+    let cache = ws.path().join("hub");
+    fixture(&cache);
+    let dir = run(
+        &ws,
+        &cache,
+        "mode: stub\nseeds: [1]\ntasks:\n\
+         - {id: hf:hotpot_qa, eval_kwargs: {num_train: 2, num_validate: 2, num_test: 1}}\n\
+         - {id: internal:multiobjective_convex, eval_kwargs: {objective_mode: weighted}}\n\
+         - {id: internal:multiobjective_convex, eval_kwargs: {objective_mode: pareto}}\n\
+         trainers:\n\
+         - id: POLCA\n  params_variants: [{ps_steps: 5, ps_batches: 1, batch_size: 4, ps_candidates: 5}]\n\
+         - id: BeamsearchAlgorithm\n  params_variants: [{beam_width: 2, max_depth: 2}]\n\
+         - id: BasicSearchAlgorithm\n  params_variants: [{num_proposals: 4, num_epochs: 2, batch_size: 1}]\n",
+        0,
+    );
+    let (_, rows) = read_csv(&dir.join("results.csv"));
+    assert_eq!(rows.len(), 9);
+    assert!(rows.iter().all(|r| r["status"] == "ok"), "{rows:?}");
+    let polca = rows
+        .iter()
+        .find(|r| r["trainer_id"] == "POLCA" && r["task_id"] == "hf:hotpot_qa")
+        .unwrap();
+    // The aliases reached POLCA: 5 candidates explored on 4 training examples (sampled
+    // from 2), so its first step alone is 20 metric calls.
+    assert!(num(polca, "evaluator_calls") >= 20.0, "{polca:?}");
+    assert!(num(polca, "embedding_calls") > 0.0, "{polca:?}");
+    assert!(polca["resolved_trainer_kwargs"].contains("\"num_candidates\": 5"));
+}

@@ -297,3 +297,111 @@ fn num_threads_changes_no_call_and_no_number_of_any_batching_trainer() {
         "{a:?}"
     );
 }
+
+/// POLCA's endpoint: embeddings from the mock's text-derived vectors, a summary for the
+/// summarizer, and every proposal the initial value back (a duplicate of memory).
+fn polca_reply(request: &mock_server::RecordedRequest) -> ScriptedResponse {
+    if request.path.ends_with("/embeddings") {
+        return mock_server::varied_reply(request);
+    }
+    if request.body.contains("<summary></summary>") {
+        return ScriptedResponse::chat("<summary>Aim higher.</summary>", Some((50, 5)));
+    }
+    reply(0.0, "Keep it.")
+}
+
+#[test]
+fn polca_embeds_through_the_endpoint_counts_caches_and_filters_a_duplicate() {
+    let ws = Workspace::new();
+    let server = MockServer::start(Vec::new()).unwrap();
+    server.set_responder(polca_reply);
+    let cache = ws.path().join("llm-cache");
+    let cfg = ws.config(
+        "polca.yaml",
+        &common::real_config(
+            &server.base_url(),
+            &[
+                ("cache", "read_write"),
+                ("cache_dir", &cache.display().to_string()),
+                ("embedding_model", "mock-embed"),
+            ],
+            "seeds: [1]\ntasks: [internal:numeric_param]\ntrainers:\n  - id: POLCA\n    params_variants: [{ps_steps: 3, ps_candidates: 1, ps_proposals: 1, epsilon: 0.1}]\n",
+        ),
+    );
+    let run = |id: &str| {
+        ws.cmd()
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .args(["--run-id", id])
+            .assert()
+            .success();
+        let (_, rows) = read_csv(&ws.path().join(format!("runs/{id}/results.csv")));
+        rows.into_iter().next().unwrap()
+    };
+    let first = run("first");
+    let requests = server.requests();
+    let embeds: Vec<_> = requests
+        .iter()
+        .filter(|r| r.path.ends_with("/embeddings"))
+        .collect();
+    // Iteration 1 embeds the explored initial candidate and the proposal, iteration 2 only
+    // the new proposal (embeddings are kept); both proposals equal the initial value.
+    assert_eq!(embeds.len(), 3, "{requests:?}");
+    assert!(
+        embeds
+            .iter()
+            .all(|r| r.json().unwrap()["model"] == "mock-embed")
+    );
+    assert_eq!(embeds[0].json().unwrap()["input"], "{'value': 0.0}");
+    assert_eq!(embeds[1].json().unwrap()["input"], "{'value': 0.0}");
+    // One summarizer call (iteration 2 has no unseen trajectory) and two proposals.
+    assert_eq!(requests.len() - embeds.len(), 3);
+    assert_eq!(first["status"], "ok");
+    assert_eq!(first["embedding_calls"], "3");
+    assert_eq!(
+        first["embedding_tokens"], "21",
+        "the mock reports 7 per call"
+    );
+    assert_eq!(first["llm_calls"], "3");
+    assert_eq!(first["cached_calls"], "0");
+    // The duplicates were dropped before validation: no candidate but the initial one.
+    let job = ws
+        .path()
+        .join("runs/first/jobs")
+        .read_dir()
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let events = read_jsonl(&job.join("events.jsonl"));
+    let candidates = events.iter().filter(|e| e["type"] == "candidate").count();
+    assert_eq!(candidates, 1, "only the initial candidate");
+    let embedding_events: Vec<_> = events
+        .iter()
+        .filter(|e| e["type"] == "embedding_call")
+        .collect();
+    assert_eq!(embedding_events.len(), 3);
+    assert!(
+        embedding_events
+            .iter()
+            .all(|e| e["model"] == "mock-embed" && e["stub"] == false)
+    );
+    assert!(events.iter().any(|e| {
+        e["type"] == "warning"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("within epsilon"))
+    }));
+    assert_eq!(first["score_val_final"], first["score_val_initial"]);
+    // A second run is answered by the cache: nothing is sent, the same numbers come back.
+    let second = run("second");
+    assert_eq!(
+        server.requests().len(),
+        requests.len(),
+        "all from the cache"
+    );
+    assert_eq!(second["embedding_calls"], "3");
+    assert_eq!(second["cached_calls"], "6");
+    assert_eq!(second["score_val_final"], first["score_val_final"]);
+}

@@ -151,6 +151,7 @@ impl LlmFactory {
         config.timeout = s.timeout;
         config.max_retries = s.max_retries;
         config.seed = seed;
+        config.embedding_model = s.embedding_model.clone();
         let client = OpenAiClient::new(config, self.limiter.clone())?;
         Ok(match &self.cache {
             Some(cache) => Box::new(CachedLlm::new(client, cache.clone(), owner)),

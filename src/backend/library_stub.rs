@@ -395,6 +395,22 @@ impl Llm for LibraryStub {
             started.elapsed().as_secs_f64(),
         ))
     }
+
+    /// A unit vector derived from the text alone (no draw from the reply stream).
+    fn embed(
+        &mut self,
+        request: &crate::llm::EmbedRequest,
+    ) -> Result<crate::llm::EmbedResponse, LlmError> {
+        Ok(crate::llm::EmbedResponse {
+            vector: crate::llm::hash_embedding(&request.input),
+            model: None,
+            tokens: crate::llm::estimate_tokens(&request.input),
+            latency_s: 0.0,
+            cached: false,
+            retries: 0,
+            billed: None,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -154,7 +154,33 @@ impl Llm for StubLlm {
 
     fn complete(&mut self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
         let started = Instant::now();
-        let content = if request.variables.is_empty() || self.rng.chance(JUNK_SHARE) {
+        let asks_summary = request
+            .messages
+            .last()
+            .is_some_and(|m| m.content.contains("<summary></summary>"));
+        let system = request.messages.first().map_or("", |m| m.content.as_str());
+        let content = if system == crate::optimizer::textgrad::BACKWARD_SYSTEM {
+            // TextGrad's gradient engine: the evaluator's feedback as criticism, no draw.
+            format!(
+                "Stub gradient (not a language model): change the variable so that this is addressed: {}",
+                request.feedback
+            )
+        } else if system == crate::optimizer::textgrad::REDUCE_SYSTEM {
+            format!(
+                "Stub combined feedback (not a language model): {}",
+                request.feedback
+            )
+        } else if asks_summary && request.variables.is_empty() {
+            // POLCA's summarizer: its format, without a draw (proposals stay as they were).
+            let trajectories = request
+                .messages
+                .iter()
+                .map(|m| m.content.matches("## Task Trajectory").count())
+                .sum::<usize>();
+            format!(
+                "<summary>Stub summary (not a language model) of {trajectories} trajectories: keep what scored best, change what scored worst.</summary>"
+            )
+        } else if request.variables.is_empty() || self.rng.chance(JUNK_SHARE) {
             self.junk(&request.variables)
         } else {
             let mut update = Kwargs::new();
@@ -177,6 +203,22 @@ impl Llm for StubLlm {
             content,
             started.elapsed().as_secs_f64(),
         ))
+    }
+
+    /// A unit vector derived from the text alone (no draw from the reply stream).
+    fn embed(
+        &mut self,
+        request: &crate::llm::EmbedRequest,
+    ) -> Result<crate::llm::EmbedResponse, LlmError> {
+        Ok(crate::llm::EmbedResponse {
+            vector: crate::llm::hash_embedding(&request.input),
+            model: None,
+            tokens: crate::llm::estimate_tokens(&request.input),
+            latency_s: 0.0,
+            cached: false,
+            retries: 0,
+            billed: None,
+        })
     }
 }
 

@@ -103,6 +103,7 @@ pub const LLM_KEYS: &[&str] = &[
     "price_prompt_per_million",
     "price_completion_per_million",
     "prices",
+    "embedding_model",
 ];
 
 const TASK_KEYS: &[&str] = &["id", "key", "task", "eval_kwargs", "seeds"];

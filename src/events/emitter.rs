@@ -13,6 +13,8 @@ pub struct Emitter<'a> {
     started: Instant,
     seq: u64,
     error: Option<SinkError>,
+    /// Embedding calls and tokens seen so far, stamped on the job's outcome.
+    embeddings: (u64, u64),
 }
 
 impl<'a> Emitter<'a> {
@@ -24,6 +26,7 @@ impl<'a> Emitter<'a> {
             started: Instant::now(),
             seq: 0,
             error: None,
+            embeddings: (0, 0),
         }
     }
 
@@ -45,7 +48,18 @@ impl<'a> Emitter<'a> {
         self.send(kind);
     }
 
-    fn send(&mut self, kind: EventKind) {
+    fn send(&mut self, mut kind: EventKind) {
+        match &mut kind {
+            EventKind::EmbeddingCall { tokens, .. } => {
+                self.embeddings.0 += 1;
+                self.embeddings.1 += *tokens;
+            }
+            EventKind::JobFinished(outcome) => {
+                outcome.embedding_calls = self.embeddings.0;
+                outcome.embedding_tokens = self.embeddings.1;
+            }
+            _ => {}
+        }
         if self.error.is_some() {
             return;
         }

@@ -189,6 +189,15 @@ pub struct JobOutcome {
     /// What the trainer spent on the budget's axes (jobs whose trainer ran to an end).
     #[serde(default)]
     pub spent: Option<Spent>,
+    /// Embeddings requests of the trainer (POLCA's epsilon-net, an external trainer's
+    /// `/v1/embeddings` in real mode), apart from `llm_calls`; counted by the job's
+    /// emitter from its `embedding_call` events, so every ending carries them.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub embedding_calls: u64,
+    /// Input tokens of those embeddings (estimated for the stub and cache hits as
+    /// recorded).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub embedding_tokens: u64,
 }
 
 /// Why a job did not end `ok`, as `error_kind` names it in `results.csv`, `results.json`
@@ -321,6 +330,8 @@ impl JobOutcome {
             failed_llm_calls: 0,
             stop_reason: None,
             spent: None,
+            embedding_calls: 0,
+            embedding_tokens: 0,
         }
     }
 }
@@ -503,6 +514,23 @@ pub enum EventKind {
         retries: u32,
         /// Variables the parsed reply updates (empty: no usable proposal).
         updated: Vec<String>,
+    },
+    /// The trainer embedded a text (`/v1/embeddings`).
+    EmbeddingCall {
+        /// Step.
+        step: u64,
+        /// Model name (the embedding model asked for, else the client's).
+        model: String,
+        /// True for the stub's hash-derived vectors.
+        stub: bool,
+        /// Input tokens.
+        tokens: u64,
+        /// Seconds.
+        latency_s: f64,
+        /// Answered from cache.
+        cached: bool,
+        /// Retries before the answer.
+        retries: u32,
     },
     /// The full text of one LLM exchange. Written to `artifacts/llm_calls.jsonl`, not to
     /// `events.jsonl` (prompts are large); it carries the `seq` of the event that reports

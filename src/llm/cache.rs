@@ -31,7 +31,9 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 
-use super::{ChatRequest, ChatResponse, Llm, LlmError, LlmInfo, Usage};
+use super::{
+    ChatRequest, ChatResponse, EmbedRequest, EmbedResponse, Llm, LlmError, LlmInfo, Usage,
+};
 use crate::artifacts::atomic::write_atomic;
 use crate::vocab::canonical::{canonical_json, sha256_hex};
 
@@ -324,6 +326,84 @@ impl<L: Llm> Llm for CachedLlm<L> {
         self.inner.set_deadline(deadline)
     }
 
+    /// Embeddings are numbered, looked up, replayed and recorded like chat calls (the same
+    /// owner and occurrence counting; the fingerprint says `embeddings`): the vector is
+    /// stored as JSON text in the entry's `content`, its input tokens as prompt tokens.
+    fn embed(&mut self, request: &EmbedRequest) -> Result<EmbedResponse, LlmError> {
+        let mode = self.cache.mode();
+        self.next_call += 1;
+        if mode == CacheMode::Off {
+            return self.inner.embed(request);
+        }
+        let started = Instant::now();
+        let fingerprint = self.inner.embed_fingerprint(request);
+        let first = ResponseCache::key(&self.owner, &fingerprint, 0);
+        let seen = self.occurrences.entry(first.clone()).or_insert(0);
+        let occurrence = *seen;
+        *seen += 1;
+        let key = if occurrence == 0 {
+            first
+        } else {
+            ResponseCache::key(&self.owner, &fingerprint, occurrence)
+        };
+        let vector_of = |content: &str| serde_json::from_str::<Vec<f64>>(content).ok();
+        if let Some(hit) = self.cache.get(&key)
+            && let Some(vector) = vector_of(&hit.content)
+        {
+            return Ok(EmbedResponse {
+                vector,
+                model: Some(hit.model),
+                tokens: hit.usage.prompt_tokens,
+                latency_s: started.elapsed().as_secs_f64(),
+                cached: true,
+                retries: 0,
+                billed: None,
+            });
+        }
+        if mode == CacheMode::Replay {
+            return Err(LlmError::Replay {
+                key,
+                seed: self.owner.seed,
+                occurrence,
+            });
+        }
+        let mut answer = self.inner.embed(request)?;
+        let record = CachedResponse {
+            model: answer.model.clone().unwrap_or_else(|| {
+                fingerprint
+                    .pointer("/body/model")
+                    .or_else(|| fingerprint.get("model"))
+                    .and_then(Json::as_str)
+                    .unwrap_or_default()
+                    .to_string()
+            }),
+            content: serde_json::to_string(&answer.vector).unwrap_or_default(),
+            usage: Usage {
+                prompt_tokens: answer.tokens,
+                completion_tokens: 0,
+            },
+            usage_reported: answer.billed.is_some(),
+            finish_reason: None,
+        };
+        match self.cache.put_first(&key, &record) {
+            Ok(None) => {}
+            Ok(Some(first)) => {
+                if let Some(vector) = vector_of(&first.content) {
+                    answer.vector = vector;
+                }
+            }
+            Err(e) => self.warnings.push(format!(
+                "cannot write the LLM response cache at {}: {e}",
+                self.cache.path(&key).display()
+            )),
+        }
+        Ok(answer)
+    }
+
+    fn embed_fingerprint(&self, request: &EmbedRequest) -> Json {
+        self.inner.embed_fingerprint(request)
+    }
+
     /// Call indices are given in request order first, hits are answered from the cache,
     /// and only the misses go to the inner client — together.
     fn complete_batch(
@@ -521,6 +601,42 @@ mod tests {
             ResponseCache::key(&shared(1), &fp, 0),
             ResponseCache::key(&shared(2), &fp, 0)
         );
+    }
+
+    #[test]
+    fn embeddings_are_cached_numbered_and_replayed_like_chat_calls() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = MockServer::start(vec![]).unwrap();
+        server.set_responder(crate::llm::mock_server::varied_reply);
+        let client = || {
+            OpenAiClient::new(ClientConfig::new("openai", &server.base_url(), "m"), None).unwrap()
+        };
+        let embed = |text: &str| EmbedRequest {
+            input: text.into(),
+            model: None,
+        };
+        let mut first = CachedLlm::new(
+            client(),
+            Arc::new(ResponseCache::new(dir.path(), CacheMode::ReadWrite)),
+            owner(1),
+        );
+        let a = first.embed(&embed("a")).unwrap();
+        let a2 = first.embed(&embed("a")).unwrap();
+        assert!(!a.cached && !a2.cached && a.billed == Some(7));
+        assert_eq!(a.vector, a2.vector, "the mock embeds the text alone");
+        assert_eq!(server.requests().len(), 2, "two occurrences, two requests");
+        // A chat call with the same owner is numbered apart (another fingerprint).
+        let mut replay = CachedLlm::new(
+            client(),
+            Arc::new(ResponseCache::new(dir.path(), CacheMode::Replay)),
+            owner(1),
+        );
+        let hit = replay.embed(&embed("a")).unwrap();
+        assert!(hit.cached && hit.billed.is_none());
+        assert_eq!(hit.vector, a.vector);
+        assert!(replay.embed(&embed("a")).unwrap().cached);
+        assert_eq!(replay.embed(&embed("a")).unwrap_err().kind(), "replay");
+        assert_eq!(server.requests().len(), 2, "replay sent nothing");
     }
 
     #[test]

@@ -69,6 +69,19 @@ impl ScriptedResponse {
         Self::json(200, &body)
     }
 
+    /// A well-formed embeddings reply: one vector, `tokens` input tokens.
+    pub fn embedding(vector: &[f64], tokens: u64) -> Self {
+        Self::json(
+            200,
+            &json!({
+                "object": "list",
+                "data": [{"object": "embedding", "index": 0, "embedding": vector}],
+                "model": "mock-embed",
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}
+            }),
+        )
+    }
+
     /// An OpenAI-style error body: `{"error": {"message": ..., "type": ...}}`.
     pub fn error(status: u16, message: &str) -> Self {
         Self::json(
@@ -226,10 +239,34 @@ impl Drop for MockServer {
 /// checks that arrival order changes nothing: a proposal for the parameters `prompt`,
 /// `a`, `b` and `x` (the built-in tasks') and, last, a number an agent's answer is scored
 /// on; usage (100, 20).
+///
+/// An embeddings request (`…/embeddings`) gets a unit vector of 16 numbers derived from
+/// its `input` alone (identical inputs, identical vectors), usage 7.
 pub fn varied_reply(request: &RecordedRequest) -> ScriptedResponse {
-    let h = request.body.bytes().fold(0xcbf29ce484222325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
-    });
+    let fnv = |bytes: &[u8]| {
+        bytes.iter().fold(0xcbf29ce484222325u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
+        })
+    };
+    if request.path.ends_with("/embeddings") {
+        let input = request
+            .json()
+            .and_then(|v| v.get("input").map(|i| i.to_string()))
+            .unwrap_or_default();
+        let mut state = fnv(input.as_bytes()) | 1;
+        let raw: Vec<f64> = (0..16)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+            })
+            .collect();
+        let norm = raw.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let unit: Vec<f64> = raw.iter().map(|x| x / norm).collect();
+        return ScriptedResponse::embedding(&unit, 7);
+    }
+    let h = fnv(request.body.as_bytes());
     let variable = |name: &str, value: String| {
         format!("<variable><name>{name}</name><value>{value}</value></variable>\n")
     };

@@ -151,6 +151,52 @@ pub struct Sent {
     pub max_tokens: Option<u32>,
 }
 
+/// An embeddings request (`/v1/embeddings`): one text, embedded by `model`, or by the
+/// client's embedding model (`llm.embedding_model`, else its chat model) when `None`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmbedRequest {
+    /// The text to embed.
+    pub input: String,
+    /// The model to ask, when the caller names one.
+    pub model: Option<String>,
+}
+
+/// An embedding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmbedResponse {
+    /// The vector.
+    pub vector: Vec<f64>,
+    /// The model asked (real endpoints, cache hits); `None` for the stubs.
+    pub model: Option<String>,
+    /// Input tokens (reported by the endpoint, else estimated; estimated for the stub).
+    pub tokens: u64,
+    /// Seconds from request to answer.
+    pub latency_s: f64,
+    /// True when the answer came from the response cache.
+    pub cached: bool,
+    /// Failed attempts before this answer.
+    pub retries: u32,
+    /// Tokens the endpoint billed for this call (`None`: cache hits and the stub).
+    pub billed: Option<u64>,
+}
+
+/// A deterministic unit vector derived from `text` (the stubs' embedding): identical
+/// texts get the same vector (distance 0), distinct texts nearly orthogonal ones (about
+/// `sqrt(2)` apart), so an epsilon-net over them filters exact duplicates only.
+pub fn hash_embedding(text: &str) -> Vec<f64> {
+    const DIM: usize = 64;
+    // The same vectors as the external trainers' stub `/v1/embeddings`.
+    let mut rng = crate::rng::Rng::stream(0, &format!("embedding/{text}"));
+    let v: Vec<f64> = (0..DIM).map(|_| rng.gaussian()).collect();
+    let norm = v
+        .iter()
+        .map(|x| x * x)
+        .sum::<f64>()
+        .sqrt()
+        .max(f64::MIN_POSITIVE);
+    v.into_iter().map(|x| x / norm).collect()
+}
+
 /// Who answers and how it is recorded in results.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct LlmInfo {
@@ -393,6 +439,27 @@ pub trait Llm: Send {
     ) -> Vec<Result<ChatResponse, LlmError>> {
         requests.iter().map(|r| self.complete(r)).collect()
     }
+
+    /// Embed one text (`/v1/embeddings`). Clients without embeddings say so.
+    fn embed(&mut self, _request: &EmbedRequest) -> Result<EmbedResponse, LlmError> {
+        Err(LlmError::Failed(format!(
+            "{} does not serve embeddings",
+            self.info().provider
+        )))
+    }
+
+    /// What identifies the answer to an embeddings request for the response cache (as
+    /// [`Llm::request_fingerprint`] for chat calls).
+    fn embed_fingerprint(&self, request: &EmbedRequest) -> Json {
+        let info = self.info();
+        json!({
+            "kind": "embeddings",
+            "provider": info.provider,
+            "base_url": info.base_url.trim().trim_end_matches('/'),
+            "model": request.model.clone().unwrap_or(info.model),
+            "input": request.input,
+        })
+    }
 }
 
 /// Lets wrappers such as [`cache::CachedLlm`] hold a `Box<dyn Llm>` chosen at run time.
@@ -431,6 +498,14 @@ impl<L: Llm + ?Sized> Llm for Box<L> {
         threads: usize,
     ) -> Vec<Result<ChatResponse, LlmError>> {
         (**self).complete_batch(requests, threads)
+    }
+
+    fn embed(&mut self, request: &EmbedRequest) -> Result<EmbedResponse, LlmError> {
+        (**self).embed(request)
+    }
+
+    fn embed_fingerprint(&self, request: &EmbedRequest) -> Json {
+        (**self).embed_fingerprint(request)
     }
 }
 
@@ -505,6 +580,25 @@ mod tests {
             },
             LlmError::Failed("x".into()),
         ]
+    }
+
+    #[test]
+    fn hash_embeddings_are_unit_vectors_equal_for_equal_texts_only() {
+        let d = |a: &[f64], b: &[f64]| {
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).powi(2))
+                .sum::<f64>()
+                .sqrt()
+        };
+        let (a, b) = (hash_embedding("{'x': 1}"), hash_embedding("{'x': 2}"));
+        assert!((a.iter().map(|x| x * x).sum::<f64>() - 1.0).abs() < 1e-12);
+        assert_eq!(d(&a, &hash_embedding("{'x': 1}")), 0.0);
+        assert!(
+            d(&a, &b) > 0.5,
+            "distinct texts are far apart: {}",
+            d(&a, &b)
+        );
     }
 
     #[test]

@@ -21,8 +21,8 @@ use serde_json::{Map, Value as Json, json};
 use super::ratelimit::{Clock, RateLimiter, SystemClock};
 use super::retry::{honours_retry_after, retryable_status};
 use super::{
-    ChatRequest, ChatResponse, Llm, LlmError, LlmInfo, Usage, estimate_prompt_tokens,
-    estimate_tokens,
+    ChatRequest, ChatResponse, EmbedRequest, EmbedResponse, Llm, LlmError, LlmInfo, Usage,
+    estimate_prompt_tokens, estimate_tokens,
 };
 use crate::provenance::env::REDACTED;
 use crate::rng::Rng;
@@ -84,6 +84,9 @@ pub struct ClientConfig {
     /// Seed of the jitter stream (the job seed), so runs do not depend on global
     /// randomness.
     pub seed: i64,
+    /// The model of embeddings requests that name none (`llm.embedding_model`); `None`:
+    /// the chat model.
+    pub embedding_model: Option<String>,
 }
 
 impl ClientConfig {
@@ -101,6 +104,7 @@ impl ClientConfig {
             backoff: Backoff::default(),
             headers: Vec::new(),
             seed: 0,
+            embedding_model: None,
         }
     }
 }
@@ -124,6 +128,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("backoff", &self.backoff)
             .field("headers", &headers)
             .field("seed", &self.seed)
+            .field("embedding_model", &self.embedding_model)
             .finish()
     }
 }
@@ -258,6 +263,41 @@ fn parse_completion(body: &str) -> Result<Completion, String> {
     Ok((content, usage, finish_reason))
 }
 
+/// The embeddings URL next to a chat-completions URL (`…/chat/completions` →
+/// `…/embeddings`, a query kept).
+pub fn embeddings_url(chat_url: &str) -> String {
+    let (main, query) = match chat_url.split_once('?') {
+        Some((m, q)) => (m, Some(q)),
+        None => (chat_url, None),
+    };
+    let base = main.strip_suffix("/chat/completions").unwrap_or(main);
+    match query {
+        Some(q) => format!("{base}/embeddings?{q}"),
+        None => format!("{base}/embeddings"),
+    }
+}
+
+/// The first vector and the reported input tokens of an embeddings reply.
+fn parse_embedding(body: &str) -> Result<(Vec<f64>, Option<u64>), String> {
+    let v: Json = serde_json::from_str(body)
+        .map_err(|_| format!("the body is not JSON: {}", excerpt(body)))?;
+    let vector: Option<Vec<f64>> = v
+        .pointer("/data/0/embedding")
+        .and_then(Json::as_array)
+        .and_then(|a| a.iter().map(Json::as_f64).collect());
+    let vector = vector.filter(|v| !v.is_empty()).ok_or_else(|| {
+        format!(
+            "no `data[0].embedding` numbers in the reply: {}",
+            excerpt(body)
+        )
+    })?;
+    let tokens = v
+        .pointer("/usage/prompt_tokens")
+        .or_else(|| v.pointer("/usage/total_tokens"))
+        .and_then(Json::as_u64);
+    Ok((vector, tokens))
+}
+
 /// Why one HTTP attempt failed.
 #[derive(Debug)]
 enum Failure {
@@ -382,10 +422,15 @@ impl OpenAiClient {
     }
 
     /// One HTTP exchange: the parsed answer, or why it failed.
-    fn attempt(&self, body: &[u8]) -> Result<Completion, Failure> {
+    fn attempt<T>(
+        &self,
+        url: &str,
+        body: &[u8],
+        parse: fn(&str) -> Result<T, String>,
+    ) -> Result<T, Failure> {
         let mut req = self
             .agent
-            .post(&self.url)
+            .post(url)
             .header("Content-Type", "application/json");
         if let Some(left) = self.time_left() {
             if left.is_zero() {
@@ -410,12 +455,78 @@ impl OpenAiClient {
         let bytes = resp.body_mut().read_to_vec().map_err(Failure::from_ureq)?;
         let text = String::from_utf8_lossy(&bytes);
         match status {
-            200..=299 => parse_completion(&text).map_err(Failure::Malformed),
+            200..=299 => parse(&text).map_err(Failure::Malformed),
             _ => Err(Failure::Status {
                 status,
                 retry_after: retry_after.filter(|_| honours_retry_after(status)),
                 message: error_message(&text),
             }),
+        }
+    }
+
+    /// The JSON body of an embeddings request: the request's model, else
+    /// `llm.embedding_model`, else the chat model.
+    pub fn embed_body(&self, request: &EmbedRequest) -> Json {
+        let model = request
+            .model
+            .clone()
+            .or_else(|| self.config.embedding_model.clone())
+            .unwrap_or_else(|| self.config.model.clone());
+        json!({"model": model, "input": request.input})
+    }
+
+    /// One call with the limiter, retries and backoff: the parsed answer, its latency
+    /// and the retries before it. `used` is what an answer spent, for the limiter.
+    fn exchange<T>(
+        &mut self,
+        url: &str,
+        bytes: &[u8],
+        limiter_estimate: u64,
+        parse: fn(&str) -> Result<T, String>,
+        used: impl Fn(&T) -> u64,
+    ) -> Result<(T, f64, u32), LlmError> {
+        let mut retries = 0;
+        loop {
+            let permit = self.limiter.as_ref().map(|l| l.acquire(limiter_estimate));
+            let started = Instant::now();
+            let outcome = self.attempt(url, bytes, parse);
+            let latency_s = started.elapsed().as_secs_f64();
+            match outcome {
+                Ok(answer) => {
+                    if let (Some(l), Some(p)) = (&self.limiter, permit) {
+                        l.record(p, used(&answer));
+                    }
+                    return Ok((answer, latency_s, retries));
+                }
+                Err(failure) => {
+                    if let (Some(l), Some(p)) = (&self.limiter, permit) {
+                        // A rejected request used no tokens; a timed-out one may have.
+                        let spent = if matches!(failure, Failure::Timeout) {
+                            limiter_estimate
+                        } else {
+                            0
+                        };
+                        l.record(p, spent);
+                    }
+                    if !failure.retryable() || retries >= self.config.max_retries {
+                        return Err(self.error(failure, retries));
+                    }
+                    let retry_after = match failure {
+                        Failure::Status { retry_after, .. } => retry_after,
+                        _ => None,
+                    };
+                    let delay = self
+                        .config
+                        .backoff
+                        .wait(retries, retry_after, &mut self.rng);
+                    // Waiting past the job's deadline is pointless: the job stops there.
+                    if self.time_left().is_some_and(|left| left <= delay) {
+                        return Err(self.error(failure, retries));
+                    }
+                    self.clock.sleep(delay);
+                    retries += 1;
+                }
+            }
         }
     }
 
@@ -504,65 +615,64 @@ impl Llm for OpenAiClient {
                 .get(length_limit_field(&self.config.model))
                 .and_then(Json::as_u64)
                 .unwrap_or(0);
-        let mut retries = 0;
-        loop {
-            let permit = self.limiter.as_ref().map(|l| l.acquire(limiter_estimate));
-            let started = Instant::now();
-            let outcome = self.attempt(&bytes);
-            let latency_s = started.elapsed().as_secs_f64();
-            match outcome {
-                Ok((content, usage, finish_reason)) => {
-                    // A model that echoes the key must not carry it into caches or transcripts.
-                    let content = self.redact(&content);
-                    let usage_reported = usage.is_some();
-                    let usage = usage.unwrap_or(Usage {
-                        prompt_tokens: prompt_estimate,
-                        completion_tokens: estimate_tokens(&content),
-                    });
-                    if let (Some(l), Some(p)) = (&self.limiter, permit) {
-                        l.record(p, usage.total());
-                    }
-                    return Ok(ChatResponse {
-                        content,
-                        usage,
-                        latency_s,
-                        cached: false,
-                        retries,
-                        usage_reported,
-                        finish_reason,
-                        billed: Some(usage),
-                    });
-                }
-                Err(failure) => {
-                    if let (Some(l), Some(p)) = (&self.limiter, permit) {
-                        // A rejected request used no tokens; a timed-out one may have.
-                        let used = if matches!(failure, Failure::Timeout) {
-                            limiter_estimate
-                        } else {
-                            0
-                        };
-                        l.record(p, used);
-                    }
-                    if !failure.retryable() || retries >= self.config.max_retries {
-                        return Err(self.error(failure, retries));
-                    }
-                    let retry_after = match failure {
-                        Failure::Status { retry_after, .. } => retry_after,
-                        _ => None,
-                    };
-                    let delay = self
-                        .config
-                        .backoff
-                        .wait(retries, retry_after, &mut self.rng);
-                    // Waiting past the job's deadline is pointless: the job stops there.
-                    if self.time_left().is_some_and(|left| left <= delay) {
-                        return Err(self.error(failure, retries));
-                    }
-                    self.clock.sleep(delay);
-                    retries += 1;
-                }
-            }
-        }
+        let url = self.url.clone();
+        let (answer, latency_s, retries) = self.exchange(
+            &url,
+            &bytes,
+            limiter_estimate,
+            parse_completion,
+            |(content, usage, _)| {
+                usage.map_or(prompt_estimate + estimate_tokens(content), |u| u.total())
+            },
+        )?;
+        let (content, usage, finish_reason) = answer;
+        // A model that echoes the key must not carry it into caches or transcripts.
+        let content = self.redact(&content);
+        let usage_reported = usage.is_some();
+        let usage = usage.unwrap_or(Usage {
+            prompt_tokens: prompt_estimate,
+            completion_tokens: estimate_tokens(&content),
+        });
+        Ok(ChatResponse {
+            content,
+            usage,
+            latency_s,
+            cached: false,
+            retries,
+            usage_reported,
+            finish_reason,
+            billed: Some(usage),
+        })
+    }
+
+    /// `POST /v1/embeddings` through the same limiter, retries and deadline as chat calls.
+    fn embed(&mut self, request: &EmbedRequest) -> Result<EmbedResponse, LlmError> {
+        let body = self.embed_body(request);
+        let bytes = serde_json::to_vec(&body)
+            .map_err(|e| LlmError::Failed(format!("cannot encode the request: {e}")))?;
+        let estimate = estimate_tokens(&request.input);
+        let url = embeddings_url(&self.url);
+        let ((vector, tokens), latency_s, retries) =
+            self.exchange(&url, &bytes, estimate, parse_embedding, |(_, t)| {
+                t.unwrap_or(estimate)
+            })?;
+        let tokens = tokens.unwrap_or(estimate);
+        Ok(EmbedResponse {
+            vector,
+            model: body.get("model").and_then(Json::as_str).map(str::to_string),
+            tokens,
+            latency_s,
+            cached: false,
+            retries,
+            billed: Some(tokens),
+        })
+    }
+
+    fn embed_fingerprint(&self, request: &EmbedRequest) -> Json {
+        json!({
+            "endpoint": self.redact(&embeddings_url(&self.url)),
+            "body": self.embed_body(request),
+        })
     }
 
     fn request_fingerprint(&self, request: &ChatRequest) -> Json {
@@ -672,6 +782,44 @@ mod tests {
             .unwrap()
             .with_clock(clock.clone());
         (c, clock)
+    }
+
+    #[test]
+    fn embeddings_go_to_the_embeddings_url_with_the_embedding_model_and_retry() {
+        let server = MockServer::start(vec![
+            R::error(503, "busy"),
+            R::embedding(&[0.6, 0.8], 3),
+            R::raw(200, "{}"),
+        ])
+        .unwrap();
+        let mut config = ClientConfig::new("openai", &server.base_url(), "chat-model");
+        config.embedding_model = Some("embed-model".into());
+        let (mut c, clock) = client_with(config);
+        let request = EmbedRequest {
+            input: "hello".into(),
+            model: None,
+        };
+        let r = c.embed(&request).unwrap();
+        assert_eq!(r.vector, vec![0.6, 0.8]);
+        assert_eq!((r.tokens, r.retries, r.billed), (3, 1, Some(3)));
+        assert_eq!(clock.sleeps().len(), 1, "backed off once");
+        let seen = server.requests();
+        assert_eq!(seen[1].path, "/v1/embeddings");
+        assert_eq!(
+            seen[1].json().unwrap(),
+            json!({"model": "embed-model", "input": "hello"})
+        );
+        // A named model wins; a reply without vectors is malformed.
+        let named = EmbedRequest {
+            model: Some("other".into()),
+            ..request
+        };
+        assert_eq!(c.embed_body(&named)["model"], "other");
+        assert_eq!(c.embed(&named).unwrap_err().kind(), "malformed");
+        assert_eq!(
+            embeddings_url("http://h/v1/chat/completions?x=1"),
+            "http://h/v1/embeddings?x=1"
+        );
     }
 
     #[test]

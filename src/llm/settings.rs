@@ -130,6 +130,8 @@ pub struct LlmSettings {
     pub price_prompt: Option<f64>,
     /// USD per million completion tokens.
     pub price_completion: Option<f64>,
+    /// The model of embeddings requests (`llm.embedding_model`); `None`: the chat model.
+    pub embedding_model: Option<String>,
 }
 
 impl LlmSettings {
@@ -161,6 +163,7 @@ impl LlmSettings {
             "api_key_env",
             "api_key",
             "cache_dir",
+            "embedding_model",
         ] {
             if let Some(v) = llm.get(key).filter(|v| !v.is_string() && !v.is_null()) {
                 return Err(SettingsError::wrong(key, "a string", v));
@@ -224,6 +227,7 @@ impl LlmSettings {
             },
             price_prompt: number("price_prompt_per_million")?,
             price_completion: number("price_completion_per_million")?,
+            embedding_model: text("embedding_model").filter(|m| !m.trim().is_empty()),
         })
         .and_then(|s| s.with_price_table(llm.get("prices")))
     }

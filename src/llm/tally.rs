@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::Value as Json;
 
-use super::{ChatRequest, ChatResponse, Llm, LlmError, LlmInfo};
+use super::{ChatRequest, ChatResponse, EmbedRequest, EmbedResponse, Llm, LlmError, LlmInfo};
 
 /// The counts of one client (the optimizer's or the agent's).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -23,6 +23,11 @@ pub struct Spend {
     pub retries: u64,
     /// Calls that failed for good.
     pub failed: u64,
+    /// Of the answered calls, embeddings requests (also counted in `cached`, `retries`,
+    /// `failed`; their tokens are not in the billed chat tokens).
+    pub embedding_calls: u64,
+    /// Input tokens of the embeddings the endpoint sent.
+    pub billed_embedding_tokens: u64,
 }
 
 impl Spend {
@@ -36,6 +41,8 @@ impl Spend {
                 + other.billed_completion_tokens,
             retries: self.retries + other.retries,
             failed: self.failed + other.failed,
+            embedding_calls: self.embedding_calls + other.embedding_calls,
+            billed_embedding_tokens: self.billed_embedding_tokens + other.billed_embedding_tokens,
         }
     }
 }
@@ -61,6 +68,25 @@ impl Tally {
                     s.billed_prompt_tokens += billed.prompt_tokens;
                     s.billed_completion_tokens += billed.completion_tokens;
                 }
+            }
+            Err(e) => {
+                s.failed += 1;
+                s.retries += u64::from(e.retries());
+            }
+        }
+    }
+}
+
+impl Tally {
+    fn record_embedding(&self, result: &Result<EmbedResponse, LlmError>) {
+        let mut s = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match result {
+            Ok(r) => {
+                s.answered += 1;
+                s.embedding_calls += 1;
+                s.retries += u64::from(r.retries);
+                s.cached += u64::from(r.cached);
+                s.billed_embedding_tokens += r.billed.unwrap_or(0);
             }
             Err(e) => {
                 s.failed += 1;
@@ -124,5 +150,15 @@ impl<L: Llm> Llm for Tallied<L> {
 
     fn set_deadline(&mut self, deadline: Option<std::time::Instant>) {
         self.inner.set_deadline(deadline)
+    }
+
+    fn embed(&mut self, request: &EmbedRequest) -> Result<EmbedResponse, LlmError> {
+        let result = self.inner.embed(request);
+        self.tally.record_embedding(&result);
+        result
+    }
+
+    fn embed_fingerprint(&self, request: &EmbedRequest) -> Json {
+        self.inner.embed_fingerprint(request)
     }
 }

@@ -7,6 +7,7 @@ mod opro_v2;
 mod optoprime;
 mod optoprime_v2;
 mod reflection;
+pub mod textgrad;
 
 use serde_json::Value as Json;
 
@@ -18,6 +19,7 @@ pub use opro_v2::OPROv2;
 pub use optoprime::OptoPrime;
 pub use optoprime_v2::OptoPrimeV2;
 pub use reflection::GepaReflection;
+pub use textgrad::TextGrad;
 
 /// The protocol a trainer uses when neither the config nor its preset names one: the
 /// reference's default for module-like tasks.
@@ -123,6 +125,7 @@ pub fn protocol_for(name: Option<&str>) -> (Box<dyn Protocol>, Option<String>) {
         Some("OptoPrime") => (Box::new(OptoPrime), None),
         Some("OPROv2") => (Box::new(OPROv2), None),
         Some("GEPAReflection") => (Box::new(GepaReflection), None),
+        Some("TextGrad") => (Box::new(TextGrad), None),
         Some("OPRO") => (
             Box::new(OPROv2),
             Some("optimizer `OPRO` (v1) is served by OPROv2".to_string()),
@@ -153,11 +156,7 @@ mod tests {
                 "OPROv2",
                 Some("optimizer `OPRO` (v1) is served by OPROv2"),
             ),
-            (
-                Some("TextGrad"),
-                "OptoPrimeV2",
-                Some("optimizer `TextGrad` is not implemented; its jobs use OptoPrimeV2"),
-            ),
+            (Some("TextGrad"), "TextGrad", None),
             (
                 Some("OptoPrimeMulti"),
                 "OptoPrimeV2",

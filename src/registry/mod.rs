@@ -90,6 +90,16 @@ const TRAINER_FILES: &[(&str, &str)] = embedded!(
     "trainers/NoOp.yaml",
     "trainers/DSPyTrainer.yaml",
     "trainers/UpstreamGEPA.yaml",
+    "trainers/POLCA.yaml",
+    "trainers/StreamingPrioritySearch.yaml",
+    "trainers/ParetobasedPS.yaml",
+    "trainers/SequentialUpdate.yaml",
+    "trainers/SequentialSearch.yaml",
+    "trainers/BeamSearch.yaml",
+    "trainers/BeamsearchAlgorithm.yaml",
+    "trainers/BeamsearchHistoryAlgorithm.yaml",
+    "trainers/UCBSearchAlgorithm.yaml",
+    "trainers/TextGradTrainer.yaml",
 );
 
 /// The embedded task folders, unpacked: evaluators are programs that need real files.
@@ -582,6 +592,9 @@ mod tests {
             reg.trainer_ids().collect::<Vec<_>>(),
             [
                 "BasicSearch",
+                "BeamSearch",
+                "BeamsearchAlgorithm",
+                "BeamsearchHistoryAlgorithm",
                 "DSPyTrainer",
                 "GEPA",
                 "GEPA-Base",
@@ -589,7 +602,14 @@ mod tests {
                 "GEPA-UCB",
                 "MinibatchAlgorithm",
                 "NoOp",
+                "POLCA",
+                "ParetobasedPS",
                 "PrioritySearch",
+                "SequentialSearch",
+                "SequentialUpdate",
+                "StreamingPrioritySearch",
+                "TextGradTrainer",
+                "UCBSearchAlgorithm",
                 "UpstreamGEPA"
             ]
         );

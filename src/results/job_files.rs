@@ -434,6 +434,7 @@ fn log_line(event: &Event) -> Option<String> {
         EventKind::Candidate { .. }
         | EventKind::Eval { .. }
         | EventKind::LlmCall { .. }
+        | EventKind::EmbeddingCall { .. }
         | EventKind::LlmTranscript(_)
         | EventKind::ExampleRecord(_) => {
             return None;

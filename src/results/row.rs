@@ -167,6 +167,12 @@ result_row! {
         spent_cost_usd: Option<f64> => float,
         #[serde(default)]
         spent_seconds: Option<f64> => float,
+        // Embeddings requests (POLCA's epsilon-net, an external trainer's /v1/embeddings)
+        // and their input tokens, apart from llm_calls and the chat tokens.
+        #[serde(default)]
+        embedding_calls: u64 => plain,
+        #[serde(default)]
+        embedding_tokens: u64 => plain,
     }
 }
 
@@ -340,6 +346,8 @@ impl ResultRow {
             spent_tokens: outcome.spent.map(|s| s.tokens),
             spent_cost_usd: outcome.spent.map(|s| s.cost_usd),
             spent_seconds: outcome.spent.map(|s| s.seconds),
+            embedding_calls: outcome.embedding_calls,
+            embedding_tokens: outcome.embedding_tokens,
         }
     }
 }

@@ -237,6 +237,8 @@ pub struct Ctx<'a, 'e> {
     prices: (f64, f64),
     /// The agent's calls and tokens for the trainer's own evaluations (not the monitor's).
     agent_spent: crate::task::agent::AgentUsage,
+    /// Problem context shown to the optimizer with the objective (POLCA's summary).
+    context: Option<String>,
 }
 
 /// One evaluation a trainer asks for: candidate `candidate_id` with `params` on the
@@ -303,7 +305,14 @@ impl<'a, 'e> Ctx<'a, 'e> {
             started: Instant::now(),
             prices: (0.0, 0.0),
             agent_spent: Default::default(),
+            context: None,
         }
+    }
+
+    /// Show `context` to the optimizer from now on, in a `# Context` section after the
+    /// objective of every proposal request (OpenTrace's `optimizer.set_context`).
+    pub fn set_context(&mut self, context: Option<String>) {
+        self.context = context;
     }
 
     /// Hold the trainer to `budget` (prices in USD per million prompt / completion tokens,
@@ -675,8 +684,12 @@ impl<'a, 'e> Ctx<'a, 'e> {
             .cloned()
             .collect();
         let train = self.split(SplitName::Train);
+        let objective = match &self.context {
+            Some(context) => format!("{}\n\n# Context\n{context}", self.task.manifest.objective),
+            None => self.task.manifest.objective.clone(),
+        };
         let instance = ProblemInstance {
-            objective: &self.task.manifest.objective,
+            objective: &objective,
             variables: params
                 .iter()
                 .map(|p| (p, spec.parent.get(&p.name).cloned().unwrap_or(Json::Null)))
@@ -783,6 +796,58 @@ impl<'a, 'e> Ctx<'a, 'e> {
             retries: reply.retries,
             updated,
         });
+    }
+
+    /// Embed `texts` (one `/v1/embeddings` request each, in order) with `model`, else the
+    /// client's embedding model: the job's LLM — its cache, replay, tally and rate limit,
+    /// the stub's hash-derived unit vectors in stub mode. Each answer is an
+    /// `embedding_call` event; a failed request is a warning and `None`. Embeddings are not
+    /// `llm_calls` and not held to `max_llm_calls` (their own results columns count them).
+    /// `Err` when the job must stop.
+    pub fn embed(
+        &mut self,
+        texts: &[String],
+        model: Option<&str>,
+    ) -> Result<Vec<Option<Vec<f64>>>, Stopped> {
+        let mut out = Vec::with_capacity(texts.len());
+        for text in texts {
+            self.check_stop(false)?;
+            if self.llm_failure.is_some() {
+                out.push(None);
+                continue;
+            }
+            let request = crate::llm::EmbedRequest {
+                input: text.clone(),
+                model: model.map(str::to_string),
+            };
+            let result = self.llm.embed(&request);
+            for warning in self.llm.take_warnings() {
+                self.warn(warning);
+            }
+            match result {
+                Ok(answer) => {
+                    let info = self.llm.info();
+                    self.emitter.emit(EventKind::EmbeddingCall {
+                        step: self.step,
+                        model: answer.model.or(request.model).unwrap_or(info.model),
+                        stub: info.stub,
+                        tokens: answer.tokens,
+                        latency_s: answer.latency_s,
+                        cached: answer.cached,
+                        retries: answer.retries,
+                    });
+                    out.push(Some(answer.vector));
+                }
+                Err(e) => {
+                    self.warn(format!("embedding failed: {e}"));
+                    if e.stops_run() {
+                        self.llm_failure = Some(e);
+                    }
+                    out.push(None);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Emit a warning for the current step.

@@ -612,15 +612,11 @@ fn stub_task_answer(ctx: &Ctx<'_, '_>, role: &str, request: &ChatRequest) -> Opt
 }
 
 /// `/v1/embeddings`: stub mode answers deterministic unit vectors of the text (identical
-/// texts coincide, others do not); real mode has no embedding model yet.
+/// texts at distance 0, distinct ones about sqrt(2) apart); real mode sends each input
+/// through the job's LLM (`Ctx::embed`: the same client, cache, replay, tally and rate
+/// limit as chat calls; the model is `llm.embedding_model`, else the chat model, as for
+/// the native trainers — the child's role-tagged model name is not forwarded).
 fn embeddings(ctx: &mut Ctx<'_, '_>, body: &Json) -> Result<Json, Refusal> {
-    if ctx.job().mode != Mode::Stub {
-        return Err((
-            501,
-            "embeddings are served in stub mode only in this build (no `llm.embedding_model` yet)"
-                .into(),
-        ));
-    }
     let inputs: Vec<String> = match body.get("input") {
         Some(Json::String(s)) => vec![s.clone()],
         Some(Json::Array(items)) => items
@@ -630,12 +626,33 @@ fn embeddings(ctx: &mut Ctx<'_, '_>, body: &Json) -> Result<Json, Refusal> {
         _ => return Err((400, "`input` must be a string or a list of strings".into())),
     };
     let mut tokens = 0;
+    let vectors: Vec<Vec<f64>> = if ctx.job().mode == Mode::Stub {
+        inputs.iter().map(|text| unit_vector(text)).collect()
+    } else {
+        let answers = ctx
+            .embed(&inputs, None)
+            .map_err(|_| (503, "the job is stopping".to_string()))?;
+        let mut out = Vec::new();
+        for answer in answers {
+            match answer {
+                Some(v) => out.push(v),
+                None => {
+                    return Err((
+                        502,
+                        "the embeddings endpoint failed (see the job's warnings)".into(),
+                    ));
+                }
+            }
+        }
+        out
+    };
     let data: Vec<Json> = inputs
         .iter()
+        .zip(vectors)
         .enumerate()
-        .map(|(i, text)| {
+        .map(|(i, (text, vector))| {
             tokens += crate::llm::estimate_tokens(text);
-            json!({"object": "embedding", "index": i, "embedding": unit_vector(text)})
+            json!({"object": "embedding", "index": i, "embedding": vector})
         })
         .collect();
     Ok(json!({

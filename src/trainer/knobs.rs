@@ -121,6 +121,16 @@ impl<'a> Knobs<'a> {
             .ok_or_else(|| self.wrong(name, "true or false", &v))
     }
 
+    /// A string, or `None` when null or empty.
+    pub fn optional_text(&self, name: &str) -> Result<Option<String>, KnobError> {
+        match self.value(name)? {
+            Json::Null => Ok(None),
+            Json::String(s) if s.trim().is_empty() => Ok(None),
+            Json::String(s) => Ok(Some(s)),
+            v => Err(self.wrong(name, "a string or null", &v)),
+        }
+    }
+
     /// One of `allowed`.
     pub fn choice(&self, name: &str, allowed: &[&str]) -> Result<String, KnobError> {
         let v = self.value(name)?;

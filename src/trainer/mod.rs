@@ -3,6 +3,7 @@
 //! the job seed only, spending evaluator and LLM calls through a shared [`Ctx`] that
 //! counts them and reports progress as events.
 
+mod beamsearch;
 mod core;
 mod data;
 pub mod external;
@@ -13,6 +14,8 @@ mod knobs;
 mod minibatch;
 mod noop;
 mod priority_search;
+mod textgrad;
+mod ucb_search;
 
 pub use core::{
     Counters, Ctx, EvalSpec, JobInfo, Monitor, PoolEntry, ProposalSpec, TrainResult,
@@ -27,12 +30,19 @@ use crate::vocab::Kwargs;
 /// A trainer with its knobs read and checked.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Algorithm {
-    /// OpenTrace PrioritySearch.
+    /// OpenTrace PrioritySearch, its variants (POLCA, StreamingPrioritySearch,
+    /// ParetobasedPS) and its classical presets.
     PrioritySearch(priority_search::Settings),
     /// Upstream gepa-ai GEPA.
     Gepa(gepa::Settings),
     /// OpenTrace GEPA-Base, GEPA-UCB or GEPA-Beam.
     GepaFamily(gepa_family::Settings),
+    /// BeamsearchAlgorithm or BeamsearchHistoryAlgorithm.
+    Beamsearch(beamsearch::Settings),
+    /// TextGradTrainer.
+    TextGrad(textgrad::Settings),
+    /// UCBSearchAlgorithm.
+    UcbSearch(ucb_search::Settings),
     /// MinibatchAlgorithm or BasicSearch.
     Minibatch(minibatch::Settings),
     /// The NoOp baseline.
@@ -48,6 +58,12 @@ impl Algorithm {
         let k = Knobs::new(preset, resolved);
         Ok(match preset.algorithm.as_str() {
             "priority_search" => Self::PrioritySearch(priority_search::Settings::read(&k)?),
+            algorithm @ ("polca"
+            | "streaming_priority_search"
+            | "pareto_priority_search"
+            | "ps_beam") => {
+                Self::PrioritySearch(priority_search::Settings::read_variant(algorithm, &k)?)
+            }
             "gepa" => Self::Gepa(gepa::Settings::read(&k)?),
             "gepa_base" => {
                 Self::GepaFamily(gepa_family::Settings::read(gepa_family::Variant::Base, &k)?)
@@ -58,6 +74,10 @@ impl Algorithm {
             "gepa_beam" => {
                 Self::GepaFamily(gepa_family::Settings::read(gepa_family::Variant::Beam, &k)?)
             }
+            "beamsearch" => Self::Beamsearch(beamsearch::Settings::read(false, &k)?),
+            "beamsearch_history" => Self::Beamsearch(beamsearch::Settings::read(true, &k)?),
+            "ucb_search" => Self::UcbSearch(ucb_search::Settings::read(&k)?),
+            "textgrad" => Self::TextGrad(textgrad::Settings::read(&k)?),
             "minibatch" => Self::Minibatch(minibatch::Settings::read(false, &k)?),
             "basic_search" => Self::Minibatch(minibatch::Settings::read(true, &k)?),
             "noop" => Self::NoOp,
@@ -77,6 +97,9 @@ impl Algorithm {
             Self::PrioritySearch(s) => priority_search::run(s, &mut ctx),
             Self::Gepa(s) => gepa::run(s, &mut ctx),
             Self::GepaFamily(s) => gepa_family::run(s, &mut ctx),
+            Self::Beamsearch(s) => beamsearch::run(s, &mut ctx),
+            Self::UcbSearch(s) => ucb_search::run(s, &mut ctx),
+            Self::TextGrad(s) => textgrad::run(s, &mut ctx),
             Self::Minibatch(s) => minibatch::run(s, &mut ctx),
             Self::NoOp => noop::run(&mut ctx),
             Self::External(s) => external::run(s, &mut ctx),

@@ -129,6 +129,60 @@ const SETUPS: &[(&str, &str)] = &[
     ("NoOp", "{}"),
 ];
 
+/// The PS variants and presets, with a handful of iterations.
+const VARIANT_SETUPS: &[(&str, &str)] = &[
+    ("POLCA", "{ps_steps: 5}"),
+    ("StreamingPrioritySearch", "{ps_steps: 8}"),
+    ("ParetobasedPS", "{ps_steps: 5}"),
+    ("SequentialUpdate", "{ps_steps: 8}"),
+    ("SequentialSearch", "{ps_steps: 8}"),
+    ("BeamSearch", "{ps_steps: 5}"),
+    ("BeamsearchAlgorithm", "{max_depth: 3}"),
+    (
+        "BeamsearchHistoryAlgorithm",
+        "{max_depth: 3, num_proposals: 2}",
+    ),
+    (
+        "UCBSearchAlgorithm",
+        "{num_search_iterations: 6, evaluation_batch_size: 2}",
+    ),
+    ("TextGradTrainer", "{num_epochs: 6}"),
+];
+
+/// Every setup: the first trainers', then the PS variants'.
+fn all_setups() -> impl Iterator<Item = &'static (&'static str, &'static str)> {
+    SETUPS.iter().chain(VARIANT_SETUPS)
+}
+
+#[test]
+fn golden_variant_trajectories_are_pinned() {
+    let mut actual = Vec::new();
+    for (trainer, params) in VARIANT_SETUPS {
+        let r = run("internal:multi_param", trainer, params, 7);
+        actual.push(format!("{trainer}: {}", digest(&r.result)));
+    }
+    let actual = actual.join("\n");
+    assert_eq!(
+        actual,
+        GOLDEN_VARIANTS.trim(),
+        "\n--- actual ---\n{actual}\n"
+    );
+}
+
+/// Pinned like [`GOLDEN`] (seed 7, `internal:multi_param`).
+const GOLDEN_VARIANTS: &str = "
+POLCA: parents=[0, 0, 0, 0, 1, 1, 3, 3, 1, 1, 3, 3, 8, 8, 1, 1] pool=[8:-0.0867 1:-0.1477 12:-0.2496 3:-0.4592 11:-0.4935 4:-0.7703 0:-1.0000 5:-1.3219 10:-1.4893 13:-1.7124 9:-2.4710 7:-2.5544 2:-3.3189 6:-3.3343 14:-3.3659] metric_calls=24 llm_calls=20
+StreamingPrioritySearch: parents=[0, 1, 1, 1, 1, 1, 1] pool=[1:-0.1477 3:-0.6885 0:-1.0000 2:-1.9180 5:-2.5544 4:-2.6760 6:-3.3343 7:-] metric_calls=16 llm_calls=7
+ParetobasedPS: parents=[0, 0, 0, 0, 1, 1, 1, 1, 1, 1] pool=[8:-0.0867 1:-0.1477 3:-0.4592 7:-0.6308 2:-0.7703 0:-1.0000 9:-1.4893 5:-2.5544 4:-3.3189 6:-3.3343] metric_calls=15 llm_calls=10
+SequentialUpdate: parents=[0, 1, 1, 1, 1, 1, 1] pool=[1:-0.1477] metric_calls=15 llm_calls=7
+SequentialSearch: parents=[0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 8, 8, 8, 8] pool=[8:-0.0867] metric_calls=20 llm_calls=14
+BeamSearch: parents=[0, 0, 0, 0, 1, 1, 3, 3, 1, 1, 3, 3, 8, 8, 1, 1] pool=[8:-0.0867 1:-0.1477] metric_calls=24 llm_calls=16
+BeamsearchAlgorithm: parents=[0, 1, 3, 2, 1, 13, 3] pool=[22:-0.1345 1:-0.1477 13:-0.4472] metric_calls=42 llm_calls=28
+BeamsearchHistoryAlgorithm: parents=[0, 1, 2, 0, 1, 3, 2] pool=[8:-0.0867 1:-0.1477 3:-0.6885] metric_calls=29 llm_calls=14
+UCBSearchAlgorithm: parents=[0, 1, 1, 3, 1, 1] pool=[1:-0.1477 3:-0.6885 0:-1.0000 2:-1.9180 4:-2.1481 5:-2.5544 6:-3.3343] metric_calls=13 llm_calls=6
+TextGradTrainer: parents=[0, 1, 1, 1, 1, 1] pool=[1:-0.1407] metric_calls=18 llm_calls=24
+";
+
 #[test]
 fn golden_trajectories_are_pinned() {
     let mut actual = Vec::new();
@@ -156,7 +210,7 @@ NoOp: parents=[] pool=[0:-1.0000] metric_calls=1 llm_calls=0
 
 #[test]
 fn same_seed_same_run_and_num_threads_changes_nothing() {
-    for (trainer, params) in SETUPS {
+    for (trainer, params) in all_setups() {
         let untimed = |mut r: TrainResult| {
             r.spent.seconds = 0.0;
             r
@@ -226,7 +280,7 @@ fn best_score_never_decreases_where_scores_are_fixed() {
 
 #[test]
 fn step_records_add_up_to_the_totals() {
-    for (trainer, params) in SETUPS {
+    for (trainer, params) in all_setups() {
         let r = run("trace_examples:opentrace_greeting", trainer, params, 11);
         let s = steps(&r.events);
         assert_eq!(s[0].step, 0, "{trainer}");
@@ -285,7 +339,7 @@ fn gepa_variants_follow_different_trajectories() {
 #[test]
 fn trainers_improve_on_the_initial_score_in_stub_mode() {
     let mut table = String::from("trainer, task: mean initial -> mean best over seeds 1..=5\n");
-    for (trainer, params) in SETUPS {
+    for (trainer, params) in all_setups() {
         for task in ["internal:numeric_param", "internal:multi_param"] {
             let runs: Vec<Run> = (1..=5)
                 .map(|seed| run(task, trainer, params, seed))
@@ -351,4 +405,194 @@ fn bad_knobs_name_the_trainer_and_knob() {
             .to_string();
         assert!(err.contains(trainer) && err.contains(knob), "{err}");
     }
+}
+
+#[test]
+fn polca_without_filter_or_summary_is_priority_search_and_filters_nothing_distinct() {
+    // epsilon 0 and no summarizer: PrioritySearch exactly.
+    let ps = run("internal:multi_param", "PrioritySearch", "{ps_steps: 5}", 7);
+    let plain = run(
+        "internal:multi_param",
+        "POLCA",
+        "{ps_steps: 5, epsilon: 0, use_summarizer: false}",
+        7,
+    );
+    assert_eq!(digest(&ps.result), digest(&plain.result));
+    assert!(
+        !plain
+            .events
+            .iter()
+            .any(|e| matches!(e, EventKind::EmbeddingCall { .. }))
+    );
+    // The stub's embeddings of distinct parameters are far apart: nothing is filtered, the
+    // same proposals are scored (ids in pick order), and every candidate is embedded once.
+    let polca = run("internal:multi_param", "POLCA", "{ps_steps: 5}", 7);
+    let scores = |r: &Run| {
+        let mut s: Vec<String> = r
+            .result
+            .pool
+            .iter()
+            .map(|p| format!("{:.6}", p.score.unwrap()))
+            .collect();
+        s.sort();
+        s
+    };
+    assert_eq!(scores(&ps), scores(&polca));
+    assert_eq!(
+        ps.result.counters.metric_calls,
+        polca.result.counters.metric_calls
+    );
+    let embeddings = polca
+        .events
+        .iter()
+        .filter(|e| matches!(e, EventKind::EmbeddingCall { .. }))
+        .count();
+    assert_eq!(embeddings, polca.result.pool.len());
+    // One summarizer call per iteration after the first.
+    assert_eq!(
+        polca.result.counters.llm_calls,
+        ps.result.counters.llm_calls + polca.result.steps
+    );
+}
+
+#[test]
+fn streaming_validates_nothing_and_proposes_k_times_p_per_iteration() {
+    // C=4, ratio 0.5, P=2 (not capped: 2 <= 2): K = max(int(2/2), 1) = 1 while memory and
+    // exploration can fill C, so 2 proposals per iteration; metric calls are the C
+    // explored candidates' B*K training examples only.
+    let r = run(
+        "trace_examples:greeting_stub",
+        "StreamingPrioritySearch",
+        "{ps_steps: 4, ps_candidates: 4, ps_proposals: 2, ps_batches: 1, batch_size: 1}",
+        5,
+    );
+    let iterations = r.result.steps + 1;
+    assert_eq!(r.result.counters.llm_calls, 2 * (iterations - 1));
+    let explored: u64 = steps(&r.events).iter().map(|s| s.evaluator_calls).sum();
+    assert_eq!(r.result.counters.metric_calls, explored);
+    // Proposals are reported unscored.
+    assert!(r.events.iter().any(|e| matches!(
+        e,
+        EventKind::Candidate {
+            parent_id: Some(_),
+            score: None,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn sequential_presets_keep_a_memory_of_one() {
+    let r = run(
+        "internal:multi_param",
+        "SequentialUpdate",
+        "{ps_steps: 5}",
+        3,
+    );
+    assert_eq!(r.result.pool.len(), 1);
+    assert_eq!(r.result.counters.llm_calls, r.result.steps);
+    let beam = run(
+        "internal:multi_param",
+        "BeamSearch",
+        "{ps_steps: 5, ps_candidates: 3}",
+        3,
+    );
+    assert!(
+        beam.result.pool.len() <= 3 + 3,
+        "memory of 3 plus the explored"
+    );
+}
+
+#[test]
+fn beamsearch_and_ucb_search_spend_what_the_formulas_say() {
+    // greeting_stub has no validation split: validation is the training split (|V| = n).
+    let reg = Registry::builtin();
+    let n = reg
+        .task("trace_examples:greeting_stub")
+        .unwrap()
+        .manifest
+        .splits
+        .train
+        .len() as u64;
+    let r = run(
+        "trace_examples:greeting_stub",
+        "BeamsearchAlgorithm",
+        "{max_depth: 3, beam_width: 2, num_proposals: 3, batch_size: 1, validation_dataset_size: 2}",
+        4,
+    );
+    // Rounds with 1, then 2, then 2 beam members: 3 LLM calls each.
+    assert_eq!(r.result.counters.llm_calls, 3 * (1 + 2 + 2));
+    let proposals = r
+        .events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                EventKind::Candidate {
+                    parent_id: Some(_),
+                    ..
+                }
+            )
+        })
+        .count() as u64;
+    let vs = 2.min(n);
+    // Training rollouts (1 per member) + every candidate (proposals and members) on the
+    // shared batch + the final beams on the whole split.
+    assert_eq!(
+        r.result.counters.metric_calls,
+        (1 + 2 + 2) + (proposals + 1 + 2 + 2) * vs + 2 * n
+    );
+    assert_eq!(r.result.steps, 3);
+    let u = run(
+        "trace_examples:greeting_stub",
+        "UCBSearchAlgorithm",
+        "{num_search_iterations: 5, train_batch_size: 1, evaluation_batch_size: 2}",
+        4,
+    );
+    let children = u
+        .events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                EventKind::Candidate {
+                    parent_id: Some(_),
+                    ..
+                }
+            )
+        })
+        .count() as u64;
+    assert_eq!(u.result.counters.llm_calls, 5);
+    assert_eq!(
+        u.result.counters.metric_calls,
+        2.min(n) + 5 + children * 2.min(n)
+    );
+    assert!(u.result.pool.len() <= 10);
+}
+
+#[test]
+fn textgrad_makes_the_calls_of_its_protocol() {
+    // greeting_stub: per batch of B examples, every trainable parameter gets B backward
+    // calls, one reduce call when B > 1 and one update call.
+    let reg = Registry::builtin();
+    let task = reg.task("trace_examples:greeting_stub").unwrap();
+    let n = task.manifest.splits.train.len();
+    let params = task.params().iter().filter(|p| p.trainable).count() as u64;
+    let r = run(
+        "trace_examples:greeting_stub",
+        "TextGradTrainer",
+        "{num_epochs: 1, batch_size: 2, ensure_improvement: false}",
+        2,
+    );
+    let batches = n.div_ceil(2) as u64;
+    let full = (n / 2) as u64;
+    let short = batches - full;
+    assert_eq!(
+        r.result.counters.llm_calls,
+        params * (full * (2 + 1 + 1) + short * (1 + 1))
+    );
+    // Without ensure_improvement, only the batches are evaluated.
+    assert_eq!(r.result.counters.metric_calls, n as u64);
+    assert_eq!(r.result.steps, batches);
+    assert_eq!(r.result.resolved_optimizer.as_deref(), Some("TextGrad"));
 }
