@@ -59,8 +59,57 @@ pub enum Command {
     /// Send a run directory to an MLflow tracking server: a parent run, one child run per finished job (params, per-step and final metrics, state files). Again later updates, never duplicates.
     #[command(after_help = EXPORT_HELP)]
     Export(ExportArgs),
+    /// Score one candidate (or a JSONL of candidates) on a task like any job's final parameters, as a run directory that sits in the same leaderboards as optimised results.
+    Score(ScoreArgs),
+    /// Re-evaluate the states a run found (initial, best, final) — on validation and test, with another model (`--set llm.model=…`) or a fixed evaluator — as a new run directory; the source is never written to.
+    Rescore(RescoreArgs),
     /// Create the Python environment of the external trainers (a venv with dspy[optuna]==3.4.1, gepa==0.1.4 and their pinned dependencies) and print its Python.
     ExternalEnv(ExternalEnvArgs),
+}
+
+/// What `score` and `rescore` pass on to the run they make.
+#[derive(Debug, Args)]
+pub struct DerivedRunArgs {
+    /// Fixed run directory name.
+    #[arg(long)]
+    pub run_id: Option<String>,
+    /// Directory for run directories (default `runs`; `rescore`: the source run's).
+    #[arg(long, value_name = "DIR")]
+    pub runs_dir: Option<String>,
+    /// Override a value of the generated config: `key.path=value` (e.g. `llm.model=gpt-4o`, `mode=real`, `eval_kwargs.timeout_seconds=30`; repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// Jobs in flight.
+    #[arg(long)]
+    pub max_workers: Option<usize>,
+}
+
+/// `score`
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    /// The task id (`trace-bench list-tasks`).
+    #[arg(long)]
+    pub task: String,
+    /// The candidate: a YAML or JSON mapping of parameter name to value, or a `.jsonl` file of such mappings (one job per line and seed).
+    #[arg(long, value_name = "FILE")]
+    pub params: PathBuf,
+    /// Seeds, comma-separated (the agent's sampling and any per-seed example draw follow them).
+    #[arg(long, value_delimiter = ',', default_value = "123")]
+    pub seeds: Vec<i64>,
+    #[command(flatten)]
+    pub run: DerivedRunArgs,
+}
+
+/// `rescore`
+#[derive(Debug, Args)]
+pub struct RescoreArgs {
+    /// The run directory whose states are re-evaluated (made here or copied from elsewhere; finished jobs only, the rest are listed).
+    pub run_dir: PathBuf,
+    /// Which states of each finished job, comma-separated: initial, best, final.
+    #[arg(long, value_delimiter = ',', default_value = "best")]
+    pub states: Vec<String>,
+    #[command(flatten)]
+    pub run: DerivedRunArgs,
 }
 
 /// `external-env`

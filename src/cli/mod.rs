@@ -9,6 +9,7 @@ mod external_env;
 mod list;
 mod progress;
 mod report;
+mod rescore;
 mod run;
 mod run_job;
 mod status;
@@ -59,6 +60,8 @@ pub fn main() -> ExitCode {
             run::run(a, &registry, &llm4ad, dirs)
         }
         Command::ExternalEnv(a) => external_env::external_env(a),
+        Command::Score(a) => rescore::score(a, &registry, &llm4ad, &cli),
+        Command::Rescore(a) => rescore::rescore(a, &registry, &llm4ad, &cli),
         Command::Report(a) => report::report(a),
         Command::Compare(a) => compare::compare(a),
         Command::Status(a) => status::status(a),

@@ -47,6 +47,8 @@ pub enum Algorithm {
     Minibatch(minibatch::Settings),
     /// The NoOp baseline.
     NoOp,
+    /// Rescore: the starting parameters, kept (`score`, `rescore`).
+    Fixed,
     /// An optimizer run as a child process (DSPy, the `gepa` package, a user's own).
     External(external::Settings),
 }
@@ -81,6 +83,7 @@ impl Algorithm {
             "minibatch" => Self::Minibatch(minibatch::Settings::read(false, &k)?),
             "basic_search" => Self::Minibatch(minibatch::Settings::read(true, &k)?),
             "noop" => Self::NoOp,
+            "fixed" => Self::Fixed,
             "external" => Self::External(external::Settings::read(preset, &k)?),
             other => {
                 return Err(KnobError::UnknownAlgorithm {
@@ -102,6 +105,7 @@ impl Algorithm {
             Self::TextGrad(s) => textgrad::run(s, &mut ctx),
             Self::Minibatch(s) => minibatch::run(s, &mut ctx),
             Self::NoOp => noop::run(&mut ctx),
+            Self::Fixed => noop::keep(&mut ctx),
             Self::External(s) => external::run(s, &mut ctx),
         }?;
         Ok(ctx.finish(finish))
