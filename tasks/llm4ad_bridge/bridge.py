@@ -153,6 +153,7 @@ _FRAME = struct.Struct(">I")
 _F64 = struct.Struct("<d")
 _I64 = struct.Struct("<q")
 _NUMERIC = frozenset("biufc")
+_LEN = struct.Struct("<I")
 
 
 def write_frame(stream, payload):
@@ -187,6 +188,11 @@ def encode_value(x):
     if _np is not None and isinstance(x, _np.generic) and x.dtype.kind in _NUMERIC:
         d = x.dtype.str.encode()
         return b"s" + bytes([len(d)]) + d + x.tobytes()
+    if t is tuple and len(x) < 256:
+        # A tuple of numbers (jssp's operation, cflp's pair): each element as above.
+        parts = [encode_value(v) for v in x]
+        if not any(p[:1] in (b"g", b"T") for p in parts):
+            return b"T" + bytes([len(parts)]) + b"".join(_LEN.pack(len(p)) + p for p in parts)
     return b"g" + encode(x)[0]
 
 
@@ -222,12 +228,21 @@ def decode_value(data):
         if len(data) - at != count * dtype.itemsize:
             raise ValueError("malformed array")
         return _np.frombuffer(data, dtype=dtype, count=count, offset=at).reshape(shape).copy()
+    if kind == b"T":
+        out, at = [], 2
+        for _ in range(data[1]):
+            (n,) = _LEN.unpack_from(data, at)
+            part = data[at + 4:at + 4 + n]
+            if len(part) != n or part[:1] in (b"T", b"g"):
+                raise ValueError("malformed tuple")
+            out.append(decode_value(part))
+            at += 4 + n
+        if at != len(data):
+            raise ValueError("malformed tuple")
+        return tuple(out)
     if kind == b"g":
         return decode_general(data, 1)
     raise ValueError("unknown value kind")
-
-
-_LEN = struct.Struct("<I")
 
 
 def encode_args(args):
@@ -646,6 +661,41 @@ class Candidate:
 
 
 # ---------------------------------------------------------------- the evaluator's side
+def provide_opto():
+    """The few `opto` (OpenTrace) names the reference's `llm4ad_loader.py` imports at its
+    top, when OpenTrace is not installed: the evaluator never needs the Trace graph, only
+    the loader's `Evaluation` base class. (`trace.node` returns a minimal parameter node;
+    `Guide` is an empty base class.) With OpenTrace installed, nothing is replaced."""
+    if "opto" in sys.modules or importlib.util.find_spec("opto") is not None:
+        return
+    import types
+
+    class ParameterNode:
+        def __init__(self, value, name=None, description=None, trainable=False, **kwargs):
+            self.data, self._data = value, value
+            self.name, self.description, self.trainable = name, description, trainable
+
+    def node(value, name=None, description=None, trainable=False, **kwargs):
+        return ParameterNode(value, name=name, description=description, trainable=trainable, **kwargs)
+
+    class Guide:
+        def __init__(self, *args, **kwargs):
+            pass
+
+    def module(name, **names):
+        m = types.ModuleType(name)
+        m.__path__ = []
+        m.__dict__.update(names)
+        sys.modules[name] = m
+        return m
+
+    nodes = module("opto.trace.nodes", ParameterNode=ParameterNode, Node=ParameterNode)
+    trace = module("opto.trace", node=node, nodes=nodes)
+    guide = module("opto.trainer.guide", Guide=Guide)
+    trainer = module("opto.trainer", guide=guide)
+    module("opto", trace=trace, trainer=trainer, __trace_bench_stub__=True)
+
+
 def load_evaluator(info, overrides):
     """The task's evaluator object, built with its kwargs (the job's override them)."""
     kwargs = dict(info.get("eval_kwargs") or {})
@@ -657,6 +707,7 @@ def load_evaluator(info, overrides):
     # benchmark root's parent (benchmarks/LLM4AD) and helpers from the folder itself.
     root = os.path.abspath(info["root"])
     folder = os.path.join(root, info["module"])
+    provide_opto()
     for p in (os.path.dirname(root), root, folder):
         if p not in sys.path:
             sys.path.insert(0, p)
