@@ -286,3 +286,219 @@ fn the_candidates_process_reads_no_evaluator_file_and_has_no_network() {
     assert!(!feedback.contains("unconfined"), "{feedback}");
     drop(listener);
 }
+
+/// Run one `bridge.py --serve` for the toy task over `programs` (one evaluation each, each
+/// in a directory of its own, as a job does); their verdicts in order.
+fn served_verdicts(ws: &Workspace, root: &Path, programs: &[&str]) -> Vec<serde_json::Value> {
+    let mut requests = String::new();
+    for (i, program) in programs.iter().enumerate() {
+        let dir = ws.path().join(format!("served-{i}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("program.py"), program).unwrap();
+        let request = serde_json::json!({
+            "files": {"program": "program.py"},
+            "info": {"source": "folder", "root": root, "module": "toy_sum",
+                     "eval_class": "SumEvaluation", "entry": "step", "execs_program": false},
+            "eval_kwargs": {},
+            "workdir": dir,
+        });
+        requests.push_str(&format!("{request}\n"));
+    }
+    let bridge = Path::new(env!("CARGO_MANIFEST_DIR")).join("tasks/llm4ad_bridge/bridge.py");
+    let out = std::process::Command::new("python3")
+        .arg(&bridge)
+        .arg("--serve")
+        .current_dir(ws.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(requests.as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("python3 runs the bridge");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let verdicts: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("verdict `{l}`: {e}")))
+        .collect();
+    assert_eq!(
+        verdicts.len(),
+        programs.len(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    verdicts
+}
+
+/// Every way a candidate could leave state behind: its interpreter's modules, files in its
+/// directory, its parent, /tmp and HOME, a process that outlives it serving an abstract
+/// unix socket, keys in the user and session keyrings, SysV shared memory.
+const LEAVE_STATE: &str = r#"
+import builtins, ctypes, os, socket, sys, json
+libc = ctypes.CDLL(None, use_errno=True)
+KEYS = {"x86_64": (248, 250), "aarch64": (217, 219)}.get(os.uname().machine)
+builtins.TRACE_BENCH_LEFT = 100
+json.TRACE_BENCH_LEFT = 100
+for d in (".", "..", "/tmp", os.path.expanduser("~")):
+    try:
+        with open(os.path.join(d, "trace_bench_left"), "w") as f:
+            f.write("100")
+    except OSError:
+        pass
+if os.fork() == 0:
+    try:
+        os.setsid()
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind("\0trace_bench_left")
+        s.listen(8)
+        while True:
+            c, _ = s.accept()
+            c.sendall(b"100")
+            c.close()
+    finally:
+        os._exit(0)
+if KEYS:
+    for ring in (-4, -3):
+        libc.syscall(KEYS[0], b"user", b"trace_bench_left", b"100", 3, ring)
+shm = libc.shmget(0x74726163, 4096, 0o1000 | 0o666)
+if shm >= 0:
+    libc.shmat.restype = ctypes.c_void_p
+    addr = libc.shmat(shm, None, 0)
+    if addr not in (None, ctypes.c_void_p(-1).value):
+        ctypes.memmove(addr, b"100\0", 4)
+"#;
+
+/// Looks for any of it; with a find it hits the target exactly (score 0), else -55.
+const FIND_STATE: &str = r#"
+import builtins, ctypes, os, socket, sys, json, time
+libc = ctypes.CDLL(None, use_errno=True)
+KEYS = {"x86_64": (248, 250), "aarch64": (217, 219)}.get(os.uname().machine)
+found = []
+if getattr(builtins, "TRACE_BENCH_LEFT", None) or getattr(json, "TRACE_BENCH_LEFT", None):
+    found.append("module")
+for d in (".", "..", "/tmp", os.path.expanduser("~")):
+    try:
+        found.append(open(os.path.join(d, "trace_bench_left")).read())
+    except OSError:
+        pass
+for _ in range(20):
+    try:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect("\0trace_bench_left")
+        found.append(s.recv(8))
+        break
+    except OSError:
+        time.sleep(0.01)
+if KEYS:
+    for ring in (-4, -3):
+        if libc.syscall(KEYS[1], 10, ring, b"user", b"trace_bench_left", 0) >= 0:
+            found.append("key")
+shm = libc.shmget(0x74726163, 0, 0)
+if shm >= 0:
+    found.append("shm")
+def step(i, last):
+    return (100 if i == 0 else 0) if found else i
+"#;
+
+#[test]
+fn a_candidate_leaves_no_state_for_the_next_one_in_the_same_job() {
+    let ws = Workspace::new();
+    let root = converted_root(&ws);
+    let leaver = format!("{LEAVE_STATE}\ndef step(i, last):\n    return i\n");
+    // The finder does find what its own program left (the check is not vacuous)...
+    let both = format!("{LEAVE_STATE}\n{FIND_STATE}");
+    let verdicts = served_verdicts(&ws, &root, &[&leaver, FIND_STATE, &both, FIND_STATE]);
+    let scores: Vec<f64> = verdicts
+        .iter()
+        .map(|v| v["score"].as_f64().unwrap())
+        .collect();
+    assert_eq!(scores[0], -55.0, "{:?}", verdicts[0]);
+    assert_eq!(scores[2], 0.0, "{:?}", verdicts[2]);
+    // ...but nothing of an earlier candidate of the same job.
+    assert_eq!(scores[1], -55.0, "{:?}", verdicts[1]);
+    assert_eq!(scores[3], -55.0, "{:?}", verdicts[3]);
+    for v in &verdicts {
+        assert!(
+            !v["feedback"].as_str().unwrap().contains("unconfined"),
+            "{v}"
+        );
+    }
+}
+
+#[test]
+fn arguments_a_candidate_mutates_in_place_are_the_evaluators_after_the_call() {
+    let ws = Workspace::new();
+    let root = converted_root(&ws);
+    // The toy evaluator reads `last` back from a list it passes (see MUTATING_TASK).
+    let dir = root.join("toy_mutate");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("__init__.py"), MUTATING_TASK).unwrap();
+    let program = "def fill(state):\n    state['values'].append(len(state['values']))\n    state['count'] += 1\n    return None\n";
+    let work = ws.path().join("mutate");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(work.join("program.py"), program).unwrap();
+    let request = serde_json::json!({
+        "files": {"program": "program.py"},
+        "info": {"source": "folder", "root": root, "module": "toy_mutate",
+                 "eval_class": "MutateEvaluation", "entry": "fill", "execs_program": false},
+        "eval_kwargs": {},
+        "workdir": work,
+    });
+    let bridge = Path::new(env!("CARGO_MANIFEST_DIR")).join("tasks/llm4ad_bridge/bridge.py");
+    let run = || {
+        let out = std::process::Command::new("python3")
+            .arg(&bridge)
+            .arg("--serve")
+            .current_dir(&work)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                let line = format!("{request}\n{request}\n");
+                child.stdin.take().unwrap().write_all(line.as_bytes())?;
+                child.wait_with_output()
+            })
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let stdout = run();
+    let scores: Vec<f64> = stdout
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["score"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    // Five calls on the same dict: values [0..5], count 5 → 5 + 10 = 15; the second
+    // evaluation starts from the evaluator's untouched state again.
+    assert_eq!(scores, vec![15.0, 15.0], "{stdout}");
+}
+
+/// An evaluator that passes one dict to every call and scores what the calls left in it.
+const MUTATING_TASK: &str = r#"
+from llm4ad_loader import Evaluation
+
+template_program = '''
+def fill(state):
+    return None
+'''
+EVAL_CLASS_NAME = "MutateEvaluation"
+EVAL_KWARGS = {}
+
+
+class MutateEvaluation(Evaluation):
+    def __init__(self, **kwargs):
+        super().__init__(template_program=template_program, **kwargs)
+        self.state = {"values": [], "count": 0}
+
+    def evaluate_program(self, program_str, callable_func):
+        for _ in range(5):
+            callable_func(self.state)
+        return self.state["count"] + sum(self.state["values"])
+"#;

@@ -70,6 +70,9 @@ pub struct Found {
     pub description: String,
     /// Python modules the task imports that this interpreter lacks.
     pub missing: Vec<String>,
+    /// The PyPI distributions that provide them (`sklearn` -> `scikit-learn`).
+    #[serde(default)]
+    pub install: Vec<String>,
     /// The evaluator executes the program text itself (it gets a forwarding stub).
     pub execs_program: bool,
     /// The root folder (folder tasks).
@@ -130,7 +133,11 @@ pub fn task(found: &Found, discovery: &Discovery, bridge_dir: &Path) -> Result<T
                 .collect::<Vec<_>>()
                 .join(", "),
             discovery.python,
-            found.missing.join(" ")
+            if found.install.is_empty() {
+                found.missing.join(" ")
+            } else {
+                found.install.join(" ")
+            }
         ))
     };
     let description = if found.description.is_empty() {

@@ -25,7 +25,7 @@ def main():
     entry = spec.get("entry") or ""
     candidate = None
     try:
-        candidate = Candidate(candidate_file, entry, "none", os.getcwd())
+        candidate = Candidate.standalone(candidate_file, entry, "none", os.getcwd())
         namespace = {"__name__": "__main__"}
         exec(compile(spec.get("setup") or "", "setup", "exec"), namespace)
         for name in candidate.functions:

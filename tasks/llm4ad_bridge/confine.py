@@ -5,17 +5,32 @@ then Linux Landlock, so the process reads only the interpreter and its libraries
 working directory. `unconfined` is None when both took effect, else why not: the caller
 runs the candidate anyway and says so in the verdict. Shared by bridge.py and the embedded
 LLM4AD scorers; plain ctypes, no dependency.
+
+Run as text in front of a script, it confines at once (`unconfined`); a script that defines
+`CONFINE_DEFERRED = True` first calls `confine(...)` itself: bridge.py's fork server does,
+with no writable directory, no /proc/self and root mapped in its user namespace (so each
+candidate forked from it can get namespaces of its own).
 """
 
 import ctypes, os, sys
 
 
-def confine():
-    """None when confined, else why not."""
+def confine(write_dir="", proc_self=True, map_ids=False):
+    """None when confined, else why not. `write_dir`: the one directory the process may
+    write ("": the working directory, None: none); `map_ids`: map the caller's ids in the
+    new user namespace (needed to create nested user namespaces later)."""
     libc = ctypes.CDLL(None, use_errno=True)
     problems = []
+    uid, gid = os.getuid(), os.getgid()
     if libc.unshare(0x10000000 | 0x40000000) != 0:  # CLONE_NEWUSER | CLONE_NEWNET
         problems.append("no network namespace (" + os.strerror(ctypes.get_errno()) + ")")
+    elif map_ids:
+        try:
+            for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
+                with open(f"/proc/self/{name}", "w") as f:
+                    f.write(text)
+        except OSError as e:
+            problems.append(f"cannot map ids in the user namespace ({e})")
     abi = libc.syscall(444, None, ctypes.c_size_t(0), ctypes.c_uint32(1))
     if abi < 1:
         problems.append("no Landlock in this kernel")
@@ -73,11 +88,14 @@ def confine():
     for p in sorted(roots):
         allow(p, read)
     for p in ("/usr/lib", "/usr/lib64", "/lib", "/lib64", "/usr/local/lib", "/etc/ld.so.cache",
-              "/etc/localtime", "/usr/share/zoneinfo", "/sys/devices/system/cpu", "/proc/self",
+              "/etc/localtime", "/usr/share/zoneinfo", "/sys/devices/system/cpu",
               "/dev/urandom", os.path.dirname(os.path.realpath(sys.executable))):
         allow(p, read)
+    if proc_self:
+        allow("/proc/self", read)
     allow("/dev/null", (1 << 1) | (1 << 2))
-    allow(os.getcwd(), everything)
+    if write_dir is not None:
+        allow(write_dir or os.getcwd(), everything)
     if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
         problems.append("cannot set no_new_privs")
         return "; ".join(problems)
@@ -87,4 +105,5 @@ def confine():
     return "; ".join(problems) or None
 
 
-unconfined = confine()
+if not globals().get("CONFINE_DEFERRED"):
+    unconfined = confine()

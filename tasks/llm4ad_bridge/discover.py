@@ -16,6 +16,12 @@ import sys
 
 # What `import llm4ad` itself needs (its top-level __init__ imports these).
 UPSTREAM_BASE = ["numpy", "scipy", "pytz"]
+# Import names whose PyPI distribution has another name (for the `pip install` hint).
+DISTRIBUTIONS = {"opto": "trace-opt", "Box2D": "box2d-py", "sklearn": "scikit-learn", "yaml": "PyYAML",
+                 "cv2": "opencv-python", "PIL": "Pillow", "skimage": "scikit-image", "gym": "gym"}
+# Provided by bridge.py when absent: the reference's loader imports a few OpenTrace names
+# that no evaluator uses.
+PROVIDED = {"opto"}
 # Files of an upstream task folder that the evaluator never imports.
 SIDE_SCRIPTS = {"test.py", "q-learning.py", "run_eoh.py"}
 
@@ -33,19 +39,22 @@ def module_strings(tree):
     return out
 
 
-def imported_names(folder, local):
-    """Top-level modules the folder's Python files import (absolute imports only)."""
+def imported_names(folder, local, files=None):
+    """Top-level modules the folder's Python files import (absolute imports only); with
+    `files`, only those files' module-level imports (the loader imports optional helpers,
+    such as huggingface_hub, inside functions the evaluators never call)."""
     names = set()
-    for name in sorted(os.listdir(folder)):
-        path = os.path.join(folder, name)
+    paths = files if files is not None else [os.path.join(folder, n) for n in sorted(os.listdir(folder))]
+    for path in paths:
+        name = os.path.basename(path)
         # Large files are data modules (instances as literals): no imports worth parsing.
-        if not name.endswith(".py") or name in SIDE_SCRIPTS or os.path.getsize(path) > 256_000:
+        if not name.endswith(".py") or name in SIDE_SCRIPTS or not os.path.isfile(path) or os.path.getsize(path) > 256_000:
             continue
         try:
             tree = ast.parse(open(path, encoding="utf-8").read())
         except (SyntaxError, UnicodeDecodeError):
             continue
-        for node in ast.walk(tree):
+        for node in (tree.body if files is not None else ast.walk(tree)):
             if isinstance(node, ast.Import):
                 names.update(a.name.split(".")[0] for a in node.names)
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
@@ -62,6 +71,11 @@ def missing(names):
         except (ImportError, ValueError):
             out.append(n)
     return out
+
+
+def install(names):
+    """The PyPI distributions that provide these import names."""
+    return [DISTRIBUTIONS.get(n, n) for n in names]
 
 
 def entry_of(template):
@@ -119,6 +133,7 @@ def upstream():
             if not isinstance(template, str) or not classes:
                 continue
             needs = imported_names(folder, local_modules(folder) | {"llm4ad"})
+            missing_names = sorted(set(base_missing + missing(needs)))
             tasks.append({
                 "key": f"{family}/{name}",
                 "source": "upstream",
@@ -127,7 +142,8 @@ def upstream():
                 "entry": entry_of(template),
                 "template": template.strip("\n") + "\n",
                 "description": str(strings.get("task_description", "")).strip(),
-                "missing": sorted(set(base_missing + missing(needs))),
+                "missing": missing_names,
+                "install": install(missing_names),
                 "execs_program": execs_program(os.path.join(folder, "evaluation.py")),
             })
     return {"version": version, "path": package}, tasks
@@ -151,7 +167,10 @@ def folder_tasks(root):
         template = strings.get("TEMPLATE_FUNCTION") or strings.get("template_program")
         if not isinstance(template, str):
             continue
-        problems = missing(imported_names(folder, local_modules(folder) | {"llm4ad_loader"}))
+        needs = set(imported_names(folder, local_modules(folder) | {"llm4ad_loader"}))
+        # The loader's own imports count too (numpy); `opto` the bridge provides.
+        needs |= set(imported_names(os.path.dirname(loader), set(), [loader]))
+        problems = missing(sorted(needs - PROVIDED))
         if not os.path.isfile(loader):
             problems.append("llm4ad_loader")
         tasks.append({
@@ -164,6 +183,7 @@ def folder_tasks(root):
             "template": template.strip("\n") + "\n",
             "description": str(strings.get("TASK_DESCRIPTION") or e.get("task_description") or "").strip(),
             "missing": sorted(set(problems)),
+            "install": install(sorted(set(problems) - {"llm4ad_loader"})),
             "execs_program": execs_program(init_file),
         })
     return {"path": os.path.abspath(root)}, tasks
