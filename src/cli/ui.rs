@@ -46,16 +46,19 @@ pub fn ui(
         CliError::usage(e)
             .with_hint("`--runs-dir DIR` names an existing folder; `--port 0` picks a free port")
     })?;
-    println!("trace-bench ui: serving {}", args.runs_dir.display());
+    // Written, not printed: a reader that went away (a pipe closed) must not stop the server.
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "trace-bench ui: serving {}", args.runs_dir.display());
     if running.token().is_some() {
-        println!(
+        let _ = writeln!(
+            out,
             "listening on {} (not loopback): every request needs the token in this URL",
             running.addr()
         );
     }
-    println!("open {}", running.url());
-    println!("(Ctrl-C stops it)");
-    let _ = std::io::stdout().flush();
+    let _ = writeln!(out, "(Ctrl-C stops it)");
+    let _ = writeln!(out, "open {}", running.url());
+    let _ = out.flush();
     running.wait();
     Ok(OK)
 }

@@ -88,10 +88,11 @@ pub fn search_jsonl(path: &Path, query: &str, page: usize, per_page: usize) -> J
             if !needle.is_empty() && !line.to_lowercase().contains(&needle) {
                 continue;
             }
-            if total >= first && items.len() < per_page {
-                if let Ok(v) = serde_json::from_str::<Json>(&line) {
-                    items.push(v);
-                }
+            if total >= first
+                && items.len() < per_page
+                && let Ok(v) = serde_json::from_str::<Json>(&line)
+            {
+                items.push(v);
             }
             total += 1;
         }

@@ -130,6 +130,8 @@ pub(super) async fn get_configs(shared: &Arc<Shared>, rest: &str) -> Response {
     .await
 }
 
+// The error is the answer itself, built once on the cold path.
+#[allow(clippy::result_large_err)]
 fn config_path(shared: &Shared, raw: &str) -> Result<PathBuf, Response> {
     let name = super::paths::percent_decode(raw)
         .ok_or_else(|| error(StatusCode::FORBIDDEN, "bad escape"))?;
@@ -204,6 +206,8 @@ fn with_body(body: &[u8], f: impl FnOnce(LaunchBody) -> Response) -> Response {
 
 /// The config a request names: a file of the configs dir, or YAML saved under
 /// `<runs dir>/.ui/configs/<digest>.yaml` (relative paths in it resolve from there).
+// The error is the answer itself, built once on the cold path.
+#[allow(clippy::result_large_err)]
 fn source_of(shared: &Shared, b: &LaunchBody) -> Result<PathBuf, Response> {
     match (&b.config, &b.yaml) {
         (Some(name), None) => {

@@ -398,6 +398,8 @@ async fn dispatch(
 }
 
 /// A run directory named by one URL segment, confined to the runs dir.
+// The error is the answer itself, built once on the cold path.
+#[allow(clippy::result_large_err)]
 fn run_dir(shared: &Shared, raw: &str) -> Result<(String, PathBuf), Response> {
     let id = percent_decode(raw).ok_or_else(|| error(StatusCode::FORBIDDEN, "bad escape"))?;
     check_segment(&id).map_err(refusal)?;
