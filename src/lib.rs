@@ -47,4 +47,5 @@ pub mod stop;
 pub mod task;
 pub mod tb;
 pub mod trainer;
+pub mod ui;
 pub mod vocab;

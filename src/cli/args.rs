@@ -63,6 +63,8 @@ pub enum Command {
     Score(ScoreArgs),
     /// Re-evaluate the states a run found (initial, best, final) — on validation and test, with another model (`--set llm.model=…`) or a fixed evaluator — as a new run directory; the source is never written to.
     Rescore(RescoreArgs),
+    /// A local web app over a runs dir: runs with live status counts, a run's leaderboard and jobs, a job's curve, parameters, transcripts and log; launch, stop and resume runs (unless --read-only). Prints the URL to open.
+    Ui(UiArgs),
     /// Create the Python environment of the external trainers (a venv with dspy[optuna]==3.4.1, gepa==0.1.4 and their pinned dependencies) and print its Python.
     ExternalEnv(ExternalEnvArgs),
 }
@@ -110,6 +112,26 @@ pub struct RescoreArgs {
     pub states: Vec<String>,
     #[command(flatten)]
     pub run: DerivedRunArgs,
+}
+
+/// `ui`
+#[derive(Debug, Args)]
+pub struct UiArgs {
+    /// The folder of run directories shown (and where launched runs go).
+    #[arg(long, value_name = "DIR", default_value = "runs")]
+    pub runs_dir: PathBuf,
+    /// The folder of configs offered on the Launch page.
+    #[arg(long, value_name = "DIR", default_value = "configs")]
+    pub configs: PathBuf,
+    /// The address to listen on. Any address other than loopback needs the token printed at start (`?token=`).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// The port (0: a free one).
+    #[arg(long, default_value_t = 8765)]
+    pub port: u16,
+    /// Browse only: no launching, stopping or resuming.
+    #[arg(long)]
+    pub read_only: bool,
 }
 
 /// `external-env`

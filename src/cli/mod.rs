@@ -14,6 +14,7 @@ mod run;
 mod run_job;
 mod status;
 mod table;
+mod ui;
 mod validate;
 
 use std::path::Path;
@@ -67,6 +68,7 @@ pub fn main() -> ExitCode {
         Command::Status(a) => status::status(a),
         Command::RunJob(a) => run_job::run_job(a, &registry, &llm4ad),
         Command::Export(a) => export::export(a),
+        Command::Ui(a) => ui::ui(a, &registry, &llm4ad, &cli),
     };
     exit::finish(result)
 }

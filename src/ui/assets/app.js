@@ -1,0 +1,267 @@
+// trace-bench ui: a thin page over /api/... (no dependencies; every text goes through
+// textContent, never innerHTML).
+"use strict";
+const $app = document.getElementById("app");
+let live = null;
+
+function el(tag, attrs, ...kids) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") e.className = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v);
+  }
+  for (const k of kids.flat()) {
+    if (k === null || k === undefined) continue;
+    e.appendChild(typeof k === "object" ? k : document.createTextNode(String(k)));
+  }
+  return e;
+}
+async function api(path, opts) {
+  const r = await fetch(path, opts);
+  const body = await r.json().catch(() => ({ error: r.statusText }));
+  if (!r.ok && !body.problems) throw new Error(body.error || r.statusText);
+  return body;
+}
+function fmt(v) {
+  if (v === null || v === undefined || v === "") return "";
+  const n = Number(v);
+  if (typeof v !== "boolean" && !Number.isNaN(n) && String(v).trim() !== "") {
+    return Number.isInteger(n) ? String(n) : n.toPrecision(4);
+  }
+  return typeof v === "object" ? JSON.stringify(v) : String(v);
+}
+function statusClass(s) { return "s-" + String(s).replace(/ /g, "-"); }
+function counts(c) {
+  return el("span", {}, Object.entries(c || {}).map(([k, n]) =>
+    el("span", { class: "pill " + statusClass(k) }, `${n} ${k}`)));
+}
+function table(cols, rows) {
+  return el("table", {}, el("tr", {}, cols.map(c => el("th", {}, c[0]))),
+    rows.map(r => el("tr", {}, cols.map(c => {
+      const v = c[1](r);
+      return el("td", { class: c[2] || "" }, v instanceof Node ? v : fmt(v));
+    }))));
+}
+function pager(total, page, per, go) {
+  const pages = Math.max(1, Math.ceil(total / per));
+  return el("div", { class: "pager" },
+    el("button", { onclick: () => go(page - 1), ...(page <= 0 ? { disabled: "" } : {}) }, "‹ prev"),
+    ` page ${page + 1} of ${pages} (${total}) `,
+    el("button", { onclick: () => go(page + 1), ...(page + 1 >= pages ? { disabled: "" } : {}) }, "next ›"));
+}
+function link(href, text) { return el("a", { href }, text); }
+function enc(s) { return encodeURIComponent(s); }
+function stopLive() { if (live) { live.close(); live = null; } document.getElementById("live").textContent = ""; }
+
+// ---- runs list
+async function runsPage(params) {
+  const q = params.get("q") || "", page = Number(params.get("page") || 0);
+  const box = el("input", { placeholder: "search runs (id, mode, llm, tag)", value: q, size: 40 });
+  const list = el("div", {});
+  const load = async (p) => {
+    const d = await api(`/api/runs?q=${enc(box.value)}&page=${p}&per_page=50`);
+    list.replaceChildren(
+      table([
+        ["run", r => link(`#/run/${enc(r.run_id)}`, r.run_id)],
+        ["mode", r => r.mode], ["llm", r => r.llm],
+        ["started", r => r.created_at], ["wall (s)", r => r.wall_seconds, "num"],
+        ["planned", r => r.planned, "num"], ["status", r => counts(r.counts)],
+        ["tags", r => (r.tags || []).join(", ")],
+      ], d.runs),
+      pager(d.total, d.page, d.per_page, load),
+      d.unreadable ? el("p", { class: "muted" }, `${d.unreadable} folder(s) with an unreadable manifest`) : null);
+  };
+  box.addEventListener("input", () => load(0));
+  $app.replaceChildren(el("h2", {}, "Runs"), box, list);
+  await load(page);
+}
+
+// ---- one run
+async function runPage(runId) {
+  const d = await api(`/api/runs/${enc(runId)}`);
+  const s = d.summary;
+  const head = el("div", {});
+  const showHead = (st) => head.replaceChildren(
+    el("p", {}, `mode ${s.mode} · llm ${s.llm || "?"} · started ${s.created_at} · ${st.planned} planned `,
+      counts(st.counts), st.complete ? " · complete" : ""));
+  showHead(s);
+  const links = el("p", {},
+    d.report_html ? link(`/files/${enc(runId)}/report.html`, "report.html") : el("span", { class: "muted" }, "no report.html (trace-bench report --html)"),
+    " · ", link(`/files/${enc(runId)}/leaderboard.csv`, "leaderboard.csv"),
+    " · TensorBoard: ", el("code", {}, d.tensorboard));
+  const lb = d.leaderboard && d.leaderboard.length ? table([
+    ["task", r => r.task_id], ["rank", r => r.rank, "num"], ["trainer", r => r.trainer_id],
+    ["mean val", r => r.mean_score_val, "num"], ["ci95", r => r.ci95_low === "" ? "" : `[${fmt(r.ci95_low)}, ${fmt(r.ci95_high)}]`],
+    ["std", r => r.std_score_val, "num"], ["jobs", r => r.jobs, "num"], ["ok", r => r.ok, "num"], ["failed", r => r.failed, "num"],
+    ["mean test", r => r.mean_score_test, "num"], ["mean time (s)", r => r.mean_time_seconds, "num"], ["mean tokens", r => r.mean_tokens, "num"],
+  ], d.leaderboard) : el("p", { class: "muted" }, "no leaderboard.csv yet (written when the run ends)");
+  const stats = d.stats ? el("details", {}, el("summary", {}, "stats.json (which optimizer is better)"), el("pre", {}, JSON.stringify(d.stats, null, 2))) : null;
+  const gate = d.gate ? el("details", {}, el("summary", {}, `gate.json: ${d.gate.passed === false ? "FAILED" : "passed"}`), el("pre", {}, JSON.stringify(d.gate, null, 2))) : null;
+  // jobs table with filters
+  const f = {};
+  const filters = el("div", {}, ["suite", "task", "trainer", "status", "seed"].map(k => {
+    const sel = el("select", { onchange: () => loadJobs(0) }, el("option", { value: "" }, `any ${k}`),
+      ((d.facets || {})[k] || []).map(v => el("option", { value: v }, v)));
+    f[k] = sel; return sel;
+  }));
+  const jobs = el("div", {});
+  const loadJobs = async (p) => {
+    const qs = Object.entries(f).map(([k, s]) => `${k}=${enc(s.value)}`).join("&");
+    const j = await api(`/api/runs/${enc(runId)}/jobs?${qs}&page=${p}&per_page=50`);
+    jobs.replaceChildren(table([
+      ["#", r => r.index, "num"], ["job", r => link(`#/job/${enc(runId)}/${enc(r.job_id)}`, r.job_id)],
+      ["task", r => r.task_id], ["trainer", r => r.trainer_id], ["seed", r => r.seed, "num"], ["variant", r => r.variant, "num"],
+      ["status", r => el("span", { class: statusClass(r.status) }, r.status)],
+      ["score val", r => r.score_val, "num"], ["score test", r => r.score_test, "num"],
+      ["time (s)", r => r.time_seconds, "num"], ["tokens", r => r.total_tokens, "num"], ["error", r => r.error],
+    ], j.jobs), pager(j.total, j.page, j.per_page, loadJobs));
+  };
+  $app.replaceChildren(el("h2", {}, `Run ${runId}`), head, links, el("h3", {}, "Leaderboard"), lb, stats, gate,
+    el("h3", {}, "Jobs"), filters, jobs);
+  await loadJobs(0);
+  // live counts
+  stopLive();
+  live = new EventSource(`/api/runs/${enc(runId)}/events`);
+  const badge = document.getElementById("live");
+  live.addEventListener("status", (e) => {
+    const st = JSON.parse(e.data);
+    showHead(st); badge.textContent = "live · " + new Date().toLocaleTimeString();
+    loadJobs(0).catch(() => {});
+  });
+  live.onerror = () => { badge.textContent = "live: reconnecting"; };
+}
+
+// ---- one job
+function curve(history) {
+  const pts = (history || []).filter(h => h.score_val !== null || h.best_score !== null);
+  if (pts.length === 0) return el("p", { class: "muted" }, "no history");
+  const W = 640, H = 240, P = 36, NS = "http://www.w3.org/2000/svg";
+  const series = [["score_val", "#1d5fd1"], ["best_score", "#17803d"], ["score_train", "#c27c0e"]];
+  const vals = pts.flatMap(h => series.map(s => h[s[0]]).filter(v => typeof v === "number"));
+  let lo = Math.min(...vals), hi = Math.max(...vals); if (hi === lo) { hi += 1; lo -= 1; }
+  const steps = pts.map(h => h.step), s0 = Math.min(...steps), s1 = Math.max(...steps) || 1;
+  const x = s => P + (W - 2 * P) * ((s - s0) / ((s1 - s0) || 1)), y = v => H - P - (H - 2 * P) * ((v - lo) / (hi - lo));
+  const svg = document.createElementNS(NS, "svg");
+  svg.setAttribute("class", "chart"); svg.setAttribute("width", W); svg.setAttribute("height", H);
+  const add = (tag, attrs, text) => { const e = document.createElementNS(NS, tag); for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v); if (text !== undefined) e.textContent = text; svg.appendChild(e); };
+  add("line", { x1: P, y1: H - P, x2: W - P, y2: H - P, stroke: "#999" });
+  add("line", { x1: P, y1: P, x2: P, y2: H - P, stroke: "#999" });
+  add("text", { x: 2, y: P, "font-size": 10 }, fmt(hi)); add("text", { x: 2, y: H - P, "font-size": 10 }, fmt(lo));
+  add("text", { x: W / 2, y: H - 6, "font-size": 10 }, "step");
+  series.forEach(([k, color], i) => {
+    const ps = pts.filter(h => typeof h[k] === "number").map(h => `${x(h.step).toFixed(1)},${y(h[k]).toFixed(1)}`);
+    if (ps.length) add("polyline", { points: ps.join(" "), fill: "none", stroke: color, "stroke-width": 2 });
+    add("text", { x: W - P - 90, y: P + 12 * i, "font-size": 11, fill: color }, k);
+  });
+  return svg;
+}
+function paramsTable(states) {
+  const get = st => Object.fromEntries(((st && st.parameters) || []).map(p => [p.name, p.value]));
+  const i = get(states.initial), b = get(states.best), f = get(states.final);
+  const names = [...new Set([...Object.keys(i), ...Object.keys(b), ...Object.keys(f)])];
+  if (!names.length) return el("p", { class: "muted" }, "no state files");
+  const show = v => el("pre", {}, typeof v === "string" ? v : JSON.stringify(v, null, 2));
+  return el("table", {}, el("tr", {}, el("th", {}, "parameter"), el("th", {}, "initial"), el("th", {}, "best"), el("th", {}, "final")),
+    names.map(n => el("tr", {}, el("td", {}, n), el("td", {}, show(i[n])),
+      el("td", { class: JSON.stringify(b[n]) !== JSON.stringify(i[n]) ? "diff" : "" }, show(b[n])),
+      el("td", { class: JSON.stringify(f[n]) !== JSON.stringify(i[n]) ? "diff" : "" }, show(f[n])))));
+}
+function searchList(url, render, per) {
+  const box = el("input", { placeholder: "search", size: 40 });
+  const out = el("div", {});
+  const load = async (p) => {
+    const d = await api(`${url}?q=${enc(box.value)}&page=${p}&per_page=${per}`);
+    out.replaceChildren(pager(d.total, d.page || 0, d.per_page || per, load), ...(d.items || []).map(render));
+  };
+  box.addEventListener("input", () => load(0));
+  load(0);
+  return el("div", {}, box, out);
+}
+function transcript(t) {
+  return el("details", {}, el("summary", {}, `step ${fmt(t.step)} · call ${fmt(t.call)} · ${t.caller || ""} · ${t.model || ""}`),
+    (t.messages || []).map(m => el("div", { class: "msg" }, el("div", { class: "role" }, m.role), el("pre", {}, typeof m.content === "string" ? m.content : JSON.stringify(m.content, null, 2)))),
+    t.response !== undefined ? el("div", { class: "msg" }, el("div", { class: "role" }, "response"), el("pre", {}, typeof t.response === "string" ? t.response : JSON.stringify(t.response, null, 2))) : null,
+    el("details", {}, el("summary", {}, "raw"), el("pre", {}, JSON.stringify(t, null, 2))));
+}
+async function jobPage(runId, jobId) {
+  stopLive();
+  const base = `/api/runs/${enc(runId)}/jobs/${enc(jobId)}`;
+  const d = await api(base);
+  const title = el("h2", {}, link(`#/run/${enc(runId)}`, runId), " / ", jobId);
+  if (d.not_started) { $app.replaceChildren(title, el("p", {}, "not started yet")); return; }
+  const m = d.meta || {}, r = d.results || {};
+  const head = el("p", {}, `${m.task_id || r.task_id || ""} × ${m.trainer_id || r.trainer_id || ""} · seed ${fmt(m.seed ?? r.seed)} · `,
+    el("span", { class: statusClass(m.status || "running") }, m.status || "running (no job_meta.json yet)"),
+    r.score_val !== undefined ? ` · val ${fmt(r.score_val_initial)} → ${fmt(r.score_val)}` : "",
+    m.error ? el("div", { class: "err" }, m.error) : null);
+  const panes = {
+    "Curve": () => el("div", {}, curve(d.history)),
+    "Parameters": () => paramsTable(d.states),
+    "Timeline": () => el("div", {}, d.timeline_more ? el("p", { class: "muted" }, `first ${d.timeline.length} events shown; ${d.timeline_more} more in events.jsonl`) : null,
+      table([["t (s)", e => e.elapsed_s, "num"], ["type", e => e.type], ["step", e => e.step, "num"],
+        ["detail", e => { const { v, seq, ts, elapsed_s, type, step, ...rest } = e; return JSON.stringify(rest); }]], d.timeline)),
+    "Transcripts": () => searchList(`${base}/transcripts`, transcript, 20),
+    "Examples": () => searchList(`${base}/examples`, x => el("pre", {}, JSON.stringify(x, null, 2)), 50),
+    "Log": () => { const p = el("pre", {}, "…"); api(`${base}/log`).then(l => { p.textContent = (l.truncated ? "[…the start is cut…]\n" : "") + (l.text || "(empty)"); }); return p; },
+    "Files": () => el("ul", {}, ["job_meta.json", "results.json", "events.jsonl", "job.log", "artifacts/llm_calls.jsonl", "artifacts/examples.jsonl", "artifacts/best_state.yaml"]
+      .map(f => el("li", {}, link(`/files/${enc(runId)}/jobs/${enc(jobId)}/${f}`, f)))),
+  };
+  const pane = el("div", {});
+  const tabs = el("div", { class: "tabs" });
+  const show = (name) => { for (const b of tabs.children) b.className = b.textContent === name ? "on" : ""; pane.replaceChildren(panes[name]()); };
+  for (const name of Object.keys(panes)) tabs.appendChild(el("button", { onclick: () => show(name) }, name));
+  $app.replaceChildren(title, head, tabs, pane);
+  show("Curve");
+}
+
+// ---- launch
+async function launchPage() {
+  stopLive();
+  const info = await api("/api/info");
+  if (info.read_only) { $app.replaceChildren(el("h2", {}, "Launch"), el("p", {}, "This app was started with --read-only.")); return; }
+  const cfgs = await api("/api/configs");
+  const pick = el("select", {}, el("option", { value: "" }, "— paste YAML below, or pick a config —"), cfgs.configs.map(c => el("option", { value: c }, c)));
+  const text = el("textarea", { spellcheck: "false" });
+  const runId = el("input", { placeholder: "run id (default ui-<time>)", size: 30 });
+  const out = el("div", {});
+  const launches = el("div", {});
+  pick.addEventListener("change", async () => { if (pick.value) { const c = await api(`/api/configs/${enc(pick.value)}`); text.value = c.text; } });
+  const body = () => JSON.stringify(pick.value && text.dataset.edited !== "1" ? { config: pick.value, run_id: runId.value || null } : { yaml: text.value, run_id: runId.value || null });
+  text.addEventListener("input", () => { text.dataset.edited = "1"; });
+  pick.addEventListener("change", () => { text.dataset.edited = "0"; });
+  const post = (url, b) => api(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: b });
+  const showProblems = (v) => out.replaceChildren(el("p", { class: v.ok ? "s-ok" : "err" }, v.ok ? `valid: ${v.jobs} job(s)` : "not valid"),
+    ...(v.problems || []).map(p => el("pre", { class: p.severity === "error" ? "err" : "" }, p.rendered || p.message)));
+  const refresh = async () => {
+    const l = await api("/api/launches");
+    launches.replaceChildren(table([["#", x => x.id, "num"], ["run", x => link(`#/run/${enc(x.run_id)}`, x.run_id)], ["config", x => x.config],
+      ["state", x => x.running ? "running" : (x.exit || "")], ["resumed", x => x.resumed, "num"],
+      ["", x => el("span", {}, el("button", { onclick: () => post(`/api/launches/${x.id}/stop`, "{}").then(refresh).catch(e => alert(e.message)), ...(x.running ? {} : { disabled: "" }) }, "stop"),
+        el("button", { onclick: () => post(`/api/launches/${x.id}/resume`, "{}").then(refresh).catch(e => alert(e.message)), ...(x.running ? { disabled: "" } : {}) }, "resume"))]], l.launches));
+  };
+  $app.replaceChildren(el("h2", {}, "Launch"), el("p", { class: "muted" }, `configs from ${info.configs_dir}; runs go to ${info.runs_dir}`),
+    pick, runId, text,
+    el("button", { onclick: async () => showProblems(await post("/api/validate", body())) }, "Validate"),
+    el("button", { onclick: async () => { try { const v = await post("/api/launch", body()); if (v.problems) showProblems(v); else { out.replaceChildren(el("p", {}, "started ", link(`#/run/${enc(v.run_id)}`, v.run_id))); refresh(); } } catch (e) { out.replaceChildren(el("p", { class: "err" }, e.message)); } } }, "Run"),
+    out, el("h3", {}, "Launched from this app"), launches);
+  await refresh();
+}
+
+// ---- router
+async function routeNow() {
+  const h = location.hash.replace(/^#/, "") || "/";
+  const [path, query] = h.split("?");
+  const params = new URLSearchParams(query || "");
+  const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
+  try {
+    if (parts[0] === "run" && parts[1]) await runPage(parts[1]);
+    else if (parts[0] === "job" && parts[2]) await jobPage(parts[1], parts[2]);
+    else if (parts[0] === "launch") await launchPage();
+    else { stopLive(); await runsPage(params); }
+  } catch (e) {
+    $app.replaceChildren(el("p", { class: "err" }, `error: ${e.message}`));
+  }
+}
+window.addEventListener("hashchange", routeNow);
+routeNow();
