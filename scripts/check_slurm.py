@@ -5,7 +5,7 @@ import csv
 import json
 import sys
 
-IGNORED = {"run_id", "time_seconds", "started_at", "finished_at"}
+IGNORED = {"run_id", "time_seconds", "spent_seconds", "started_at", "finished_at"}
 
 
 def rows(run_dir):

@@ -210,15 +210,7 @@ impl Llm for StubLlm {
         &mut self,
         request: &crate::llm::EmbedRequest,
     ) -> Result<crate::llm::EmbedResponse, LlmError> {
-        Ok(crate::llm::EmbedResponse {
-            vector: crate::llm::hash_embedding(&request.input),
-            model: None,
-            tokens: crate::llm::estimate_tokens(&request.input),
-            latency_s: 0.0,
-            cached: false,
-            retries: 0,
-            billed: None,
-        })
+        Ok(crate::llm::EmbedResponse::stub(request))
     }
 }
 

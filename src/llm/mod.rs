@@ -180,6 +180,21 @@ pub struct EmbedResponse {
     pub billed: Option<u64>,
 }
 
+impl EmbedResponse {
+    /// The stubs' answer: [`hash_embedding`] of the input, its tokens estimated.
+    pub fn stub(request: &EmbedRequest) -> Self {
+        Self {
+            vector: hash_embedding(&request.input),
+            model: None,
+            tokens: estimate_tokens(&request.input),
+            latency_s: 0.0,
+            cached: false,
+            retries: 0,
+            billed: None,
+        }
+    }
+}
+
 /// A deterministic unit vector derived from `text` (the stubs' embedding): identical
 /// texts get the same vector (distance 0), distinct texts nearly orthogonal ones (about
 /// `sqrt(2)` apart), so an epsilon-net over them filters exact duplicates only.

@@ -177,8 +177,15 @@ fn route_of(path: &str) -> Option<Route> {
     })
 }
 
-/// Constant-time comparison, so the token cannot be guessed byte by byte.
-fn same_token(given: &str, want: &str) -> bool {
+/// A token only its holder knows: 16 bytes from the OS's random source, as 32 hex digits.
+pub fn fresh_token() -> std::io::Result<String> {
+    let mut bytes = [0u8; 16];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Constant-time comparison, so a token cannot be guessed byte by byte.
+pub fn same_token(given: &str, want: &str) -> bool {
     given.len() == want.len()
         && given
             .bytes()

@@ -14,7 +14,6 @@
 //! deadline passes or the run is cancelled (then the group is killed). The parameters the
 //! child returns are re-scored by the runner; its claimed scores are recorded only.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::RecvTimeoutError;
@@ -197,7 +196,7 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Result<Finish, Stopped> {
     if let Err(e) = std::fs::create_dir_all(work.join("tmp")) {
         return Ok(fail(format!("cannot create {}: {e}", work.display())));
     }
-    let token = match fresh_token() {
+    let token = match crate::loopback::fresh_token() {
         Ok(t) => t,
         Err(e) => return Ok(fail(format!("cannot draw a job token: {e}"))),
     };
@@ -627,7 +626,10 @@ fn embeddings(ctx: &mut Ctx<'_, '_>, body: &Json) -> Result<Json, Refusal> {
     };
     let mut tokens = 0;
     let vectors: Vec<Vec<f64>> = if ctx.job().mode == Mode::Stub {
-        inputs.iter().map(|text| unit_vector(text)).collect()
+        inputs
+            .iter()
+            .map(|text| crate::llm::hash_embedding(text))
+            .collect()
     } else {
         let answers = ctx
             .embed(&inputs, None)
@@ -661,19 +663,6 @@ fn embeddings(ctx: &mut Ctx<'_, '_>, body: &Json) -> Result<Json, Refusal> {
         "model": body.get("model").cloned().unwrap_or(json!("tb-embed")),
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }))
-}
-
-/// A deterministic unit vector (64 dimensions) derived from the text's SHA-256.
-fn unit_vector(text: &str) -> Vec<f64> {
-    let mut rng = crate::rng::Rng::stream(0, &format!("embedding/{text}"));
-    let v: Vec<f64> = (0..64).map(|_| rng.gaussian()).collect();
-    let norm = v
-        .iter()
-        .map(|x| x * x)
-        .sum::<f64>()
-        .sqrt()
-        .max(f64::MIN_POSITIVE);
-    v.into_iter().map(|x| x / norm).collect()
 }
 
 fn split_of(body: &Json) -> Result<SplitName, Refusal> {
@@ -896,13 +885,6 @@ fn stop_child(child: &mut Child, group: i32) -> Option<std::process::ExitStatus>
     crate::task::process::kill_group(group);
     let _ = child.wait();
     exited
-}
-
-/// A token only this job's child knows (16 random bytes from the OS).
-fn fresh_token() -> std::io::Result<String> {
-    let mut bytes = [0u8; 16];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// The last lines the child printed, for the failure message.

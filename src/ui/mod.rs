@@ -149,10 +149,15 @@ pub fn start(options: Options) -> Result<Running, UiError> {
         return Err(UiError::RunsDir(options.runs_dir));
     }
     let addr = resolve(&options.host, options.port)?;
-    let token = (!addr.ip().is_loopback()).then(new_token);
     let bind_err = |source| UiError::Bind {
         addr: addr.to_string(),
         source,
+    };
+    // Any other address needs a token nobody can guess: no random source, no server.
+    let token = if addr.ip().is_loopback() {
+        None
+    } else {
+        Some(crate::loopback::fresh_token().map_err(bind_err)?)
     };
     let std_listener = std::net::TcpListener::bind(addr).map_err(bind_err)?;
     std_listener.set_nonblocking(true).map_err(bind_err)?;
@@ -218,35 +223,6 @@ fn resolve(host: &str, port: u16) -> Result<SocketAddr, UiError> {
         .or(addrs.first())
         .copied()
         .ok_or_else(|| err("it resolves to no address".into()))
-}
-
-/// 32 hex digits from the OS's random source (the clock and pid hashed if it is missing).
-fn new_token() -> String {
-    use sha2::{Digest, Sha256};
-    let mut bytes = [0u8; 16];
-    let from_os = std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
-        .is_ok();
-    if !from_os {
-        let mut h = Sha256::new();
-        h.update(format!(
-            "{:?}{}",
-            std::time::SystemTime::now(),
-            std::process::id()
-        ));
-        bytes.copy_from_slice(&h.finalize()[..16]);
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Constant-time comparison.
-fn same_token(given: &str, want: &str) -> bool {
-    given.len() == want.len()
-        && given
-            .bytes()
-            .zip(want.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
 }
 
 fn query_map(uri: &Uri) -> HashMap<String, String> {
@@ -368,8 +344,11 @@ async fn dispatch(
     let mut set_cookie = false;
     match &shared.token {
         Some(want) => {
-            let from_query = q.get("token").is_some_and(|t| same_token(t, want));
-            let from_header = header_token(&headers).is_some_and(|t| same_token(&t, want));
+            let from_query = q
+                .get("token")
+                .is_some_and(|t| crate::loopback::same_token(t, want));
+            let from_header =
+                header_token(&headers).is_some_and(|t| crate::loopback::same_token(&t, want));
             if !(from_query || from_header) {
                 return error(
                     StatusCode::UNAUTHORIZED,
