@@ -45,6 +45,8 @@ pub struct Stopped {
     pub completion_tokens: u64,
     /// What the trainer had spent on the budget's axes.
     pub spent: crate::vocab::budget::Spend,
+    /// Its answered LLM calls and tokens by caller.
+    pub by_role: std::collections::BTreeMap<String, crate::vocab::budget::RoleSpend>,
 }
 
 /// The run-wide cancellation flag, set by the first Ctrl-C.

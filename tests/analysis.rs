@@ -331,13 +331,13 @@ fn report_html_is_one_self_contained_reproducible_page() {
     assert!(page.contains("Statistics over seeds") && page.contains("Leaderboard"));
     assert!(page.contains("Anytime: best score at equal budget"));
     assert!(page.contains("Which optimizer is better"));
-    assert_eq!(page.matches("<svg").count(), 5);
-    assert_eq!(
-        page.matches("aria-label=\"critical difference diagram\"")
-            .count(),
-        1
-    );
-    assert_eq!(page.matches("<polyline").count(), 8);
+    assert_eq!(page.matches("<svg").count(), 6);
+    for chart in ["critical difference diagram", "performance profiles"] {
+        assert_eq!(page.matches(&format!("aria-label=\"{chart}\"")).count(), 1);
+    }
+    // Two charts per task with a line per trainer, and a profile line per method.
+    let methods = 2;
+    assert_eq!(page.matches("<polyline").count(), 8 + methods);
     assert_eq!(page.matches("<polygon").count(), 8);
     for name in [
         "internal:numeric_param",

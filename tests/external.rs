@@ -91,6 +91,10 @@ fn the_example_trainer_runs_offline_records_every_call_and_repeats() {
         // Every request the child made is recorded with its role, and counted.
         assert_eq!(calls.len().to_string(), row["llm_calls"]);
         assert!(calls.iter().all(|c| c["caller"] == "proposer"), "{calls:?}");
+        // Spend by caller: the trainer's proposer calls and its agent's answers.
+        let by_role: serde_json::Value = serde_json::from_str(&row["spend_by_role"]).unwrap();
+        assert_eq!(by_role["proposer"]["calls"].to_string(), row["llm_calls"]);
+        assert!(by_role["agent"]["calls"].as_u64().unwrap() > 0, "{by_role}");
         assert!(row["evaluator_calls"].parse::<u64>().unwrap() > 12);
         assert!(row["prompt_tokens"].parse::<u64>().unwrap() > 0);
         // Steps the child reported are learning-curve points scored by trace-bench.

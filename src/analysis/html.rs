@@ -301,7 +301,77 @@ fn comparisons(
     s.push_str("</ul>\n");
     if let Some(x) = &fair.across_tasks {
         s.push_str(&cd_diagram(x));
+        s.push_str(&profile_plot(x));
     }
+    s
+}
+
+/// Dolan and Moré's performance profiles of the expected metric calls to reach each task's
+/// target: the share of tasks on which a method is within a factor τ of the best.
+fn profile_plot(x: &super::fair::AcrossTasks) -> String {
+    const WIDTH: f64 = 420.0;
+    const HEIGHT: f64 = 260.0;
+    const L: f64 = 50.0;
+    const R: f64 = 20.0;
+    const T: f64 = 15.0;
+    const B: f64 = 40.0;
+    let p = &x.ert_profile;
+    let (Some(first), Some(last)) = (p.taus.first(), p.taus.last()) else {
+        return String::new();
+    };
+    let (lo, hi) = (first.log2(), last.log2().max(first.log2() + 1e-9));
+    let sx = |tau: f64| L + (tau.log2() - lo) / (hi - lo) * (WIDTH - L - R);
+    let sy = |rho: f64| T + (1.0 - rho) * (HEIGHT - T - B);
+    let legend = 18.0 * x.methods.len() as f64;
+    let total = HEIGHT + legend;
+    let mut s = format!(
+        "<figure>\n<figcaption>Performance profiles of the expected metric calls to reach each task's target</figcaption>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{total}\" viewBox=\"0 0 {WIDTH} {total}\" role=\"img\" aria-label=\"performance profiles\">\n<rect width=\"{WIDTH}\" height=\"{total}\" fill=\"#fff\"/>\n<rect x=\"{L}\" y=\"{T}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"none\" stroke=\"#999\"/>\n",
+        WIDTH - L - R,
+        HEIGHT - T - B
+    );
+    for tau in &p.taus {
+        let _ = writeln!(
+            s,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+            sx(*tau),
+            HEIGHT - B + 16.0,
+            tick_label(*tau)
+        );
+    }
+    for rho in [0.0, 0.5, 1.0] {
+        let _ = writeln!(
+            s,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{rho}</text>",
+            L - 6.0,
+            sy(rho) + 4.0
+        );
+    }
+    let _ = writeln!(
+        s,
+        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">τ (within a factor of the best)</text>",
+        (L + WIDTH - R) / 2.0,
+        HEIGHT - 6.0
+    );
+    for (i, (method, rho)) in x.methods.iter().zip(&p.rho).enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        let mut points = Vec::new();
+        for (k, (tau, r)) in p.taus.iter().zip(rho).enumerate() {
+            if k > 0 {
+                points.push(format!("{:.1},{:.1}", sx(*tau), sy(rho[k - 1])));
+            }
+            points.push(format!("{:.1},{:.1}", sx(*tau), sy(*r)));
+        }
+        let ly = HEIGHT + 18.0 * i as f64;
+        let _ = writeln!(
+            s,
+            "<polyline points=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2\"/><rect x=\"{L}\" y=\"{ly:.1}\" width=\"14\" height=\"10\" fill=\"{color}\"/><text x=\"{:.1}\" y=\"{:.1}\">{}</text>",
+            points.join(" "),
+            L + 20.0,
+            ly + 9.0,
+            escape(method)
+        );
+    }
+    s.push_str("</svg>\n</figure>\n");
     s
 }
 

@@ -189,6 +189,10 @@ pub struct JobOutcome {
     /// What the trainer spent on the budget's axes (jobs whose trainer ran to an end).
     #[serde(default)]
     pub spent: Option<Spent>,
+    /// Its answered LLM calls and tokens by caller (`optimizer`, `task`, `reflection`, …,
+    /// `agent` for its evaluations).
+    #[serde(default)]
+    pub spend_by_role: std::collections::BTreeMap<String, crate::vocab::budget::RoleSpend>,
     /// Embeddings requests of the trainer (POLCA's epsilon-net, an external trainer's
     /// `/v1/embeddings` in real mode), apart from `llm_calls`; counted by the job's
     /// emitter from its `embedding_call` events, so every ending carries them.
@@ -330,6 +334,7 @@ impl JobOutcome {
             failed_llm_calls: 0,
             stop_reason: None,
             spent: None,
+            spend_by_role: Default::default(),
             embedding_calls: 0,
             embedding_tokens: 0,
         }

@@ -324,11 +324,16 @@ fn iteration_cells(row: &ResultRow, s: &StepRecord) -> Vec<String> {
     ]
 }
 
-/// A metrics map as one CSV cell: a JSON object, or empty for scalar tasks.
-pub fn metrics_cell(metrics: &std::collections::BTreeMap<String, f64>) -> String {
-    if metrics.is_empty() {
+/// A map as one CSV cell: a JSON object, or empty when it has no entry.
+pub fn json_cell<V: serde::Serialize>(map: &std::collections::BTreeMap<String, V>) -> String {
+    if map.is_empty() {
         String::new()
     } else {
-        serde_json::to_string(metrics).unwrap_or_default()
+        serde_json::to_string(map).unwrap_or_default()
     }
+}
+
+/// A metrics map as one CSV cell: a JSON object, or empty for scalar tasks.
+pub fn metrics_cell(metrics: &std::collections::BTreeMap<String, f64>) -> String {
+    json_cell(metrics)
 }

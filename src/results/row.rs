@@ -167,6 +167,10 @@ result_row! {
         spent_cost_usd: Option<f64> => float,
         #[serde(default)]
         spent_seconds: Option<f64> => float,
+        /// The trainer's answered LLM calls and tokens by caller, as one JSON cell:
+        /// `{"optimizer": {"calls", "prompt_tokens", "completion_tokens"}, "agent": …}`.
+        #[serde(default)]
+        spend_by_role: std::collections::BTreeMap<String, crate::vocab::budget::RoleSpend> => super::json_cell,
         // Embeddings requests (POLCA's epsilon-net, an external trainer's /v1/embeddings)
         // and their input tokens, apart from llm_calls and the chat tokens.
         #[serde(default)]
@@ -346,6 +350,7 @@ impl ResultRow {
             spent_tokens: outcome.spent.map(|s| s.tokens),
             spent_cost_usd: outcome.spent.map(|s| s.cost_usd),
             spent_seconds: outcome.spent.map(|s| s.seconds),
+            spend_by_role: outcome.spend_by_role.clone(),
             embedding_calls: outcome.embedding_calls,
             embedding_tokens: outcome.embedding_tokens,
         }

@@ -524,6 +524,7 @@ impl Attempt<'_, '_> {
                 completion_tokens: spent.completion_tokens,
                 // The trainer's own spend is not known here (final scoring ran out).
                 spent: Default::default(),
+                by_role: Default::default(),
             }),
             None => Ok(()),
         }
@@ -709,6 +710,7 @@ fn finished(
         metrics,
         pareto_front: result.pareto_front,
         spent: Some(result.spent.into()),
+        spend_by_role: result.by_role.clone(),
         final_params: Some(result.best_params),
         ..ending(JobStatus::Ok, None, finals.feedback, Spent::default())
     }
@@ -736,6 +738,7 @@ fn budget_result(stopped: &Stopped, monitor: &Monitor, initial: &Kwargs) -> Trai
         failure: None,
         resolved_optimizer: None,
         spent: stopped.spent,
+        by_role: stopped.by_role.clone(),
     }
 }
 

@@ -13,7 +13,7 @@ use crate::optimizer::{ExampleTrace, HistoryEntry, ProblemInstance, Protocol};
 use crate::rng::Rng;
 use crate::stop::{JobStop, StopReason, Stopped};
 use crate::task::{EvalRequest, Evaluation, Example, ExampleResult, SplitName, Task};
-use crate::vocab::budget::Spend;
+use crate::vocab::budget::{RoleSpend, Spend};
 use crate::vocab::{Budget, Kwargs, Mode};
 
 /// What a trainer has spent.
@@ -184,6 +184,9 @@ pub struct TrainResult {
     pub resolved_optimizer: Option<String>,
     /// What the trainer spent on the budget's axes.
     pub spent: Spend,
+    /// Its answered LLM calls and tokens by caller, the agent's for its evaluations as
+    /// `agent`.
+    pub by_role: BTreeMap<String, RoleSpend>,
 }
 
 /// What a trainer may know of its job beyond the task and the seed: external trainers
@@ -239,6 +242,8 @@ pub struct Ctx<'a, 'e> {
     agent_spent: crate::task::agent::AgentUsage,
     /// Problem context shown to the optimizer with the objective (POLCA's summary).
     context: Option<String>,
+    /// Answered calls and tokens by caller (optimizer, task, reflection, …).
+    by_role: BTreeMap<String, RoleSpend>,
 }
 
 /// One evaluation a trainer asks for: candidate `candidate_id` with `params` on the
@@ -306,6 +311,7 @@ impl<'a, 'e> Ctx<'a, 'e> {
             prices: (0.0, 0.0),
             agent_spent: Default::default(),
             context: None,
+            by_role: BTreeMap::new(),
         }
     }
 
@@ -343,6 +349,23 @@ impl<'a, 'e> Ctx<'a, 'e> {
         }
     }
 
+    /// Answered calls and tokens by caller so far, the agent's for the trainer's own
+    /// evaluations as `agent`.
+    pub fn spend_by_role(&self) -> BTreeMap<String, RoleSpend> {
+        let mut out = self.by_role.clone();
+        if self.agent_spent.calls > 0 {
+            out.insert(
+                "agent".into(),
+                RoleSpend {
+                    calls: self.agent_spent.calls,
+                    prompt_tokens: self.agent_spent.prompt_tokens,
+                    completion_tokens: self.agent_spent.completion_tokens,
+                },
+            );
+        }
+        out
+    }
+
     /// `Err` (a budget stop) when `metric` more evaluator calls and `llm` more LLM calls
     /// would pass a limit, or a token, cost or time limit is reached: what cannot fit does
     /// not start.
@@ -362,6 +385,7 @@ impl<'a, 'e> Ctx<'a, 'e> {
             prompt_tokens: self.counters.prompt_tokens,
             completion_tokens: self.counters.completion_tokens,
             spent: self.spend(),
+            by_role: self.spend_by_role(),
         }
     }
 
@@ -433,7 +457,7 @@ impl<'a, 'e> Ctx<'a, 'e> {
         match &result {
             Ok(reply) => {
                 self.failures_in_a_row = 0;
-                self.count_call(&info, reply, Vec::new());
+                self.count_call(role, &info, reply, Vec::new());
             }
             Err(e) => {
                 self.warn(format!("{role} call: {e}"));
@@ -762,7 +786,12 @@ impl<'a, 'e> Ctx<'a, 'e> {
             }
         };
         let parsed = self.protocol.parse(&reply.content, params);
-        self.count_call(&info, &reply, parsed.update.keys().cloned().collect());
+        self.count_call(
+            "optimizer",
+            &info,
+            &reply,
+            parsed.update.keys().cloned().collect(),
+        );
         self.check_stop(false)?;
         for problem in &parsed.problems {
             let message = format!("{} reply: {problem}", self.protocol.name());
@@ -779,12 +808,17 @@ impl<'a, 'e> Ctx<'a, 'e> {
     /// Count an answered call's tokens and emit its `llm_call` event.
     fn count_call(
         &mut self,
+        role: &str,
         info: &crate::llm::LlmInfo,
         reply: &ChatResponse,
         updated: Vec<String>,
     ) {
         self.counters.prompt_tokens += reply.usage.prompt_tokens;
         self.counters.completion_tokens += reply.usage.completion_tokens;
+        let by_role = self.by_role.entry(role.to_string()).or_default();
+        by_role.calls += 1;
+        by_role.prompt_tokens += reply.usage.prompt_tokens;
+        by_role.completion_tokens += reply.usage.completion_tokens;
         self.emitter.emit(EventKind::LlmCall {
             step: self.step,
             model: info.model.clone(),
@@ -917,6 +951,7 @@ impl<'a, 'e> Ctx<'a, 'e> {
     /// Wrap up: the trainer's finish plus what was spent.
     pub fn finish(self, finish: Finish) -> TrainResult {
         let spent = self.spend();
+        let by_role = self.spend_by_role();
         TrainResult {
             best_params: finish.best,
             best_step: finish.best_step,
@@ -927,6 +962,7 @@ impl<'a, 'e> Ctx<'a, 'e> {
             failure: finish.failure,
             resolved_optimizer: finish.resolved_optimizer,
             spent,
+            by_role,
             llm_failure: self.llm_failure,
             pareto_front: match &self.task.manifest.objective_config {
                 Some(config) => {

@@ -81,6 +81,18 @@ pub struct Spend {
     pub seconds: f64,
 }
 
+/// What one caller of a job's LLM spent (the optimizer, an external trainer's roles, the
+/// agent for the trainer's evaluations): answered calls and tokens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleSpend {
+    /// Answered calls.
+    pub calls: u64,
+    /// Prompt tokens.
+    pub prompt_tokens: u64,
+    /// Completion tokens.
+    pub completion_tokens: u64,
+}
+
 impl Budget {
     /// Whether no limit is set.
     pub fn is_empty(&self) -> bool {
