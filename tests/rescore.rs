@@ -113,6 +113,26 @@ fn scoring_a_tasks_initial_parameters_gives_its_initial_score() {
         .success();
     let (_, rows) = read_csv(&ws.path().join("runs/many/results.csv"));
     assert_eq!(rows.len(), 4);
+    // Shards of one scoring run, as with `run --shard`, then `report` settles it.
+    for shard in ["1/2", "2/2"] {
+        ws.cmd()
+            .args([
+                "score",
+                "--task",
+                "datasets:arithmetic",
+                "--params",
+                "cands.jsonl",
+            ])
+            .args(["--seeds", "1,2", "--run-id", "sharded", "--shard", shard])
+            .assert()
+            .success();
+    }
+    ws.cmd().args(["report", "runs/sharded"]).assert().success();
+    let (_, sharded) = read_csv(&ws.path().join("runs/sharded/results.csv"));
+    let scores = |rows: &[BTreeMap<String, String>]| -> Vec<String> {
+        rows.iter().map(|r| r["score_val"].clone()).collect()
+    };
+    assert_eq!(scores(&sharded), scores(&rows));
     // The stub agent answers right when the prompt names an example's hint.
     let hinted: f64 = rows
         .iter()

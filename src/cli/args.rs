@@ -84,6 +84,12 @@ pub struct DerivedRunArgs {
     /// Jobs in flight.
     #[arg(long)]
     pub max_workers: Option<usize>,
+    /// Where the jobs execute (as `run --executor`): `local` or `slurm`.
+    #[arg(long, value_name = "KIND")]
+    pub executor: Option<String>,
+    /// Run only shard `K/N` of the jobs here (as `run --shard`; needs --run-id).
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
 }
 
 /// `score`

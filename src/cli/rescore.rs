@@ -166,6 +166,8 @@ pub fn rescore(
         runs_dir: args.run.runs_dir.clone(),
         sets: args.run.sets.clone(),
         max_workers: args.run.max_workers,
+        executor: args.run.executor.clone(),
+        shard: args.run.shard.clone(),
     };
     if run.runs_dir.is_none() {
         run.runs_dir = source
@@ -241,6 +243,12 @@ fn run_generated(
     }
     if let Some(w) = run.max_workers {
         argv.extend(["--max-workers".into(), w.to_string()]);
+    }
+    if let Some(e) = &run.executor {
+        argv.extend(["--executor".into(), e.clone()]);
+    }
+    if let Some(s) = &run.shard {
+        argv.extend(["--shard".into(), s.clone()]);
     }
     for s in &run.sets {
         argv.extend(["--set".into(), s.clone()]);
