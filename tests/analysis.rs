@@ -326,19 +326,21 @@ fn report_html_is_one_self_contained_reproducible_page() {
             "page must not load anything: {forbidden}"
         );
     }
-    // Summary, leaderboard and two charts per task (steps; anytime on metric calls), each
-    // with a mean line and band per trainer, and the critical-difference diagram.
+    // Summary, leaderboard, charts per task (steps; anytime on each budget axis) with a
+    // mean line and band per trainer, the critical-difference diagram, the profiles.
     assert!(page.contains("Statistics over seeds") && page.contains("Leaderboard"));
     assert!(page.contains("Anytime: best score at equal budget"));
     assert!(page.contains("Which optimizer is better"));
-    assert_eq!(page.matches("<svg").count(), 6);
+    // Steps (2 tasks), anytime on 4 axes (2 tasks each), the CD diagram and the profiles.
+    assert_eq!(page.matches("<svg").count(), 2 + 4 * 2 + 2);
+    assert_eq!(page.matches("type=\"radio\" name=\"axis\"").count(), 4);
     for chart in ["critical difference diagram", "performance profiles"] {
         assert_eq!(page.matches(&format!("aria-label=\"{chart}\"")).count(), 1);
     }
     // Two charts per task with a line per trainer, and a profile line per method.
     let methods = 2;
-    assert_eq!(page.matches("<polyline").count(), 8 + methods);
-    assert_eq!(page.matches("<polygon").count(), 8);
+    assert_eq!(page.matches("<polyline").count(), 4 + 4 * 4 + methods);
+    assert_eq!(page.matches("<polygon").count(), 4 + 4 * 4);
     for name in [
         "internal:numeric_param",
         "trace_examples:opentrace_greeting",

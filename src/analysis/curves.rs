@@ -65,6 +65,22 @@ pub enum Axis {
     /// The trainer's cumulative metric calls; the value drawn is the best validation score
     /// so far (an anytime curve).
     MetricCalls,
+    /// Its cumulative LLM tokens (an anytime curve).
+    Tokens,
+    /// Its cumulative cost in micro-USD at the configured prices (an anytime curve).
+    MicroUsd,
+    /// Its cumulative milliseconds (an anytime curve).
+    Millis,
+}
+
+impl Axis {
+    /// The anytime axes, with their labels: the x-axes a comparison can be read on.
+    pub const ANYTIME: [(Axis, &'static str); 4] = [
+        (Axis::MetricCalls, "metric calls"),
+        (Axis::Tokens, "tokens"),
+        (Axis::MicroUsd, "cost (micro-USD)"),
+        (Axis::Millis, "milliseconds"),
+    ];
 }
 
 /// Build the curves of every task from finished jobs (loaded with their histories). Only
@@ -91,13 +107,15 @@ pub fn build_on(jobs: &[JobResults], axis: Axis) -> Vec<TaskCurves> {
             .iter()
             .filter_map(|s| {
                 let v = s.score_val.or(s.best_score).filter(|x| x.is_finite())?;
-                Some(match axis {
-                    Axis::Step => (s.step, v),
-                    Axis::MetricCalls => {
-                        best = best.max(v);
-                        (s.spent.metric_calls, best)
-                    }
-                })
+                let x = match axis {
+                    Axis::Step => return Some((s.step, v)),
+                    Axis::MetricCalls => s.spent.metric_calls,
+                    Axis::Tokens => s.spent.tokens,
+                    Axis::MicroUsd => (s.spent.cost_usd * 1e6).round() as u64,
+                    Axis::Millis => (s.spent.seconds * 1e3).round() as u64,
+                };
+                best = best.max(v);
+                Some((x, best))
             })
             .collect();
         match groups.iter_mut().find(|g| g.0 == key) {

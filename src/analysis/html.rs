@@ -20,11 +20,11 @@ use crate::vocab::JobId;
 pub fn write_report(run_dir: &RunDir, summary: &Summary) -> Result<PathBuf, ReportError> {
     let run = load_run(run_dir.root(), true)?;
     let mut page = render(summary, &curves::build(&run.jobs));
-    let extra = comparisons(
-        summary,
-        &curves::build_on(&run.jobs, curves::Axis::MetricCalls),
-        &super::fair::analyse(&run),
-    );
+    let anytime: Vec<(&str, Vec<TaskCurves>)> = curves::Axis::ANYTIME
+        .iter()
+        .map(|(axis, label)| (*label, curves::build_on(&run.jobs, *axis)))
+        .collect();
+    let extra = comparisons(summary, &anytime, &super::fair::analyse(&run));
     if let Some(at) = page.find("<footer>") {
         page.insert_str(at, &extra);
     }
@@ -56,7 +56,9 @@ h1{font-size:1.6rem;margin-bottom:.2rem}h2{margin-top:2rem;border-bottom:1px sol
 table{border-collapse:collapse;font-size:.8rem;margin:.5rem 0}th,td{padding:.2rem .45rem;border-bottom:1px solid #eee;text-align:right;white-space:nowrap}
 th{background:#fafafa;position:sticky;top:0}td.l,th.l{text-align:left}tr.first td{border-top:2px solid #ccc}
 .bad{color:#b00020}.wide{overflow-x:auto}.curves{display:flex;flex-wrap:wrap;gap:1rem}figure{margin:0}figcaption{font-weight:600;margin:.3rem 0}
-svg text{font-family:system-ui,sans-serif;font-size:11px;fill:#333}footer{margin-top:2rem;color:#777;font-size:.8rem}";
+svg text{font-family:system-ui,sans-serif;font-size:11px;fill:#333}footer{margin-top:2rem;color:#777;font-size:.8rem}
+.axes>input{margin-left:1rem}.axes>.curves{display:none;margin-top:.6rem}
+#axis0:checked~.axis0,#axis1:checked~.axis1,#axis2:checked~.axis2,#axis3:checked~.axis3{display:flex}";
 
 /// Escape text for HTML element content and attribute values.
 pub fn escape(text: &str) -> String {
@@ -285,14 +287,27 @@ const BOTTOM: f64 = 40.0;
 /// critical-difference diagram and the verdicts (`analysis::fair`).
 fn comparisons(
     summary: &Summary,
-    anytime: &[TaskCurves],
+    anytime: &[(&str, Vec<TaskCurves>)],
     fair: &super::fair::FairReport,
 ) -> String {
+    // The x-axis is chosen with radio buttons and CSS alone (the page runs no script).
     let mut s = String::from(
-        "<h2>Anytime: best score at equal budget</h2>\n<p class=\"meta\">Best-so-far validation score against the trainer's own metric calls (mean over seeds, bootstrap 95% band): the fair axis for comparing optimizers. Tokens, cost and seconds are in iterations.csv (<code>cum_*</code>).</p>\n<div class=\"curves\">\n",
+        "<h2>Anytime: best score at equal budget</h2>\n<p class=\"meta\">Best-so-far validation score against what the trainer itself spent (mean over seeds, bootstrap 95% band): the fair axes for comparing optimizers. Choose the axis:</p>\n<div class=\"axes\">\n",
     );
-    for task in anytime {
-        s.push_str(&task_figure_on(summary, task, "metric calls"));
+    for (i, (label, _)) in anytime.iter().enumerate() {
+        let _ = write!(
+            s,
+            "<input type=\"radio\" name=\"axis\" id=\"axis{i}\"{}><label for=\"axis{i}\">{}</label>\n",
+            if i == 0 { " checked" } else { "" },
+            escape(label)
+        );
+    }
+    for (i, (label, tasks)) in anytime.iter().enumerate() {
+        let _ = writeln!(s, "<div class=\"curves axis{i}\">");
+        for task in tasks {
+            s.push_str(&task_figure_on(summary, task, label));
+        }
+        s.push_str("</div>\n");
     }
     s.push_str("</div>\n<h2>Which optimizer is better</h2>\n<ul>\n");
     for v in fair.verdicts() {
