@@ -295,9 +295,9 @@ fn comparisons(
         "<h2>Anytime: best score at equal budget</h2>\n<p class=\"meta\">Best-so-far validation score against what the trainer itself spent (mean over seeds, bootstrap 95% band): the fair axes for comparing optimizers. Choose the axis:</p>\n<div class=\"axes\">\n",
     );
     for (i, (label, _)) in anytime.iter().enumerate() {
-        let _ = write!(
+        let _ = writeln!(
             s,
-            "<input type=\"radio\" name=\"axis\" id=\"axis{i}\"{}><label for=\"axis{i}\">{}</label>\n",
+            "<input type=\"radio\" name=\"axis\" id=\"axis{i}\"{}><label for=\"axis{i}\">{}</label>",
             if i == 0 { " checked" } else { "" },
             escape(label)
         );
