@@ -7,5 +7,6 @@ pub mod curves;
 pub mod fair;
 pub mod html;
 pub mod load;
+pub mod rescored;
 
 pub use load::{LoadError, RunData, load_run};

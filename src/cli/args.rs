@@ -116,6 +116,10 @@ pub struct RescoreArgs {
     /// Which states of each finished job, comma-separated: initial, best, final.
     #[arg(long, value_delimiter = ',', default_value = "best")]
     pub states: Vec<String>,
+    /// Which splits are scored: `validation` (the row's score_val; the test split is not
+    /// scored), or `test` / `all` (validation and test: score_val and score_test).
+    #[arg(long, default_value = "all", value_parser = ["validation", "test", "all"])]
+    pub split: String,
     #[command(flatten)]
     pub run: DerivedRunArgs,
 }

@@ -19,7 +19,16 @@ pub fn compare(args: &CompareArgs) -> Result<u8, CliError> {
         })
     };
     let base = load(&args.base_run)?;
-    let new = load(&args.new_run)?;
+    let mut new = load(&args.new_run)?;
+    // A re-scoring of BASE (`rescore`) pairs with the jobs it re-scored.
+    if let Some(paired) = crate::analysis::rescored::as_source(&new, &base) {
+        eprintln!(
+            "trace-bench: `{}` re-scored `{}`: each job is paired with its re-scored state (best, else final, else initial)",
+            args.new_run.display(),
+            args.base_run.display()
+        );
+        new = paired;
+    }
     let names = (
         args.base_run.display().to_string(),
         args.new_run.display().to_string(),

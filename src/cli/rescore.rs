@@ -128,6 +128,9 @@ pub fn rescore(
             let mut eval_kwargs: Kwargs = job.resolved.eval_kwargs.clone();
             eval_kwargs.insert("params".into(), Json::Object(values));
             eval_kwargs.insert("rescore_of".into(), json!(origin));
+            if args.split == "validation" {
+                eval_kwargs.insert("skip_test".into(), json!(true));
+            }
             tasks.push(json!({
                 "id": &*job.task_id,
                 "eval_kwargs": eval_kwargs,
@@ -185,6 +188,7 @@ pub fn rescore(
                 .display()
                 .to_string(),
             "states": args.states,
+            "split": args.split,
             "jobs": origins,
             "left_out": left_out,
         });

@@ -295,7 +295,11 @@ impl Task {
     /// hub cache here (counts from `eval_kwargs`), a task with a `sample` block draws
     /// them from its pool; other tasks are unchanged.
     pub fn for_eval_kwargs(&self, eval_kwargs: &Kwargs) -> Result<Self, BindError> {
-        let task = self.bound(eval_kwargs)?;
+        let mut task = self.bound(eval_kwargs)?;
+        // `rescore --split validation`: the test split is not scored.
+        if eval_kwargs.get("skip_test") == Some(&Json::Bool(true)) {
+            task.manifest.splits.test.clear();
+        }
         match eval_kwargs.get("params") {
             None | Some(Json::Null) => Ok(task),
             Some(values) => task.starting_from(values),
