@@ -237,7 +237,7 @@ fn list_commands_match_the_reference_format() {
     let out = ws.stdout_of(&["list-trainers"]);
     assert_eq!(
         out,
-        "BasicSearch\tavailable\nBeamSearch\tavailable\nBeamsearchAlgorithm\tavailable\n\
+        "AggregatedUpdate\tavailable\nBasicSearch\tavailable\nBeamSearch\tavailable\nBeamsearchAlgorithm\tavailable\n\
          BeamsearchHistoryAlgorithm\tavailable\nDSPyTrainer\tavailable\nGEPA\tavailable\n\
          GEPA-Base\tavailable\nGEPA-Beam\tavailable\nGEPA-UCB\tavailable\nMinibatchAlgorithm\tavailable\n\
          NoOp\tavailable\nPOLCA\tavailable\nParetobasedPS\tavailable\nPrioritySearch\tavailable\nRescore\tavailable\n\

@@ -212,7 +212,8 @@ fn an_unknown_durability_level_is_a_located_error_with_the_levels() {
 }
 
 #[test]
-fn ps_variants_legacy_searches_and_textgrad_give_the_same_numbers_at_any_num_threads() {
+fn ps_variants_legacy_searches_textgrad_and_aggregated_update_give_the_same_numbers_at_any_num_threads()
+ {
     let ws = Workspace::new();
     let config = |threads: u32| {
         let trainers = [
@@ -231,7 +232,7 @@ fn ps_variants_legacy_searches_and_textgrad_give_the_same_numbers_at_any_num_thr
         })
         .collect::<String>()
             + &format!(
-                "  - id: BeamsearchAlgorithm\n    params_variants: [{{max_depth: 2, beam_width: 2, num_proposals: 2, num_threads: {threads}}}]\n  - id: BeamsearchHistoryAlgorithm\n    params_variants: [{{max_depth: 2, beam_width: 2, num_proposals: 2, num_threads: {threads}}}]\n  - id: UCBSearchAlgorithm\n    params_variants: [{{num_search_iterations: 4, evaluation_batch_size: 2, num_threads: {threads}}}]\n  - id: TextGradTrainer\n    params_variants: [{{num_epochs: 2, batch_size: 2, num_threads: {threads}}}]\n"
+                "  - id: BeamsearchAlgorithm\n    params_variants: [{{max_depth: 2, beam_width: 2, num_proposals: 2, num_threads: {threads}}}]\n  - id: BeamsearchHistoryAlgorithm\n    params_variants: [{{max_depth: 2, beam_width: 2, num_proposals: 2, num_threads: {threads}}}]\n  - id: UCBSearchAlgorithm\n    params_variants: [{{num_search_iterations: 4, evaluation_batch_size: 2, num_threads: {threads}}}]\n  - id: TextGradTrainer\n    params_variants: [{{num_epochs: 2, batch_size: 2, num_threads: {threads}}}]\n  - id: AggregatedUpdate\n    params_variants: [{{num_epochs: 2, batch_size: 2, num_threads: {threads}}}]\n"
             );
         ws.config(
             &format!("v{threads}.yaml"),
@@ -270,7 +271,7 @@ fn ps_variants_legacy_searches_and_textgrad_give_the_same_numbers_at_any_num_thr
     };
     assert_eq!(numbers(&a), numbers(&c));
     let rows = numbers(&a);
-    assert_eq!(rows.len(), 40);
+    assert_eq!(rows.len(), 44);
     assert!(rows.iter().all(|r| r[1] == "ok"), "{rows:?}");
     assert!(
         rows.iter().any(|r| r[0] == "POLCA" && r[6] != "0"),

@@ -62,6 +62,38 @@ impl StubLlm {
         self.rng.pick(&catalogue).clone()
     }
 
+    /// AggregatedUpdate's aggregator: each component taken from one seeded suggestion
+    /// (the hints list the current values first, then each suggestion's, in order).
+    fn aggregate(&mut self, hints: &[VariableHint]) -> String {
+        let mut names: Vec<&str> = Vec::new();
+        for h in hints {
+            if !names.contains(&h.name.as_str()) {
+                names.push(&h.name);
+            }
+        }
+        let suggestions = (hints.len() / names.len().max(1)).saturating_sub(1);
+        let mut reply = serde_json::Map::new();
+        let mut merged = serde_json::Map::new();
+        for (k, name) in names.iter().enumerate() {
+            let pick = if suggestions == 0 {
+                0
+            } else {
+                1 + self.rng.below(suggestions)
+            };
+            if let Some(h) = hints.get(pick * names.len() + k) {
+                reply.insert(
+                    format!("reasoning_{name}"),
+                    Json::String(format!(
+                        "Stub aggregation (not a language model): suggestion {pick}."
+                    )),
+                );
+                merged.insert(name.to_string(), h.value.clone());
+            }
+        }
+        reply.insert("suggestion".into(), Json::Object(merged));
+        Json::Object(reply).to_string()
+    }
+
     fn mutate(&mut self, var: &VariableHint, feedback: &str) -> Json {
         match var.kind {
             ParamKind::Number => self.mutate_number(&var.value),
@@ -170,6 +202,8 @@ impl Llm for StubLlm {
                 "Stub combined feedback (not a language model): {}",
                 request.feedback
             )
+        } else if system == crate::optimizer::aggregator::SYSTEM {
+            self.aggregate(&request.variables)
         } else if asks_summary && request.variables.is_empty() {
             // POLCA's summarizer: its format, without a draw (proposals stay as they were).
             let trajectories = request

@@ -2,6 +2,7 @@
 //! the reply is read back. A malformed reply is never an error: it is an empty update and
 //! a list of problems the trainer reports as warnings.
 
+pub mod aggregator;
 mod common;
 mod opro_v2;
 mod optoprime;

@@ -87,6 +87,7 @@ const TRAINER_FILES: &[(&str, &str)] = embedded!(
     "trainers/GEPA.yaml",
     "trainers/MinibatchAlgorithm.yaml",
     "trainers/BasicSearch.yaml",
+    "trainers/AggregatedUpdate.yaml",
     "trainers/NoOp.yaml",
     "trainers/Rescore.yaml",
     "trainers/DSPyTrainer.yaml",

@@ -56,14 +56,6 @@ pub fn logger_override(value: &str) -> LoggerOverride {
 /// `GEPAUCBSearch`) resolve through the registry and never reach this list.
 pub const REFERENCE_ONLY_TRAINERS: &[(&str, &str)] = &[
     (
-        "AggregatedUpdate",
-        "an older OpenTrace's trainer (listed by the reference's March 2026 transcript), not specified for this build",
-    ),
-    (
-        "DSPyExternalTrainer",
-        "a DSPy trainer name of the reference's configs that this build does not map (DSPyTrainer runs DSPy's optimizers)",
-    ),
-    (
         "Minibatch",
         "an abstract base class in OpenTrace (forward/update are abstract): it cannot run upstream either",
     ),

@@ -3,6 +3,7 @@
 //! the job seed only, spending evaluator and LLM calls through a shared [`Ctx`] that
 //! counts them and reports progress as events.
 
+mod aggregated_update;
 mod beamsearch;
 mod core;
 mod data;
@@ -45,6 +46,8 @@ pub enum Algorithm {
     UcbSearch(ucb_search::Settings),
     /// MinibatchAlgorithm or BasicSearch.
     Minibatch(minibatch::Settings),
+    /// AggregatedUpdate: per-example updates merged by an aggregator call.
+    AggregatedUpdate(aggregated_update::Settings),
     /// The NoOp baseline.
     NoOp,
     /// Rescore: the starting parameters, kept (`score`, `rescore`).
@@ -82,6 +85,7 @@ impl Algorithm {
             "textgrad" => Self::TextGrad(textgrad::Settings::read(&k)?),
             "minibatch" => Self::Minibatch(minibatch::Settings::read(false, &k)?),
             "basic_search" => Self::Minibatch(minibatch::Settings::read(true, &k)?),
+            "aggregated_update" => Self::AggregatedUpdate(aggregated_update::Settings::read(&k)?),
             "noop" => Self::NoOp,
             "fixed" => Self::Fixed,
             "external" => Self::External(external::Settings::read(preset, &k)?),
@@ -104,6 +108,7 @@ impl Algorithm {
             Self::UcbSearch(s) => ucb_search::run(s, &mut ctx),
             Self::TextGrad(s) => textgrad::run(s, &mut ctx),
             Self::Minibatch(s) => minibatch::run(s, &mut ctx),
+            Self::AggregatedUpdate(s) => aggregated_update::run(s, &mut ctx),
             Self::NoOp => noop::run(&mut ctx),
             Self::Fixed => noop::keep(&mut ctx),
             Self::External(s) => external::run(s, &mut ctx),

@@ -147,6 +147,10 @@ const VARIANT_SETUPS: &[(&str, &str)] = &[
         "{num_search_iterations: 6, evaluation_batch_size: 2}",
     ),
     ("TextGradTrainer", "{num_epochs: 6}"),
+    (
+        "AggregatedUpdate",
+        "{num_epochs: 4, batch_size: 2, ensure_improvement: true}",
+    ),
 ];
 
 /// Every setup: the first trainers', then the PS variants'.
@@ -181,6 +185,7 @@ BeamsearchAlgorithm: parents=[0, 1, 3, 2, 1, 13, 3] pool=[22:-0.1345 1:-0.1477 1
 BeamsearchHistoryAlgorithm: parents=[0, 1, 2, 0, 1, 3, 2] pool=[8:-0.0867 1:-0.1477 3:-0.6885] metric_calls=29 llm_calls=14
 UCBSearchAlgorithm: parents=[0, 1, 1, 3, 1, 1] pool=[1:-0.1477 3:-0.6885 0:-1.0000 2:-1.9180 4:-2.1481 5:-2.5544 6:-3.3343] metric_calls=13 llm_calls=6
 TextGradTrainer: parents=[0, 1, 1, 1, 1, 1] pool=[1:-0.1407] metric_calls=18 llm_calls=24
+AggregatedUpdate: parents=[0, 1, 1, 1] pool=[1:-0.7703] metric_calls=16 llm_calls=12
 ";
 
 #[test]
@@ -595,4 +600,71 @@ fn textgrad_makes_the_calls_of_its_protocol() {
     assert_eq!(r.result.counters.metric_calls, n as u64);
     assert_eq!(r.result.steps, batches);
     assert_eq!(r.result.resolved_optimizer.as_deref(), Some("TextGrad"));
+}
+
+#[test]
+fn aggregated_update_merges_one_suggestion_per_example() {
+    // Per minibatch of B examples: B single-example evaluations, B proposals (role
+    // `optimizer`), one aggregator call whose prompt lists the current values and the B
+    // suggestions; the merged result is the next candidate (no check by default).
+    let reg = Registry::builtin();
+    let task = reg.task("internal:multi_param").unwrap();
+    let n = task.manifest.splits.train.len() as u64;
+    let r = run(
+        "internal:multi_param",
+        "AggregatedUpdate",
+        "{num_epochs: 3, batch_size: 2}",
+        5,
+    );
+    let batches = 3 * n.div_ceil(2);
+    assert_eq!(r.result.steps, batches);
+    assert_eq!(r.result.counters.llm_calls, batches * 3);
+    assert_eq!(r.result.counters.metric_calls, batches * 2);
+    let roles: Vec<(String, String)> = r
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            EventKind::LlmTranscript(t) => Some((
+                t.caller.clone(),
+                t.messages
+                    .last()
+                    .map(|m| m.content.clone())
+                    .unwrap_or_default(),
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(roles.len() as u64, batches * 3);
+    for step in roles.chunks(3) {
+        assert_eq!(step[0].0, "optimizer");
+        assert_eq!(step[1].0, "optimizer");
+        assert_eq!(step[2].0, "aggregator");
+        let prompt = &step[2].1;
+        assert!(
+            prompt.starts_with("#SuggestedValue_0 (confidence 0.5):\n{"),
+            "{prompt}"
+        );
+        assert!(
+            prompt.contains("#SuggestedValue_2 (confidence 0.5):"),
+            "{prompt}"
+        );
+        assert!(!prompt.contains("#SuggestedValue_3"), "{prompt}");
+    }
+    // Every step's merge changed something in stub mode, and each change was applied.
+    let accepted = r
+        .events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                EventKind::Candidate {
+                    parent_id: Some(_),
+                    best: true,
+                    ..
+                }
+            )
+        })
+        .count() as u64;
+    assert!(accepted >= batches - 1, "{accepted} of {batches}");
+    assert_ne!(r.result.best_params, task.initial_values());
 }

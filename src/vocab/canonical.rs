@@ -96,6 +96,72 @@ fn shortest_digits(x: f64) -> (&'static str, String, i32) {
     )
 }
 
+/// `str({name: value})` in Python of the `names` entries of `params`, in that order (the
+/// text OpenTrace's POLCA embeds and its AggregatedUpdate shows the aggregator); a missing
+/// entry is `None`.
+pub fn python_dict_repr(params: &crate::vocab::Kwargs, names: &[String]) -> String {
+    let items: Vec<String> = names
+        .iter()
+        .map(|name| {
+            let value = params.get(name).unwrap_or(&Value::Null);
+            format!("{}: {}", python_str(name), python_repr(value))
+        })
+        .collect();
+    format!("{{{}}}", items.join(", "))
+}
+
+/// Python's `repr` of a JSON value (str, int, float, bool, None, list, dict).
+pub fn python_repr(v: &Value) -> String {
+    match v {
+        Value::Null => "None".into(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => i.to_string(),
+            (_, Some(u)) => u.to_string(),
+            _ => python_float_repr(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => python_str(s),
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(python_repr).collect::<Vec<_>>().join(", ")
+        ),
+        Value::Object(map) => format!(
+            "{{{}}}",
+            map.iter()
+                .map(|(k, v)| format!("{}: {}", python_str(k), python_repr(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Python's `repr` of a str: single quotes unless the text has one and no double quote.
+fn python_str(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for ch in s.chars() {
+        match ch {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
 /// Full lowercase hex SHA-256 of the UTF-8 bytes of `text`.
 pub fn sha256_hex(text: &str) -> String {
     let digest = Sha256::digest(text.as_bytes());

@@ -25,8 +25,7 @@ use crate::rng::Rng;
 use crate::stop::Stopped;
 use crate::task::{Evaluation, SplitName};
 use crate::vocab::Kwargs;
-use crate::vocab::canonical::python_float_repr;
-use serde_json::Value as Json;
+use crate::vocab::canonical::{python_dict_repr, python_float_repr};
 
 /// POLCA's knobs.
 #[derive(Debug, Clone, PartialEq)]
@@ -242,7 +241,7 @@ impl State {
             .collect();
         let texts: Vec<String> = missing
             .iter()
-            .map(|&i| update_dict_text(&search.cands[i].params, &trainable))
+            .map(|&i| python_dict_repr(&search.cands[i].params, &trainable))
             .collect();
         let vectors = ctx.embed(&texts, model.as_deref())?;
         for (&i, v) in missing.iter().zip(vectors) {
@@ -250,7 +249,7 @@ impl State {
         }
         let texts: Vec<String> = fresh
             .iter()
-            .map(|(params, _)| update_dict_text(params, &trainable))
+            .map(|(params, _)| python_dict_repr(params, &trainable))
             .collect();
         let fresh_vectors = ctx.embed(&texts, model.as_deref())?;
         let known: Vec<Vec<f64>> = members
@@ -414,71 +413,6 @@ fn l2(a: &[f64], b: &[f64]) -> f64 {
         .sqrt()
 }
 
-/// The text upstream embeds: `str({name: value})` of the trainable parameters, a Python
-/// dict repr.
-pub(super) fn update_dict_text(params: &Kwargs, trainable: &[String]) -> String {
-    let items: Vec<String> = trainable
-        .iter()
-        .map(|name| {
-            let value = params.get(name).unwrap_or(&Json::Null);
-            format!("{}: {}", py_str(name), py_repr(value))
-        })
-        .collect();
-    format!("{{{}}}", items.join(", "))
-}
-
-/// Python's `repr` of a JSON value (str, int, float, bool, None, list, dict).
-fn py_repr(v: &Json) -> String {
-    match v {
-        Json::Null => "None".into(),
-        Json::Bool(true) => "True".into(),
-        Json::Bool(false) => "False".into(),
-        Json::Number(n) => match (n.as_i64(), n.as_u64()) {
-            (Some(i), _) => i.to_string(),
-            (_, Some(u)) => u.to_string(),
-            _ => python_float_repr(n.as_f64().unwrap_or(f64::NAN)),
-        },
-        Json::String(s) => py_str(s),
-        Json::Array(items) => format!(
-            "[{}]",
-            items.iter().map(py_repr).collect::<Vec<_>>().join(", ")
-        ),
-        Json::Object(map) => format!(
-            "{{{}}}",
-            map.iter()
-                .map(|(k, v)| format!("{}: {}", py_str(k), py_repr(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
-}
-
-/// Python's `repr` of a str: single quotes unless the text has one and no double quote.
-fn py_str(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(quote);
-    for ch in s.chars() {
-        match ch {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
-}
-
 /// What the summarizer answers when no candidate is left to summarise (upstream's
 /// literal, appended to the context prefix as the new context).
 const NO_TRAJECTORIES: &str = "No trajectories found for the memory.";
@@ -596,7 +530,7 @@ mod tests {
         .unwrap();
         let names = ["prompt", "a", "b"].map(String::from);
         assert_eq!(
-            update_dict_text(&params, &names),
+            python_dict_repr(&params, &names),
             "{'prompt': \"it's\", 'a': 2, 'b': 0.5}"
         );
     }
