@@ -223,6 +223,7 @@ fn ps_variants_legacy_searches_textgrad_and_aggregated_update_give_the_same_numb
             "SequentialUpdate",
             "SequentialSearch",
             "BeamSearch",
+            "PrioritySearch_with_Regressor",
         ]
         .iter()
         .map(|t| {
@@ -271,7 +272,7 @@ fn ps_variants_legacy_searches_textgrad_and_aggregated_update_give_the_same_numb
     };
     assert_eq!(numbers(&a), numbers(&c));
     let rows = numbers(&a);
-    assert_eq!(rows.len(), 44);
+    assert_eq!(rows.len(), 48);
     assert!(rows.iter().all(|r| r[1] == "ok"), "{rows:?}");
     assert!(
         rows.iter().any(|r| r[0] == "POLCA" && r[6] != "0"),

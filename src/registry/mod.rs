@@ -95,6 +95,7 @@ const TRAINER_FILES: &[(&str, &str)] = embedded!(
     "trainers/POLCA.yaml",
     "trainers/StreamingPrioritySearch.yaml",
     "trainers/ParetobasedPS.yaml",
+    "trainers/PrioritySearch_with_Regressor.yaml",
     "trainers/SequentialUpdate.yaml",
     "trainers/SequentialSearch.yaml",
     "trainers/BeamSearch.yaml",

@@ -63,10 +63,6 @@ pub const REFERENCE_ONLY_TRAINERS: &[(&str, &str)] = &[
         "OpenEvolveTrainer",
         "the reference's OpenEvolve wrapper, not ported to this build's external trainers yet",
     ),
-    (
-        "PrioritySearch_with_Regressor",
-        "an older OpenTrace's trainer (listed by the reference's March 2026 transcript), not specified for this build",
-    ),
 ];
 
 /// Why a trainer of the reference that this build lacks is skipped.

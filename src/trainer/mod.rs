@@ -66,6 +66,7 @@ impl Algorithm {
             algorithm @ ("polca"
             | "streaming_priority_search"
             | "pareto_priority_search"
+            | "ps_regressor"
             | "ps_beam") => {
                 Self::PrioritySearch(priority_search::Settings::read_variant(algorithm, &k)?)
             }

@@ -151,6 +151,7 @@ const VARIANT_SETUPS: &[(&str, &str)] = &[
         "AggregatedUpdate",
         "{num_epochs: 4, batch_size: 2, ensure_improvement: true}",
     ),
+    ("PrioritySearch_with_Regressor", "{ps_steps: 5}"),
 ];
 
 /// Every setup: the first trainers', then the PS variants'.
@@ -186,6 +187,7 @@ BeamsearchHistoryAlgorithm: parents=[0, 1, 2, 0, 1, 3, 2] pool=[8:-0.0867 1:-0.1
 UCBSearchAlgorithm: parents=[0, 1, 1, 3, 1, 1] pool=[1:-0.1477 3:-0.6885 0:-1.0000 2:-1.9180 4:-2.1481 5:-2.5544 6:-3.3343] metric_calls=13 llm_calls=6
 TextGradTrainer: parents=[0, 1, 1, 1, 1, 1] pool=[1:-0.1407] metric_calls=18 llm_calls=24
 AggregatedUpdate: parents=[0, 1, 1, 1] pool=[1:-0.7703] metric_calls=16 llm_calls=12
+PrioritySearch_with_Regressor: parents=[0, 0, 0, 0, 1, 1, 4, 4, 6, 6, 5, 5, 9, 9, 8, 8] pool=[1:-0.1477 0:-1.0000 9:-1.1882 5:-2.5544 8:-3.2494 4:-3.3189 6:-3.3343 2:- 3:- 7:- 10:- 11:- 12:- 13:- 14:-] metric_calls=10 llm_calls=16
 ";
 
 #[test]
@@ -356,6 +358,11 @@ fn trainers_improve_on_the_initial_score_in_stub_mode() {
                 mean(|r| r.initial),
                 mean(|r| r.last)
             );
+            if *trainer == "PrioritySearch_with_Regressor" {
+                // Its regressor reads scores as success rates: these tasks' negative
+                // scores are all failures to it (see the binary-task test below).
+                continue;
+            }
             if *trainer == "NoOp" {
                 assert_eq!(improved, 0);
                 assert_eq!(runs[0].result.counters.llm_calls, 0);
@@ -667,4 +674,46 @@ fn aggregated_update_merges_one_suggestion_per_example() {
         .count() as u64;
     assert!(accepted >= batches - 1, "{accepted} of {batches}");
     assert_ne!(r.result.best_params, task.initial_values());
+}
+
+#[test]
+fn the_regressor_variant_learns_from_binary_scores() {
+    // datasets:arithmetic scores 0 or 1 per example: the labels the regressor assumes.
+    // Proposals are never validated (metric calls = the explored candidates' training
+    // batches only), every candidate is embedded once, and the search improves.
+    let mut improved = 0;
+    for seed in 1..=5 {
+        let r = run(
+            "datasets:arithmetic",
+            "PrioritySearch_with_Regressor",
+            "{ps_steps: 6}",
+            seed,
+        );
+        let embedded = r
+            .events
+            .iter()
+            .filter(|e| matches!(e, EventKind::EmbeddingCall { .. }))
+            .count();
+        let candidates = r
+            .events
+            .iter()
+            .filter(|e| matches!(e, EventKind::Candidate { .. }))
+            .count();
+        assert_eq!(
+            embedded, candidates,
+            "seed {seed}: one embedding per candidate"
+        );
+        let steps = r.result.steps;
+        // C = 2 explored candidates, batch 1: 2 metric calls per iteration, step 0's
+        // sampling included.
+        assert_eq!(
+            r.result.counters.metric_calls,
+            2 * (steps + 1),
+            "seed {seed}"
+        );
+        if r.last > r.initial {
+            improved += 1;
+        }
+    }
+    assert!(improved >= 4, "{improved}/5");
 }

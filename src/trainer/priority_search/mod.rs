@@ -17,6 +17,7 @@
 //! BeamSearch) as knob settings.
 
 mod polca;
+mod regressor;
 
 use super::core::{Ctx, EvalSpec, Finish, PoolEntry, ProposalSpec, max_opt, mean};
 use super::data::Loader;
@@ -26,6 +27,7 @@ use crate::stop::Stopped;
 use crate::task::{Evaluation, SplitName};
 use crate::vocab::Kwargs;
 use polca::{Polca, Streaming};
+use regressor::{Regressor, RegressorKnobs};
 
 /// PrioritySearch knobs.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,6 +59,9 @@ pub enum Variant {
     Streaming(Streaming),
     /// ParetobasedPS: explore the per-input Pareto front of the memory.
     Pareto,
+    /// PrioritySearch_with_Regressor: no validation; priorities and the best candidate
+    /// from a logistic regression over embeddings of the candidates.
+    Regressor(RegressorKnobs),
 }
 
 impl Settings {
@@ -72,6 +77,7 @@ impl Settings {
             "polca" => s.variant = Variant::Polca(Polca::read(k)?),
             "streaming_priority_search" => s.variant = Variant::Streaming(Streaming::read(k)?),
             "pareto_priority_search" => s.variant = Variant::Pareto,
+            "ps_regressor" => s.variant = Variant::Regressor(RegressorKnobs::read(k)?),
             // BeamSearch: the memory holds the beam, num_candidates wide.
             "ps_beam" => {
                 s.long_term_size = s.long_term_size.or(Some(s.num_candidates));
@@ -127,8 +133,10 @@ pub(super) struct Cand {
     pub n: u64,
     pub step: u64,
     pub rollouts: Vec<Rollout>,
-    /// POLCA: the embedding of the candidate's parameters, once asked for.
+    /// POLCA, the regressor: the embedding of the candidate, once asked for.
     pub embedding: Option<Vec<f64>>,
+    /// The regressor: the candidate's predicted score (its priority).
+    pub predicted: Option<f64>,
     /// POLCA: shown to the summarizer already.
     pub summarized: bool,
 }
@@ -143,6 +151,7 @@ impl Cand {
             step,
             rollouts: Vec::new(),
             embedding: None,
+            predicted: None,
             summarized: false,
         }
     }
@@ -188,6 +197,9 @@ impl Search<'_> {
             .s
             .score_range
             .unwrap_or((f64::NEG_INFINITY, f64::INFINITY));
+        if matches!(self.s.variant, Variant::Regressor(_)) {
+            return c.predicted.unwrap_or(hi);
+        }
         let Some(m) = c.mean() else { return hi };
         let Some(constant) = self.s.ucb else { return m };
         let scale = self.s.score_range.map_or(1.0, |(lo, hi)| hi - lo);
@@ -238,6 +250,16 @@ impl Search<'_> {
     /// The best candidate by mean score over both memories (ties: the older); candidates
     /// not scored yet (StreamingPrioritySearch's fresh proposals) are not the best.
     fn best(&self) -> Option<usize> {
+        if matches!(self.s.variant, Variant::Regressor(_)) {
+            // The regressor's exploitation criterion: the highest prediction (ties: the
+            // older).
+            return self.memory().into_iter().max_by(|&a, &b| {
+                let (pa, pb) = (self.cands[a].predicted, self.cands[b].predicted);
+                pa.unwrap_or(f64::NEG_INFINITY)
+                    .total_cmp(&pb.unwrap_or(f64::NEG_INFINITY))
+                    .then(self.cands[b].id.cmp(&self.cands[a].id))
+            });
+        }
         let unscored_allowed = !matches!(self.s.variant, Variant::Streaming(_));
         self.long
             .iter()
@@ -331,7 +353,12 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Result<Finish, Stopped> {
     let mut best = 0usize;
     let mut samples: Vec<(usize, Evaluation)> = Vec::new();
     let mut batch: Vec<usize> = Vec::new();
-    let streaming = matches!(s.variant, Variant::Streaming(_));
+    // StreamingPrioritySearch and the regressor variant validate nothing.
+    let streaming = matches!(s.variant, Variant::Streaming(_) | Variant::Regressor(_));
+    let mut regressor = match &s.variant {
+        Variant::Regressor(knobs) => Some(Regressor::new(knobs, ctx)),
+        _ => None,
+    };
     loop {
         if search.n_iters > 0 {
             let history = search.history();
@@ -431,6 +458,15 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Result<Finish, Stopped> {
                 search.push(i);
             }
             search.merge_memories();
+            if let Some(r) = &mut regressor {
+                // Upstream trains only while the long-term memory is the current one.
+                let train = match s.memory_update_frequency {
+                    Some(0) => true,
+                    Some(k) => search.n_iters.is_multiple_of(k),
+                    None => false,
+                };
+                r.reprioritize(ctx, &mut search, train)?;
+            }
             if let Some(b) = search.best() {
                 best = b;
             }

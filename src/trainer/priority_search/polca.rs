@@ -126,7 +126,7 @@ impl State {
                 num_proposals: None,
                 rng: ctx.rng("streaming/pairs"),
             },
-            Variant::Plain | Variant::Pareto => Self::Plain,
+            Variant::Plain | Variant::Pareto | Variant::Regressor(_) => Self::Plain,
         }
     }
 
