@@ -244,4 +244,30 @@ mod tests {
         // No `suggestion` key: nothing.
         assert!(parse_aggregate(r#"{"a": 2}"#, &params).0.is_empty());
     }
+
+    /// Upstream's `extract_llm_suggestion` (OpenTrace `aggregator.py`, run on these
+    /// replies) returned exactly these objects.
+    #[test]
+    fn extraction_equals_upstreams_on_the_same_replies() {
+        let cases = [
+            (
+                r#"{"reasoning_a": "…", "suggestion": {"a": "3", "prompt": ["x", 1]}}"#,
+                json!({"a": "3", "prompt": ["x", 1]}),
+            ),
+            (
+                "Here it is:\n{\"suggestion\": {\"prompt\": \"Be brief.\"}}\nDone.",
+                json!({"prompt": "Be brief."}),
+            ),
+            (
+                "{\"suggestion\": {\n\"prompt\": \"Be brief.\"\n\"__code0\": \"\"\n}, oops",
+                json!({"prompt": "Be brief.\"\n\"__code0\": \""}),
+            ),
+            (r#"{"suggestion": {"a": "many"}}"#, json!({"a": "many"})),
+            ("TERMINATE", json!({})),
+            (r#"{"a": 2}"#, json!({})),
+        ];
+        for (reply, want) in cases {
+            assert_eq!(Json::Object(extract_suggestion(reply)), want, "{reply}");
+        }
+    }
 }

@@ -342,4 +342,69 @@ mod tests {
         assert_eq!(fit(&[], &mut w2, &mut b2, &knobs(10)), 0);
         assert_eq!((w2, b2), (vec![0.3], 0.1));
     }
+
+    /// Upstream's `ModuleCandidateRegressor.update` then `predict_scores` (OpenTrace
+    /// `dev_env`, run with numpy 2 on these inputs, weights set to the same start) gave
+    /// these numbers; ours must match them.
+    #[test]
+    fn training_matches_upstreams_module_regressor() {
+        let cases: [(&[[f64; 4]; 3], [(f64, f64); 3], [f64; 4], f64, [f64; 3]); 2] = [
+            (
+                &[
+                    [0.5, -0.5, 0.5, -0.5],
+                    [0.1, 0.9, -0.3, 0.3],
+                    [-0.6, 0.2, 0.7, 0.3],
+                ],
+                [(3.0, 2.0 / 3.0), (2.0, 0.0), (4.0, 0.5)],
+                [
+                    -0.7552663781642949,
+                    -2.1233577084602335,
+                    1.7411025629110402,
+                    -0.5170687076457777,
+                ],
+                -1.1171622458256565,
+                [0.667293454584822, 0.022288098685769614, 0.4937446316722246],
+            ),
+            (
+                &[
+                    [1.0, 0.0, 0.0, 0.0],
+                    [0.0, 1.0, 0.0, 0.0],
+                    [0.0, 0.0, 1.0, 0.0],
+                ],
+                [(5.0, 1.0), (5.0, 0.0), (2.0, 0.5)],
+                [
+                    4.562083971125695,
+                    -4.500222170351249,
+                    0.03163142623792939,
+                    0.0,
+                ],
+                -0.0316261833516115,
+                [0.9893391367705048, 0.010646206615280757, 0.5000013107215794],
+            ),
+        ];
+        for (embeddings, rollouts, want_w, want_b, want_p) in cases {
+            let rows: Vec<Row<'_>> = embeddings
+                .iter()
+                .zip(rollouts)
+                .map(|(x, (n, mean))| {
+                    let successes = (mean * n).round_ties_even().clamp(0.0, n);
+                    Row {
+                        x,
+                        successes,
+                        failures: n - successes,
+                    }
+                })
+                .collect();
+            let (mut w, mut b) = (vec![0.05, -0.02, 0.1, 0.0], 0.0);
+            fit(&rows, &mut w, &mut b, &knobs(20_000));
+            for (got, want) in w.iter().zip(want_w) {
+                assert!((got - want).abs() < 1e-9, "{w:?} vs {want_w:?}");
+            }
+            assert!((b - want_b).abs() < 1e-9, "{b} vs {want_b}");
+            for (x, want) in embeddings.iter().zip(want_p) {
+                let p = sigmoid(dot(x, &w) + b);
+                assert!((p - want).abs() < 1e-9, "{p} vs {want}");
+            }
+        }
+    }
 }
