@@ -348,7 +348,9 @@ mod tests {
     /// these numbers; ours must match them.
     #[test]
     fn training_matches_upstreams_module_regressor() {
-        let cases: [(&[[f64; 4]; 3], [(f64, f64); 3], [f64; 4], f64, [f64; 3]); 2] = [
+        /// Embeddings, (rollouts, mean) per candidate, upstream's weights, bias, predictions.
+        type Case<'a> = (&'a [[f64; 4]; 3], [(f64, f64); 3], [f64; 4], f64, [f64; 3]);
+        let cases: [Case<'_>; 2] = [
             (
                 &[
                     [0.5, -0.5, 0.5, -0.5],
