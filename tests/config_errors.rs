@@ -544,7 +544,7 @@ fn validate_prints_skip_for_a_trainer_the_check_only_warns_about() {
         "r.yaml",
         "seeds: [1]
 tasks: [internal:numeric_param]
-trainers: [OpenEvolveTrainer, NoOp]
+trainers: [AggregatedUpdate, NoOp]
 ",
     );
     ws.cmd()
@@ -553,7 +553,7 @@ trainers: [OpenEvolveTrainer, NoOp]
         .assert()
         .success()
         .stdout(contains(
-            "[SKIP] trainer OpenEvolveTrainer: not available in this build\n[OK] trainer NoOp\n",
+            "[SKIP] trainer AggregatedUpdate: not available in this build\n[OK] trainer NoOp\n",
         ))
         .stdout(contains("[FAIL]").not())
         .stdout(contains("0 error(s), 1 warning(s)"))

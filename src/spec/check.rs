@@ -68,10 +68,6 @@ pub const REFERENCE_ONLY_TRAINERS: &[(&str, &str)] = &[
         "an abstract base class in OpenTrace (forward/update are abstract): it cannot run upstream either",
     ),
     (
-        "OpenEvolveTrainer",
-        "the reference's OpenEvolve wrapper, not ported to this build's external trainers yet",
-    ),
-    (
         "PrioritySearch_with_Regressor",
         "an older OpenTrace's trainer (listed by the reference's March 2026 transcript), not specified for this build",
     ),

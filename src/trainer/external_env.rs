@@ -37,7 +37,7 @@ pub fn python_of(dir: &Path) -> PathBuf {
 /// Whether `python` imports every module the external trainers need.
 pub fn is_complete(python: &Path) -> bool {
     Command::new(python)
-        .args(["-c", "import dspy, gepa, optuna"])
+        .args(["-c", "import dspy, gepa, optuna, openevolve"])
         .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
         .output()
         .is_ok_and(|o| o.status.success())
@@ -100,7 +100,10 @@ pub fn ensure(dir: &Path, base_python: &str) -> Result<PathBuf, EnvError> {
     )?;
     if !is_complete(&python) {
         return Err(EnvError::Step {
-            command: format!("{} -c 'import dspy, gepa, optuna'", python.display()),
+            command: format!(
+                "{} -c 'import dspy, gepa, optuna, openevolve'",
+                python.display()
+            ),
             problem: "the modules do not import after installing".into(),
         });
     }
