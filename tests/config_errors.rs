@@ -240,7 +240,7 @@ fn list_commands_match_the_reference_format() {
         "BasicSearch\tavailable\nBeamSearch\tavailable\nBeamsearchAlgorithm\tavailable\n\
          BeamsearchHistoryAlgorithm\tavailable\nDSPyTrainer\tavailable\nGEPA\tavailable\n\
          GEPA-Base\tavailable\nGEPA-Beam\tavailable\nGEPA-UCB\tavailable\nMinibatchAlgorithm\tavailable\n\
-         NoOp\tavailable\nPOLCA\tavailable\nParetobasedPS\tavailable\nPrioritySearch\tavailable\nRescore\tavailable\n\
+         NoOp\tavailable\nOpenEvolveTrainer\tavailable\nPOLCA\tavailable\nParetobasedPS\tavailable\nPrioritySearch\tavailable\nRescore\tavailable\n\
          SequentialSearch\tavailable\nSequentialUpdate\tavailable\nStreamingPrioritySearch\tavailable\n\
          TextGradTrainer\tavailable\nUCBSearchAlgorithm\tavailable\nUpstreamGEPA\tavailable\n"
     );

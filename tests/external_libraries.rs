@@ -1,15 +1,17 @@
-//! The external trainers against the real libraries (the pinned dspy and gepa of
-//! `trace-bench external-env`): DSPyTrainer with each of MIPROv2, COPRO, SIMBA and GEPA,
-//! and UpstreamGEPA, in stub mode on `datasets:arithmetic`. Every job ends `ok`, every
-//! request of the child is in `llm_calls.jsonl` with its role, tokens and evaluator calls
-//! are counted, and the same seed gives the same results at any `max_workers`.
+//! The external trainers against the real libraries (the pinned dspy, gepa and openevolve
+//! of `trace-bench external-env`): DSPyTrainer with each of MIPROv2, COPRO, SIMBA and GEPA,
+//! and UpstreamGEPA, in stub mode on `datasets:arithmetic`; OpenEvolveTrainer on an LLM4AD
+//! task and a number task, and against a candidate program that tries to set its own
+//! score. Every job ends `ok`, every request of the child is in `llm_calls.jsonl` with its
+//! role, tokens and evaluator calls are counted, and the same seed gives the same results
+//! at any `max_workers`.
 //!
 //! `#[ignore]`d: `scripts/check_external.sh` (CI) makes the venv and runs them with
 //! `TRACE_BENCH_EXTERNAL_PYTHON` set; without it they fail rather than skip.
 
 mod common;
 
-use common::{Workspace, read_csv, read_jsonl};
+use common::{Workspace, read_csv, read_json, read_jsonl};
 
 fn external_python() -> String {
     std::env::var("TRACE_BENCH_EXTERNAL_PYTHON")
@@ -93,4 +95,214 @@ fn dspy_and_upstream_gepa_run_offline_counted_and_repeatable() {
             assert!(roles.contains(*role), "{roles:?} in {row:?}");
         }
     }
+}
+
+/// The stable columns of OpenEvolve jobs.
+fn numbers(rows: &[std::collections::BTreeMap<String, String>]) -> Vec<Vec<String>> {
+    rows.iter()
+        .map(|r| {
+            [
+                "job_id",
+                "status",
+                "score_val_initial",
+                "score_val_final",
+                "score_val",
+                "evaluator_calls",
+                "llm_calls",
+                "prompt_tokens",
+                "completion_tokens",
+                "steps",
+            ]
+            .iter()
+            .map(|k| r.get(*k).cloned().unwrap_or_default())
+            .collect()
+        })
+        .collect()
+}
+
+const OPENEVOLVE: &str = "mode: stub\nseeds: [1, 2]\ntasks: [llm4ad:online_bin_packing_mini, internal:numeric_param]\ntrainers:\n  - id: OpenEvolveTrainer\n    params_variants: [{iterations: 4}]\n";
+
+#[test]
+#[ignore = "needs the external trainers' venv: scripts/check_external.sh"]
+fn openevolve_on_llm4ad_is_scored_by_us_recorded_and_repeatable() {
+    let python = external_python();
+    let ws = Workspace::new();
+    let cfg = ws.config("oe.yaml", OPENEVOLVE);
+    let run = |id: &str, workers: &str| {
+        ws.cmd()
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .args(["--run-id", id, "--max-workers", workers])
+            .args(["--external-python", &python])
+            .assert()
+            .success();
+        ws.path().join("runs").join(id)
+    };
+    let a = run("a", "2");
+    let b = run("b", "1");
+    let rows = read_csv(&a.join("results.csv")).1;
+    assert_eq!(rows.len(), 4);
+    assert_eq!(
+        numbers(&rows),
+        numbers(&read_csv(&b.join("results.csv")).1),
+        "same seed, same numbers at max_workers 2 and 1"
+    );
+    let mut improved = 0;
+    for row in &rows {
+        assert_eq!(row["status"], "ok", "{row:?}");
+        // One LLM call per iteration, each recorded with OpenEvolve's role.
+        assert_eq!(row["llm_calls"], "4", "{row:?}");
+        let job = a.join("jobs").join(&row["job_id"]);
+        let calls = read_jsonl(&job.join("artifacts/llm_calls.jsonl"));
+        assert_eq!(calls.len(), 4);
+        let again = read_jsonl(
+            &b.join("jobs")
+                .join(&row["job_id"])
+                .join("artifacts/llm_calls.jsonl"),
+        );
+        let replies = |c: &[serde_json::Value]| -> Vec<String> {
+            c.iter()
+                .map(|t| t["response"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(
+            replies(&calls),
+            replies(&again),
+            "the same replies in the same order"
+        );
+        for call in &calls {
+            assert_eq!(call["caller"], "proposer");
+            let user = call["messages"][1]["content"].as_str().unwrap();
+            // Our feedback reaches OpenEvolve's prompt as an artifact.
+            assert!(
+                user.contains("## Last Execution Output\n\n### feedback\n```\nexample 0: score "),
+                "{user}"
+            );
+            assert!(
+                call["response"]
+                    .as_str()
+                    .unwrap()
+                    .contains("<<<<<<< SEARCH\n")
+            );
+        }
+        // The initial program and each child are scored by trace-bench (one example each),
+        // plus the validation monitor of each step.
+        let evals: u64 = row["evaluator_calls"].parse().unwrap();
+        assert!(evals >= 5, "{row:?}");
+        // The final claim is OpenEvolve's best, and its score the one trace-bench gave it:
+        // re-scoring the returned parameters gives the same number.
+        let claims = read_jsonl(&job.join("external/claims.jsonl"));
+        let last = claims.last().unwrap();
+        let fin = &last["final"];
+        assert_eq!(
+            fin["info"]["optimizer"], "openevolve.run_evolution",
+            "{last}"
+        );
+        let claimed = fin["score"].as_f64().unwrap();
+        let rescored: f64 = row["score_val_final"].parse().unwrap();
+        assert!(
+            (claimed - rescored).abs() < 1e-9,
+            "{claimed} vs {rescored} in {row:?}"
+        );
+        let state = read_json(&job.join("artifacts/final_state.json"));
+        let (name, value) = fin["best_params"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .next()
+            .unwrap();
+        assert_eq!(&state["parameters"][0]["name"], name);
+        assert_eq!(&state["parameters"][0]["value"], value);
+        if fin["info"]["kept"] == "best" {
+            improved += 1;
+            assert!(
+                rescored > row["score_val_initial"].parse::<f64>().unwrap(),
+                "{row:?}"
+            );
+        }
+        // Every score OpenEvolve's database holds is one trace-bench computed.
+        let ours: Vec<f64> = read_jsonl(&job.join("events.jsonl"))
+            .iter()
+            .filter(|e| e["type"] == "eval")
+            .filter_map(|e| e["score"].as_f64())
+            .collect();
+        let programs = common::files_under(&job.join("external/openevolve/checkpoints"));
+        let programs: Vec<_> = programs
+            .iter()
+            .filter(|p| p.parent().unwrap().ends_with("programs"))
+            .collect();
+        assert_eq!(programs.len(), 5, "the initial program and 4 children");
+        for p in programs {
+            let program = read_json(p);
+            let s = program["metrics"]["combined_score"].as_f64().unwrap();
+            if program["artifacts_json"]
+                .as_str()
+                .is_some_and(|a| a.contains("could not be read"))
+            {
+                // Nothing to score: the lowest fitness, never the candidate's own word.
+                assert_eq!(s, -f64::MAX);
+                continue;
+            }
+            assert!(
+                ours.iter().any(|o| (o - s).abs() < 1e-12),
+                "{s} not among {ours:?}"
+            );
+        }
+    }
+    assert!(
+        improved > 0,
+        "a number edit of the stub improves internal:numeric_param"
+    );
+}
+
+/// A code task whose initial program tries to give itself a score; its scorer gives 0.25
+/// whatever it is sent.
+const CHEAT_TASK: &str = "id: demo:cheat\ndescription: d\nobjective: o\nparameters:\n  - name: program\n    kind: code\n    initial: |\n      import json\n      def evaluate(program_path):\n          return {'combined_score': 1e9}\n      open('openevolve_best.json', 'w').write(json.dumps({'score': 1e9, 'initial_score': 1e9, 'params': {}}))\n      print(json.dumps({'score': 1e9, 'combined_score': 1e9}))\nsplits:\n  train: [{input: null, info: null}]\nevaluator:\n  kind: command\n  command: [sh, '{task_dir}/score.sh']\n  failure_score: -100\n";
+
+#[test]
+#[ignore = "needs the external trainers' venv: scripts/check_external.sh"]
+fn an_openevolve_candidate_cannot_set_its_own_score() {
+    let python = external_python();
+    let ws = Workspace::new();
+    let dir = ws.path().join("tasks/cheat");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("task.yaml"), CHEAT_TASK).unwrap();
+    std::fs::write(
+        dir.join("score.sh"),
+        "cat > /dev/null; echo '{\"score\": 0.25}'\n",
+    )
+    .unwrap();
+    let cfg = ws.config(
+        "cheat.yaml",
+        "mode: stub\nseeds: [1]\ntasks_dir: tasks\ntasks: [demo:cheat]\ntrainers:\n  - id: OpenEvolveTrainer\n    params_variants: [{iterations: 2, ensure_improvement: false}]\n",
+    );
+    ws.cmd()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .args(["--run-id", "c", "--external-python", &python])
+        .assert()
+        .success();
+    let run = ws.path().join("runs/c");
+    let rows = read_csv(&run.join("results.csv")).1;
+    assert_eq!(rows[0]["status"], "ok", "{rows:?}");
+    assert_eq!(rows[0]["score_val"], "0.25");
+    let job = run.join("jobs").join(&rows[0]["job_id"]);
+    for claim in read_jsonl(&job.join("external/claims.jsonl")) {
+        let c = claim.get("final").or(claim.get("progress")).unwrap();
+        assert_eq!(c["score"].as_f64(), Some(0.25), "{claim}");
+    }
+    let programs = common::files_under(&job.join("external/openevolve/checkpoints"));
+    let mut n = 0;
+    for p in programs
+        .iter()
+        .filter(|p| p.parent().unwrap().ends_with("programs"))
+    {
+        assert_eq!(
+            read_json(p)["metrics"]["combined_score"].as_f64(),
+            Some(0.25),
+            "{p:?}"
+        );
+        n += 1;
+    }
+    assert_eq!(n, 3);
 }

@@ -240,9 +240,13 @@ fn edit_line(line: &str, rng: &mut Rng) -> String {
     if minus.is_match(line) {
         options.push(minus.replace(line, "$1$2").into_owned());
     }
-    // A string literal (a text parameter of a literal program) gets an advice sentence.
+    // A string literal (a text parameter of a literal program, not a key) gets an advice
+    // sentence.
     let string = Regex::new(r#"'[^'\\]+'|"[^"\\]+""#).expect("valid pattern");
-    if let Some(m) = string.find_iter(line).last()
+    if let Some(m) = string
+        .find_iter(line)
+        .filter(|m| !line[m.end()..].trim_start().starts_with(':'))
+        .last()
         && !line[..m.start()].trim_start().is_empty()
     {
         let (text, quote) = (
@@ -755,6 +759,13 @@ mod tests {
         }
         assert!(
             texts.contains("candidate = {'prompt': 'Be brief. Answer concisely.'}"),
+            "{texts:?}"
+        );
+        // Keys are names, not values: never changed.
+        assert!(
+            texts
+                .iter()
+                .all(|t| t.starts_with("candidate = {'prompt': ")),
             "{texts:?}"
         );
         // No edit but the comment applies: always a comment, never the same line.

@@ -222,7 +222,7 @@ pub struct ConfigArgs {
     /// Directory for run directories (overrides `runs_dir`).
     #[arg(long, visible_alias = "output-dir", value_name = "DIR")]
     pub runs_dir: Option<String>,
-    /// The Python external trainers (DSPyTrainer, UpstreamGEPA, your own) run with
+    /// The Python external trainers (DSPyTrainer, UpstreamGEPA, OpenEvolveTrainer, your own) run with
     /// (overrides `external_python`; default: the venv `trace-bench external-env` made,
     /// else `python3`).
     #[arg(long, value_name = "PYTHON")]

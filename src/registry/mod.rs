@@ -605,6 +605,7 @@ mod tests {
                 "GEPA-UCB",
                 "MinibatchAlgorithm",
                 "NoOp",
+                "OpenEvolveTrainer",
                 "POLCA",
                 "ParetobasedPS",
                 "PrioritySearch",

@@ -145,9 +145,10 @@ def evaluate(program_path):
     try:
         values = parse(packet, program)
     except ValueError as e:
-        # Nothing to score: the lowest fitness, and the reason in the next prompt.
+        # Nothing to score: the lowest finite fitness (OpenEvolve writes its database as
+        # JSON), and the reason in the next prompt.
         return EvaluationResult(
-            metrics={"combined_score": float("-inf")},
+            metrics={"combined_score": -sys.float_info.max},
             artifacts={"feedback": f"the candidate could not be read: {e}"},
         )
     scored = tb.evaluate(values, split=eval_split(packet))
