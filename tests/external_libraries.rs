@@ -306,3 +306,32 @@ fn an_openevolve_candidate_cannot_set_its_own_score() {
     }
     assert_eq!(n, 3);
 }
+
+#[test]
+#[ignore = "needs the external trainers' venv: scripts/check_external.sh"]
+fn bad_openevolve_knobs_fail_the_job_naming_the_knob() {
+    // The run ends 1 (failed jobs); each job's error names its knob.
+    let python = external_python();
+    let ws = Workspace::new();
+    let cfg = ws.config(
+        "bad.yaml",
+        "mode: stub\nseeds: [1]\ntasks: [internal:numeric_param]\ntrainers:\n  - id: OpenEvolveTrainer\n    params_variants: [{iterations: 0}, {population_size: many}, {ensure_improvement: 2}]\n",
+    );
+    ws.cmd()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .args(["--run-id", "k", "--external-python", &python])
+        .assert()
+        .code(1);
+    let rows = read_csv(&ws.path().join("runs/k/results.csv")).1;
+    let errors: Vec<&str> = rows.iter().map(|r| r["error"].as_str()).collect();
+    for (row, want) in rows.iter().zip([
+        "OpenEvolveTrainer: knob `iterations` must be an integer >= 1, got 0",
+        "OpenEvolveTrainer: knob `population_size` must be an integer >= 1 or null, got 'many'",
+        "OpenEvolveTrainer: knob `ensure_improvement` must be true or false, got 2",
+    ]) {
+        assert_eq!(row["status"], "failed", "{errors:?}");
+        assert_eq!(row["error_kind"], "external_trainer_failed");
+        assert!(row["error"].ends_with(want), "{errors:?}");
+    }
+}

@@ -175,16 +175,55 @@ def seeded_ids(label, seed):
     uuid.uuid4 = lambda: uuid.UUID(int=rng.getrandbits(128), version=4)
 
 
+def fail(message):
+    print(f"OpenEvolveTrainer: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+class Knobs:
+    """The job's knobs, typed; a wrong value fails the job with the knob's name."""
+
+    def __init__(self, tb):
+        self.tb = tb
+
+    def number(self, name, default, kind=int, minimum=None, optional=False):
+        value = self.tb.knob(name, default)
+        if value is None and optional:
+            return None
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if ok and kind is int and float(value) != int(value):
+            ok = False
+        if not ok or (minimum is not None and value < minimum):
+            want = "an integer" if kind is int else "a number"
+            if minimum is not None:
+                want += f" >= {minimum}"
+            fail(f"knob `{name}` must be {want}{' or null' if optional else ''}, got {value!r}")
+        return kind(value)
+
+    def flag(self, name, default):
+        value = self.tb.knob(name, default)
+        if not isinstance(value, bool):
+            fail(f"knob `{name}` must be true or false, got {value!r}")
+        return value
+
+
 def main():
     tb = client()
     packet = tb.packet
-    knob = tb.knob
-    seed = int(knob("seed", packet["seed"]))
-    iterations = int(knob("iterations", 10))
-    if iterations < 1:
-        raise SystemExit(f"OpenEvolveTrainer: `iterations` must be at least 1, got {iterations}")
+    k = Knobs(tb)
+    seed = k.number("seed", packet["seed"])
+    iterations = k.number("iterations", 10, minimum=1)
+    population = k.number("population_size", None, minimum=1, optional=True)
+    islands = k.number("num_islands", None, minimum=1, optional=True)
+    patience = k.number("early_stopping_patience", None, minimum=1, optional=True)
+    max_code_length = k.number("max_code_length", 10000, minimum=1)
+    max_tokens = k.number("max_tokens", 4096, minimum=1)
+    temperature = k.number("temperature", 0.7, kind=float, minimum=0)
+    threshold = k.number("improvement_threshold", 0.0, kind=float)
+    ensure_improvement = k.flag("ensure_improvement", True)
+    diff_based = k.flag("diff_based_evolution", True)
     if not trainable(packet):
-        raise SystemExit("OpenEvolveTrainer: the task has no trainable parameter")
+        fail(f"task `{packet['task_id']}` has no trainable parameter")
 
     seeded_ids("main", seed)
     import openevolve.process_parallel as pp
@@ -203,19 +242,16 @@ def main():
     cfg = Config(max_iterations=iterations, random_seed=seed)
     cfg.language = "python"
     cfg.log_level = "INFO"
-    cfg.diff_based_evolution = bool(knob("diff_based_evolution", True))
-    cfg.max_code_length = int(knob("max_code_length", 10000))
-    patience = knob("early_stopping_patience")
-    cfg.early_stopping_patience = None if patience is None else int(patience)
+    cfg.diff_based_evolution = diff_based
+    cfg.max_code_length = max_code_length
+    cfg.early_stopping_patience = patience
     cfg.checkpoint_interval = max(iterations, 1)
     cfg.database.random_seed = seed
     cfg.database.in_memory = True
-    population = knob("population_size")
     if population is not None:
-        cfg.database.population_size = int(population)
-    islands = knob("num_islands")
+        cfg.database.population_size = population
     if islands is not None:
-        cfg.database.num_islands = int(islands)
+        cfg.database.num_islands = islands
     cfg.evaluator.parallel_evaluations = 1
     cfg.evaluator.cascade_evaluation = False
     cfg.evaluator.use_llm_feedback = False
@@ -226,8 +262,8 @@ def main():
         name="tb-proposer",
         api_base=tb.llm_base_url,
         api_key=tb.token,
-        temperature=float(knob("temperature", 0.7)),
-        max_tokens=int(knob("max_tokens", 4096)),
+        temperature=temperature,
+        max_tokens=max_tokens,
         timeout=7 * 24 * 3600,
         retries=0,
         retry_delay=0,
@@ -248,10 +284,18 @@ def main():
         output_dir=os.path.abspath("openevolve"),
         cleanup=False,
     )
+    best = {p["name"]: initial[p["name"]] for p in trainable(packet)}
+    best_score = None
     if result.best_program is not None:
-        print(f"OpenEvolveTrainer: best program {result.best_program.id} from iteration {result.best_program.iteration_found}", file=sys.stderr)
-    best = parse(packet, result.best_code) if result.best_code else dict(initial)
-    best_score = float(result.best_score) if result.best_code else None
+        found = result.best_program
+        print(
+            f"OpenEvolveTrainer: best program {found.id} of iteration {found.iteration_found}",
+            file=sys.stderr,
+        )
+        try:
+            best, best_score = parse(packet, result.best_code), float(result.best_score)
+        except ValueError as e:
+            print(f"OpenEvolveTrainer: the best program cannot be read ({e})", file=sys.stderr)
     with open(os.path.join("openevolve", "summary.json"), "w", encoding="utf-8") as f:
         json.dump({"best_score": best_score, "metrics": result.metrics}, f, default=str)
     initial_score = None
@@ -259,9 +303,10 @@ def main():
         with open(BEST_FILE, encoding="utf-8") as f:
             initial_score = json.load(f)["initial_score"]
     kept = "best"
-    if knob("ensure_improvement", True) and initial_score is not None and best_score is not None:
-        if not best_score > initial_score + float(knob("improvement_threshold", 0.0)):
-            best, best_score, kept = {k: initial[k] for k in best}, initial_score, "initial"
+    if ensure_improvement and initial_score is not None and best_score is not None:
+        if not best_score > initial_score + threshold:
+            best = {name: initial[name] for name in best}
+            best_score, kept = initial_score, "initial"
     tb.final(
         best,
         best_score,
