@@ -183,9 +183,11 @@ fn secrets_never_reach_the_run_directory() {
     let ws = Workspace::new();
     let env_secret = "sk-test-ENVSECRET-0123456789abcdef";
     let inline_secret = "sk-inline-SECRET-9876543210fedcba";
+    // The reference's OpenEvolveTrainer takes an `api_key` knob: a variant may hold one.
+    let variant_secret = "sk-variant-SECRET-5555555555aaaaaa";
     let cfg = ws.config(
         "s.yaml",
-        &format!("tasks: [internal:numeric_param]\ntags: [x]\nllm:\n  provider: openai\n  api_key_env: OPENAI_API_KEY\n  api_key: {inline_secret}\n  model: gpt-4o-mini\n"),
+        &format!("tasks: [internal:numeric_param]\ntags: [x]\nllm:\n  provider: openai\n  api_key_env: OPENAI_API_KEY\n  api_key: {inline_secret}\n  model: gpt-4o-mini\ntrainers:\n  - id: NoOp\n    params_variants: [{{api_key: {variant_secret}}}]\n"),
     );
     ws.cmd()
         .args(["run", "--config"])
@@ -211,6 +213,11 @@ fn secrets_never_reach_the_run_directory() {
         assert!(
             !text.contains(inline_secret),
             "inline secret in {}",
+            entry.display()
+        );
+        assert!(
+            !text.contains(variant_secret),
+            "a variant's secret in {}",
             entry.display()
         );
         checked += 1;
