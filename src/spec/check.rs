@@ -61,7 +61,7 @@ pub const REFERENCE_ONLY_TRAINERS: &[(&str, &str)] = &[
     ),
     (
         "DSPyExternalTrainer",
-        "a DSPy trainer name of the reference's configs that this build does not map (DSPyTrainer runs DSPy's optimizers)",
+        "not a trainer the reference ships: the name is only a fake of its test suite (`FakeDSPyExternalTrainer`); DSPyTrainer runs DSPy's optimizers",
     ),
     (
         "Minibatch",
