@@ -274,7 +274,7 @@ fn an_openevolve_candidate_cannot_set_its_own_score() {
     .unwrap();
     let cfg = ws.config(
         "cheat.yaml",
-        "mode: stub\nseeds: [1]\ntasks_dir: tasks\ntasks: [demo:cheat]\ntrainers:\n  - id: OpenEvolveTrainer\n    params_variants: [{iterations: 2, ensure_improvement: false}]\n",
+        "mode: stub\nseeds: [1]\ntasks_dir: tasks\ntasks: [demo:cheat]\ntrainers:\n  - id: OpenEvolveTrainer\n    params_variants: [{iterations: 2, ensure_improvement: false}, {iterations: 2, ensure_improvement: false, diff_based_evolution: false}]\n",
     );
     ws.cmd()
         .args(["run", "--config"])
@@ -284,27 +284,36 @@ fn an_openevolve_candidate_cannot_set_its_own_score() {
         .success();
     let run = ws.path().join("runs/c");
     let rows = read_csv(&run.join("results.csv")).1;
-    assert_eq!(rows[0]["status"], "ok", "{rows:?}");
-    assert_eq!(rows[0]["score_val"], "0.25");
-    let job = run.join("jobs").join(&rows[0]["job_id"]);
-    for claim in read_jsonl(&job.join("external/claims.jsonl")) {
-        let c = claim.get("final").or(claim.get("progress")).unwrap();
-        assert_eq!(c["score"].as_f64(), Some(0.25), "{claim}");
+    assert_eq!(rows.len(), 2, "SEARCH/REPLACE diffs and full rewrites");
+    for (row, diff) in rows.iter().zip([true, false]) {
+        assert_eq!(row["status"], "ok", "{rows:?}");
+        assert_eq!(row["score_val"], "0.25");
+        let job = run.join("jobs").join(&row["job_id"]);
+        // Each child comes from a stub reply in the format the config asks for.
+        for call in read_jsonl(&job.join("artifacts/llm_calls.jsonl")) {
+            let reply = call["response"].as_str().unwrap();
+            assert_eq!(reply.contains("<<<<<<< SEARCH\n"), diff, "{reply}");
+            assert_eq!(reply.starts_with("```python\n"), !diff, "{reply}");
+        }
+        for claim in read_jsonl(&job.join("external/claims.jsonl")) {
+            let c = claim.get("final").or(claim.get("progress")).unwrap();
+            assert_eq!(c["score"].as_f64(), Some(0.25), "{claim}");
+        }
+        let programs = common::files_under(&job.join("external/openevolve/checkpoints"));
+        let mut n = 0;
+        for p in programs
+            .iter()
+            .filter(|p| p.parent().unwrap().ends_with("programs"))
+        {
+            assert_eq!(
+                read_json(p)["metrics"]["combined_score"].as_f64(),
+                Some(0.25),
+                "{p:?}"
+            );
+            n += 1;
+        }
+        assert_eq!(n, 3, "the initial program and two children");
     }
-    let programs = common::files_under(&job.join("external/openevolve/checkpoints"));
-    let mut n = 0;
-    for p in programs
-        .iter()
-        .filter(|p| p.parent().unwrap().ends_with("programs"))
-    {
-        assert_eq!(
-            read_json(p)["metrics"]["combined_score"].as_f64(),
-            Some(0.25),
-            "{p:?}"
-        );
-        n += 1;
-    }
-    assert_eq!(n, 3);
 }
 
 #[test]
