@@ -1,6 +1,7 @@
 //! The Python environment of the external optimizers: a venv with the pinned versions
-//! (`trainers/external/constraints.txt`: dspy 3.4.1, gepa 0.1.4 and everything they pull,
-//! all verified together), made once per machine by `trace-bench external-env`.
+//! (`trainers/external/constraints.txt`: dspy 3.4.1, gepa 0.1.4, openevolve 0.4.0 and
+//! everything they pull, all verified together), made once per machine by
+//! `trace-bench external-env`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
