@@ -32,7 +32,7 @@ import random
 import sys
 import uuid
 
-from tb_client import Client
+from tb_client import Client, TraceBenchError
 
 START = "# EVOLVE-BLOCK-START"
 END = "# EVOLVE-BLOCK-END"
@@ -144,14 +144,17 @@ def evaluate(program_path):
         program = f.read()
     try:
         values = parse(packet, program)
-    except ValueError as e:
+        scored = tb.evaluate(values, split=eval_split(packet))
+    except (ValueError, TraceBenchError) as e:
+        if isinstance(e, TraceBenchError) and e.status != 400:
+            raise  # the job is ending: nothing to score
         # Nothing to score: the lowest finite fitness (OpenEvolve writes its database as
-        # JSON), and the reason in the next prompt.
+        # JSON; a failed evaluation would count as 0, above every negative score), and the
+        # reason in the next prompt.
         return EvaluationResult(
             metrics={"combined_score": -sys.float_info.max},
             artifacts={"feedback": f"the candidate could not be read: {e}"},
         )
-    scored = tb.evaluate(values, split=eval_split(packet))
     score = float(scored["score"])
     best = None
     if os.path.exists(BEST_FILE):
