@@ -4,7 +4,8 @@
 # UpstreamGEPA on datasets:arithmetic (all ok, every request recorded, counted, the same
 # at any max_workers), OpenEvolveTrainer on llm4ad:online_bin_packing_mini and
 # internal:numeric_param (the same checks, its best program re-scored by us, the feedback in
-# its prompts) and against a candidate that tries to set its own score, and the
+# its prompts), against a candidate that tries to set its own score and in real mode against
+# a mock endpoint (recorded, then replayed strictly without a request), and the
 # reference's DSPy configs unchanged on an hf fixture cache.
 # Fails (never skips) when something cannot run.
 set -euo pipefail

@@ -10,6 +10,9 @@
 //! `TRACE_BENCH_EXTERNAL_PYTHON` set; without it they fail rather than skip.
 
 mod common;
+#[path = "../src/llm/mock_server.rs"]
+#[allow(dead_code)]
+mod mock_server;
 
 use common::{Workspace, read_csv, read_json, read_jsonl};
 
@@ -343,4 +346,73 @@ fn bad_openevolve_knobs_fail_the_job_naming_the_knob() {
         assert_eq!(row["error_kind"], "external_trainer_failed");
         assert!(row["error"].ends_with(want), "{errors:?}");
     }
+}
+
+/// Real mode against a mock endpoint: OpenEvolve's requests reach the provider with the
+/// run's model (its seed passed on, no token of ours), are recorded, and a strict replay
+/// answers every one of them from the cache without a request — so OpenEvolve sends the
+/// same requests again.
+#[test]
+#[ignore = "needs the external trainers' venv: scripts/check_external.sh"]
+fn openevolve_in_real_mode_is_recorded_and_replayed_without_a_request() {
+    let python = external_python();
+    let ws = Workspace::new();
+    let server = mock_server::MockServer::start(vec![]).unwrap();
+    server.set_responder(mock_server::varied_reply);
+    let config = |cache: &str| {
+        ws.config(
+            &format!("real-{cache}.yaml"),
+            &format!(
+                "mode: real\nseeds: [5]\nllm:\n  provider: mock\n  base_url: {}\n  model: mock-model\n  api_key_env: TB_TEST_KEY\n  max_retries: 0\n  cache: {cache}\n  cache_dir: {}\ntasks: [internal:numeric_param]\ntrainers:\n  - id: OpenEvolveTrainer\n    params_variants: [{{iterations: 3}}]\n",
+                server.base_url(),
+                ws.path().join("llm-cache").display()
+            ),
+        )
+    };
+    let run_with = |cfg: &std::path::Path, id: &str| {
+        ws.cmd()
+            .env("TB_TEST_KEY", "sk-test-KEY-77")
+            .args(["run", "--config"])
+            .arg(cfg)
+            .args(["--run-id", id, "--external-python", &python])
+            .assert()
+            .success();
+        read_csv(&ws.path().join("runs").join(id).join("results.csv")).1
+    };
+    let recorded = run_with(&config("read_write"), "rec");
+    let requests = server.requests();
+    assert_eq!(recorded[0]["status"], "ok", "{:?}", recorded[0]);
+    assert_eq!(recorded[0]["llm_calls"], "3");
+    assert_eq!(requests.len(), 3, "one request per iteration");
+    for r in &requests {
+        let body = r.json().unwrap();
+        assert_eq!(
+            body["model"], "mock-model",
+            "the run's model, not the role name"
+        );
+        assert!(
+            body["seed"].is_i64(),
+            "OpenEvolve's seed is passed on: {body}"
+        );
+        assert!(
+            body["messages"][1]["content"]
+                .as_str()
+                .unwrap()
+                .contains("# Current Program")
+        );
+        let auth = r
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+            .map(|(_, v)| v.as_str());
+        assert_eq!(
+            auth,
+            Some("Bearer sk-test-KEY-77"),
+            "the provider's key, not the job token"
+        );
+    }
+    let replayed = run_with(&config("replay"), "rep");
+    assert_eq!(server.requests().len(), 3, "a replay sends nothing");
+    assert_eq!(numbers(&recorded), numbers(&replayed));
+    assert_eq!(replayed[0]["cached_calls"], "3");
 }
