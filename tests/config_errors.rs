@@ -183,9 +183,11 @@ fn secrets_never_reach_the_run_directory() {
     let ws = Workspace::new();
     let env_secret = "sk-test-ENVSECRET-0123456789abcdef";
     let inline_secret = "sk-inline-SECRET-9876543210fedcba";
+    // The reference's OpenEvolveTrainer takes an `api_key` knob: a variant may hold one.
+    let variant_secret = "sk-variant-SECRET-5555555555aaaaaa";
     let cfg = ws.config(
         "s.yaml",
-        &format!("tasks: [internal:numeric_param]\ntags: [x]\nllm:\n  provider: openai\n  api_key_env: OPENAI_API_KEY\n  api_key: {inline_secret}\n  model: gpt-4o-mini\n"),
+        &format!("tasks: [internal:numeric_param]\ntags: [x]\nllm:\n  provider: openai\n  api_key_env: OPENAI_API_KEY\n  api_key: {inline_secret}\n  model: gpt-4o-mini\ntrainers:\n  - id: NoOp\n    params_variants: [{{api_key: {variant_secret}}}]\n"),
     );
     ws.cmd()
         .args(["run", "--config"])
@@ -211,6 +213,11 @@ fn secrets_never_reach_the_run_directory() {
         assert!(
             !text.contains(inline_secret),
             "inline secret in {}",
+            entry.display()
+        );
+        assert!(
+            !text.contains(variant_secret),
+            "a variant's secret in {}",
             entry.display()
         );
         checked += 1;
@@ -240,7 +247,7 @@ fn list_commands_match_the_reference_format() {
         "AggregatedUpdate\tavailable\nBasicSearch\tavailable\nBeamSearch\tavailable\nBeamsearchAlgorithm\tavailable\n\
          BeamsearchHistoryAlgorithm\tavailable\nDSPyTrainer\tavailable\nGEPA\tavailable\n\
          GEPA-Base\tavailable\nGEPA-Beam\tavailable\nGEPA-UCB\tavailable\nMinibatchAlgorithm\tavailable\n\
-         NoOp\tavailable\nPOLCA\tavailable\nParetobasedPS\tavailable\nPrioritySearch\tavailable\nPrioritySearch_with_Regressor\tavailable\nRescore\tavailable\n\
+         NoOp\tavailable\nOpenEvolveTrainer\tavailable\nPOLCA\tavailable\nParetobasedPS\tavailable\nPrioritySearch\tavailable\nPrioritySearch_with_Regressor\tavailable\nRescore\tavailable\n\
          SequentialSearch\tavailable\nSequentialUpdate\tavailable\nStreamingPrioritySearch\tavailable\n\
          TextGradTrainer\tavailable\nUCBSearchAlgorithm\tavailable\nUpstreamGEPA\tavailable\n"
     );
@@ -544,7 +551,7 @@ fn validate_prints_skip_for_a_trainer_the_check_only_warns_about() {
         "r.yaml",
         "seeds: [1]
 tasks: [internal:numeric_param]
-trainers: [OpenEvolveTrainer, NoOp]
+trainers: [Minibatch, NoOp]
 ",
     );
     ws.cmd()
@@ -553,7 +560,7 @@ trainers: [OpenEvolveTrainer, NoOp]
         .assert()
         .success()
         .stdout(contains(
-            "[SKIP] trainer OpenEvolveTrainer: not available in this build\n[OK] trainer NoOp\n",
+            "[SKIP] trainer Minibatch: not available in this build\n[OK] trainer NoOp\n",
         ))
         .stdout(contains("[FAIL]").not())
         .stdout(contains("0 error(s), 1 warning(s)"))

@@ -17,7 +17,13 @@
 //! 3. TextGrad's `<IMPROVED_VARIABLE>` tags around the changed variable.
 //! 4. GEPA's reflection (``Provide the new instructions within ``` blocks``): the changed
 //!    instruction inside a fence.
-//! 5. Anything else: a short fixed text.
+//! 5. OpenEvolve (a fenced program under `# Current Program`): one SEARCH/REPLACE block
+//!    that copies a line of that program and changes it (a number moved by one, `min`/`max`
+//!    or `<`/`>` swapped, a unary minus dropped, or a comment added), or, when the prompt
+//!    asks for a full rewrite instead, the whole program so changed in a fence. Either
+//!    applies to the current program and changes it (OpenEvolve wastes an iteration on a
+//!    diff that does not).
+//! 6. Anything else: a short fixed text.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -115,6 +121,9 @@ impl LibraryStub {
         if let Some(object) = json_reply(request, last_user, &base, &mut rng) {
             return object.to_string();
         }
+        if let Some(prompt) = OpenEvolvePrompt::read(last_user) {
+            return prompt.reply(rng.rng);
+        }
         if all.contains("<IMPROVED_VARIABLE>") && all.to_lowercase().contains("improved variable") {
             return format!(
                 "<IMPROVED_VARIABLE>{}</IMPROVED_VARIABLE>",
@@ -126,6 +135,143 @@ impl LibraryStub {
         }
         "COMPLETE (stub reply, not a language model)".to_string()
     }
+}
+
+/// What an OpenEvolve prompt asks for: a change of its current program, as SEARCH/REPLACE
+/// blocks (`diff_user.txt`) or a full rewrite in a fence (`full_rewrite_user.txt`).
+#[derive(Debug, Clone, PartialEq)]
+struct OpenEvolvePrompt {
+    /// The fence's language tag (`python`, or what the config names).
+    language: String,
+    /// The current program, exactly as the prompt shows it.
+    program: String,
+    /// SEARCH/REPLACE blocks (else a full rewrite).
+    diff: bool,
+}
+
+/// The delimiter lines of OpenEvolve's diff format (a program line like these would
+/// break the reply's block structure).
+const DIFF_MARKERS: &[&str] = &["<<<<<<< SEARCH", "=======", ">>>>>>> REPLACE"];
+
+impl OpenEvolvePrompt {
+    /// The prompt's program and format, if the request is OpenEvolve's.
+    fn read(last_user: &str) -> Option<Self> {
+        const HEADING: &str = "# Current Program\n```";
+        let start = last_user.find(HEADING)? + HEADING.len();
+        let rest = &last_user[start..];
+        let (language, body) = rest.split_once('\n')?;
+        // The fence closes right before `# Task`; a program may hold fences of its own.
+        let end = body
+            .find("\n```\n\n# Task")
+            .or_else(|| body.find("\n```"))?;
+        let program = body[..end].to_string();
+        if program.trim().is_empty() {
+            return None;
+        }
+        Some(Self {
+            language: language.trim().to_string(),
+            program,
+            diff: last_user.contains("<<<<<<< SEARCH") && last_user.contains(">>>>>>> REPLACE"),
+        })
+    }
+
+    /// The reply: the changed line as a SEARCH/REPLACE block, or the changed program.
+    fn reply(&self, rng: &mut Rng) -> String {
+        let lines: Vec<&str> = self.program.split('\n').collect();
+        let usable = |i: &usize| {
+            let t = lines[*i].trim();
+            !t.is_empty()
+                && !t.starts_with("# EVOLVE-BLOCK")
+                && !DIFF_MARKERS.iter().any(|m| t.starts_with(&m[..7]))
+                && !lines[*i].trim_end().ends_with('\\')
+        };
+        // Code lines first: a changed comment changes nothing the task scores.
+        let mut editable: Vec<usize> = (0..lines.len())
+            .filter(usable)
+            .filter(|&i| !lines[i].trim().starts_with('#'))
+            .collect();
+        if editable.is_empty() {
+            editable = (0..lines.len()).filter(usable).collect();
+        }
+        let Some(&at) = editable.get(rng.below(editable.len().max(1))) else {
+            return "The program is empty: nothing to change (stub reply).".into();
+        };
+        let old = lines[at];
+        let new = edit_line(old, rng);
+        if self.diff {
+            format!(
+                "A small change (stub reply, not a language model).\n\n<<<<<<< SEARCH\n{old}\n=======\n{new}\n>>>>>>> REPLACE\n"
+            )
+        } else {
+            let mut changed: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+            changed[at] = new;
+            format!("```{}\n{}\n```", self.language, changed.join("\n"))
+        }
+    }
+}
+
+/// `line` changed: one of the edits that apply to it (seeded), a comment otherwise.
+fn edit_line(line: &str, rng: &mut Rng) -> String {
+    let mut options: Vec<String> = Vec::new();
+    let number = Regex::new(r"\b\d+\b").expect("valid pattern");
+    if let Some(m) = number.find_iter(line).find(|m| {
+        !line[..m.start()].ends_with(['.', '_'])
+            && !line[..m.start()].ends_with(|c: char| c.is_alphanumeric())
+    }) && let Ok(n) = m.as_str().parse::<u64>()
+    {
+        let moved = if n > 0 && rng.chance(0.5) {
+            n - 1
+        } else {
+            n + 1
+        };
+        options.push(format!("{}{moved}{}", &line[..m.start()], &line[m.end()..]));
+    }
+    for (a, b) in [
+        ("max(", "min("),
+        ("min(", "max("),
+        (" < ", " > "),
+        (" > ", " < "),
+    ] {
+        if line.contains(a) {
+            options.push(line.replacen(a, b, 1));
+        }
+    }
+    let minus = Regex::new(r"([\[(=,]\s*)-(\w)").expect("valid pattern");
+    if minus.is_match(line) {
+        options.push(minus.replace(line, "$1$2").into_owned());
+    }
+    // A string literal (a text parameter of a literal program, not a key) gets an advice
+    // sentence.
+    let string = Regex::new(r#"'[^'\\]+'|"[^"\\]+""#).expect("valid pattern");
+    if let Some(m) = string
+        .find_iter(line)
+        .filter(|m| !line[m.end()..].trim_start().starts_with(':'))
+        .last()
+        && !line[..m.start()].trim_start().is_empty()
+    {
+        let (text, quote) = (
+            &line[m.start() + 1..m.end() - 1],
+            &line[m.end() - 1..m.end()],
+        );
+        let sentence = ADVICE[rng.below(ADVICE.len())];
+        let text = if text.contains(sentence) {
+            text.replace(sentence, "")
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        } else {
+            format!("{} {sentence}", text.trim_end())
+        };
+        if !text.is_empty() {
+            options.push(format!(
+                "{}{quote}{text}{quote}{}",
+                &line[..m.start()],
+                &line[m.end()..]
+            ));
+        }
+    }
+    options.push(format!("{line}  # stub edit {}", rng.below(1000)));
+    options.swap_remove(rng.below(options.len()))
 }
 
 /// `answer` in the format the request asks for: DSPy's chat sections (the answer in the
@@ -472,6 +618,158 @@ mod tests {
         let tg = "<VARIABLE>Be brief.</VARIABLE> Send the improved variable in the following format: <IMPROVED_VARIABLE>{the improved variable}</IMPROVED_VARIABLE>";
         let reply = LibraryStub::new(3).reply(&request("", tg, json!({})));
         assert!(reply.starts_with("<IMPROVED_VARIABLE>Be brief."), "{reply}");
+    }
+
+    /// OpenEvolve's `diff_user.txt` (or `full_rewrite_user.txt`) around a program.
+    fn openevolve_prompt(program: &str, diff: bool) -> String {
+        let task = if diff {
+            "Suggest improvements to the program that will improve its FITNESS SCORE.\n\nYou MUST use the exact SEARCH/REPLACE diff format shown below to indicate changes:\n\n<<<<<<< SEARCH\n# Original code to find and replace (must match exactly)\n=======\n# New replacement code\n>>>>>>> REPLACE\n"
+        } else {
+            "Rewrite the program to improve its FITNESS SCORE.\nProvide the complete new program code.\n\n```python\n# Your rewritten program here\n```"
+        };
+        format!(
+            "# Current Program Information\n- Fitness: -3.0000\n\n## Last Execution Output\n\n### feedback\n```\nexample 0: score -3\n```\n\n# Program Evolution History\n## Previous Attempts\n\n```python\nold = 1\n```\n\n# Current Program\n```python\n{program}\n```\n\n# Task\n{task}"
+        )
+    }
+
+    const PROGRAM: &str = "# EVOLVE-BLOCK-START\ndef priority(item, bins):\n    \"\"\"First fit.\"\"\"\n    return [-i for i in range(len(bins))]\n# EVOLVE-BLOCK-END";
+
+    /// Apply SEARCH/REPLACE blocks as OpenEvolve does (the SEARCH lines must be consecutive
+    /// lines of the program); `None` when a block does not match.
+    fn apply_blocks(program: &str, reply: &str) -> Option<String> {
+        let block = Regex::new(r"(?s)<<<<<<< SEARCH\n(.*?)=======\n(.*?)>>>>>>> REPLACE").unwrap();
+        let mut lines: Vec<String> = program.split('\n').map(str::to_string).collect();
+        let mut applied = 0;
+        for c in block.captures_iter(reply) {
+            let search: Vec<&str> = c[1].trim_end().split('\n').collect();
+            let replace: Vec<String> = c[2].trim_end().split('\n').map(str::to_string).collect();
+            let at = (0..lines.len()).find(|&i| {
+                i + search.len() <= lines.len()
+                    && search.iter().zip(&lines[i..]).all(|(s, l)| s == l)
+            })?;
+            lines.splice(at..at + search.len(), replace);
+            applied += 1;
+        }
+        (applied > 0).then(|| lines.join("\n"))
+    }
+
+    #[test]
+    fn openevolve_prompts_are_recognised_with_their_program_and_format() {
+        let diff = OpenEvolvePrompt::read(&openevolve_prompt(PROGRAM, true)).unwrap();
+        assert_eq!(diff.program, PROGRAM);
+        assert_eq!(diff.language, "python");
+        assert!(diff.diff);
+        let rewrite = OpenEvolvePrompt::read(&openevolve_prompt(PROGRAM, false)).unwrap();
+        assert_eq!(rewrite.program, PROGRAM);
+        assert!(!rewrite.diff);
+        // Other libraries' prompts, and the information heading alone, are not OpenEvolve's.
+        assert_eq!(
+            OpenEvolvePrompt::read("# Current Program Information\n- Fitness: 1"),
+            None
+        );
+        assert_eq!(
+            OpenEvolvePrompt::read(
+                "```\nBe brief.\n```\nProvide the new instructions within ``` blocks."
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn openevolve_diffs_apply_to_the_current_program_and_change_it() {
+        let user = openevolve_prompt(PROGRAM, true);
+        let r = request(
+            "You are an expert software developer.",
+            &user,
+            json!({"seed": 7}),
+        );
+        let mut stub = LibraryStub::new(11);
+        let mut children = std::collections::BTreeSet::new();
+        for _ in 0..40 {
+            let reply = stub.reply(&r);
+            assert_eq!(reply.matches("<<<<<<< SEARCH").count(), 1, "{reply}");
+            let child = apply_blocks(PROGRAM, &reply).unwrap_or_else(|| panic!("{reply}"));
+            assert_ne!(child, PROGRAM, "{reply}");
+            assert!(
+                child.starts_with("# EVOLVE-BLOCK-START\n")
+                    && child.ends_with("\n# EVOLVE-BLOCK-END")
+            );
+            children.insert(child);
+        }
+        // Several different edits, among them one that changes what the program computes.
+        assert!(children.len() >= 4, "{children:?}");
+        assert!(
+            children
+                .iter()
+                .any(|c| c.contains("return [i for i in range(len(bins))]")),
+            "{children:?}"
+        );
+        // Same seed, same replies; another seed, other replies.
+        let again: Vec<String> = (0..5).map(|_| LibraryStub::new(11).reply(&r)).collect();
+        assert!(again.iter().all(|x| x == &again[0]));
+        let first: Vec<String> = {
+            let mut a = LibraryStub::new(11);
+            (0..8).map(|_| a.reply(&r)).collect()
+        };
+        let other: Vec<String> = {
+            let mut b = LibraryStub::new(12);
+            (0..8).map(|_| b.reply(&r)).collect()
+        };
+        assert_ne!(first, other);
+    }
+
+    #[test]
+    fn openevolve_full_rewrites_are_the_changed_program_in_a_fence() {
+        let user = openevolve_prompt(PROGRAM, false);
+        let reply = LibraryStub::new(3).reply(&request("s", &user, json!({})));
+        let code = reply
+            .strip_prefix("```python\n")
+            .and_then(|r| r.strip_suffix("\n```"))
+            .unwrap_or_else(|| panic!("{reply}"));
+        assert_ne!(code, PROGRAM);
+        assert_eq!(code.lines().count(), PROGRAM.lines().count(), "{code}");
+        assert!(!reply.contains("<<<<<<<"));
+    }
+
+    #[test]
+    fn line_edits_move_numbers_swap_comparisons_and_fall_back_to_a_comment() {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut rng = Rng::stream(1, "edits");
+        for _ in 0..60 {
+            seen.insert(edit_line(
+                "    return max(x, 10) if a < b else x2",
+                &mut rng,
+            ));
+        }
+        for want in [
+            "    return max(x, 9) if a < b else x2",
+            "    return max(x, 11) if a < b else x2",
+            "    return min(x, 10) if a < b else x2",
+            "    return max(x, 10) if a > b else x2",
+        ] {
+            assert!(seen.contains(want), "{want} not in {seen:?}");
+        }
+        assert!(
+            seen.iter().any(|l| l.contains("  # stub edit ")),
+            "{seen:?}"
+        );
+        let mut texts = std::collections::BTreeSet::new();
+        for _ in 0..40 {
+            texts.insert(edit_line("candidate = {'prompt': 'Be brief.'}", &mut rng));
+        }
+        assert!(
+            texts.contains("candidate = {'prompt': 'Be brief. Answer concisely.'}"),
+            "{texts:?}"
+        );
+        // Keys are names, not values: never changed.
+        assert!(
+            texts
+                .iter()
+                .all(|t| t.starts_with("candidate = {'prompt': ")),
+            "{texts:?}"
+        );
+        // No edit but the comment applies: always a comment, never the same line.
+        assert!(edit_line("pass", &mut rng).starts_with("pass  # stub edit "));
     }
 
     #[test]

@@ -65,7 +65,7 @@ pub enum Command {
     Rescore(RescoreArgs),
     /// A local web app over a runs dir: runs with live status counts, a run's leaderboard and jobs, a job's curve, parameters, transcripts and log; launch, stop and resume runs (unless --read-only). Prints the URL to open.
     Ui(UiArgs),
-    /// Create the Python environment of the external trainers (a venv with dspy[optuna]==3.4.1, gepa==0.1.4 and their pinned dependencies) and print its Python.
+    /// Create the Python environment of the external trainers (a venv with dspy[optuna]==3.4.1, gepa==0.1.4, openevolve==0.4.0 and their pinned dependencies) and print its Python.
     ExternalEnv(ExternalEnvArgs),
 }
 
@@ -222,7 +222,7 @@ pub struct ConfigArgs {
     /// Directory for run directories (overrides `runs_dir`).
     #[arg(long, visible_alias = "output-dir", value_name = "DIR")]
     pub runs_dir: Option<String>,
-    /// The Python external trainers (DSPyTrainer, UpstreamGEPA, your own) run with
+    /// The Python external trainers (DSPyTrainer, UpstreamGEPA, OpenEvolveTrainer, your own) run with
     /// (overrides `external_python`; default: the venv `trace-bench external-env` made,
     /// else `python3`).
     #[arg(long, value_name = "PYTHON")]

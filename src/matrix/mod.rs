@@ -135,11 +135,14 @@ pub fn expand(config: &Config, registry: &Registry) -> (Vec<Job>, Vec<Diagnostic
             let trainer_id: Arc<str> = Arc::from(trainer.id.as_str());
             let preset = registry.trainer(&trainer.id);
             for (v, variant) in trainer.params_variants.iter().enumerate() {
+                // A secret in a variant (the reference's OpenEvolveTrainer takes `api_key`)
+                // is never a knob here: redacted before it can reach a job file or a job id.
+                let params = redacted(&variant.params);
                 let trainer_kwargs = match preset {
-                    Some(p) => p.resolve(&variant.params),
-                    None => resolve_unknown(&variant.params),
+                    Some(p) => p.resolve(&params),
+                    None => resolve_unknown(&params),
                 };
-                let raw_params = Arc::new(variant.params.clone());
+                let raw_params = Arc::new(params);
                 let resolved = Arc::new(ResolvedKwargs {
                     trainer_kwargs,
                     optimizer: trainer.optimizer.clone(),
@@ -185,6 +188,14 @@ pub fn expand(config: &Config, registry: &Registry) -> (Vec<Job>, Vec<Diagnostic
         }
     }
     (jobs, warnings)
+}
+
+/// `params` with the value of every secret-named key replaced by the redaction marker.
+fn redacted(params: &Kwargs) -> Kwargs {
+    match crate::config::model::redact_secret_keys(&Json::Object(params.clone())) {
+        Json::Object(map) => map,
+        _ => unreachable!("redaction keeps an object an object"),
+    }
 }
 
 fn resolve_unknown(params: &Kwargs) -> Kwargs {

@@ -70,6 +70,7 @@ const TASK_FOLDER_FILES: &[(&str, &str)] = embedded!(
     "trainers/external/tb_client.py",
     "trainers/external/dspy_trainer.py",
     "trainers/external/gepa_trainer.py",
+    "trainers/external/openevolve_trainer.py",
 );
 
 /// Where the external trainers' programs and `tb_client.py` are unpacked.
@@ -103,6 +104,7 @@ const TRAINER_FILES: &[(&str, &str)] = embedded!(
     "trainers/BeamsearchHistoryAlgorithm.yaml",
     "trainers/UCBSearchAlgorithm.yaml",
     "trainers/TextGradTrainer.yaml",
+    "trainers/OpenEvolveTrainer.yaml",
 );
 
 /// The embedded task folders, unpacked: evaluators are programs that need real files.
@@ -594,6 +596,7 @@ mod tests {
         assert_eq!(
             reg.trainer_ids().collect::<Vec<_>>(),
             [
+                "AggregatedUpdate",
                 "BasicSearch",
                 "BeamSearch",
                 "BeamsearchAlgorithm",
@@ -605,9 +608,11 @@ mod tests {
                 "GEPA-UCB",
                 "MinibatchAlgorithm",
                 "NoOp",
+                "OpenEvolveTrainer",
                 "POLCA",
                 "ParetobasedPS",
                 "PrioritySearch",
+                "PrioritySearch_with_Regressor",
                 "Rescore",
                 "SequentialSearch",
                 "SequentialUpdate",

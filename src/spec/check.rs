@@ -56,12 +56,12 @@ pub fn logger_override(value: &str) -> LoggerOverride {
 /// `GEPAUCBSearch`) resolve through the registry and never reach this list.
 pub const REFERENCE_ONLY_TRAINERS: &[(&str, &str)] = &[
     (
-        "Minibatch",
-        "an abstract base class in OpenTrace (forward/update are abstract): it cannot run upstream either",
+        "DSPyExternalTrainer",
+        "not a trainer the reference ships: the name is only a fake of its test suite (`FakeDSPyExternalTrainer`); DSPyTrainer runs DSPy's optimizers",
     ),
     (
-        "OpenEvolveTrainer",
-        "the reference's OpenEvolve wrapper, not ported to this build's external trainers yet",
+        "Minibatch",
+        "an abstract base class in OpenTrace (forward/update are abstract): it cannot run upstream either",
     ),
 ];
 

@@ -163,7 +163,7 @@ pub const CONSTRAINTS: &str = include_str!(concat!(
 ));
 
 /// The packages `external-env` installs (with [`CONSTRAINTS`]).
-pub const PACKAGES: &[&str] = &["dspy[optuna]==3.4.1", "gepa==0.1.4"];
+pub const PACKAGES: &[&str] = &["dspy[optuna]==3.4.1", "gepa==0.1.4", "openevolve==0.4.0"];
 
 /// What the child handed back.
 #[derive(Debug, Default)]

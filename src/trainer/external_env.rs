@@ -1,6 +1,7 @@
 //! The Python environment of the external optimizers: a venv with the pinned versions
-//! (`trainers/external/constraints.txt`: dspy 3.4.1, gepa 0.1.4 and everything they pull,
-//! all verified together), made once per machine by `trace-bench external-env`.
+//! (`trainers/external/constraints.txt`: dspy 3.4.1, gepa 0.1.4, openevolve 0.4.0 and
+//! everything they pull, all verified together), made once per machine by
+//! `trace-bench external-env`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -37,7 +38,7 @@ pub fn python_of(dir: &Path) -> PathBuf {
 /// Whether `python` imports every module the external trainers need.
 pub fn is_complete(python: &Path) -> bool {
     Command::new(python)
-        .args(["-c", "import dspy, gepa, optuna"])
+        .args(["-c", "import dspy, gepa, optuna, openevolve"])
         .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
         .output()
         .is_ok_and(|o| o.status.success())
@@ -100,7 +101,10 @@ pub fn ensure(dir: &Path, base_python: &str) -> Result<PathBuf, EnvError> {
     )?;
     if !is_complete(&python) {
         return Err(EnvError::Step {
-            command: format!("{} -c 'import dspy, gepa, optuna'", python.display()),
+            command: format!(
+                "{} -c 'import dspy, gepa, optuna, openevolve'",
+                python.display()
+            ),
             problem: "the modules do not import after installing".into(),
         });
     }
