@@ -63,6 +63,7 @@ impl Launches {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct LaunchBody {
     /// A file name in the configs dir.
     config: Option<String>,
@@ -171,7 +172,7 @@ pub(super) async fn post(
             "a JSON request from this app's own pages is expected",
         );
     }
-    if shared.read_only && path != "/api/validate" {
+    if shared.read_only {
         return error(
             StatusCode::FORBIDDEN,
             "the app was started with --read-only",
@@ -262,7 +263,9 @@ fn check(shared: &Shared, path: &Path) -> Json {
         .map(|d| {
             json!({
                 "severity": if d.severity == Severity::Error { "error" } else { "warning" },
-                "message": d.message, "key": d.key, "line": d.span.line, "column": d.span.col,
+                "message": d.message, "key": d.key,
+                "line": (d.span.line > 0).then_some(d.span.line),
+                "column": (d.span.line > 0).then_some(d.span.col),
                 "hint": d.hint, "rendered": prepared.diagnostics.render_one(d),
             })
         })
@@ -315,6 +318,16 @@ fn spawn(
     Ok((child, log))
 }
 
+/// A run id the app passes on: one plain name that no argument parser reads as a flag.
+fn plain_run_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && !id.starts_with(['.', '-'])
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
 fn launch(shared: &Shared, b: LaunchBody) -> Response {
     let path = match source_of(shared, &b) {
         Ok(p) => p,
@@ -330,13 +343,18 @@ fn launch(shared: &Shared, b: LaunchBody) -> Response {
         let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
         format!("ui-{}", now.replace([':', '-'], "").trim_end_matches('Z'))
     });
-    if let Err(r) = check_segment(&run_id) {
-        return refusal(r);
+    if !plain_run_id(&run_id) {
+        return error(
+            StatusCode::FORBIDDEN,
+            format!(
+                "`{run_id}` is not a run name (letters, digits, `.`, `_`, `-`; not first `.` or `-`)"
+            ),
+        );
     }
-    if run_id.starts_with('.') || shared.runs_dir.join(&run_id).exists() {
+    if shared.runs_dir.join(&run_id).exists() {
         return error(
             StatusCode::CONFLICT,
-            format!("`{run_id}` exists already or is not a run name; resume it instead"),
+            format!("`{run_id}` exists already; resume it instead"),
         );
     }
     match spawn(shared, &path, &run_id, false) {
