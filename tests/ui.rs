@@ -550,3 +550,140 @@ fn read_only_refuses_launching() {
         "nothing written"
     );
 }
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        if src.is_dir() {
+            copy_dir(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst).unwrap();
+        }
+    }
+}
+
+/// Set a finished job's status and error in its `results.json` and `job_meta.json`.
+fn fail_job(job: &Path, kind: &str, error: &str) {
+    for f in ["results.json", "job_meta.json"] {
+        let p = job.join(f);
+        let mut v: Json = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+        v["status"] = "failed".into();
+        v["error_kind"] = kind.into();
+        v["error"] = error.into();
+        if f == "results.json" {
+            v["score_val"] = Json::Null;
+        }
+        std::fs::write(&p, v.to_string()).unwrap();
+    }
+}
+
+#[test]
+fn curves_causes_of_failure_and_the_compare_gate() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = stub_run(dir.path());
+    // r2: r1 with three failed jobs, two of one cause.
+    copy_dir(&runs.join("r1"), &runs.join("r2"));
+    let jobs: Vec<std::path::PathBuf> = {
+        let mut j: Vec<_> = std::fs::read_dir(runs.join("r2/jobs"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        j.sort();
+        j
+    };
+    fail_job(
+        &jobs[0],
+        "evaluator",
+        "boom: the scorer crashed\n  at line 3",
+    );
+    fail_job(
+        &jobs[1],
+        "evaluator",
+        "boom: the scorer crashed\n  at line 9",
+    );
+    fail_job(&jobs[2], "llm", "rate limited");
+    let s = serve(&runs, &[]);
+    let api = |p: &str| format!("{}api/{p}", s.url);
+
+    // Learning and anytime curves: one SVG image per axis.
+    for axis in ["step", "metric_calls", "tokens", "cost", "millis"] {
+        let mut r = agent()
+            .get(&api(&format!("runs/r1/curves.svg?axis={axis}")))
+            .call()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{axis}");
+        assert_eq!(
+            r.headers().get("content-type").unwrap().to_str().unwrap(),
+            "image/svg+xml"
+        );
+        let svg = r.body_mut().read_to_string().unwrap();
+        assert!(svg.starts_with("<svg xmlns"), "{axis}: {svg}");
+        assert!(svg.contains("<polyline"), "{axis}: a curve is drawn");
+        assert!(
+            svg.contains("internal:numeric_param"),
+            "{axis}: titled by task"
+        );
+        assert!(!svg.contains("<script"), "{axis}");
+    }
+    assert_eq!(get(&api("runs/r1/curves.svg?axis=nonsense")).0, 400);
+
+    // Causes of failure, grouped by status, kind and the error's first line.
+    let f = get_json(&api("runs/r1/failures"));
+    assert_eq!(
+        (&f["total"], f["groups"].as_array().unwrap().len()),
+        (&0.into(), 0)
+    );
+    let f = get_json(&api("runs/r2/failures"));
+    assert_eq!(f["total"], 3, "{f}");
+    let g = &f["groups"][0];
+    assert_eq!(
+        (&g["count"], &g["status"], &g["error_kind"], &g["message"]),
+        (
+            &2.into(),
+            &"failed".into(),
+            &"evaluator".into(),
+            &"boom: the scorer crashed".into()
+        ),
+        "{f}"
+    );
+    assert_eq!(f["groups"][1]["count"], 1);
+    assert_eq!(f["groups"][1]["message"], "rate limited");
+
+    // Compare: the gate's table and verdict, as `trace-bench compare` computes them.
+    let same = get_json(&api("compare?base=r1&new=r1"));
+    assert_eq!(same["verdict"], "pass", "{same}");
+    let worse = get_json(&api("compare?base=r1&new=r2"));
+    assert_eq!(worse["verdict"], "fail", "{worse}");
+    assert!(worse["groups"].as_array().is_some_and(|g| !g.is_empty()));
+    assert!(
+        worse["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["check"] == "pass_rate")
+    );
+    let out = Command::new(BIN)
+        .args(["compare", "--out"])
+        .arg(dir.path().join("gate.json"))
+        .arg(runs.join("r1"))
+        .arg(runs.join("r2"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let cli: Json =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("gate.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        cli["groups"], worse["groups"],
+        "the same table as the CLI's"
+    );
+    assert_eq!(cli["verdict"], worse["verdict"]);
+    assert!(
+        !runs.join("r2/gate.json").exists(),
+        "the app writes nothing"
+    );
+    assert_eq!(get(&api("compare?base=r1&new=%2e%2e")).0, 403);
+    assert_eq!(get(&api("compare?base=r1")).0, 400);
+}

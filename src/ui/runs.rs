@@ -264,6 +264,19 @@ impl RunCache {
         Ok(json!({"total": total, "page": page, "per_page": per_page, "jobs": jobs}))
     }
 
+    /// The jobs that finished but not ok (failed, timeout, skipped, cancelled), with
+    /// their status labels.
+    pub fn not_ok(&self, run_dir: &Path) -> Result<Vec<(String, &'static str)>, ReadError> {
+        self.with(run_dir, |c| {
+            c.jobs
+                .iter()
+                .zip(&c.labels)
+                .filter(|(_, l)| !matches!(**l, "ok" | "running" | "not started"))
+                .map(|(j, l)| (j.job_id.clone(), *l))
+                .collect()
+        })
+    }
+
     /// Whether `job_id` is a planned job of the run.
     pub fn has_job(&self, run_dir: &Path, job_id: &str) -> Result<bool, ReadError> {
         self.with(run_dir, |c| c.jobs.iter().any(|j| j.job_id == job_id))

@@ -59,10 +59,18 @@ async function runsPage(params) {
   const q = params.get("q") || "", page = Number(params.get("page") || 0);
   const box = el("input", { placeholder: "search runs (id, mode, llm, tag)", value: q, size: 40 });
   const list = el("div", {});
+  const picked = [];
+  const cmp = el("button", { id: "compare-picked", disabled: "", onclick: () => { location.hash = `#/compare?base=${enc(picked[0])}&new=${enc(picked[1])}`; } }, "compare the two picked");
+  const pick = (id) => el("input", { type: "checkbox", title: "pick to compare", "data-run": id, onchange: (e) => {
+    const i = picked.indexOf(id);
+    if (e.target.checked && i < 0) picked.push(id); else if (!e.target.checked && i >= 0) picked.splice(i, 1);
+    if (picked.length === 2) cmp.removeAttribute("disabled"); else cmp.setAttribute("disabled", "");
+  }, ...(picked.includes(id) ? { checked: "" } : {}) });
   const load = async (p) => {
     const d = await api(`/api/runs?q=${enc(box.value)}&page=${p}&per_page=50`);
     list.replaceChildren(
       table([
+        ["", r => pick(r.run_id)],
         ["run", r => link(`#/run/${enc(r.run_id)}`, r.run_id)],
         ["mode", r => r.mode], ["llm", r => r.llm],
         ["started", r => r.created_at], ["wall (s)", r => r.wall_seconds, "num"],
@@ -73,7 +81,7 @@ async function runsPage(params) {
       d.unreadable ? el("p", { class: "muted" }, `${d.unreadable} folder(s) with an unreadable manifest`) : null);
   };
   box.addEventListener("input", () => load(0));
-  $app.replaceChildren(el("h2", {}, "Runs"), box, list);
+  $app.replaceChildren(el("h2", {}, "Runs"), box, cmp, list);
   await load(page);
 }
 
@@ -117,8 +125,29 @@ async function runPage(runId) {
       ["time (s)", r => r.time_seconds, "num"], ["tokens", r => r.total_tokens, "num"], ["error", r => r.error],
     ], j.jobs), pager(j.total, j.page, j.per_page, loadJobs));
   };
+  // learning and anytime curves: server-drawn SVG images (analysis::curves)
+  const axes = [["step", "learning curves (step)"], ["metric_calls", "anytime: metric calls"], ["tokens", "anytime: tokens"], ["cost", "anytime: cost"], ["millis", "anytime: milliseconds"]];
+  const img = el("img", { class: "curves", id: "curves", alt: "learning curves" });
+  let drawn = "";
+  const axisSel = el("select", { id: "curve-axis", onchange: () => drawCurves(true) }, axes.map(([v, t]) => el("option", { value: v }, t)));
+  const drawCurves = (force) => {
+    const key = axisSel.value + "|" + JSON.stringify(s.counts);
+    if (!force && key === drawn) return;
+    drawn = key; img.src = `/api/runs/${enc(runId)}/curves.svg?axis=${enc(axisSel.value)}&v=${Date.now()}`;
+  };
+  const fails = el("div", { id: "failures" });
+  const loadFailures = async () => {
+    const fl = await api(`/api/runs/${enc(runId)}/failures`);
+    fails.replaceChildren(fl.total === 0 ? el("p", { class: "muted" }, "no job failed, timed out, was skipped or cancelled") :
+      table([["jobs", g => g.count, "num"], ["status", g => el("span", { class: statusClass(g.status) }, g.status)], ["kind", g => g.error_kind],
+        ["error", g => g.message], ["e.g.", g => el("span", {}, g.jobs.map(j => [link(`#/job/${enc(runId)}/${enc(j)}`, j), " "]))]], fl.groups));
+  };
   $app.replaceChildren(el("h2", {}, `Run ${runId}`), head, links, el("h3", {}, "Leaderboard"), lb, stats, gate,
+    el("h3", {}, "Curves"), el("p", { class: "muted" }, "mean over seeds with a bootstrap 95% band (ok jobs); anytime: best score so far against what the trainer spent. ", axisSel), img,
+    el("h3", {}, "Causes of failure"), fails,
     el("h3", {}, "Jobs"), filters, jobs);
+  drawCurves(true);
+  loadFailures().catch(() => {});
   await loadJobs(0);
   // live counts
   stopLive();
@@ -127,7 +156,8 @@ async function runPage(runId) {
   live.addEventListener("status", (e) => {
     const st = JSON.parse(e.data);
     showHead(st); badge.textContent = "live · " + new Date().toLocaleTimeString();
-    loadJobs(0).catch(() => {});
+    s.counts = st.counts;
+    loadJobs(0).catch(() => {}); loadFailures().catch(() => {}); drawCurves(false);
   });
   live.onerror = () => { badge.textContent = "live: reconnecting"; };
 }
@@ -167,6 +197,38 @@ function paramsTable(states) {
       el("td", { class: JSON.stringify(b[n]) !== JSON.stringify(i[n]) ? "diff" : "" }, show(b[n])),
       el("td", { class: JSON.stringify(f[n]) !== JSON.stringify(i[n]) ? "diff" : "" }, show(f[n])))));
 }
+// A line diff (longest common subsequence) of two texts: [kind, line] with kind " ", "-" or "+".
+function lineDiff(a, b) {
+  const x = a.split("\n"), y = b.split("\n");
+  if (x.length * y.length > 4e6) return [["-", a], ["+", b]];
+  const L = Array.from({ length: x.length + 1 }, () => new Uint32Array(y.length + 1));
+  for (let i = x.length - 1; i >= 0; i--) for (let j = y.length - 1; j >= 0; j--)
+    L[i][j] = x[i] === y[j] ? L[i + 1][j + 1] + 1 : Math.max(L[i + 1][j], L[i][j + 1]);
+  const out = []; let i = 0, j = 0;
+  while (i < x.length && j < y.length) {
+    if (x[i] === y[j]) { out.push([" ", x[i]]); i++; j++; }
+    else if (L[i + 1][j] >= L[i][j + 1]) out.push(["-", x[i++]]);
+    else out.push(["+", y[j++]]);
+  }
+  while (i < x.length) out.push(["-", x[i++]]);
+  while (j < y.length) out.push(["+", y[j++]]);
+  return out;
+}
+function text(v) { return v === undefined ? "" : typeof v === "string" ? v : JSON.stringify(v, null, 2); }
+function paramDiff(states) {
+  const get = st => Object.fromEntries(((st && st.parameters) || []).map(p => [p.name, p.value]));
+  const i = get(states.initial), b = get(states.best), f = get(states.final);
+  const names = [...new Set([...Object.keys(i), ...Object.keys(b), ...Object.keys(f)])];
+  if (!names.length) return el("p", { class: "muted" }, "no state files");
+  const block = (from, to, label) => {
+    const A = text(from), B = text(to);
+    if (A === B) return el("p", { class: "muted" }, `${label}: unchanged`);
+    return el("div", {}, el("div", { class: "role" }, label),
+      el("pre", { class: "pdiff" }, lineDiff(A, B).map(([k, l]) => el("div", { class: k === "+" ? "d-add" : k === "-" ? "d-del" : "d-same" }, `${k} ${l}`))));
+  };
+  return el("div", { id: "param-diff" }, names.map(n => el("div", {}, el("h4", {}, n),
+    block(i[n], b[n], "initial → best"), block(b[n], f[n], "best → final"))));
+}
 function searchList(url, render, per) {
   const box = el("input", { placeholder: "search", size: 40 });
   const out = el("div", {});
@@ -198,6 +260,7 @@ async function jobPage(runId, jobId) {
   const panes = {
     "Curve": () => el("div", {}, curve(d.history)),
     "Parameters": () => paramsTable(d.states),
+    "Diff": () => paramDiff(d.states),
     "Timeline": () => el("div", {}, d.timeline_more ? el("p", { class: "muted" }, `first ${d.timeline.length} events shown; ${d.timeline_more} more in events.jsonl`) : null,
       table([["t (s)", e => e.elapsed_s, "num"], ["type", e => e.type], ["step", e => e.step, "num"],
         ["detail", e => { const { v, seq, ts, elapsed_s, type, step, ...rest } = e; return JSON.stringify(rest); }]], d.timeline)),
@@ -213,6 +276,35 @@ async function jobPage(runId, jobId) {
   for (const name of Object.keys(panes)) tabs.appendChild(el("button", { onclick: () => show(name) }, name));
   $app.replaceChildren(title, head, tabs, pane);
   show("Curve");
+}
+
+// ---- compare two runs (the compare gate)
+async function comparePage(params) {
+  stopLive();
+  const all = await api(`/api/runs?per_page=500`);
+  const opts = (sel) => [el("option", { value: "" }, "— choose a run —"), ...all.runs.map(r => el("option", { value: r.run_id, ...(r.run_id === sel ? { selected: "" } : {}) }, r.run_id))];
+  const base = el("select", { id: "cmp-base" }, opts(params.get("base")));
+  const nw = el("select", { id: "cmp-new" }, opts(params.get("new")));
+  const out = el("div", { id: "compare-out" });
+  const go = el("button", { onclick: () => { location.hash = `#/compare?base=${enc(base.value)}&new=${enc(nw.value)}`; } }, "Compare");
+  $app.replaceChildren(el("h2", {}, "Compare two runs"), el("p", { class: "muted" }, "job by job (same task, trainer, variant, seed), with the default limits of `trace-bench compare`; nothing is written"),
+    "base ", base, " new ", nw, go, out);
+  if (!params.get("base") || !params.get("new")) return;
+  const g = await api(`/api/compare?base=${enc(params.get("base"))}&new=${enc(params.get("new"))}`);
+  const pct = v => v === null || v === undefined ? "" : `${(v * 100).toFixed(1)}%`;
+  const lab = grp => g.groups.some(o => o.trainer_id === grp.trainer_id && o.variant_index !== grp.variant_index) ? `${grp.trainer_id} [v${grp.variant_index}]` : grp.trainer_id;
+  out.replaceChildren(
+    el("p", {}, "verdict: ", el("span", { id: "verdict", class: "verdict-" + g.verdict }, g.verdict.toUpperCase()),
+      ` · ${g.paired_jobs} paired job(s) · ${g.missing_in_new} missing in new · ${g.only_in_new} only in new · ${g.failed_checks} failed check(s), ${g.warnings} warning(s)`),
+    table([["task", r => r.task_id], ["trainer", r => lab(r)], ["pairs", r => r.pairs, "num"],
+      ["score base", r => r.score_val.base, "num"], ["score new", r => r.score_val.new, "num"], ["Δ score", r => r.score_val.change, "num"],
+      ["Δ ci95", r => r.score_delta_ci95_low === null ? "" : `[${fmt(r.score_delta_ci95_low)}, ${fmt(r.score_delta_ci95_high)}]`],
+      ["pass base", r => pct(r.pass_rate.base), "num"], ["pass new", r => pct(r.pass_rate.new), "num"],
+      ["tokens", r => pct(r.tokens.change), "num"], ["time", r => pct(r.time_seconds.change), "num"],
+      ["verdict", r => el("span", { class: "verdict-" + r.verdict }, r.verdict)]], g.groups),
+    g.reasons.length ? el("h3", {}, "Reasons") : null,
+    g.reasons.length ? table([["", r => r.severity], ["check", r => r.check], ["task", r => r.task_id], ["trainer", r => r.trainer_id], ["", r => r.message]], g.reasons) : null,
+    el("details", {}, el("summary", {}, "gate.json (as compare writes it)"), el("pre", {}, JSON.stringify(g, null, 2))));
 }
 
 // ---- launch
@@ -258,6 +350,7 @@ async function routeNow() {
     if (parts[0] === "run" && parts[1]) await runPage(parts[1]);
     else if (parts[0] === "job" && parts[2]) await jobPage(parts[1], parts[2]);
     else if (parts[0] === "launch") await launchPage();
+    else if (parts[0] === "compare") await comparePage(params);
     else { stopLive(); await runsPage(params); }
   } catch (e) {
     $app.replaceChildren(el("p", { class: "err" }, `error: ${e.message}`));
