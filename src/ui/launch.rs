@@ -358,7 +358,21 @@ fn launch(shared: &Shared, b: LaunchBody) -> Response {
         );
     }
     match spawn(shared, &path, &run_id, false) {
-        Ok((child, log)) => {
+        Ok((mut child, log)) => {
+            // Answer once the run directory can be shown (its manifest is written first),
+            // so the page the answer links to exists; a child that ends early answers too.
+            let manifest = shared
+                .runs_dir
+                .join(&run_id)
+                .join("meta")
+                .join("manifest.json");
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while !manifest.is_file()
+                && std::time::Instant::now() < deadline
+                && matches!(child.try_wait(), Ok(None))
+            {
+                std::thread::sleep(std::time::Duration::from_millis(25));
+            }
             let mut items = shared
                 .launches
                 .items

@@ -50,6 +50,8 @@ function pager(total, page, per, go) {
     ` page ${page + 1} of ${pages} (${total}) `,
     el("button", { onclick: () => go(page + 1), ...(page + 1 >= pages ? { disabled: "" } : {}) }, "next ›"));
 }
+// replaceChildren, leaving out the parts a page does not have (null would show as "null").
+function fill(node, ...kids) { node.replaceChildren(...kids.flat().filter(k => k !== null && k !== undefined)); }
 function link(href, text) { return el("a", { href }, text); }
 function enc(s) { return encodeURIComponent(s); }
 function stopLive() { if (live) { live.close(); live = null; } document.getElementById("live").textContent = ""; }
@@ -68,7 +70,7 @@ async function runsPage(params) {
   }, ...(picked.includes(id) ? { checked: "" } : {}) });
   const load = async (p) => {
     const d = await api(`/api/runs?q=${enc(box.value)}&page=${p}&per_page=50`);
-    list.replaceChildren(
+    fill(list, 
       table([
         ["", r => pick(r.run_id)],
         ["run", r => link(`#/run/${enc(r.run_id)}`, r.run_id)],
@@ -81,16 +83,24 @@ async function runsPage(params) {
       d.unreadable ? el("p", { class: "muted" }, `${d.unreadable} folder(s) with an unreadable manifest`) : null);
   };
   box.addEventListener("input", () => load(0));
-  $app.replaceChildren(el("h2", {}, "Runs"), box, cmp, list);
+  fill($app, el("h2", {}, "Runs"), box, cmp, list);
   await load(page);
 }
 
 // ---- one run
 async function runPage(runId) {
-  const d = await api(`/api/runs/${enc(runId)}`);
+  let d;
+  // A run just launched has no manifest for a moment: wait for it while this page is open.
+  for (let tries = 0; ; tries++) {
+    try { d = await api(`/api/runs/${enc(runId)}`); break; } catch (e) {
+      if (tries >= 60 || location.hash !== `#/run/${enc(runId)}` || !/^no run/.test(e.message)) throw e;
+      fill($app, el("p", { class: "muted" }, `waiting for run ${runId} to start…`));
+      await new Promise(r => setTimeout(r, 500));
+    }
+  }
   const s = d.summary;
-  const head = el("div", {});
-  const showHead = (st) => head.replaceChildren(
+  const head = el("div", { id: "run-head" });
+  const showHead = (st) => fill(head, 
     el("p", {}, `mode ${s.mode} · llm ${s.llm || "?"} · started ${s.created_at} · ${st.planned} planned `,
       counts(st.counts), st.complete ? " · complete" : ""));
   showHead(s);
@@ -109,15 +119,15 @@ async function runPage(runId) {
   // jobs table with filters
   const f = {};
   const filters = el("div", {}, ["suite", "task", "trainer", "status", "seed"].map(k => {
-    const sel = el("select", { onchange: () => loadJobs(0) }, el("option", { value: "" }, `any ${k}`),
+    const sel = el("select", { id: `f-${k}`, onchange: () => loadJobs(0) }, el("option", { value: "" }, `any ${k}`),
       ((d.facets || {})[k] || []).map(v => el("option", { value: v }, v)));
     f[k] = sel; return sel;
   }));
-  const jobs = el("div", {});
+  const jobs = el("div", { id: "jobs" });
   const loadJobs = async (p) => {
     const qs = Object.entries(f).map(([k, s]) => `${k}=${enc(s.value)}`).join("&");
     const j = await api(`/api/runs/${enc(runId)}/jobs?${qs}&page=${p}&per_page=50`);
-    jobs.replaceChildren(table([
+    fill(jobs, table([
       ["#", r => r.index, "num"], ["job", r => link(`#/job/${enc(runId)}/${enc(r.job_id)}`, r.job_id)],
       ["task", r => r.task_id], ["trainer", r => r.trainer_id], ["seed", r => r.seed, "num"], ["variant", r => r.variant, "num"],
       ["status", r => el("span", { class: statusClass(r.status) }, r.status)],
@@ -138,11 +148,11 @@ async function runPage(runId) {
   const fails = el("div", { id: "failures" });
   const loadFailures = async () => {
     const fl = await api(`/api/runs/${enc(runId)}/failures`);
-    fails.replaceChildren(fl.total === 0 ? el("p", { class: "muted" }, "no job failed, timed out, was skipped or cancelled") :
+    fill(fails, fl.total === 0 ? el("p", { class: "muted" }, "no job failed, timed out, was skipped or cancelled") :
       table([["jobs", g => g.count, "num"], ["status", g => el("span", { class: statusClass(g.status) }, g.status)], ["kind", g => g.error_kind],
         ["error", g => g.message], ["e.g.", g => el("span", {}, g.jobs.map(j => [link(`#/job/${enc(runId)}/${enc(j)}`, j), " "]))]], fl.groups));
   };
-  $app.replaceChildren(el("h2", {}, `Run ${runId}`), head, links, el("h3", {}, "Leaderboard"), lb, stats, gate,
+  fill($app, el("h2", {}, `Run ${runId}`), head, links, el("h3", {}, "Leaderboard"), lb, stats, gate,
     el("h3", {}, "Curves"), el("p", { class: "muted" }, "mean over seeds with a bootstrap 95% band (ok jobs); anytime: best score so far against what the trainer spent. ", axisSel), img,
     el("h3", {}, "Causes of failure"), fails,
     el("h3", {}, "Jobs"), filters, jobs);
@@ -234,7 +244,7 @@ function searchList(url, render, per) {
   const out = el("div", {});
   const load = async (p) => {
     const d = await api(`${url}?q=${enc(box.value)}&page=${p}&per_page=${per}`);
-    out.replaceChildren(pager(d.total, d.page || 0, d.per_page || per, load), ...(d.items || []).map(render));
+    fill(out, pager(d.total, d.page || 0, d.per_page || per, load), ...(d.items || []).map(render));
   };
   box.addEventListener("input", () => load(0));
   load(0);
@@ -251,7 +261,7 @@ async function jobPage(runId, jobId) {
   const base = `/api/runs/${enc(runId)}/jobs/${enc(jobId)}`;
   const d = await api(base);
   const title = el("h2", {}, link(`#/run/${enc(runId)}`, runId), " / ", jobId);
-  if (d.not_started) { $app.replaceChildren(title, el("p", {}, "not started yet")); return; }
+  if (d.not_started) { fill($app, title, el("p", {}, "not started yet")); return; }
   const m = d.meta || {}, r = d.results || {};
   const head = el("p", {}, `${m.task_id || r.task_id || ""} × ${m.trainer_id || r.trainer_id || ""} · seed ${fmt(m.seed ?? r.seed)} · `,
     el("span", { class: statusClass(m.status || "running") }, m.status || "running (no job_meta.json yet)"),
@@ -274,7 +284,7 @@ async function jobPage(runId, jobId) {
   const tabs = el("div", { class: "tabs" });
   const show = (name) => { for (const b of tabs.children) b.className = b.textContent === name ? "on" : ""; pane.replaceChildren(panes[name]()); };
   for (const name of Object.keys(panes)) tabs.appendChild(el("button", { onclick: () => show(name) }, name));
-  $app.replaceChildren(title, head, tabs, pane);
+  fill($app, title, head, tabs, pane);
   show("Curve");
 }
 
@@ -287,13 +297,13 @@ async function comparePage(params) {
   const nw = el("select", { id: "cmp-new" }, opts(params.get("new")));
   const out = el("div", { id: "compare-out" });
   const go = el("button", { onclick: () => { location.hash = `#/compare?base=${enc(base.value)}&new=${enc(nw.value)}`; } }, "Compare");
-  $app.replaceChildren(el("h2", {}, "Compare two runs"), el("p", { class: "muted" }, "job by job (same task, trainer, variant, seed), with the default limits of `trace-bench compare`; nothing is written"),
+  fill($app, el("h2", {}, "Compare two runs"), el("p", { class: "muted" }, "job by job (same task, trainer, variant, seed), with the default limits of `trace-bench compare`; nothing is written"),
     "base ", base, " new ", nw, go, out);
   if (!params.get("base") || !params.get("new")) return;
   const g = await api(`/api/compare?base=${enc(params.get("base"))}&new=${enc(params.get("new"))}`);
   const pct = v => v === null || v === undefined ? "" : `${(v * 100).toFixed(1)}%`;
   const lab = grp => g.groups.some(o => o.trainer_id === grp.trainer_id && o.variant_index !== grp.variant_index) ? `${grp.trainer_id} [v${grp.variant_index}]` : grp.trainer_id;
-  out.replaceChildren(
+  fill(out, 
     el("p", {}, "verdict: ", el("span", { id: "verdict", class: "verdict-" + g.verdict }, g.verdict.toUpperCase()),
       ` · ${g.paired_jobs} paired job(s) · ${g.missing_in_new} missing in new · ${g.only_in_new} only in new · ${g.failed_checks} failed check(s), ${g.warnings} warning(s)`),
     table([["task", r => r.task_id], ["trainer", r => lab(r)], ["pairs", r => r.pairs, "num"],
@@ -311,33 +321,38 @@ async function comparePage(params) {
 async function launchPage() {
   stopLive();
   const info = await api("/api/info");
-  if (info.read_only) { $app.replaceChildren(el("h2", {}, "Launch"), el("p", {}, "This app was started with --read-only.")); return; }
+  if (info.read_only) { fill($app, el("h2", {}, "Launch"), el("p", {}, "This app was started with --read-only.")); return; }
   const cfgs = await api("/api/configs");
-  const pick = el("select", {}, el("option", { value: "" }, "— paste YAML below, or pick a config —"), cfgs.configs.map(c => el("option", { value: c }, c)));
-  const text = el("textarea", { spellcheck: "false" });
-  const runId = el("input", { placeholder: "run id (default ui-<time>)", size: 30 });
-  const out = el("div", {});
-  const launches = el("div", {});
+  const pick = el("select", { id: "cfg-pick" }, el("option", { value: "" }, "— paste YAML below, or pick a config —"), cfgs.configs.map(c => el("option", { value: c }, c)));
+  const text = el("textarea", { spellcheck: "false", id: "cfg-text" });
+  const runId = el("input", { placeholder: "run id (default ui-<time>)", size: 30, id: "run-id" });
+  const out = el("div", { id: "launch-out" });
+  const launches = el("div", { id: "launches" });
   pick.addEventListener("change", async () => { if (pick.value) { const c = await api(`/api/configs/${enc(pick.value)}`); text.value = c.text; } });
   const body = () => JSON.stringify(pick.value && text.dataset.edited !== "1" ? { config: pick.value, run_id: runId.value || null } : { yaml: text.value, run_id: runId.value || null });
   text.addEventListener("input", () => { text.dataset.edited = "1"; });
   pick.addEventListener("change", () => { text.dataset.edited = "0"; });
   const post = (url, b) => api(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: b });
-  const showProblems = (v) => out.replaceChildren(el("p", { class: v.ok ? "s-ok" : "err" }, v.ok ? `valid: ${v.jobs} job(s)` : "not valid"),
+  const showProblems = (v) => fill(out, el("p", { class: v.ok ? "s-ok" : "err" }, v.ok ? `valid: ${v.jobs} job(s)` : "not valid"),
     ...(v.problems || []).map(p => el("pre", { class: p.severity === "error" ? "err" : "" }, p.rendered || p.message)));
   const refresh = async () => {
     const l = await api("/api/launches");
     launches.replaceChildren(table([["#", x => x.id, "num"], ["run", x => link(`#/run/${enc(x.run_id)}`, x.run_id)], ["config", x => x.config],
-      ["state", x => x.running ? "running" : (x.exit || "")], ["resumed", x => x.resumed, "num"],
-      ["", x => el("span", {}, el("button", { onclick: () => post(`/api/launches/${x.id}/stop`, "{}").then(refresh).catch(e => alert(e.message)), ...(x.running ? {} : { disabled: "" }) }, "stop"),
-        el("button", { onclick: () => post(`/api/launches/${x.id}/resume`, "{}").then(refresh).catch(e => alert(e.message)), ...(x.running ? { disabled: "" } : {}) }, "resume"))]], l.launches));
+      ["state", x => el("span", { "data-state": x.run_id }, x.running ? "running" : (x.exit || ""))], ["resumed", x => x.resumed, "num"],
+      ["", x => el("span", {}, el("button", { "data-action": "stop", "data-run": x.run_id, onclick: () => post(`/api/launches/${x.id}/stop`, "{}").then(refresh).catch(e => alert(e.message)), ...(x.running ? {} : { disabled: "" }) }, "stop"),
+        el("button", { "data-action": "resume", "data-run": x.run_id, onclick: () => post(`/api/launches/${x.id}/resume`, "{}").then(refresh).catch(e => alert(e.message)), ...(x.running ? { disabled: "" } : {}) }, "resume"))]], l.launches));
   };
-  $app.replaceChildren(el("h2", {}, "Launch"), el("p", { class: "muted" }, `configs from ${info.configs_dir}; runs go to ${info.runs_dir}`),
+  fill($app, el("h2", {}, "Launch"), el("p", { class: "muted" }, `configs from ${info.configs_dir}; runs go to ${info.runs_dir}`),
     pick, runId, text,
-    el("button", { onclick: async () => showProblems(await post("/api/validate", body())) }, "Validate"),
-    el("button", { onclick: async () => { try { const v = await post("/api/launch", body()); if (v.problems) showProblems(v); else { out.replaceChildren(el("p", {}, "started ", link(`#/run/${enc(v.run_id)}`, v.run_id))); refresh(); } } catch (e) { out.replaceChildren(el("p", { class: "err" }, e.message)); } } }, "Run"),
+    el("button", { id: "validate", onclick: async () => showProblems(await post("/api/validate", body())) }, "Validate"),
+    el("button", { id: "run", onclick: async () => { try { const v = await post("/api/launch", body()); if (v.problems) showProblems(v); else { fill(out, el("p", {}, "started ", link(`#/run/${enc(v.run_id)}`, v.run_id))); refresh(); } } catch (e) { fill(out, el("p", { class: "err" }, e.message)); } } }, "Run"),
     out, el("h3", {}, "Launched from this app"), launches);
   await refresh();
+  // The launches' states follow the child processes while this page is open.
+  const timer = setInterval(() => {
+    if (!location.hash.startsWith("#/launch")) clearInterval(timer);
+    else refresh().catch(() => {});
+  }, 1000);
 }
 
 // ---- router
@@ -353,7 +368,7 @@ async function routeNow() {
     else if (parts[0] === "compare") await comparePage(params);
     else { stopLive(); await runsPage(params); }
   } catch (e) {
-    $app.replaceChildren(el("p", { class: "err" }, `error: ${e.message}`));
+    fill($app, el("p", { class: "err" }, `error: ${e.message}`));
   }
 }
 window.addEventListener("hashchange", routeNow);
