@@ -72,6 +72,8 @@ def main():
         if "null" in page.locator("#app").inner_text().split():
             problems.append("the run page shows a stray `null`")
         page.screenshot(path=f"{SHOTS}/run.png", full_page=True)
+        page.evaluate("window.scrollTo(0, document.getElementById('curves').offsetTop - 420)")
+        page.screenshot(path=f"{SHOTS}/docs-run.png")
 
         step("a job and its transcript")
         page.locator("#jobs a").first.click()
@@ -124,6 +126,9 @@ def main():
         page.goto(URL + "#/launch")
         page.locator('button[data-action="stop"][data-run="slow"]').click()
         expect(page.locator('[data-state="slow"]')).to_have_text("exited 130", timeout=T)
+        page.select_option("#cfg-pick", "slow.yaml")
+        expect(page.locator("#cfg-text")).to_have_value(re.compile("demo:slow"))
+        page.screenshot(path=f"{SHOTS}/docs-launch.png", clip={"x": 0, "y": 0, "width": 1280, "height": 720})
         page.goto(URL + "#/run/slow")
         expect(page.locator("#run-head")).to_contain_text("cancelled")
         cancelled = int(re.search(r"(\d+) cancelled", page.locator("#run-head").inner_text()).group(1))

@@ -68,8 +68,11 @@ async function runsPage(params) {
     if (e.target.checked && i < 0) picked.push(id); else if (!e.target.checked && i >= 0) picked.splice(i, 1);
     if (picked.length === 2) cmp.removeAttribute("disabled"); else cmp.setAttribute("disabled", "");
   }, ...(picked.includes(id) ? { checked: "" } : {}) });
+  let current = page, going = false;
   const load = async (p) => {
+    current = p;
     const d = await api(`/api/runs?q=${enc(box.value)}&page=${p}&per_page=50`);
+    going = d.runs.some(r => !r.complete);
     fill(list, 
       table([
         ["", r => pick(r.run_id)],
@@ -85,6 +88,12 @@ async function runsPage(params) {
   box.addEventListener("input", () => load(0));
   fill($app, el("h2", {}, "Runs"), box, cmp, list);
   await load(page);
+  // Live counts: while a run on this page is going, the page is read again every 2 s.
+  const me = location.hash;
+  const timer = setInterval(() => {
+    if (location.hash !== me) clearInterval(timer);
+    else if (going) load(current).catch(() => {});
+  }, 2000);
 }
 
 // ---- one run
