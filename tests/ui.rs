@@ -362,6 +362,53 @@ fn validate_launch_stop_and_resume_through_the_api() {
     );
     assert_eq!(v["ok"], false);
     assert_eq!(v["problems"][0]["line"], 2, "{v}");
+    // Pasted YAML cannot name programs: two pastes (a trainer preset with a command, then
+    // a config whose trainers_dir is where pastes are saved) would run any command line.
+    let preset = "id: Evil\nalgorithm: external\nexternal:\n  command: [sh, -c, 'touch pwned']\n";
+    let (_, v) = post(&api("validate"), &serde_json::json!({"yaml": preset}));
+    assert_eq!(v["ok"], false, "{v}");
+    for (key, yaml) in [
+        (
+            "trainers_dir",
+            "mode: stub\ntrainers_dir: .\ntasks: [internal:numeric_param]\ntrainers: [Evil]\n",
+        ),
+        (
+            "tasks_dir",
+            "mode: stub\ntasks_dir: [/tmp]\ntasks: [internal:numeric_param]\ntrainers: [PrioritySearch]\n",
+        ),
+        (
+            "external_python",
+            "mode: stub\nexternal_python: /bin/sh\ntasks: [internal:numeric_param]\ntrainers: [PrioritySearch]\n",
+        ),
+        (
+            "executor",
+            "mode: stub\nexecutor: {kind: slurm, bin: /bin/sh}\ntasks: [internal:numeric_param]\ntrainers: [PrioritySearch]\n",
+        ),
+        (
+            "llm4ad_python",
+            "mode: stub\nllm4ad_python: /bin/sh\ntasks: [internal:numeric_param]\ntrainers: [PrioritySearch]\n",
+        ),
+    ] {
+        let (_, v) = post(&api("validate"), &serde_json::json!({"yaml": yaml}));
+        assert_eq!(v["ok"], false, "{key}: {v}");
+        assert_eq!(
+            (&v["problems"][0]["key"], &v["problems"][0]["line"]),
+            (&key.into(), &2.into()),
+            "{v}"
+        );
+        let (status, v) = post(
+            &api("launch"),
+            &serde_json::json!({"yaml": yaml, "run_id": "evil"}),
+        );
+        assert_eq!(status, 422, "{key}: {v}");
+    }
+    assert!(!runs.join("evil").exists() && !dir.path().join("pwned").exists());
+    // The same keys in a config of the configs dir are the author's: slow.yaml has tasks_dir.
+    let (_, v) = post(
+        &api("validate"),
+        &serde_json::json!({"config": "slow.yaml"}),
+    );
+    assert_eq!(v["ok"], true, "{v}");
     // A bad config is not launched.
     let (status, v) = post(&api("launch"), &serde_json::json!({"config": "bad.yaml"}));
     assert_eq!(status, 422, "{v}");

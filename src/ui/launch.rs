@@ -240,14 +240,67 @@ fn source_of(shared: &Shared, b: &LaunchBody) -> Result<PathBuf, Response> {
     }
 }
 
-/// Check a config as `validate` does; the problems with their lines.
-fn check(shared: &Shared, path: &Path) -> Json {
+/// Keys of a config that name programs to run or folders of them (task and trainer
+/// folders, interpreters, the Slurm executor's `bin` and `args`). A config of the configs
+/// dir may use them (its author put it there); YAML that arrives over HTTP may not, or two
+/// pastes — a trainer preset with a `command`, then a config whose `trainers_dir` is the
+/// folder pasted YAML is saved in — would run any command line.
+const PROGRAM_KEYS: [&str; 6] = [
+    "tasks_dir",
+    "trainers_dir",
+    "external_python",
+    "llm4ad_root",
+    "llm4ad_python",
+    "executor",
+];
+
+/// The pasted config's uses of [`PROGRAM_KEYS`], located.
+fn program_keys(source: &Source) -> Vec<crate::config::Diagnostic> {
+    let Some(config) = crate::config::load(source, &[]).config else {
+        return Vec::new(); // the check reports why it does not load
+    };
+    config
+        .spans
+        .iter()
+        .filter(|(k, _)| PROGRAM_KEYS.contains(&k.replace('-', "_").as_str()))
+        .map(|(k, span)| {
+            crate::config::Diagnostic::error(
+                k.clone(),
+                *span,
+                format!("`{k}` names programs to run: pasted YAML cannot use it"),
+            )
+            .with_hint("put the config in the configs dir and pick it there")
+        })
+        .collect()
+}
+
+/// Check a config as `validate` does; the problems with their lines. Pasted YAML may not
+/// name programs ([`PROGRAM_KEYS`]).
+fn check(shared: &Shared, path: &Path, pasted: bool) -> Json {
     let source = match Source::from_path(path) {
         Ok(s) => s,
         Err(e) => {
             return json!({"ok": false, "problems": [{"severity": "error", "message": e.to_string()}]});
         }
     };
+    if pasted {
+        let refused = program_keys(&source);
+        if !refused.is_empty() {
+            let mut diags = crate::config::Diagnostics::new(&source.name, &source.text);
+            let problems: Vec<Json> = refused
+                .iter()
+                .map(|d| {
+                    json!({"severity": "error", "message": d.message, "key": d.key,
+                           "line": d.span.line, "column": d.span.col, "hint": d.hint,
+                           "rendered": diags.render_one(d)})
+                })
+                .collect();
+            for d in refused {
+                diags.push(d);
+            }
+            return json!({"ok": false, "jobs": 0, "problems": problems});
+        }
+    }
     let settings = &shared.launches.settings;
     let cli = CliOverrides {
         runs_dir: Some(shared.runs_dir.display().to_string()),
@@ -275,7 +328,7 @@ fn check(shared: &Shared, path: &Path) -> Json {
 
 fn validate(shared: &Shared, b: LaunchBody) -> Response {
     match source_of(shared, &b) {
-        Ok(path) => ok_json(check(shared, &path)),
+        Ok(path) => ok_json(check(shared, &path, b.yaml.is_some())),
         Err(r) => r,
     }
 }
@@ -333,7 +386,7 @@ fn launch(shared: &Shared, b: LaunchBody) -> Response {
         Ok(p) => p,
         Err(r) => return r,
     };
-    let verdict = check(shared, &path);
+    let verdict = check(shared, &path, b.yaml.is_some());
     if verdict["ok"] != Json::Bool(true) {
         let mut r = ok_json(verdict);
         *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
