@@ -441,6 +441,43 @@ fn cd_diagram(x: &super::fair::AcrossTasks) -> String {
     s
 }
 
+/// Every task's curves on one axis as one standalone SVG document (the figures of
+/// `report.html` stacked, each under its task's name): what `trace-bench ui` shows as an
+/// image. `None` when no ok job has a step history.
+pub fn curves_svg(summary: &Summary, tasks: &[TaskCurves], x_label: &str) -> Option<String> {
+    if tasks.is_empty() {
+        return None;
+    }
+    let mut body = String::new();
+    let mut y = 0.0;
+    for task in tasks {
+        let fig = task_figure_on(summary, task, x_label);
+        let (Some(start), Some(end)) = (fig.find("<svg"), fig.rfind("</svg>")) else {
+            continue;
+        };
+        let inner = &fig[start..end + "</svg>".len()];
+        let height = inner
+            .split("height=\"")
+            .nth(1)
+            .and_then(|h| h.split('"').next())
+            .and_then(|h| h.parse::<f64>().ok())
+            .unwrap_or(H);
+        let _ = writeln!(
+            body,
+            "<text x=\"4\" y=\"{:.1}\" font-weight=\"bold\">{}</text>",
+            y + 14.0,
+            escape(&task.task_id)
+        );
+        // A nested <svg> keeps the figure's own coordinates.
+        body.push_str(&inner.replacen("<svg ", &format!("<svg y=\"{:.1}\" ", y + 20.0), 1));
+        body.push('\n');
+        y += height + 28.0;
+    }
+    Some(format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{y:.0}\" viewBox=\"0 0 {W} {y:.0}\">\n<style>text{{font-family:system-ui,sans-serif;font-size:11px;fill:#333}}</style>\n{body}</svg>\n"
+    ))
+}
+
 fn task_figure(summary: &Summary, task: &TaskCurves) -> String {
     task_figure_on(summary, task, "step")
 }

@@ -63,7 +63,7 @@ pub enum Command {
     Score(ScoreArgs),
     /// Re-evaluate the states a run found (initial, best, final) — on validation and test, with another model (`--set llm.model=…`) or a fixed evaluator — as a new run directory; the source is never written to.
     Rescore(RescoreArgs),
-    /// A local web app over a runs dir: runs with live status counts, a run's leaderboard and jobs, a job's curve, parameters, transcripts and log; launch, stop and resume runs (unless --read-only). Prints the URL to open.
+    /// A local web app over a runs dir: runs with live status counts, a run's leaderboard, learning and anytime curves, causes of failure and jobs, a job's curve, parameters (with a diff), transcripts and log, the compare gate of two runs; validate, launch, stop and resume runs (unless --read-only). Prints the URL to open (docs/ui.md).
     Ui(UiArgs),
     /// Create the Python environment of the external trainers (a venv with dspy[optuna]==3.4.1, gepa==0.1.4, openevolve==0.4.0 and their pinned dependencies) and print its Python.
     ExternalEnv(ExternalEnvArgs),
@@ -139,7 +139,7 @@ pub struct UiArgs {
     /// The port (0: a free one).
     #[arg(long, default_value_t = 8765)]
     pub port: u16,
-    /// Browse only: no launching, stopping or resuming.
+    /// Browse only: no validating, launching, stopping or resuming (the app writes nothing).
     #[arg(long)]
     pub read_only: bool,
 }

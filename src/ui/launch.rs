@@ -63,6 +63,7 @@ impl Launches {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct LaunchBody {
     /// A file name in the configs dir.
     config: Option<String>,
@@ -171,7 +172,7 @@ pub(super) async fn post(
             "a JSON request from this app's own pages is expected",
         );
     }
-    if shared.read_only && path != "/api/validate" {
+    if shared.read_only {
         return error(
             StatusCode::FORBIDDEN,
             "the app was started with --read-only",
@@ -239,14 +240,67 @@ fn source_of(shared: &Shared, b: &LaunchBody) -> Result<PathBuf, Response> {
     }
 }
 
-/// Check a config as `validate` does; the problems with their lines.
-fn check(shared: &Shared, path: &Path) -> Json {
+/// Keys of a config that name programs to run or folders of them (task and trainer
+/// folders, interpreters, the Slurm executor's `bin` and `args`). A config of the configs
+/// dir may use them (its author put it there); YAML that arrives over HTTP may not, or two
+/// pastes — a trainer preset with a `command`, then a config whose `trainers_dir` is the
+/// folder pasted YAML is saved in — would run any command line.
+const PROGRAM_KEYS: [&str; 6] = [
+    "tasks_dir",
+    "trainers_dir",
+    "external_python",
+    "llm4ad_root",
+    "llm4ad_python",
+    "executor",
+];
+
+/// The pasted config's uses of [`PROGRAM_KEYS`], located.
+fn program_keys(source: &Source) -> Vec<crate::config::Diagnostic> {
+    let Some(config) = crate::config::load(source, &[]).config else {
+        return Vec::new(); // the check reports why it does not load
+    };
+    config
+        .spans
+        .iter()
+        .filter(|(k, _)| PROGRAM_KEYS.contains(&k.replace('-', "_").as_str()))
+        .map(|(k, span)| {
+            crate::config::Diagnostic::error(
+                k.clone(),
+                *span,
+                format!("`{k}` names programs to run: pasted YAML cannot use it"),
+            )
+            .with_hint("put the config in the configs dir and pick it there")
+        })
+        .collect()
+}
+
+/// Check a config as `validate` does; the problems with their lines. Pasted YAML may not
+/// name programs ([`PROGRAM_KEYS`]).
+fn check(shared: &Shared, path: &Path, pasted: bool) -> Json {
     let source = match Source::from_path(path) {
         Ok(s) => s,
         Err(e) => {
             return json!({"ok": false, "problems": [{"severity": "error", "message": e.to_string()}]});
         }
     };
+    if pasted {
+        let refused = program_keys(&source);
+        if !refused.is_empty() {
+            let mut diags = crate::config::Diagnostics::new(&source.name, &source.text);
+            let problems: Vec<Json> = refused
+                .iter()
+                .map(|d| {
+                    json!({"severity": "error", "message": d.message, "key": d.key,
+                           "line": d.span.line, "column": d.span.col, "hint": d.hint,
+                           "rendered": diags.render_one(d)})
+                })
+                .collect();
+            for d in refused {
+                diags.push(d);
+            }
+            return json!({"ok": false, "jobs": 0, "problems": problems});
+        }
+    }
     let settings = &shared.launches.settings;
     let cli = CliOverrides {
         runs_dir: Some(shared.runs_dir.display().to_string()),
@@ -262,7 +316,9 @@ fn check(shared: &Shared, path: &Path) -> Json {
         .map(|d| {
             json!({
                 "severity": if d.severity == Severity::Error { "error" } else { "warning" },
-                "message": d.message, "key": d.key, "line": d.span.line, "column": d.span.col,
+                "message": d.message, "key": d.key,
+                "line": (d.span.line > 0).then_some(d.span.line),
+                "column": (d.span.line > 0).then_some(d.span.col),
                 "hint": d.hint, "rendered": prepared.diagnostics.render_one(d),
             })
         })
@@ -272,7 +328,7 @@ fn check(shared: &Shared, path: &Path) -> Json {
 
 fn validate(shared: &Shared, b: LaunchBody) -> Response {
     match source_of(shared, &b) {
-        Ok(path) => ok_json(check(shared, &path)),
+        Ok(path) => ok_json(check(shared, &path, b.yaml.is_some())),
         Err(r) => r,
     }
 }
@@ -315,12 +371,22 @@ fn spawn(
     Ok((child, log))
 }
 
+/// A run id the app passes on: one plain name that no argument parser reads as a flag.
+fn plain_run_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && !id.starts_with(['.', '-'])
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
 fn launch(shared: &Shared, b: LaunchBody) -> Response {
     let path = match source_of(shared, &b) {
         Ok(p) => p,
         Err(r) => return r,
     };
-    let verdict = check(shared, &path);
+    let verdict = check(shared, &path, b.yaml.is_some());
     if verdict["ok"] != Json::Bool(true) {
         let mut r = ok_json(verdict);
         *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
@@ -330,17 +396,36 @@ fn launch(shared: &Shared, b: LaunchBody) -> Response {
         let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
         format!("ui-{}", now.replace([':', '-'], "").trim_end_matches('Z'))
     });
-    if let Err(r) = check_segment(&run_id) {
-        return refusal(r);
+    if !plain_run_id(&run_id) {
+        return error(
+            StatusCode::FORBIDDEN,
+            format!(
+                "`{run_id}` is not a run name (letters, digits, `.`, `_`, `-`; not first `.` or `-`)"
+            ),
+        );
     }
-    if run_id.starts_with('.') || shared.runs_dir.join(&run_id).exists() {
+    if shared.runs_dir.join(&run_id).exists() {
         return error(
             StatusCode::CONFLICT,
-            format!("`{run_id}` exists already or is not a run name; resume it instead"),
+            format!("`{run_id}` exists already; resume it instead"),
         );
     }
     match spawn(shared, &path, &run_id, false) {
-        Ok((child, log)) => {
+        Ok((mut child, log)) => {
+            // Answer once the run directory can be shown (its manifest is written first),
+            // so the page the answer links to exists; a child that ends early answers too.
+            let manifest = shared
+                .runs_dir
+                .join(&run_id)
+                .join("meta")
+                .join("manifest.json");
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while !manifest.is_file()
+                && std::time::Instant::now() < deadline
+                && matches!(child.try_wait(), Ok(None))
+            {
+                std::thread::sleep(std::time::Duration::from_millis(25));
+            }
             let mut items = shared
                 .launches
                 .items

@@ -13,6 +13,7 @@ mod job;
 mod launch;
 pub mod paths;
 mod runs;
+mod views;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -140,6 +141,7 @@ struct Shared {
     token: Option<String>,
     read_only: bool,
     cache: RunCache,
+    curves: views::CurveCache,
     launches: launch::Launches,
 }
 
@@ -180,6 +182,7 @@ pub fn start(options: Options) -> Result<Running, UiError> {
         token: token.clone(),
         read_only: options.read_only,
         cache: RunCache::default(),
+        curves: views::CurveCache::default(),
         launches: launch::Launches::new(options.launch.clone()),
     });
     let app = Router::new().fallback(dispatch).with_state(shared);
@@ -421,6 +424,11 @@ async fn route(
             let q = q.clone();
             return blocking(move || runs_list(&shared, &q)).await;
         }
+        "/api/compare" => {
+            let shared = Arc::clone(shared);
+            let q = q.clone();
+            return blocking(move || compare_page(&shared, &q)).await;
+        }
         _ => {}
     }
     if let Some(rest) = path.strip_prefix("/files/") {
@@ -448,6 +456,14 @@ async fn route(
         [] => blocking(move || run_page(&shared2, &run_id, &dir)).await,
         ["jobs"] => blocking(move || jobs_page(&shared2, &dir, &q)).await,
         ["events"] => live_events(shared2, dir),
+        ["curves.svg"] => blocking(move || curves_image(&shared2, &dir, &q)).await,
+        ["failures"] => {
+            blocking(move || match shared2.cache.not_ok(&dir) {
+                Ok(jobs) => ok_json(views::failures(&dir, &jobs)),
+                Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+            })
+            .await
+        }
         ["jobs", job, ref tail @ ..] => {
             let job = match percent_decode(job).map(|j| check_segment(&j).map(|_| j.clone())) {
                 Some(Ok(j)) => j,
@@ -544,6 +560,58 @@ fn run_page(shared: &Shared, run_id: &str, dir: &Path) -> Response {
         "gate": runs::read_json(&dir.join("gate.json")),
         "tensorboard": format!("tensorboard --logdir {}", dir.join("jobs").display()),
     }))
+}
+
+/// `GET /api/runs/<id>/curves.svg?axis=`: the learning (`step`) or anytime curves of
+/// the run's ok jobs, one figure per task, as an image (no script can run in it).
+fn curves_image(shared: &Shared, dir: &Path, q: &HashMap<String, String>) -> Response {
+    let axis = q.get("axis").map_or("step", String::as_str);
+    let stamp = match shared.cache.counts(dir) {
+        Ok(c) => c.to_string(),
+        Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+    };
+    let svg = match shared.curves.svg(dir, axis, &stamp) {
+        Ok(Some(svg)) => svg,
+        Ok(None) => {
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"420\" height=\"30\"><text x=\"4\" y=\"20\" font-family=\"sans-serif\" font-size=\"13\" fill=\"#777\">No ok job has a step history yet.</text></svg>".to_string()
+        }
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let mut r = (StatusCode::OK, svg).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("image/svg+xml"),
+    );
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static("sandbox; default-src 'none'; style-src 'unsafe-inline'"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    harden(h);
+    r
+}
+
+/// `GET /api/compare?base=<run>&new=<run>`: the `compare` gate's table and verdict.
+fn compare_page(shared: &Shared, q: &HashMap<String, String>) -> Response {
+    let (Some(base), Some(new)) = (q.get("base"), q.get("new")) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "give `base` and `new`: two run ids",
+        );
+    };
+    let (base, bdir) = match run_dir(shared, base) {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let (new, ndir) = match run_dir(shared, new) {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    match views::compare((&base, &bdir), (&new, &ndir)) {
+        Ok(g) => ok_json(g),
+        Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, e),
+    }
 }
 
 fn jobs_page(shared: &Shared, dir: &Path, q: &HashMap<String, String>) -> Response {

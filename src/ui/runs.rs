@@ -4,7 +4,8 @@
 //! table of one run. Reading is cached by modification time so that a list of many runs
 //! and a run of 10,000 jobs answer quickly on every refresh: a manifest is parsed again
 //! only when it changes, a `job_meta.json` only when its mtime changes, and a finished run
-//! whose manifest did not change is not looked at again.
+//! whose manifest did not change is not looked at again; the jobs a finished run's
+//! manifest gives a final status are not looked at at all.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -54,6 +55,8 @@ struct LightJob {
     variant_index: Json,
     #[serde(default)]
     resolved_optimizer_kwargs: Json,
+    #[serde(default)]
+    status: String,
 }
 
 /// One planned job as the table shows it.
@@ -95,6 +98,9 @@ struct Cached {
     jobs: Vec<JobRow>,
     meta_stamps: Vec<Option<Stamp>>,
     labels: Vec<&'static str>,
+    /// The job's final status is the manifest's own (a finished run's manifest says ok,
+    /// failed, skipped or timeout): its directory is not looked at.
+    settled: Vec<bool>,
 }
 
 impl Cached {
@@ -264,6 +270,19 @@ impl RunCache {
         Ok(json!({"total": total, "page": page, "per_page": per_page, "jobs": jobs}))
     }
 
+    /// The jobs that finished but not ok (failed, timeout, skipped, cancelled), with
+    /// their status labels.
+    pub fn not_ok(&self, run_dir: &Path) -> Result<Vec<(String, &'static str)>, ReadError> {
+        self.with(run_dir, |c| {
+            c.jobs
+                .iter()
+                .zip(&c.labels)
+                .filter(|(_, l)| !matches!(**l, "ok" | "running" | "not started"))
+                .map(|(j, l)| (j.job_id.clone(), *l))
+                .collect()
+        })
+    }
+
     /// Whether `job_id` is a planned job of the run.
     pub fn has_job(&self, run_dir: &Path, job_id: &str) -> Result<bool, ReadError> {
         self.with(run_dir, |c| c.jobs.iter().any(|j| j.job_id == job_id))
@@ -349,6 +368,20 @@ fn parse(manifest_path: &Path, now: Stamp) -> Result<Cached, ReadError> {
         })
         .collect();
     let n = jobs.len();
+    // A finished run's manifest holds each job's final status: a run of many jobs is
+    // listed without reading its job directories. A resume rewrites the manifest
+    // (pending, no finished_at) before any job runs again, and a job the manifest does not
+    // settle (reused, cancelled, pending) is read from its directory as usual.
+    let mut labels = vec!["not started"; n];
+    let mut settled = vec![false; n];
+    if m.finished_at.is_some() {
+        for (i, j) in m.jobs.iter().enumerate() {
+            if let s @ ("ok" | "failed" | "skipped" | "timeout") = j.status.as_str() {
+                labels[i] = label_of(s);
+                settled[i] = true;
+            }
+        }
+    }
     Ok(Cached {
         manifest: now,
         mode: m.mode,
@@ -358,7 +391,8 @@ fn parse(manifest_path: &Path, now: Stamp) -> Result<Cached, ReadError> {
         finished_at: m.finished_at,
         jobs,
         meta_stamps: vec![None; n],
-        labels: vec!["not started"; n],
+        labels,
+        settled,
     })
 }
 
@@ -367,6 +401,9 @@ fn parse(manifest_path: &Path, now: Stamp) -> Result<Cached, ReadError> {
 fn refresh_jobs(run_dir: &Path, c: &mut Cached) {
     let jobs_dir = run_dir.join("jobs");
     for (i, j) in c.jobs.iter().enumerate() {
+        if c.settled[i] {
+            continue;
+        }
         let dir = jobs_dir.join(&j.job_id);
         let meta = dir.join("job_meta.json");
         match stamp(&meta) {

@@ -50,6 +50,8 @@ function pager(total, page, per, go) {
     ` page ${page + 1} of ${pages} (${total}) `,
     el("button", { onclick: () => go(page + 1), ...(page + 1 >= pages ? { disabled: "" } : {}) }, "next ›"));
 }
+// replaceChildren, leaving out the parts a page does not have (null would show as "null").
+function fill(node, ...kids) { node.replaceChildren(...kids.flat().filter(k => k !== null && k !== undefined)); }
 function link(href, text) { return el("a", { href }, text); }
 function enc(s) { return encodeURIComponent(s); }
 function stopLive() { if (live) { live.close(); live = null; } document.getElementById("live").textContent = ""; }
@@ -59,10 +61,21 @@ async function runsPage(params) {
   const q = params.get("q") || "", page = Number(params.get("page") || 0);
   const box = el("input", { placeholder: "search runs (id, mode, llm, tag)", value: q, size: 40 });
   const list = el("div", {});
+  const picked = [];
+  const cmp = el("button", { id: "compare-picked", disabled: "", onclick: () => { location.hash = `#/compare?base=${enc(picked[0])}&new=${enc(picked[1])}`; } }, "compare the two picked");
+  const pick = (id) => el("input", { type: "checkbox", title: "pick to compare", "data-run": id, onchange: (e) => {
+    const i = picked.indexOf(id);
+    if (e.target.checked && i < 0) picked.push(id); else if (!e.target.checked && i >= 0) picked.splice(i, 1);
+    if (picked.length === 2) cmp.removeAttribute("disabled"); else cmp.setAttribute("disabled", "");
+  }, ...(picked.includes(id) ? { checked: "" } : {}) });
+  let current = page, going = false;
   const load = async (p) => {
+    current = p;
     const d = await api(`/api/runs?q=${enc(box.value)}&page=${p}&per_page=50`);
-    list.replaceChildren(
+    going = d.runs.some(r => !r.complete);
+    fill(list, 
       table([
+        ["", r => pick(r.run_id)],
         ["run", r => link(`#/run/${enc(r.run_id)}`, r.run_id)],
         ["mode", r => r.mode], ["llm", r => r.llm],
         ["started", r => r.created_at], ["wall (s)", r => r.wall_seconds, "num"],
@@ -73,16 +86,30 @@ async function runsPage(params) {
       d.unreadable ? el("p", { class: "muted" }, `${d.unreadable} folder(s) with an unreadable manifest`) : null);
   };
   box.addEventListener("input", () => load(0));
-  $app.replaceChildren(el("h2", {}, "Runs"), box, list);
+  fill($app, el("h2", {}, "Runs"), box, cmp, list);
   await load(page);
+  // Live counts: while a run on this page is going, the page is read again every 2 s.
+  const me = location.hash;
+  const timer = setInterval(() => {
+    if (location.hash !== me) clearInterval(timer);
+    else if (going) load(current).catch(() => {});
+  }, 2000);
 }
 
 // ---- one run
 async function runPage(runId) {
-  const d = await api(`/api/runs/${enc(runId)}`);
+  let d;
+  // A run just launched has no manifest for a moment: wait for it while this page is open.
+  for (let tries = 0; ; tries++) {
+    try { d = await api(`/api/runs/${enc(runId)}`); break; } catch (e) {
+      if (tries >= 60 || location.hash !== `#/run/${enc(runId)}` || !/^no run/.test(e.message)) throw e;
+      fill($app, el("p", { class: "muted" }, `waiting for run ${runId} to start…`));
+      await new Promise(r => setTimeout(r, 500));
+    }
+  }
   const s = d.summary;
-  const head = el("div", {});
-  const showHead = (st) => head.replaceChildren(
+  const head = el("div", { id: "run-head" });
+  const showHead = (st) => fill(head, 
     el("p", {}, `mode ${s.mode} · llm ${s.llm || "?"} · started ${s.created_at} · ${st.planned} planned `,
       counts(st.counts), st.complete ? " · complete" : ""));
   showHead(s);
@@ -101,15 +128,15 @@ async function runPage(runId) {
   // jobs table with filters
   const f = {};
   const filters = el("div", {}, ["suite", "task", "trainer", "status", "seed"].map(k => {
-    const sel = el("select", { onchange: () => loadJobs(0) }, el("option", { value: "" }, `any ${k}`),
+    const sel = el("select", { id: `f-${k}`, onchange: () => loadJobs(0) }, el("option", { value: "" }, `any ${k}`),
       ((d.facets || {})[k] || []).map(v => el("option", { value: v }, v)));
     f[k] = sel; return sel;
   }));
-  const jobs = el("div", {});
+  const jobs = el("div", { id: "jobs" });
   const loadJobs = async (p) => {
     const qs = Object.entries(f).map(([k, s]) => `${k}=${enc(s.value)}`).join("&");
     const j = await api(`/api/runs/${enc(runId)}/jobs?${qs}&page=${p}&per_page=50`);
-    jobs.replaceChildren(table([
+    fill(jobs, table([
       ["#", r => r.index, "num"], ["job", r => link(`#/job/${enc(runId)}/${enc(r.job_id)}`, r.job_id)],
       ["task", r => r.task_id], ["trainer", r => r.trainer_id], ["seed", r => r.seed, "num"], ["variant", r => r.variant, "num"],
       ["status", r => el("span", { class: statusClass(r.status) }, r.status)],
@@ -117,8 +144,29 @@ async function runPage(runId) {
       ["time (s)", r => r.time_seconds, "num"], ["tokens", r => r.total_tokens, "num"], ["error", r => r.error],
     ], j.jobs), pager(j.total, j.page, j.per_page, loadJobs));
   };
-  $app.replaceChildren(el("h2", {}, `Run ${runId}`), head, links, el("h3", {}, "Leaderboard"), lb, stats, gate,
+  // learning and anytime curves: server-drawn SVG images (analysis::curves)
+  const axes = [["step", "learning curves (step)"], ["metric_calls", "anytime: metric calls"], ["tokens", "anytime: tokens"], ["cost", "anytime: cost"], ["millis", "anytime: milliseconds"]];
+  const img = el("img", { class: "curves", id: "curves", alt: "learning curves" });
+  let drawn = "";
+  const axisSel = el("select", { id: "curve-axis", onchange: () => drawCurves(true) }, axes.map(([v, t]) => el("option", { value: v }, t)));
+  const drawCurves = (force) => {
+    const key = axisSel.value + "|" + JSON.stringify(s.counts);
+    if (!force && key === drawn) return;
+    drawn = key; img.src = `/api/runs/${enc(runId)}/curves.svg?axis=${enc(axisSel.value)}&v=${Date.now()}`;
+  };
+  const fails = el("div", { id: "failures" });
+  const loadFailures = async () => {
+    const fl = await api(`/api/runs/${enc(runId)}/failures`);
+    fill(fails, fl.total === 0 ? el("p", { class: "muted" }, "no job failed, timed out, was skipped or cancelled") :
+      table([["jobs", g => g.count, "num"], ["status", g => el("span", { class: statusClass(g.status) }, g.status)], ["kind", g => g.error_kind],
+        ["error", g => g.message], ["e.g.", g => el("span", {}, g.jobs.map(j => [link(`#/job/${enc(runId)}/${enc(j)}`, j), " "]))]], fl.groups));
+  };
+  fill($app, el("h2", {}, `Run ${runId}`), head, links, el("h3", {}, "Leaderboard"), lb, stats, gate,
+    el("h3", {}, "Curves"), el("p", { class: "muted" }, "mean over seeds with a bootstrap 95% band (ok jobs); anytime: best score so far against what the trainer spent. ", axisSel), img,
+    el("h3", {}, "Causes of failure"), fails,
     el("h3", {}, "Jobs"), filters, jobs);
+  drawCurves(true);
+  loadFailures().catch(() => {});
   await loadJobs(0);
   // live counts
   stopLive();
@@ -127,7 +175,8 @@ async function runPage(runId) {
   live.addEventListener("status", (e) => {
     const st = JSON.parse(e.data);
     showHead(st); badge.textContent = "live · " + new Date().toLocaleTimeString();
-    loadJobs(0).catch(() => {});
+    s.counts = st.counts;
+    loadJobs(0).catch(() => {}); loadFailures().catch(() => {}); drawCurves(false);
   });
   live.onerror = () => { badge.textContent = "live: reconnecting"; };
 }
@@ -167,12 +216,44 @@ function paramsTable(states) {
       el("td", { class: JSON.stringify(b[n]) !== JSON.stringify(i[n]) ? "diff" : "" }, show(b[n])),
       el("td", { class: JSON.stringify(f[n]) !== JSON.stringify(i[n]) ? "diff" : "" }, show(f[n])))));
 }
+// A line diff (longest common subsequence) of two texts: [kind, line] with kind " ", "-" or "+".
+function lineDiff(a, b) {
+  const x = a.split("\n"), y = b.split("\n");
+  if (x.length * y.length > 4e6) return [["-", a], ["+", b]];
+  const L = Array.from({ length: x.length + 1 }, () => new Uint32Array(y.length + 1));
+  for (let i = x.length - 1; i >= 0; i--) for (let j = y.length - 1; j >= 0; j--)
+    L[i][j] = x[i] === y[j] ? L[i + 1][j + 1] + 1 : Math.max(L[i + 1][j], L[i][j + 1]);
+  const out = []; let i = 0, j = 0;
+  while (i < x.length && j < y.length) {
+    if (x[i] === y[j]) { out.push([" ", x[i]]); i++; j++; }
+    else if (L[i + 1][j] >= L[i][j + 1]) out.push(["-", x[i++]]);
+    else out.push(["+", y[j++]]);
+  }
+  while (i < x.length) out.push(["-", x[i++]]);
+  while (j < y.length) out.push(["+", y[j++]]);
+  return out;
+}
+function text(v) { return v === undefined ? "" : typeof v === "string" ? v : JSON.stringify(v, null, 2); }
+function paramDiff(states) {
+  const get = st => Object.fromEntries(((st && st.parameters) || []).map(p => [p.name, p.value]));
+  const i = get(states.initial), b = get(states.best), f = get(states.final);
+  const names = [...new Set([...Object.keys(i), ...Object.keys(b), ...Object.keys(f)])];
+  if (!names.length) return el("p", { class: "muted" }, "no state files");
+  const block = (from, to, label) => {
+    const A = text(from), B = text(to);
+    if (A === B) return el("p", { class: "muted" }, `${label}: unchanged`);
+    return el("div", {}, el("div", { class: "role" }, label),
+      el("pre", { class: "pdiff" }, lineDiff(A, B).map(([k, l]) => el("div", { class: k === "+" ? "d-add" : k === "-" ? "d-del" : "d-same" }, `${k} ${l}`))));
+  };
+  return el("div", { id: "param-diff" }, names.map(n => el("div", {}, el("h4", {}, n),
+    block(i[n], b[n], "initial → best"), block(b[n], f[n], "best → final"))));
+}
 function searchList(url, render, per) {
   const box = el("input", { placeholder: "search", size: 40 });
   const out = el("div", {});
   const load = async (p) => {
     const d = await api(`${url}?q=${enc(box.value)}&page=${p}&per_page=${per}`);
-    out.replaceChildren(pager(d.total, d.page || 0, d.per_page || per, load), ...(d.items || []).map(render));
+    fill(out, pager(d.total, d.page || 0, d.per_page || per, load), ...(d.items || []).map(render));
   };
   box.addEventListener("input", () => load(0));
   load(0);
@@ -189,7 +270,7 @@ async function jobPage(runId, jobId) {
   const base = `/api/runs/${enc(runId)}/jobs/${enc(jobId)}`;
   const d = await api(base);
   const title = el("h2", {}, link(`#/run/${enc(runId)}`, runId), " / ", jobId);
-  if (d.not_started) { $app.replaceChildren(title, el("p", {}, "not started yet")); return; }
+  if (d.not_started) { fill($app, title, el("p", {}, "not started yet")); return; }
   const m = d.meta || {}, r = d.results || {};
   const head = el("p", {}, `${m.task_id || r.task_id || ""} × ${m.trainer_id || r.trainer_id || ""} · seed ${fmt(m.seed ?? r.seed)} · `,
     el("span", { class: statusClass(m.status || "running") }, m.status || "running (no job_meta.json yet)"),
@@ -198,6 +279,7 @@ async function jobPage(runId, jobId) {
   const panes = {
     "Curve": () => el("div", {}, curve(d.history)),
     "Parameters": () => paramsTable(d.states),
+    "Diff": () => paramDiff(d.states),
     "Timeline": () => el("div", {}, d.timeline_more ? el("p", { class: "muted" }, `first ${d.timeline.length} events shown; ${d.timeline_more} more in events.jsonl`) : null,
       table([["t (s)", e => e.elapsed_s, "num"], ["type", e => e.type], ["step", e => e.step, "num"],
         ["detail", e => { const { v, seq, ts, elapsed_s, type, step, ...rest } = e; return JSON.stringify(rest); }]], d.timeline)),
@@ -211,41 +293,75 @@ async function jobPage(runId, jobId) {
   const tabs = el("div", { class: "tabs" });
   const show = (name) => { for (const b of tabs.children) b.className = b.textContent === name ? "on" : ""; pane.replaceChildren(panes[name]()); };
   for (const name of Object.keys(panes)) tabs.appendChild(el("button", { onclick: () => show(name) }, name));
-  $app.replaceChildren(title, head, tabs, pane);
+  fill($app, title, head, tabs, pane);
   show("Curve");
+}
+
+// ---- compare two runs (the compare gate)
+async function comparePage(params) {
+  stopLive();
+  const all = await api(`/api/runs?per_page=500`);
+  const opts = (sel) => [el("option", { value: "" }, "— choose a run —"), ...all.runs.map(r => el("option", { value: r.run_id, ...(r.run_id === sel ? { selected: "" } : {}) }, r.run_id))];
+  const base = el("select", { id: "cmp-base" }, opts(params.get("base")));
+  const nw = el("select", { id: "cmp-new" }, opts(params.get("new")));
+  const out = el("div", { id: "compare-out" });
+  const go = el("button", { onclick: () => { location.hash = `#/compare?base=${enc(base.value)}&new=${enc(nw.value)}`; } }, "Compare");
+  fill($app, el("h2", {}, "Compare two runs"), el("p", { class: "muted" }, "job by job (same task, trainer, variant, seed), with the default limits of `trace-bench compare`; nothing is written"),
+    "base ", base, " new ", nw, go, out);
+  if (!params.get("base") || !params.get("new")) return;
+  const g = await api(`/api/compare?base=${enc(params.get("base"))}&new=${enc(params.get("new"))}`);
+  const pct = v => v === null || v === undefined ? "" : `${(v * 100).toFixed(1)}%`;
+  const lab = grp => g.groups.some(o => o.trainer_id === grp.trainer_id && o.variant_index !== grp.variant_index) ? `${grp.trainer_id} [v${grp.variant_index}]` : grp.trainer_id;
+  fill(out, 
+    el("p", {}, "verdict: ", el("span", { id: "verdict", class: "verdict-" + g.verdict }, g.verdict.toUpperCase()),
+      ` · ${g.paired_jobs} paired job(s) · ${g.missing_in_new} missing in new · ${g.only_in_new} only in new · ${g.failed_checks} failed check(s), ${g.warnings} warning(s)`),
+    table([["task", r => r.task_id], ["trainer", r => lab(r)], ["pairs", r => r.pairs, "num"],
+      ["score base", r => r.score_val.base, "num"], ["score new", r => r.score_val.new, "num"], ["Δ score", r => r.score_val.change, "num"],
+      ["Δ ci95", r => r.score_delta_ci95_low === null ? "" : `[${fmt(r.score_delta_ci95_low)}, ${fmt(r.score_delta_ci95_high)}]`],
+      ["pass base", r => pct(r.pass_rate.base), "num"], ["pass new", r => pct(r.pass_rate.new), "num"],
+      ["tokens", r => pct(r.tokens.change), "num"], ["time", r => pct(r.time_seconds.change), "num"],
+      ["verdict", r => el("span", { class: "verdict-" + r.verdict }, r.verdict)]], g.groups),
+    g.reasons.length ? el("h3", {}, "Reasons") : null,
+    g.reasons.length ? table([["", r => r.severity], ["check", r => r.check], ["task", r => r.task_id], ["trainer", r => r.trainer_id], ["", r => r.message]], g.reasons) : null,
+    el("details", {}, el("summary", {}, "gate.json (as compare writes it)"), el("pre", {}, JSON.stringify(g, null, 2))));
 }
 
 // ---- launch
 async function launchPage() {
   stopLive();
   const info = await api("/api/info");
-  if (info.read_only) { $app.replaceChildren(el("h2", {}, "Launch"), el("p", {}, "This app was started with --read-only.")); return; }
+  if (info.read_only) { fill($app, el("h2", {}, "Launch"), el("p", {}, "This app was started with --read-only.")); return; }
   const cfgs = await api("/api/configs");
-  const pick = el("select", {}, el("option", { value: "" }, "— paste YAML below, or pick a config —"), cfgs.configs.map(c => el("option", { value: c }, c)));
-  const text = el("textarea", { spellcheck: "false" });
-  const runId = el("input", { placeholder: "run id (default ui-<time>)", size: 30 });
-  const out = el("div", {});
-  const launches = el("div", {});
+  const pick = el("select", { id: "cfg-pick" }, el("option", { value: "" }, "— paste YAML below, or pick a config —"), cfgs.configs.map(c => el("option", { value: c }, c)));
+  const text = el("textarea", { spellcheck: "false", id: "cfg-text" });
+  const runId = el("input", { placeholder: "run id (default ui-<time>)", size: 30, id: "run-id" });
+  const out = el("div", { id: "launch-out" });
+  const launches = el("div", { id: "launches" });
   pick.addEventListener("change", async () => { if (pick.value) { const c = await api(`/api/configs/${enc(pick.value)}`); text.value = c.text; } });
   const body = () => JSON.stringify(pick.value && text.dataset.edited !== "1" ? { config: pick.value, run_id: runId.value || null } : { yaml: text.value, run_id: runId.value || null });
   text.addEventListener("input", () => { text.dataset.edited = "1"; });
   pick.addEventListener("change", () => { text.dataset.edited = "0"; });
   const post = (url, b) => api(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: b });
-  const showProblems = (v) => out.replaceChildren(el("p", { class: v.ok ? "s-ok" : "err" }, v.ok ? `valid: ${v.jobs} job(s)` : "not valid"),
+  const showProblems = (v) => fill(out, el("p", { class: v.ok ? "s-ok" : "err" }, v.ok ? `valid: ${v.jobs} job(s)` : "not valid"),
     ...(v.problems || []).map(p => el("pre", { class: p.severity === "error" ? "err" : "" }, p.rendered || p.message)));
   const refresh = async () => {
     const l = await api("/api/launches");
     launches.replaceChildren(table([["#", x => x.id, "num"], ["run", x => link(`#/run/${enc(x.run_id)}`, x.run_id)], ["config", x => x.config],
-      ["state", x => x.running ? "running" : (x.exit || "")], ["resumed", x => x.resumed, "num"],
-      ["", x => el("span", {}, el("button", { onclick: () => post(`/api/launches/${x.id}/stop`, "{}").then(refresh).catch(e => alert(e.message)), ...(x.running ? {} : { disabled: "" }) }, "stop"),
-        el("button", { onclick: () => post(`/api/launches/${x.id}/resume`, "{}").then(refresh).catch(e => alert(e.message)), ...(x.running ? { disabled: "" } : {}) }, "resume"))]], l.launches));
+      ["state", x => el("span", { "data-state": x.run_id }, x.running ? "running" : (x.exit || ""))], ["resumed", x => x.resumed, "num"],
+      ["", x => el("span", {}, el("button", { "data-action": "stop", "data-run": x.run_id, onclick: () => post(`/api/launches/${x.id}/stop`, "{}").then(refresh).catch(e => alert(e.message)), ...(x.running ? {} : { disabled: "" }) }, "stop"),
+        el("button", { "data-action": "resume", "data-run": x.run_id, onclick: () => post(`/api/launches/${x.id}/resume`, "{}").then(refresh).catch(e => alert(e.message)), ...(x.running ? { disabled: "" } : {}) }, "resume"))]], l.launches));
   };
-  $app.replaceChildren(el("h2", {}, "Launch"), el("p", { class: "muted" }, `configs from ${info.configs_dir}; runs go to ${info.runs_dir}`),
+  fill($app, el("h2", {}, "Launch"), el("p", { class: "muted" }, `configs from ${info.configs_dir}; runs go to ${info.runs_dir}`),
     pick, runId, text,
-    el("button", { onclick: async () => showProblems(await post("/api/validate", body())) }, "Validate"),
-    el("button", { onclick: async () => { try { const v = await post("/api/launch", body()); if (v.problems) showProblems(v); else { out.replaceChildren(el("p", {}, "started ", link(`#/run/${enc(v.run_id)}`, v.run_id))); refresh(); } } catch (e) { out.replaceChildren(el("p", { class: "err" }, e.message)); } } }, "Run"),
+    el("button", { id: "validate", onclick: async () => showProblems(await post("/api/validate", body())) }, "Validate"),
+    el("button", { id: "run", onclick: async () => { try { const v = await post("/api/launch", body()); if (v.problems) showProblems(v); else { fill(out, el("p", {}, "started ", link(`#/run/${enc(v.run_id)}`, v.run_id))); refresh(); } } catch (e) { fill(out, el("p", { class: "err" }, e.message)); } } }, "Run"),
     out, el("h3", {}, "Launched from this app"), launches);
   await refresh();
+  // The launches' states follow the child processes while this page is open.
+  const timer = setInterval(() => {
+    if (!location.hash.startsWith("#/launch")) clearInterval(timer);
+    else refresh().catch(() => {});
+  }, 1000);
 }
 
 // ---- router
@@ -258,9 +374,10 @@ async function routeNow() {
     if (parts[0] === "run" && parts[1]) await runPage(parts[1]);
     else if (parts[0] === "job" && parts[2]) await jobPage(parts[1], parts[2]);
     else if (parts[0] === "launch") await launchPage();
+    else if (parts[0] === "compare") await comparePage(params);
     else { stopLive(); await runsPage(params); }
   } catch (e) {
-    $app.replaceChildren(el("p", { class: "err" }, `error: ${e.message}`));
+    fill($app, el("p", { class: "err" }, `error: ${e.message}`));
   }
 }
 window.addEventListener("hashchange", routeNow);
