@@ -32,9 +32,11 @@ function fmt(v) {
   return typeof v === "object" ? JSON.stringify(v) : String(v);
 }
 function statusClass(s) { return "s-" + String(s).replace(/ /g, "-"); }
+// Pills separated by spaces, so the text reads "3 not started 2 ok" (screen readers,
+// copy-paste, the browser check's word boundaries), not "3 not started2 ok".
 function counts(c) {
-  return el("span", {}, Object.entries(c || {}).map(([k, n]) =>
-    el("span", { class: "pill " + statusClass(k) }, `${n} ${k}`)));
+  return el("span", {}, Object.entries(c || {}).flatMap(([k, n], i) =>
+    [i ? " " : null, el("span", { class: "pill " + statusClass(k) }, `${n} ${k}`)]));
 }
 function table(cols, rows) {
   return el("table", {}, el("tr", {}, cols.map(c => el("th", {}, c[0]))),
