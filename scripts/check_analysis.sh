@@ -17,20 +17,7 @@ fi
   "pandas>=2.0" "matplotlib>=3.7" "nbclient>=0.10" "nbformat>=5.9" "ipykernel>=6.29" \
   "tensorboard>=2.16" "pillow>=10"
 
-if ! command -v chromium >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ]; then
-    apt=(apt-get)
-  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-    apt=(sudo apt-get)
-  else
-    echo "check_analysis: FAIL: chromium is not installed and there is no root or sudo to install it" >&2
-    exit 1
-  fi
-  echo "check_analysis: installing Debian's chromium"
-  "${apt[@]}" update -qq
-  DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -qq chromium >/dev/null
-fi
-chromium --version 2>/dev/null
+"$root/scripts/ensure_chromium.sh" check_analysis
 
 cargo build --quiet --manifest-path "$root/Cargo.toml"
 bin="${CARGO_TARGET_DIR:-$root/target}/debug/trace-bench"

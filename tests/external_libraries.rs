@@ -21,30 +21,28 @@ fn external_python() -> String {
         .expect("TRACE_BENCH_EXTERNAL_PYTHON must name the Python of `trace-bench external-env`")
 }
 
+/// Run `cfg` as run `id` with `workers` workers and the external venv's Python; the run's
+/// directory once it succeeded.
+fn run_ok(ws: &Workspace, cfg: &std::path::Path, id: &str, workers: &str) -> std::path::PathBuf {
+    ws.cmd()
+        .args(["run", "--config"])
+        .arg(cfg)
+        .args(["--run-id", id, "--max-workers", workers])
+        .args(["--external-python", &external_python()])
+        .assert()
+        .success();
+    ws.path().join("runs").join(id)
+}
+
 const CONFIG: &str = "mode: stub\nseeds: [1, 2]\ntasks: [datasets:arithmetic]\ntrainers:\n  - id: DSPyTrainer\n    params_variants:\n      - {dspy_optimizer: mipro, auto: null, num_candidates: 2, num_trials: 2, max_bootstrapped_demos: 0, max_labeled_demos: 0}\n      - {dspy_optimizer: copro, breadth: 2, depth: 1}\n      - {dspy_optimizer: simba, bsize: 2, num_candidates: 2, max_steps: 1, max_demos: 1}\n      - {dspy_optimizer: gepa, max_metric_calls: 20, reflection_minibatch_size: 2}\n  - id: UpstreamGEPA\n    params_variants: [{max_metric_calls: 30, reflection_minibatch_size: 2}]\n";
 
 #[test]
 #[ignore = "needs the external trainers' venv: scripts/check_external.sh"]
 fn dspy_and_upstream_gepa_run_offline_counted_and_repeatable() {
-    let python = external_python();
     let ws = Workspace::new();
     let cfg = ws.config("ext.yaml", CONFIG);
-    let run = |id: &str, workers: &str| {
-        ws.cmd()
-            .args(["run", "--config"])
-            .arg(&cfg)
-            .args([
-                "--run-id",
-                id,
-                "--max-workers",
-                workers,
-                "--external-python",
-                &python,
-            ])
-            .assert()
-            .success();
-        read_csv(&ws.path().join("runs").join(id).join("results.csv")).1
-    };
+    let run =
+        |id: &str, workers: &str| read_csv(&run_ok(&ws, &cfg, id, workers).join("results.csv")).1;
     let a = run("a", "2");
     let b = run("b", "1");
     assert_eq!(a.len(), 10);
@@ -128,19 +126,9 @@ const OPENEVOLVE: &str = "mode: stub\nseeds: [1, 2]\ntasks: [llm4ad:online_bin_p
 #[test]
 #[ignore = "needs the external trainers' venv: scripts/check_external.sh"]
 fn openevolve_on_llm4ad_is_scored_by_us_recorded_and_repeatable() {
-    let python = external_python();
     let ws = Workspace::new();
     let cfg = ws.config("oe.yaml", OPENEVOLVE);
-    let run = |id: &str, workers: &str| {
-        ws.cmd()
-            .args(["run", "--config"])
-            .arg(&cfg)
-            .args(["--run-id", id, "--max-workers", workers])
-            .args(["--external-python", &python])
-            .assert()
-            .success();
-        ws.path().join("runs").join(id)
-    };
+    let run = |id: &str, workers: &str| run_ok(&ws, &cfg, id, workers);
     let a = run("a", "2");
     let b = run("b", "1");
     let rows = read_csv(&a.join("results.csv")).1;

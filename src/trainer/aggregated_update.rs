@@ -10,6 +10,7 @@
 use super::core::{Ctx, EvalSpec, Finish, PoolEntry, ProposalSpec, mean};
 use super::data::Loader;
 use super::knobs::{KnobError, Knobs};
+use super::minibatch::{Current, apply_update};
 use crate::optimizer::aggregator::{aggregate_request, parse_aggregate};
 use crate::stop::Stopped;
 use crate::task::{Param, SplitName};
@@ -62,22 +63,24 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Result<Finish, Stopped> {
         .filter(|p| p.trainable)
         .cloned()
         .collect();
-    let mut current_id = ctx.new_id();
-    let mut current = ctx.task.initial_values();
-    let mut current_step = 0;
-    let mut current_score: Option<f64> = None;
-    ctx.candidate(current_id, None, None, None, true);
-    ctx.end_step(&current, None, None)?;
+    let mut current = Current {
+        id: ctx.new_id(),
+        params: ctx.task.initial_values(),
+        step: 0,
+        score: None,
+    };
+    ctx.candidate(current.id, None, None, None, true);
+    ctx.end_step(&current.params, None, None)?;
     for _ in 0..s.num_epochs {
         for ids in loader.epoch(s.batch_size) {
-            ctx.selected(current_id);
+            ctx.selected(current.id);
             // Forward: each example on its own, so each gets its own feedback.
             let singles: Vec<[usize; 1]> = ids.iter().map(|&i| [i]).collect();
             let asks: Vec<EvalSpec<'_>> = singles
                 .iter()
                 .map(|one| EvalSpec {
-                    candidate_id: current_id,
-                    params: &current,
+                    candidate_id: current.id,
+                    params: &current.params,
                     split: SplitName::Train,
                     ids: one,
                 })
@@ -91,7 +94,7 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Result<Finish, Stopped> {
                 .iter()
                 .zip(&evals)
                 .map(|(one, eval)| ProposalSpec {
-                    parent: &current,
+                    parent: &current.params,
                     ids: one,
                     eval,
                     only: None,
@@ -103,11 +106,16 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Result<Finish, Stopped> {
             let suggestions: Vec<Kwargs> = ctx
                 .propose_batch(&specs)?
                 .into_iter()
-                .map(|child| child.unwrap_or_else(|| current.clone()))
+                .map(|child| child.unwrap_or_else(|| current.params.clone()))
                 .collect();
-            let request =
-                aggregate_request(&params, &current, &suggestions, s.stepsize, s.max_tokens);
-            let mut child = current.clone();
+            let request = aggregate_request(
+                &params,
+                &current.params,
+                &suggestions,
+                s.stepsize,
+                s.max_tokens,
+            );
+            let mut child = current.params.clone();
             if let Ok(reply) = ctx.relay("aggregator", &request, None)? {
                 let (update, problems) = parse_aggregate(&reply.content, &params);
                 for problem in problems {
@@ -118,44 +126,22 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Result<Finish, Stopped> {
                 child.extend(update);
             }
             let mut best_score = old;
-            if child != current {
+            if child != current.params {
                 let id = ctx.new_id();
-                let keep = if s.ensure_improvement {
-                    let e = ctx.evaluate(id, &child, SplitName::Train, &ids)?;
-                    // Upstream cannot compare with a missing old score (TypeError); here
-                    // any scored update beats none.
-                    let keep = match (e.score, old) {
-                        (Some(new), Some(old)) => new > old - s.improvement_threshold,
-                        (Some(_), None) => true,
-                        (None, _) => false,
-                    };
-                    ctx.candidate(id, Some(current_id), None, e.score, keep);
-                    if keep {
-                        best_score = e.score;
-                    }
-                    keep
-                } else {
-                    ctx.candidate(id, Some(current_id), None, None, true);
-                    true
-                };
-                if keep {
-                    (current_id, current, current_step) = (id, child, ctx.step());
-                    current_score = best_score;
-                } else if current_score.is_none() {
-                    current_score = old;
-                }
-            } else if current_score.is_none() {
-                current_score = old;
+                let check = s.ensure_improvement.then_some(s.improvement_threshold);
+                best_score = apply_update(ctx, &mut current, (id, child), &ids, old, check)?;
+            } else if current.score.is_none() {
+                current.score = old;
             }
-            ctx.end_step(&current, best_score, old)?;
+            ctx.end_step(&current.params, best_score, old)?;
         }
     }
     Ok(Finish {
-        best: current,
-        best_step: current_step,
+        best: current.params,
+        best_step: current.step,
         pool: vec![PoolEntry {
-            id: current_id,
-            score: current_score,
+            id: current.id,
+            score: current.score,
         }],
         ..Default::default()
     })

@@ -138,25 +138,16 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Result<Finish, Stopped> {
                 }
                 best_score = current_score;
             } else if let Some((id, child)) = proposals.pop() {
-                let keep = if s.ensure_improvement {
-                    let e = ctx.evaluate(id, &child, SplitName::Train, &ids)?;
-                    let new = e.score.unwrap_or(f64::NEG_INFINITY);
-                    let keep = new > old.unwrap_or(f64::NEG_INFINITY) - s.improvement_threshold;
-                    ctx.candidate(id, Some(current_id), None, e.score, keep);
-                    if keep {
-                        best_score = e.score;
-                    }
-                    keep
-                } else {
-                    ctx.candidate(id, Some(current_id), None, None, true);
-                    true
+                let check = s.ensure_improvement.then_some(s.improvement_threshold);
+                let mut now = Current {
+                    id: current_id,
+                    params: current,
+                    step: current_step,
+                    score: current_score,
                 };
-                if keep {
-                    (current_id, current, current_step) = (id, child, ctx.step());
-                    current_score = best_score;
-                } else if current_score.is_none() {
-                    current_score = old;
-                }
+                best_score = apply_update(ctx, &mut now, (id, child), &ids, old, check)?;
+                (current_id, current, current_step, current_score) =
+                    (now.id, now.params, now.step, now.score);
             }
             history.push(HistoryEntry {
                 values: current.clone(),
@@ -178,4 +169,53 @@ pub fn run(s: &Settings, ctx: &mut Ctx<'_, '_>) -> Result<Finish, Stopped> {
         }],
         ..Default::default()
     })
+}
+
+/// The parameters a Minibatch-style loop holds, and their score as the loop knows it.
+pub(super) struct Current {
+    pub id: u64,
+    pub params: Kwargs,
+    pub step: u64,
+    pub score: Option<f64>,
+}
+
+/// One update of `current` the way OpenTrace's `Minibatch` applies it: with `check` (the
+/// `improvement_threshold` of `ensure_improvement`), `child` is scored on the minibatch
+/// `ids` and kept only when `new > old - threshold` (`has_improvement`; a missing new score
+/// never wins, a missing old score always loses); without, it is kept unscored. Reports
+/// the candidate and returns the step's best score (the new one when checked and kept,
+/// else `old`).
+pub(super) fn apply_update(
+    ctx: &mut Ctx<'_, '_>,
+    current: &mut Current,
+    (id, child): (u64, Kwargs),
+    ids: &[usize],
+    old: Option<f64>,
+    check: Option<f64>,
+) -> Result<Option<f64>, Stopped> {
+    let (keep, scored) = match check {
+        Some(threshold) => {
+            let e = ctx.evaluate(id, &child, SplitName::Train, ids)?;
+            let new = e.score.unwrap_or(f64::NEG_INFINITY);
+            let keep = new > old.unwrap_or(f64::NEG_INFINITY) - threshold;
+            ctx.candidate(id, Some(current.id), None, e.score, keep);
+            (keep, e.score)
+        }
+        None => {
+            ctx.candidate(id, Some(current.id), None, None, true);
+            (true, old)
+        }
+    };
+    let best_score = if keep { scored } else { old };
+    if keep {
+        *current = Current {
+            id,
+            params: child,
+            step: ctx.step(),
+            score: best_score,
+        };
+    } else if current.score.is_none() {
+        current.score = old;
+    }
+    Ok(best_score)
 }
