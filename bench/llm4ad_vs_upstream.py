@@ -163,11 +163,15 @@ r1, w1 = os.pipe()
 r2, w2 = os.pipe()
 pid = os.fork()
 if pid == 0:
+    os.close(w1)  # else the child never sees the end of its input
+    os.close(r2)
     while True:
         b = os.read(r1, 1)
         if not b:
             os._exit(0)
         os.write(w2, b)
+os.close(r1)
+os.close(w2)
 m = 20000
 start = time.perf_counter()
 for _ in range(m):
@@ -175,6 +179,7 @@ for _ in range(m):
     os.read(r2, 1)
 print(f"the pipe itself (1 byte there and back between two processes): {(time.perf_counter() - start) / m * 1e6:.1f} us")
 os.close(w1)
+os.close(r2)
 os.waitpid(pid, 0)
 
 for f in failures:
