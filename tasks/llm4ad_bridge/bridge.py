@@ -47,6 +47,12 @@ except ImportError:
     _np = None
 
 
+import math as _math
+_INT, _FLOAT = {int}, {float}
+_finite = _math.isfinite
+_JSON_SCALARS = {int, float, str, bool, type(None)}
+
+
 def encode(value):
     buffers = []
 
@@ -59,6 +65,12 @@ def encode(value):
             return x if x == x and x not in (float("inf"), float("-inf")) else {"__float": repr(x)}
         if isinstance(x, tuple):
             return {"__tuple": [enc(v) for v in x]}
+        if type(x) is list:
+            # A list of plain numbers (a mutated assignment, a route) as it is.
+            kinds = set(map(type, x))
+            if not kinds or (kinds == _INT and -2 ** 53 < min(x) and max(x) < 2 ** 53) or (
+                    kinds == _FLOAT and all(map(_finite, x))):
+                return x
         if isinstance(x, (set, frozenset)):
             return {"__set": [enc(v) for v in x], "frozen": isinstance(x, frozenset)}
         if isinstance(x, list):
@@ -85,6 +97,8 @@ def encode(value):
 def decode(header, buffers):
     def dec(x):
         if isinstance(x, list):
+            if set(map(type, x)) <= _JSON_SCALARS:
+                return x
             return [dec(v) for v in x]
         if not isinstance(x, dict):
             return x
@@ -705,10 +719,16 @@ def shared_regions():
         return None, None, []
 
 
+_SCALARS = {int, float, bool, str, bytes, complex, type(None)}
+
+
 def copy_back(target, value):
     """Make `target` (the evaluator's object) equal to `value` (the candidate's copy after
     the call) in place, keeping the identity of nested containers where their types agree."""
     if isinstance(target, list) and isinstance(value, (list, tuple)):
+        if set(map(type, target)) <= _SCALARS:
+            target[:] = value  # no nested container whose identity to keep
+            return target
         merged = [copy_back(t, v) if i < len(target) else v
                   for i, (t, v) in enumerate(zip(target + [None] * (len(value) - len(target)), value))]
         target[:] = merged
@@ -751,9 +771,12 @@ class Candidate:
         requests, replies, shared = shared_regions()
         self.channel = Channel(from_r, to_w, float(os.environ.get("TRACE_BENCH_LLM4AD_SPIN", SPIN_SECONDS)),
                                replies, requests)
-        # What the candidate holds for each (function, argument position): for an array
-        # the bytes it was sent as, for other values a snapshot copy; `misses` counts
-        # calls in a row where a position's value changed (after two, it is not cached).
+        # What the candidate holds for each (function, argument position): this side's
+        # object and, for an array, the bytes it was sent as, for other values a snapshot
+        # copy. A position is sent as b"=" only when the evaluator passes the same object
+        # again, unchanged (so the candidate's objects mirror the evaluator's identities, as
+        # upstream). `misses` counts calls in a row where a position's value was new or
+        # changed (after two, it is no longer snapshotted).
         self.slots, self.misses = {}, {}
         meta = {"entry": entry, "transform": transform, "workdir": workdir, "file": source_file,
                 "spin": self.channel.spin}
@@ -838,10 +861,11 @@ class Candidate:
                 seen.add(id(a))
                 part = encode_value(a)
                 key = (name, i)
-                if slots.get(key) == part:
+                slot = slots.get(key)
+                if slot is not None and slot[0] is a and slot[1] == part:
                     part = b"="
                 else:
-                    slots[key] = part
+                    slots[key] = (a, part)
             elif isinstance(a, _IMMUTABLE) or (_np_generic is not None and isinstance(a, _np_generic)):
                 part = encode_value(a)
                 if part[:1] == b"g":
@@ -857,9 +881,9 @@ class Candidate:
                 seen.add(id(a))
                 key = (name, i)
                 snap = slots.get(key)
-                if snap is not None:
+                if snap is not None and snap[0] is a:
                     try:
-                        same = (a == snap[0]) is True
+                        same = (a == snap[1]) is True
                     except Exception:
                         same = False
                     if same:
@@ -877,7 +901,7 @@ class Candidate:
                     except Exception:
                         same = False
                     if same:
-                        slots[key] = [copy]
+                        slots[key] = (a, copy)
                         part = b"c" + data
                 if part is None:
                     slots.pop(key, None)
