@@ -432,35 +432,62 @@ NEW_NAMESPACES = 0x10000000 | 0x20000000 | 0x08000000 | 0x40000000
 KEYCTL = {"x86_64": 250, "aarch64": 219}.get(os.uname().machine)
 
 
-def _supervise(meta, to_r, from_w, life_r, *regions):
+def _spare():
+    # The next candidate, made ahead of its request (forking twice and making namespaces
+    # costs milliseconds, which then overlap the evaluator's own work): its supervisor and
+    # the candidate itself (PID 1 of its namespaces) each wait on a socket for their
+    # descriptors. Nothing but this server's own code has run in it.
+    sup_ours, sup_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    cand_ours, cand_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    if os.fork() == 0:
+        sup_ours.close()
+        cand_ours.close()
+        _supervise(sup_theirs, cand_theirs)
+    sup_theirs.close()
+    cand_theirs.close()
+    return sup_ours, cand_ours
+
+
+def _supervise(sup_sock, cand_sock):
     # Runs in the fork: start the candidate as PID 1 of new namespaces, then kill it (and
-    # so everything it started) when the evaluator closes `life` or dies.
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    _control.close()
-    isolation = unconfined
-    if unconfined is None and _libc.unshare(NEW_NAMESPACES) != 0:
-        isolation = "no namespaces of its own (" + os.strerror(ctypes.get_errno()) + ")"
-    pid = os.fork()
-    if pid == 0:
-        os.close(life_r)
-        try:
-            _candidate(meta, to_r, from_w, isolation, regions)
-        finally:
-            os._exit(0)
-    for fd in (to_r, from_w) + regions:
-        os.close(fd)
+    # so everything it started) when the evaluator closes `life`, or the fork server ends
+    # before this spare was used.
     try:
-        select.select([life_r, os.pidfd_open(pid)], [], [])
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        _control.close()
+        isolation = unconfined
+        if unconfined is None and _libc.unshare(NEW_NAMESPACES) != 0:
+            isolation = "no namespaces of its own (" + os.strerror(ctypes.get_errno()) + ")"
+        pid = os.fork()
+        if pid == 0:
+            try:
+                _libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: dies with its supervisor
+                sup_sock.close()
+                message, fds, _, _ = socket.recv_fds(cand_sock, 1 << 16, 4)
+                cand_sock.close()
+                if message and len(fds) in (2, 4):
+                    _candidate(json.loads(message), fds[0], fds[1], isolation, tuple(fds[2:]))
+            finally:
+                os._exit(0)
+        cand_sock.close()
+        pidfd = os.pidfd_open(pid)
+        try:
+            _, fds, _, _ = socket.recv_fds(sup_sock, 16, 1)
+        except OSError:
+            fds = []
+        sup_sock.close()
+        if fds:
+            select.select([fds[0], pidfd], [], [])
     except BaseException:
         pass
     for kill in (os.kill, os.killpg):
         try:
             kill(pid, signal.SIGKILL)
-        except OSError:
+        except (OSError, NameError):
             pass
     try:
         os.waitpid(pid, 0)
-    except OSError:
+    except (OSError, NameError):
         pass
     os._exit(0)
 
@@ -613,6 +640,7 @@ def serve_calls(functions, entry, channel):
 
 
 _control.send(json.dumps({"ready": True, "unconfined": unconfined}).encode())
+_next = _spare()
 while True:
     try:
         _message, _fds, _, _ = socket.recv_fds(_control, 1 << 16, 5)
@@ -620,14 +648,19 @@ while True:
         os._exit(0)
     if not _message:
         os._exit(0)  # the evaluator is gone
-    if len(_fds) not in (3, 5):
-        for _fd in _fds:
-            os.close(_fd)
-        continue
-    if os.fork() == 0:
-        _supervise(json.loads(_message), *_fds)
+    if len(_fds) in (3, 5):
+        _sup, _cand = _next
+        try:
+            socket.send_fds(_cand, [_message], [_fds[0], _fds[1]] + list(_fds[3:]))
+            socket.send_fds(_sup, [b"go"], [_fds[2]])
+        except OSError:
+            pass  # that spare died: the evaluator sees the channel close
+        _sup.close()
+        _cand.close()
     for _fd in _fds:
         os.close(_fd)
+    # The next spare, made only now that this process holds no evaluation's descriptors.
+    _next = _spare()
 """
 
 
@@ -1073,11 +1106,21 @@ class Job:
             self.zygote = None
 
 
+_UNREAPED = []
+
+
 def in_fork(run):
     """`run()` in a fork of this process, as upstream's SecureEvaluator(fork_proc=True)
     runs an evaluation: whatever the evaluation changes (the evaluator's instances, its
     random state, arguments the candidate mutated) is gone afterwards, so every candidate
     of a job is scored from the same evaluator. `run` returns a JSON-able dict."""
+    for done in list(_UNREAPED):
+        try:
+            if os.waitpid(done, os.WNOHANG)[0] == 0:
+                continue
+        except ChildProcessError:
+            pass
+        _UNREAPED.remove(done)
     r, w = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -1097,9 +1140,12 @@ def in_fork(run):
     os.close(w)
     with os.fdopen(r, "rb") as f:
         data = f.read()
-    _, status = os.waitpid(pid, 0)
     if not data:
+        _, status = os.waitpid(pid, 0)
         return {"error": f"the evaluation's process died (status {status})"}
+    # It has closed the pipe and is exiting: reaped later, so that the teardown of a large
+    # process (a millisecond or more) is not part of this evaluation.
+    _UNREAPED.append(pid)
     return json.loads(data)
 
 
