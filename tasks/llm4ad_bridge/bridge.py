@@ -306,18 +306,33 @@ def encode_value(x):
         return b"n"
     if t is bool:
         return b"t" if x else b"b"
-    if _np is not None and t is _np.ndarray and x.dtype.kind in _NUMERIC and x.ndim < 256:
-        d = x.dtype.str.encode()
-        return b"a" + bytes([len(d)]) + d + _dims(x.shape) + _np.ascontiguousarray(x).tobytes()
-    if _np is not None and isinstance(x, _np.generic) and x.dtype.kind in _NUMERIC:
-        d = x.dtype.str.encode()
-        return b"s" + bytes([len(d)]) + d + x.tobytes()
+    if t is _ndarray:
+        key = (x.dtype, x.shape)
+        head = _HEADS.get(key)
+        if head is None and x.dtype.kind in _NUMERIC and x.ndim < 256:
+            d = x.dtype.str.encode()
+            head = b"a" + bytes([len(d)]) + d + _dims(x.shape)
+            if len(_HEADS) < 4096:
+                _HEADS[key] = head
+        if head is not None:
+            return head + x.tobytes()  # C order, whatever the array's layout
+    if _np is not None and isinstance(x, _np.generic):
+        head = _HEADS.get(x.dtype)
+        if head is None and x.dtype.kind in _NUMERIC:
+            d = x.dtype.str.encode()
+            head = _HEADS[x.dtype] = b"s" + bytes([len(d)]) + d
+        if head is not None:
+            return head + x.tobytes()
     if t is tuple and len(x) < 256:
         # A tuple of numbers (jssp's operation, cflp's pair): each element as above.
         parts = [encode_value(v) for v in x]
         if not any(p[:1] in (b"g", b"T") for p in parts):
             return b"T" + bytes([len(parts)]) + b"".join(_LEN.pack(len(p)) + p for p in parts)
     return b"g" + encode(x)[0]
+
+
+_HEADS, _SHAPES = {}, {}
+_ndarray = _np.ndarray if _np is not None else None
 
 
 def _dtype(text):
@@ -339,9 +354,20 @@ def decode_value(data):
         if len(data) != 1:
             raise ValueError("malformed boolean")
         return kind == b"t"
+    if kind == b"a":
+        # The header (dtype and shape) is checked once per distinct header.
+        n = data[1]
+        end = 3 + n + 8 * data[2 + n]
+        head = bytes(data[1:end])
+        known = _SHAPES.get(head)
+        if known is not None:
+            dtype, shape, size = known
+            if len(data) - end != size:
+                raise ValueError("malformed array")
+            return _np.frombuffer(data, dtype=dtype, offset=end).reshape(shape).copy()
     if kind in (b"a", b"s"):
         n = data[1]
-        dtype = _dtype(data[2:2 + n].decode())
+        dtype = _dtype(bytes(data[2:2 + n]).decode())
         at = 2 + n
         if kind == b"s":
             if len(data) != at + dtype.itemsize:
@@ -355,6 +381,8 @@ def decode_value(data):
             count *= d
         if len(data) - at != count * dtype.itemsize:
             raise ValueError("malformed array")
+        if len(_SHAPES) < 4096:
+            _SHAPES[bytes(data[1:at])] = (dtype, shape, count * dtype.itemsize)
         return _np.frombuffer(data, dtype=dtype, count=count, offset=at).reshape(shape).copy()
     if kind == b"T":
         out, at = [], 2
