@@ -171,11 +171,12 @@ _LEN = struct.Struct("<I")
 _IMMUTABLE = (int, float, complex, str, bytes, bool, type(None), frozenset)
 
 
-# How long a reader polls the pipe before it sleeps in select(): a forwarded call is a
-# ping-pong between two processes, and on a loaded machine each sleep/wake-up costs tens of
-# microseconds (a wake-up waits for a CPU) while polling costs ~1 us per round trip. The
-# other side usually answers within this window; when it does not (a slow candidate, the
-# evaluator's own work between calls), the reader blocks as before.
+# How long a reader polls the pipe (yielding the CPU between tries) before it sleeps in
+# select(): a forwarded call is a ping-pong between two processes, and on a virtual machine
+# waking a sleeping one costs 30-40 us when its CPU is idle, while polling costs ~3 us per
+# round trip. The other side usually answers within this window; when it does not (a slow
+# candidate, the evaluator's own work between calls), the reader sleeps as before. The
+# bridge's environment can set it (TRACE_BENCH_LLM4AD_SPIN, seconds; 0: never poll).
 SPIN_SECONDS = 0.0003
 
 
@@ -228,8 +229,8 @@ class Channel:
                 except BlockingIOError:
                     if _clock() > until:
                         _select([self.rfd], [], [])
-                    elif _YIELD:
-                        _yield()
+                    else:
+                        _yield()  # a peer queued on this CPU runs now
         if not data:
             raise EOFError("the other side closed the channel")
         return data
@@ -287,7 +288,6 @@ from time import perf_counter as _clock
 from select import select as _select
 import os
 _yield = os.sched_yield
-_YIELD = os.environ.get("TRACE_BENCH_LLM4AD_YIELD", "1") == "1"
 
 
 def _dims(shape):
