@@ -911,7 +911,9 @@ class Candidate:
             return None
         parts = [b"K", bytes([len(name_bytes)]), name_bytes]
         seen = set()
-        slots, misses = self.slots, self.misses
+        # Changes to the cache are staged and made only when this frame is the one sent.
+        slots, misses = self.slots, dict(self.misses)
+        staged, dropped = {}, []
         for i, a in enumerate(args):
             t = type(a)
             if t is float or t is int or t is bool or a is None:
@@ -926,7 +928,7 @@ class Candidate:
                 if slot is not None and slot[0] is a and slot[1] == part:
                     part = b"="
                 else:
-                    slots[key] = (a, part)
+                    staged[key] = (a, part)
             elif isinstance(a, _IMMUTABLE) or (_np_generic is not None and isinstance(a, _np_generic)):
                 part = encode_value(a)
                 if part[:1] == b"g":
@@ -962,13 +964,18 @@ class Candidate:
                     except Exception:
                         same = False
                     if same:
-                        slots[key] = (a, copy)
+                        staged[key] = (a, copy)
                         part = b"c" + data
                 if part is None:
-                    slots.pop(key, None)
+                    dropped.append(key)
                     part = b"p" + data
             parts += [_LEN.pack(len(part)), part]
-        return b"".join(parts)
+        frame = b"".join(parts)
+        for key in dropped:
+            slots.pop(key, None)
+        slots.update(staged)
+        self.misses = misses
+        return frame
 
     def call(self, name, *args, **kwargs):
         """Call the candidate's function `name` (None: the entry); its return value comes
@@ -979,6 +986,8 @@ class Candidate:
             if payload is None:
                 payload = b"P" + pickle.dumps((name, args, kwargs), 5)
         except Exception as e:
+            # Nothing was sent; to be sure both sides agree, nothing counts as cached.
+            self.slots.clear()
             raise CandidateError(f"cannot forward the arguments ({type(e).__name__}: {e})")
         try:
             self.channel.send(payload)
