@@ -10,7 +10,8 @@ task's template program.
 Needs the upstream `llm4ad` package in the running Python (scripts/check_llm4ad_upstream.sh
 installs one in target/llm4ad-venv). Prints the table (median of N evaluations after one
 warm-up each, which builds the evaluators and starts the fork server), the geometric mean
-of ours / upstream, then a round trip of one forwarded call and of the bare pipe. Exits 1
+of ours / upstream, then a round trip of one forwarded call, of the bare pipe (blocking reads)
+and of the pipe with the bridge's polling wait, and the load average. Exits 1
 unless the geometric mean is <= 2x, no task is above 4x and every score equals upstream's.
 """
 
@@ -163,11 +164,15 @@ r1, w1 = os.pipe()
 r2, w2 = os.pipe()
 pid = os.fork()
 if pid == 0:
+    os.close(w1)  # else the child never sees the end of its input
+    os.close(r2)
     while True:
         b = os.read(r1, 1)
         if not b:
             os._exit(0)
         os.write(w2, b)
+os.close(r1)
+os.close(w2)
 m = 20000
 start = time.perf_counter()
 for _ in range(m):
@@ -175,7 +180,37 @@ for _ in range(m):
     os.read(r2, 1)
 print(f"the pipe itself (1 byte there and back between two processes): {(time.perf_counter() - start) / m * 1e6:.1f} us")
 os.close(w1)
+os.close(r2)
 os.waitpid(pid, 0)
+
+# The same with the bridge's wait (poll the non-blocking read end, yielding the CPU, before
+# sleeping): the floor of a forwarded call.
+r1, w1 = os.pipe()
+r2, w2 = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(w1)
+    os.close(r2)
+    channel = bridge.Channel(r1, w2)
+    try:
+        while True:
+            channel.send(channel.recv())
+    except EOFError:
+        os._exit(0)
+os.close(r1)
+os.close(w2)
+channel = bridge.Channel(r2, w1)
+for _ in range(1000):
+    channel.send(b"x")
+    channel.recv()
+start = time.perf_counter()
+for _ in range(m):
+    channel.send(b"x")
+    channel.recv()
+print(f"the pipe with the bridge's polling wait (1 byte there and back): {(time.perf_counter() - start) / m * 1e6:.1f} us")
+channel.close()
+os.waitpid(pid, 0)
+print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 for f in failures:
     print("FAIL " + f)

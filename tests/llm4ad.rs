@@ -502,3 +502,133 @@ class MutateEvaluation(Evaluation):
             callable_func(self.state)
         return self.state["count"] + sum(self.state["values"])
 "#;
+
+/// An evaluator that passes the same large list to every call (it crosses the shared
+/// request region: its pickle is well above a kilobyte) and a fresh copy each call, then
+/// scores what the calls returned plus what it finds in both lists afterwards.
+const SHARED_TASK: &str = r#"
+from llm4ad_loader import Evaluation
+
+template_program = '''
+def look(i, data, fresh):
+    return 0
+'''
+EVAL_CLASS_NAME = "SharedEvaluation"
+EVAL_KWARGS = {}
+
+
+class SharedEvaluation(Evaluation):
+    def __init__(self, **kwargs):
+        super().__init__(template_program=template_program, **kwargs)
+        self.data = list(range(2000))
+
+    def evaluate_program(self, program_str, callable_func):
+        total, last = 0, None
+        for i in range(5):
+            fresh = list(range(2000))
+            total += callable_func(i, self.data, fresh)
+            last = fresh
+        return total + self.data[0] + last[0]
+"#;
+
+/// Finds the bridge's channel in its caller's frames and tries to write the request region
+/// (the evaluator's memory): 1 per call when it found the region and could not write it,
+/// 10**6 when a write went through, -100 when there was no region to try.
+const WRITE_REGION: &str = r#"
+import sys
+
+def look(i, data, fresh):
+    f, found, wrote = sys._getframe(1), False, False
+    while f is not None:
+        ch = f.f_locals.get("channel")
+        if ch is not None and getattr(ch, "inbound", None) is not None:
+            found = True
+            region = ch.inbound
+            for attempt in (lambda: region.__setitem__(slice(0, 8), b"\0" * 8),
+                            lambda: (region.seek(0), region.write(b"\0" * 8)),
+                            lambda: region.resize(1 << 10),
+                            lambda: region.move(0, 64, 64)):
+                try:
+                    attempt()
+                    wrote = True
+                except Exception:
+                    pass
+        f = f.f_back
+    return 10 ** 6 if wrote else (1 if found else -100)
+"#;
+
+/// Keeps references to the arguments of its first call and changes them at the fourth:
+/// `data` is the evaluator's same object at every call, so (as in upstream, where the
+/// candidate holds the evaluator's own objects) its change is the evaluator's; the first
+/// `fresh` list is one the evaluator no longer uses, so its change is nobody's.
+const KEEP_REFERENCES: &str = r#"
+saved = {}
+
+def look(i, data, fresh):
+    if i == 0:
+        saved["data"], saved["fresh"] = data, fresh
+    if i == 3:
+        saved["data"][0] += 1000
+        saved["fresh"][0] += 1000
+    return 0
+"#;
+
+#[test]
+fn the_shared_regions_give_the_candidate_no_way_into_the_evaluators_memory() {
+    let ws = Workspace::new();
+    let root = converted_root(&ws);
+    let dir = root.join("toy_shared");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("__init__.py"), SHARED_TASK).unwrap();
+    let template = "def look(i, data, fresh):\n    return 0\n";
+    let mut requests = String::new();
+    for (i, program) in [template, WRITE_REGION, KEEP_REFERENCES, template]
+        .iter()
+        .enumerate()
+    {
+        let work = ws.path().join(format!("shared-{i}"));
+        std::fs::create_dir_all(&work).unwrap();
+        std::fs::write(work.join("program.py"), program).unwrap();
+        let request = serde_json::json!({
+            "files": {"program": "program.py"},
+            "info": {"source": "folder", "root": root, "module": "toy_shared",
+                     "eval_class": "SharedEvaluation", "entry": "look", "execs_program": false},
+            "eval_kwargs": {},
+            "workdir": work,
+        });
+        requests.push_str(&format!("{request}\n"));
+    }
+    let bridge = Path::new(env!("CARGO_MANIFEST_DIR")).join("tasks/llm4ad_bridge/bridge.py");
+    let out = std::process::Command::new("python3")
+        .arg(&bridge)
+        .arg("--serve")
+        .current_dir(ws.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(requests.as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let scores: Vec<f64> = stdout
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["score"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    // The template: 0. The writer found the region at each of its 5 calls and wrote
+    // nothing: 5. The keeper: +1000 through the evaluator's own `data` only. And the next
+    // candidate of the job sees none of it: 0 again.
+    assert_eq!(
+        scores,
+        vec![0.0, 5.0, 1000.0, 0.0],
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
