@@ -24,8 +24,16 @@ use crate::vocab::ParamKind;
 /// Default per-evaluation limit when neither the manifest nor `eval_kwargs` set one.
 pub const DEFAULT_TIMEOUT_S: f64 = 10.0;
 
-/// Environment variables passed through to evaluators (nothing else is inherited).
-const PASSED_ENV: &[&str] = &["PATH", "LANG", "LC_ALL", "TZ", "PYTHONPATH"];
+/// Environment variables passed through to evaluators (nothing else is inherited);
+/// `TRACE_BENCH_LLM4AD_SPIN` tunes the LLM4AD bridge's polling wait (`docs/tasks.md`).
+const PASSED_ENV: &[&str] = &[
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "TZ",
+    "PYTHONPATH",
+    "TRACE_BENCH_LLM4AD_SPIN",
+];
 
 /// Characters of stderr kept in feedback.
 const STDERR_TAIL: usize = 800;
@@ -432,6 +440,7 @@ echo "{\"score\": 0, \"feedback\": \"$names\"}"
             "LC_ALL",
             "TZ",
             "PYTHONPATH",
+            "TRACE_BENCH_LLM4AD_SPIN",
             "HOME",
             "TMPDIR",
             "PYTHONDONTWRITEBYTECODE",
