@@ -290,15 +290,25 @@ fn the_candidates_process_reads_no_evaluator_file_and_has_no_network() {
 /// Run one `bridge.py --serve` for the toy task over `programs` (one evaluation each, each
 /// in a directory of its own, as a job does); their verdicts in order.
 fn served_verdicts(ws: &Workspace, root: &Path, programs: &[&str]) -> Vec<serde_json::Value> {
+    served_task_verdicts(ws, root, ("toy_sum", "SumEvaluation", "step"), programs)
+}
+
+/// [`served_verdicts`] for the folder task `(module, eval_class, entry)` under `root`.
+fn served_task_verdicts(
+    ws: &Workspace,
+    root: &Path,
+    (module, eval_class, entry): (&str, &str, &str),
+    programs: &[&str],
+) -> Vec<serde_json::Value> {
     let mut requests = String::new();
     for (i, program) in programs.iter().enumerate() {
-        let dir = ws.path().join(format!("served-{i}"));
+        let dir = ws.path().join(format!("served-{module}-{i}"));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("program.py"), program).unwrap();
         let request = serde_json::json!({
             "files": {"program": "program.py"},
-            "info": {"source": "folder", "root": root, "module": "toy_sum",
-                     "eval_class": "SumEvaluation", "entry": "step", "execs_program": false},
+            "info": {"source": "folder", "root": root, "module": module,
+                     "eval_class": eval_class, "entry": entry, "execs_program": false},
             "eval_kwargs": {},
             "workdir": dir,
         });
@@ -581,54 +591,18 @@ fn the_shared_regions_give_the_candidate_no_way_into_the_evaluators_memory() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("__init__.py"), SHARED_TASK).unwrap();
     let template = "def look(i, data, fresh):\n    return 0\n";
-    let mut requests = String::new();
-    for (i, program) in [template, WRITE_REGION, KEEP_REFERENCES, template]
+    let verdicts = served_task_verdicts(
+        &ws,
+        &root,
+        ("toy_shared", "SharedEvaluation", "look"),
+        &[template, WRITE_REGION, KEEP_REFERENCES, template],
+    );
+    let scores: Vec<f64> = verdicts
         .iter()
-        .enumerate()
-    {
-        let work = ws.path().join(format!("shared-{i}"));
-        std::fs::create_dir_all(&work).unwrap();
-        std::fs::write(work.join("program.py"), program).unwrap();
-        let request = serde_json::json!({
-            "files": {"program": "program.py"},
-            "info": {"source": "folder", "root": root, "module": "toy_shared",
-                     "eval_class": "SharedEvaluation", "entry": "look", "execs_program": false},
-            "eval_kwargs": {},
-            "workdir": work,
-        });
-        requests.push_str(&format!("{request}\n"));
-    }
-    let bridge = Path::new(env!("CARGO_MANIFEST_DIR")).join("tasks/llm4ad_bridge/bridge.py");
-    let out = std::process::Command::new("python3")
-        .arg(&bridge)
-        .arg("--serve")
-        .current_dir(ws.path())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child.stdin.take().unwrap().write_all(requests.as_bytes())?;
-            child.wait_with_output()
-        })
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let scores: Vec<f64> = stdout
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["score"]
-                .as_f64()
-                .unwrap()
-        })
+        .map(|v| v["score"].as_f64().unwrap())
         .collect();
     // The template: 0. The writer found the region at each of its 5 calls and wrote
     // nothing: 5. The keeper: +1000 through the evaluator's own `data` only. And the next
     // candidate of the job sees none of it: 0 again.
-    assert_eq!(
-        scores,
-        vec![0.0, 5.0, 1000.0, 0.0],
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(scores, vec![0.0, 5.0, 1000.0, 0.0], "{verdicts:?}");
 }
