@@ -108,6 +108,7 @@ pub(super) fn diagnose(
     };
     check_tasks(config, registry, out);
     check_trainers(config, registry, strict, out);
+    check_gepa_budgets(config, registry, out);
     check_job_timeout(config, out);
     llm
 }
@@ -223,6 +224,83 @@ fn check_trainers(config: &Config, registry: &Registry, strict: bool, out: &mut 
         };
         check_variants(&key, trainer, preset, strict, out);
         check_names(&key, trainer, strict, out);
+    }
+}
+
+/// Proposals a GEPA budget leaves room for on a task, below which a variant is warned
+/// about: a budget that fits one proposal still ends `ok` and "looks" like a run
+/// (gepa-ai/gepa#375).
+const GEPA_MIN_PROPOSALS: u64 = 2;
+
+/// GEPA's `max_metric_calls` (native `GEPA`, `UpstreamGEPA`, DSPy's GEPA) against each task:
+/// the seed's validation costs V metric calls and each accepted proposal up to 2m + V (its
+/// parent and itself on a minibatch of m, then the validation split), so a budget under
+/// V + 2(2m + V) fits fewer than two proposals. A warning per variant, naming the tasks.
+fn check_gepa_budgets(config: &Config, registry: &Registry, out: &mut Vec<Diagnostic>) {
+    for (t, trainer) in config.trainers.iter().enumerate() {
+        let Some(preset) = registry.trainer(&trainer.id) else {
+            continue;
+        };
+        for (v, variant) in trainer.params_variants.iter().enumerate() {
+            let resolved = preset.resolve(&variant.params);
+            let knob = |name: &str| preset.knob_value(&resolved, name);
+            let is_gepa = preset.algorithm == "gepa"
+                || preset.id == "UpstreamGEPA"
+                || (preset.id == "DSPyTrainer"
+                    && knob("dspy_optimizer").and_then(|o| o.as_str().map(str::to_string))
+                        == Some("gepa".into()));
+            let (true, Some(budget), Some(m)) = (
+                is_gepa,
+                knob("max_metric_calls").and_then(|b| b.as_u64()),
+                knob("reflection_minibatch_size").and_then(|m| m.as_u64()),
+            ) else {
+                continue;
+            };
+            let mut short = Vec::new();
+            for task in &config.tasks {
+                let Some(known) = registry.task(&task.id) else {
+                    continue;
+                };
+                let n_train = known.manifest.splits.train.len() as u64;
+                let val = known.eval_split().1.len() as u64;
+                if n_train == 0 || val == 0 {
+                    continue;
+                }
+                let per = 2 * m.min(n_train) + val;
+                let fits = budget.saturating_sub(val) / per;
+                if fits < GEPA_MIN_PROPOSALS {
+                    short.push((task.id.clone(), val, per, fits));
+                }
+            }
+            let Some((first, val, per, fits)) = short.first().cloned() else {
+                continue;
+            };
+            let others = match short.len() {
+                1 => String::new(),
+                n => format!(" (and {} more task(s))", n - 1),
+            };
+            let span = variant
+                .key_spans
+                .iter()
+                .find(|(name, _)| *name == "max_metric_calls")
+                .map_or(trainer.span, |(_, span)| *span);
+            out.push(
+                Diagnostic::warning(
+                    format!("trainers[{t}].params_variants[{v}].max_metric_calls"),
+                    span,
+                    format!(
+                        "`{}`'s max_metric_calls {budget} fits {fits} proposal(s) on `{first}`{others}: \
+                         its {val} evaluation examples cost {val} calls for the seed and each proposal up to {per}; \
+                         the job would end ok having measured little",
+                        trainer.id
+                    ),
+                )
+                .with_hint(format!(
+                    "at least {} leave room for three proposals on `{first}` (gepa-ai/gepa#375)",
+                    val + 3 * per
+                )),
+            );
+        }
     }
 }
 
@@ -413,5 +491,37 @@ mod tests {
             d.iter().filter(|d| d.severity == Severity::Error).count(),
             2
         );
+    }
+
+    #[test]
+    fn a_gepa_budget_that_fits_fewer_than_two_proposals_is_a_warning() {
+        // datasets:arithmetic: 12 validation examples; minibatch 3: 12 + 2·(6 + 12) = 48.
+        let config = |budget: u64| {
+            format!(
+                "tasks: [datasets:arithmetic, internal:numeric_param]\ntrainers:\n  - id: GEPA\n    params_variants: [{{max_metric_calls: {budget}}}]\n"
+            )
+        };
+        let d = run(&config(47), false);
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(d[0].severity, Severity::Warning);
+        assert_eq!(d[0].key, "trainers[0].params_variants[0].max_metric_calls");
+        assert_eq!(d[0].span.line, 4);
+        assert!(
+            d[0].message.starts_with(
+                "`GEPA`'s max_metric_calls 47 fits 1 proposal(s) on `datasets:arithmetic`: its 12 evaluation examples"
+            ),
+            "{}",
+            d[0].message
+        );
+        assert_eq!(
+            d[0].hint.as_deref(),
+            Some(
+                "at least 66 leave room for three proposals on `datasets:arithmetic` (gepa-ai/gepa#375)"
+            )
+        );
+        assert!(run(&config(48), false).is_empty());
+        // Other trainers' budgets are theirs to judge; UpstreamGEPA's is GEPA's.
+        let upstream = "tasks: [datasets:arithmetic]\ntrainers:\n  - id: UpstreamGEPA\n    params_variants: [{max_metric_calls: 30}]\n";
+        assert_eq!(run(upstream, false).len(), 1);
     }
 }
