@@ -34,7 +34,7 @@ fn run_ok(ws: &Workspace, cfg: &std::path::Path, id: &str, workers: &str) -> std
     ws.path().join("runs").join(id)
 }
 
-const CONFIG: &str = "mode: stub\nseeds: [1, 2]\ntasks: [datasets:arithmetic]\ntrainers:\n  - id: DSPyTrainer\n    params_variants:\n      - {dspy_optimizer: mipro, auto: null, num_candidates: 2, num_trials: 2, max_bootstrapped_demos: 0, max_labeled_demos: 0}\n      - {dspy_optimizer: copro, breadth: 2, depth: 1}\n      - {dspy_optimizer: simba, bsize: 2, num_candidates: 2, max_steps: 1, max_demos: 1}\n      - {dspy_optimizer: gepa, max_metric_calls: 20, reflection_minibatch_size: 2}\n  - id: UpstreamGEPA\n    params_variants: [{max_metric_calls: 30, reflection_minibatch_size: 2}]\n";
+const CONFIG: &str = "mode: stub\nseeds: [1, 2]\ntasks: [datasets:arithmetic]\ntrainers:\n  - id: DSPyTrainer\n    params_variants:\n      - {dspy_optimizer: mipro, auto: null, num_candidates: 2, num_trials: 2, max_bootstrapped_demos: 0, max_labeled_demos: 0}\n      - {dspy_optimizer: copro, breadth: 2, depth: 1}\n      - {dspy_optimizer: simba, bsize: 2, num_candidates: 2, max_steps: 1, max_demos: 1}\n      - {dspy_optimizer: gepa, max_metric_calls: 20, reflection_minibatch_size: 2}\n      - {dspy_optimizer: bootstrap, max_bootstrapped_demos: 2, max_labeled_demos: 2}\n  - id: UpstreamGEPA\n    params_variants: [{max_metric_calls: 30, reflection_minibatch_size: 2}]\n";
 
 #[test]
 #[ignore = "needs the external trainers' venv: scripts/check_external.sh"]
@@ -45,7 +45,7 @@ fn dspy_and_upstream_gepa_run_offline_counted_and_repeatable() {
         |id: &str, workers: &str| read_csv(&run_ok(&ws, &cfg, id, workers).join("results.csv")).1;
     let a = run("a", "2");
     let b = run("b", "1");
-    assert_eq!(a.len(), 10);
+    assert_eq!(a.len(), 12);
     let stable = |rows: &[std::collections::BTreeMap<String, String>]| -> Vec<Vec<String>> {
         rows.iter()
             .map(|r| {
@@ -86,6 +86,9 @@ fn dspy_and_upstream_gepa_run_offline_counted_and_repeatable() {
             &["reflection"]
         } else if row["raw_params"].contains("gepa") {
             &["reflection", "task"]
+        } else if row["raw_params"].contains("\"bootstrap\"") {
+            // BootstrapFewShot: the teacher answers the training examples.
+            &["teacher"]
         } else if row["raw_params"].contains("simba") {
             // One SIMBA step with demos: no rule advice is asked for.
             &["task"]

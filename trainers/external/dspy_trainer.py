@@ -1,4 +1,4 @@
-"""DSPyTrainer: DSPy's MIPROv2, COPRO, SIMBA or GEPA on a trace-bench prompt task.
+"""DSPyTrainer: DSPy's MIPROv2, COPRO, SIMBA, GEPA or BootstrapFewShot on a trace-bench prompt task.
 
 Started by trace-bench once per job (docs/external-trainers.md). The task's prompt
 parameter becomes the instructions of one `dspy.Predict` whose inputs are the example's
@@ -36,8 +36,8 @@ import dspy  # noqa: E402  (after the checks: a clear message beats an import er
 optimizer_name = knob("dspy_optimizer") or (
     "copro" if packet["trainer_id"] == "DSPyCOPROTrainer" else "mipro"
 )
-if optimizer_name not in ("mipro", "copro", "simba", "gepa"):
-    fail(f"dspy_optimizer must be mipro, copro, simba or gepa, not {optimizer_name!r}")
+if optimizer_name not in ("mipro", "copro", "simba", "gepa", "bootstrap"):
+    fail(f"dspy_optimizer must be mipro, copro, simba, gepa or bootstrap, not {optimizer_name!r}")
 seed = knob("seed", packet["seed"])
 threads = int(knob("num_threads", 1) or 1)
 
@@ -174,6 +174,20 @@ def build():
                 num_threads=threads,
             ),
             dict(trainset=train, seed=int(seed)),
+        )
+    if optimizer_name == "bootstrap":
+        # DSPy's few-shot baseline: the teacher answers the training examples; those the
+        # metric accepts (score > 0) become demos, topped up with labeled examples. No
+        # instructions change and it takes no seed (its order is the training split's).
+        return (
+            dspy.BootstrapFewShot(
+                metric=metric,
+                teacher_settings={"lm": lm("teacher")},
+                max_bootstrapped_demos=int(knob("max_bootstrapped_demos", 4)),
+                max_labeled_demos=int(knob("max_labeled_demos", 4)),
+                max_rounds=int(knob("max_rounds", 1)),
+            ),
+            dict(trainset=train),
         )
     budget = {}
     for name in ("max_metric_calls", "max_full_evals"):
