@@ -351,7 +351,7 @@ async function launchPage() {
     launches.replaceChildren(table([["#", x => x.id, "num"], ["run", x => link(`#/run/${enc(x.run_id)}`, x.run_id)], ["config", x => x.config],
       ["state", x => el("span", { "data-state": x.run_id }, x.running ? "running" : (x.exit || ""))], ["resumed", x => x.resumed, "num"],
       ["", x => el("span", {}, el("button", { "data-action": "stop", "data-run": x.run_id, onclick: () => post(`/api/launches/${x.id}/stop`, "{}").then(refresh).catch(e => alert(e.message)), ...(x.running ? {} : { disabled: "" }) }, "stop"),
-        el("button", { "data-action": "resume", "data-run": x.run_id, onclick: () => post(`/api/launches/${x.id}/resume`, "{}").then(refresh).catch(e => alert(e.message)), ...(x.running ? { disabled: "" } : {}) }, "resume"))]], l.launches));
+        el("button", { "data-action": "resume", "data-run": x.run_id, onclick: () => post(`/api/launches/${x.id}/resume`, "{}").then(refresh).catch(e => alert(e.message)), ...(x.running || x.exit === "exited 0" ? { disabled: "" } : {}) }, "resume"))]], l.launches));
   };
   fill($app, el("h2", {}, "Launch"), el("p", { class: "muted" }, `configs from ${info.configs_dir}; runs go to ${info.runs_dir}`),
     pick, runId, text,
