@@ -224,6 +224,9 @@ fn check_trainers(config: &Config, registry: &Registry, strict: bool, out: &mut 
         };
         check_variants(&key, trainer, preset, strict, out);
         check_names(&key, trainer, strict, out);
+        if preset.algorithm == "external" {
+            check_external_entry(&key, trainer, strict, out);
+        }
     }
 }
 
@@ -302,6 +305,47 @@ fn check_gepa_budgets(config: &Config, registry: &Registry, out: &mut Vec<Diagno
             );
         }
     }
+}
+
+/// An external trainer runs its library's own optimizer: the entry's `optimizer` and
+/// `optimizer_kwargs` (trace-bench's prompt protocols and their settings) never reach it,
+/// so setting them is a mistake worth saying — its settings are knobs in `params_variants`.
+fn check_external_entry(
+    key: &str,
+    trainer: &TrainerEntry,
+    strict: bool,
+    out: &mut Vec<Diagnostic>,
+) {
+    let mut ignored = Vec::new();
+    if trainer.optimizer.is_some() {
+        ignored.push("optimizer".to_string());
+    }
+    ignored.extend(
+        trainer
+            .optimizer_kwargs
+            .keys()
+            .map(|k| format!("optimizer_kwargs.{k}")),
+    );
+    if ignored.is_empty() {
+        return;
+    }
+    out.push(
+        strictly(
+            strict,
+            format!("{key}.{}", ignored[0]),
+            trainer.span,
+            format!(
+                "`{}` runs its library's own optimizer: {} {} not read",
+                trainer.id,
+                ignored.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "),
+                if ignored.len() == 1 { "is" } else { "are" }
+            ),
+        )
+        .with_hint(format!(
+            "put its settings in params_variants (`trace-bench list-trainers --json` lists the knobs of `{}`)",
+            trainer.id
+        )),
+    );
 }
 
 /// A trainer id the registry does not have.
@@ -523,5 +567,22 @@ mod tests {
         // Other trainers' budgets are theirs to judge; UpstreamGEPA's is GEPA's.
         let upstream = "tasks: [datasets:arithmetic]\ntrainers:\n  - id: UpstreamGEPA\n    params_variants: [{max_metric_calls: 30}]\n";
         assert_eq!(run(upstream, false).len(), 1);
+    }
+
+    #[test]
+    fn an_external_trainer_says_its_optimizer_settings_are_not_read() {
+        let text = "tasks: [datasets:arithmetic]\ntrainers:\n  - id: DSPyTrainer\n    optimizer_kwargs: {auto: light, max_labeled_demos: 1}\n    params_variants: [{dspy_optimizer: mipro}]\n";
+        let d = run(text, false);
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(d[0].severity, Severity::Warning);
+        assert_eq!(
+            d[0].message,
+            "`DSPyTrainer` runs its library's own optimizer: `optimizer_kwargs.auto`, `optimizer_kwargs.max_labeled_demos` are not read"
+        );
+        assert_eq!(d[0].key, "trainers[0].optimizer_kwargs.auto");
+        assert_eq!(run(text, true)[0].severity, Severity::Error);
+        // Native trainers pass them to their prompt protocol: nothing to say.
+        let native = "tasks: [datasets:arithmetic]\ntrainers:\n  - id: PrioritySearch\n    optimizer_kwargs: {max_tokens: 100}\n";
+        assert!(run(native, false).is_empty());
     }
 }
