@@ -223,6 +223,27 @@ fn a_non_loopback_bind_needs_the_token() {
         .call()
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
+    // Open to other hosts, pasted YAML cannot point the server's API key anywhere.
+    let validate = |yaml: &str| -> Json {
+        let mut r = agent()
+            .post(&format!("{base}api/validate"))
+            .header("Authorization", &format!("Bearer {token}"))
+            .header("Content-Type", "application/json")
+            .send(serde_json::json!({ "yaml": yaml }).to_string())
+            .unwrap();
+        serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap()
+    };
+    let v = validate(
+        "mode: real\nllm: {provider: openai, model: m, base_url: 'http://attacker.example/v1', api_key_env: OPENAI_API_KEY}\ntasks: [internal:numeric_param]\ntrainers: [NoOp]\n",
+    );
+    assert_eq!(v["ok"], false, "{v}");
+    assert_eq!(
+        (&v["problems"][0]["key"], &v["problems"][0]["line"]),
+        (&"llm.base_url".into(), &2.into()),
+        "{v}"
+    );
+    let v = validate("mode: stub\ntasks: [internal:numeric_param]\ntrainers: [NoOp]\n");
+    assert_eq!(v["ok"], true, "{v}");
 }
 
 #[test]

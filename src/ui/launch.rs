@@ -254,12 +254,14 @@ const PROGRAM_KEYS: [&str; 6] = [
     "executor",
 ];
 
-/// The pasted config's uses of [`PROGRAM_KEYS`], located.
-fn program_keys(source: &Source) -> Vec<crate::config::Diagnostic> {
+/// The pasted config's uses of [`PROGRAM_KEYS`], located; on a server reachable from other
+/// hosts (`remote`: bound off loopback, behind its token) also `llm.base_url`, the address
+/// the server's own API key would be sent to.
+fn refused_keys(source: &Source, remote: bool) -> Vec<crate::config::Diagnostic> {
     let Some(config) = crate::config::load(source, &[]).config else {
         return Vec::new(); // the check reports why it does not load
     };
-    config
+    let mut refused: Vec<crate::config::Diagnostic> = config
         .spans
         .iter()
         .filter(|(k, _)| PROGRAM_KEYS.contains(&k.replace('-', "_").as_str()))
@@ -271,11 +273,25 @@ fn program_keys(source: &Source) -> Vec<crate::config::Diagnostic> {
             )
             .with_hint("put the config in the configs dir and pick it there")
         })
-        .collect()
+        .collect();
+    if remote
+        && config.llm.contains_key("base_url")
+        && let Some(span) = config.spans.get("llm")
+    {
+        refused.push(
+            crate::config::Diagnostic::error(
+                "llm.base_url",
+                *span,
+                "`llm.base_url` on a server open to other hosts: the server's API key would go wherever it points, so pasted YAML cannot set it",
+            )
+            .with_hint("put the config in the configs dir and pick it there"),
+        );
+    }
+    refused
 }
 
 /// Check a config as `validate` does; the problems with their lines. Pasted YAML may not
-/// name programs ([`PROGRAM_KEYS`]).
+/// name programs ([`PROGRAM_KEYS`]) nor, on a server open to other hosts, `llm.base_url`.
 fn check(shared: &Shared, path: &Path, pasted: bool) -> Json {
     let source = match Source::from_path(path) {
         Ok(s) => s,
@@ -284,7 +300,7 @@ fn check(shared: &Shared, path: &Path, pasted: bool) -> Json {
         }
     };
     if pasted {
-        let refused = program_keys(&source);
+        let refused = refused_keys(&source, shared.token.is_some());
         if !refused.is_empty() {
             let mut diags = crate::config::Diagnostics::new(&source.name, &source.text);
             let problems: Vec<Json> = refused
