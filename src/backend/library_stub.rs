@@ -26,6 +26,7 @@
 //! 6. Anything else: a short fixed text.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 use std::time::Instant;
 
 use regex::Regex;
@@ -210,11 +211,19 @@ impl OpenEvolvePrompt {
     }
 }
 
+/// A whole number in a program line.
+static NUMBER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b\d+\b").expect("valid pattern"));
+/// A unary minus after `[`, `(`, `=` or `,`.
+static UNARY_MINUS: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"([\[(=,]\s*)-(\w)").expect("valid pattern"));
+/// A simple quoted string literal.
+static STRING_LITERAL: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r#"'[^'\\]+'|"[^"\\]+""#).expect("valid pattern"));
+
 /// `line` changed: one of the edits that apply to it (seeded), a comment otherwise.
 fn edit_line(line: &str, rng: &mut Rng) -> String {
     let mut options: Vec<String> = Vec::new();
-    let number = Regex::new(r"\b\d+\b").expect("valid pattern");
-    if let Some(m) = number.find_iter(line).find(|m| {
+    if let Some(m) = NUMBER.find_iter(line).find(|m| {
         !line[..m.start()].ends_with(['.', '_'])
             && !line[..m.start()].ends_with(|c: char| c.is_alphanumeric())
     }) && let Ok(n) = m.as_str().parse::<u64>()
@@ -236,14 +245,12 @@ fn edit_line(line: &str, rng: &mut Rng) -> String {
             options.push(line.replacen(a, b, 1));
         }
     }
-    let minus = Regex::new(r"([\[(=,]\s*)-(\w)").expect("valid pattern");
-    if minus.is_match(line) {
-        options.push(minus.replace(line, "$1$2").into_owned());
+    if UNARY_MINUS.is_match(line) {
+        options.push(UNARY_MINUS.replace(line, "$1$2").into_owned());
     }
     // A string literal (a text parameter of a literal program, not a key) gets an advice
     // sentence.
-    let string = Regex::new(r#"'[^'\\]+'|"[^"\\]+""#).expect("valid pattern");
-    if let Some(m) = string
+    if let Some(m) = STRING_LITERAL
         .find_iter(line)
         .filter(|m| !line[m.end()..].trim_start().starts_with(':'))
         .last()
